@@ -1,0 +1,275 @@
+//! Field values and the payload encoding of event records.
+//!
+//! A payload is the event type's fields in declaration order, with no names
+//! and no padding: fixed-size types take their size in little-endian, `bool`
+//! one byte (0 or 1), `str` and `bytes` a u16 length followed by that many
+//! bytes.
+
+use thiserror::Error;
+
+use crate::record::{FieldMeta, FieldType};
+
+/// One field value, borrowed from the caller (when writing) or from the
+/// record (when decoding).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Value<'a> {
+    /// Unsigned 8-bit integer.
+    U8(u8),
+    /// Signed 8-bit integer.
+    I8(i8),
+    /// Unsigned 16-bit integer.
+    U16(u16),
+    /// Signed 16-bit integer.
+    I16(i16),
+    /// Unsigned 32-bit integer.
+    U32(u32),
+    /// Signed 32-bit integer.
+    I32(i32),
+    /// Unsigned 64-bit integer.
+    U64(u64),
+    /// Signed 64-bit integer.
+    I64(i64),
+    /// Double.
+    F64(f64),
+    /// Boolean.
+    Bool(bool),
+    /// UTF-8 text (at most 65535 bytes are kept).
+    Str(&'a str),
+    /// Raw bytes (at most 65535 are kept).
+    Bytes(&'a [u8]),
+}
+
+/// The most bytes a `str` or `bytes` value keeps; longer ones are cut.
+pub const MAX_VARIABLE: usize = u16::MAX as usize;
+
+impl Value<'_> {
+    /// The field type this value encodes as.
+    pub const fn field_type(&self) -> FieldType {
+        match self {
+            Value::U8(_) => FieldType::U8,
+            Value::I8(_) => FieldType::I8,
+            Value::U16(_) => FieldType::U16,
+            Value::I16(_) => FieldType::I16,
+            Value::U32(_) => FieldType::U32,
+            Value::I32(_) => FieldType::I32,
+            Value::U64(_) => FieldType::U64,
+            Value::I64(_) => FieldType::I64,
+            Value::F64(_) => FieldType::F64,
+            Value::Bool(_) => FieldType::Bool,
+            Value::Str(_) => FieldType::Str,
+            Value::Bytes(_) => FieldType::Bytes,
+        }
+    }
+
+    /// Bytes this value takes in a payload.
+    #[inline]
+    pub fn encoded_len(&self) -> usize {
+        match self {
+            Value::U8(_) | Value::I8(_) | Value::Bool(_) => 1,
+            Value::U16(_) | Value::I16(_) => 2,
+            Value::U32(_) | Value::I32(_) => 4,
+            Value::U64(_) | Value::I64(_) | Value::F64(_) => 8,
+            Value::Str(s) => 2 + s.len().min(MAX_VARIABLE),
+            Value::Bytes(b) => 2 + b.len().min(MAX_VARIABLE),
+        }
+    }
+
+    /// Writes the value at the start of `dst` and returns the bytes written.
+    ///
+    /// # Panics
+    ///
+    /// If `dst` is shorter than [`Value::encoded_len`]; callers size it first.
+    #[inline]
+    pub fn encode(&self, dst: &mut [u8]) -> usize {
+        fn put<const N: usize>(dst: &mut [u8], b: [u8; N]) -> usize {
+            dst[..N].copy_from_slice(&b);
+            N
+        }
+        fn var(dst: &mut [u8], b: &[u8]) -> usize {
+            let n = b.len().min(MAX_VARIABLE);
+            dst[..2].copy_from_slice(&(n as u16).to_le_bytes());
+            dst[2..2 + n].copy_from_slice(&b[..n]);
+            2 + n
+        }
+        match *self {
+            Value::U8(v) => put(dst, [v]),
+            Value::I8(v) => put(dst, v.to_le_bytes()),
+            Value::Bool(v) => put(dst, [v as u8]),
+            Value::U16(v) => put(dst, v.to_le_bytes()),
+            Value::I16(v) => put(dst, v.to_le_bytes()),
+            Value::U32(v) => put(dst, v.to_le_bytes()),
+            Value::I32(v) => put(dst, v.to_le_bytes()),
+            Value::U64(v) => put(dst, v.to_le_bytes()),
+            Value::I64(v) => put(dst, v.to_le_bytes()),
+            Value::F64(v) => put(dst, v.to_le_bytes()),
+            Value::Str(s) => {
+                // Cutting a string must not split a UTF-8 sequence.
+                let mut n = s.len().min(MAX_VARIABLE);
+                while !s.is_char_boundary(n) {
+                    n -= 1;
+                }
+                var(dst, &s.as_bytes()[..n])
+            }
+            Value::Bytes(b) => var(dst, b),
+        }
+    }
+}
+
+/// Why a payload does not match its event type.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+pub enum PayloadError {
+    /// The payload ends inside a field.
+    #[error("payload ends inside field '{0}'")]
+    Truncated(String),
+    /// A `str` field is not UTF-8.
+    #[error("field '{0}' is not valid UTF-8")]
+    BadUtf8(String),
+    /// Bytes remain after the last field.
+    #[error("{0} bytes remain after the last field")]
+    Trailing(usize),
+}
+
+/// Decodes `payload` as the fields `fields` describe. Nothing in `payload`
+/// is trusted; each value is bounds-checked.
+pub fn decode_untrusted<'a>(
+    fields: &[FieldMeta],
+    payload: &'a [u8],
+) -> Result<Vec<Value<'a>>, PayloadError> {
+    let mut out = Vec::with_capacity(fields.len());
+    let mut rest = payload;
+    for f in fields {
+        let truncated = || PayloadError::Truncated(f.name.clone());
+        let value = match f.ty {
+            FieldType::U8 => Value::U8(u8::from_le_bytes(take(&mut rest).ok_or_else(truncated)?)),
+            FieldType::I8 => Value::I8(i8::from_le_bytes(take(&mut rest).ok_or_else(truncated)?)),
+            FieldType::Bool => Value::Bool(take::<1>(&mut rest).ok_or_else(truncated)?[0] != 0),
+            FieldType::U16 => {
+                Value::U16(u16::from_le_bytes(take(&mut rest).ok_or_else(truncated)?))
+            }
+            FieldType::I16 => {
+                Value::I16(i16::from_le_bytes(take(&mut rest).ok_or_else(truncated)?))
+            }
+            FieldType::U32 => {
+                Value::U32(u32::from_le_bytes(take(&mut rest).ok_or_else(truncated)?))
+            }
+            FieldType::I32 => {
+                Value::I32(i32::from_le_bytes(take(&mut rest).ok_or_else(truncated)?))
+            }
+            FieldType::U64 => {
+                Value::U64(u64::from_le_bytes(take(&mut rest).ok_or_else(truncated)?))
+            }
+            FieldType::I64 => {
+                Value::I64(i64::from_le_bytes(take(&mut rest).ok_or_else(truncated)?))
+            }
+            FieldType::F64 => {
+                Value::F64(f64::from_le_bytes(take(&mut rest).ok_or_else(truncated)?))
+            }
+            FieldType::Str => {
+                let b = take_variable(&mut rest).ok_or_else(truncated)?;
+                let s =
+                    core::str::from_utf8(b).map_err(|_| PayloadError::BadUtf8(f.name.clone()))?;
+                Value::Str(s)
+            }
+            FieldType::Bytes => Value::Bytes(take_variable(&mut rest).ok_or_else(truncated)?),
+        };
+        out.push(value);
+    }
+    if !rest.is_empty() {
+        return Err(PayloadError::Trailing(rest.len()));
+    }
+    Ok(out)
+}
+
+fn take<const N: usize>(rest: &mut &[u8]) -> Option<[u8; N]> {
+    let (head, tail) = rest.split_first_chunk::<N>()?;
+    *rest = tail;
+    Some(*head)
+}
+
+fn take_variable<'a>(rest: &mut &'a [u8]) -> Option<&'a [u8]> {
+    let n = u16::from_le_bytes(take::<2>(rest)?) as usize;
+    let slice: &'a [u8] = rest;
+    let b = slice.get(..n)?;
+    *rest = &slice[n..];
+    Some(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn field(name: &str, ty: FieldType) -> FieldMeta {
+        FieldMeta {
+            name: name.into(),
+            ty,
+        }
+    }
+
+    #[test]
+    fn every_type_round_trips() {
+        let values = [
+            Value::U8(200),
+            Value::I8(-5),
+            Value::U16(60000),
+            Value::I16(-30000),
+            Value::U32(4_000_000_000),
+            Value::I32(-2_000_000_000),
+            Value::U64(u64::MAX),
+            Value::I64(i64::MIN),
+            Value::F64(3.5),
+            Value::Bool(true),
+            Value::Str("héllo"),
+            Value::Bytes(&[0, 1, 2, 255]),
+        ];
+        let fields: Vec<_> = values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| field(&format!("f{i}"), v.field_type()))
+            .collect();
+        let mut buf = vec![0u8; values.iter().map(Value::encoded_len).sum()];
+        let mut at = 0;
+        for v in &values {
+            at += v.encode(&mut buf[at..]);
+        }
+        assert_eq!(at, buf.len());
+        assert_eq!(decode_untrusted(&fields, &buf).unwrap(), values);
+    }
+
+    #[test]
+    fn long_strings_are_cut_on_a_character_boundary() {
+        let s = "é".repeat(40000); // 80000 bytes
+        let v = Value::Str(&s);
+        let mut buf = vec![0u8; v.encoded_len()];
+        let n = v.encode(&mut buf);
+        let decoded = decode_untrusted(&[field("s", FieldType::Str)], &buf[..n]).unwrap();
+        let Value::Str(out) = decoded[0] else {
+            panic!("not a string")
+        };
+        assert!(out.len() <= MAX_VARIABLE && s.starts_with(out));
+    }
+
+    #[test]
+    fn truncated_payloads_are_errors() {
+        let fields = [field("a", FieldType::U32), field("b", FieldType::Str)];
+        let mut buf = vec![0u8; 4 + 2 + 3];
+        Value::U32(1).encode(&mut buf);
+        Value::Str("abc").encode(&mut buf[4..]);
+        for cut in 0..buf.len() {
+            assert!(decode_untrusted(&fields, &buf[..cut]).is_err());
+        }
+        assert_eq!(
+            decode_untrusted(&fields, &[buf.clone(), vec![0]].concat()),
+            Err(PayloadError::Trailing(1))
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn decode_never_panics(codes in proptest::collection::vec(1u8..=12, 0..8),
+                               bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let fields: Vec<_> = codes.iter().map(|c| field("x", FieldType::from_u8(*c).unwrap())).collect();
+            let _ = decode_untrusted(&fields, &bytes);
+        }
+    }
+}

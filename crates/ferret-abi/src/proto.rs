@@ -1,0 +1,447 @@
+//! The control protocol (docs/ABI.md, "Control protocol").
+//!
+//! Clients talk to the daemon over a Unix `SOCK_SEQPACKET` socket. Each
+//! packet holds one message: a [`Request`] from the client or a [`Response`]
+//! from the daemon, encoded with postcard 1.x (varint integers, length-prefixed
+//! strings and sequences, enums as a varint variant index followed by the
+//! variant's fields). File descriptors ride along as `SCM_RIGHTS` on the
+//! packet whose message says it carries one. The first message on every
+//! connection is [`Request::Hello`]; the daemon answers [`Response::Hello`] or
+//! an error and closes.
+//!
+//! These are wire types: the daemon converts its own state to them at the
+//! boundary. New variants and fields are appended at the end only.
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::level::EnableFilter;
+use crate::{Guid, Level};
+
+/// The magic in every Hello: "FRT1" little-endian.
+pub const PROTO_MAGIC: u32 = u32::from_le_bytes(*b"FRT1");
+/// The largest message either side sends or accepts, in bytes.
+pub const MAX_MESSAGE: usize = 1 << 20;
+/// The longest session name.
+pub const MAX_SESSION_NAME: usize = 256;
+/// The most providers one session may enable.
+pub const MAX_SESSION_PROVIDERS: usize = 256;
+
+/// What kind of peer opens a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Role {
+    /// A CLI, viewer or test that controls sessions.
+    Controller,
+    /// A process that registers providers and writes events.
+    Provider,
+}
+
+/// The first message of every connection.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// [`PROTO_MAGIC`].
+    pub magic: u32,
+    /// The client's ABI major version.
+    pub major: u16,
+    /// The client's ABI minor version.
+    pub minor: u16,
+    /// What the client is.
+    pub role: Role,
+    /// A short description of the client, for `ferret list` and logs.
+    pub client: String,
+}
+
+/// Names a session by LoggerID or LoggerName.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum SessionRef {
+    /// The LoggerID.
+    Id(u32),
+    /// The LoggerName.
+    Name(String),
+}
+
+impl SessionRef {
+    /// Reads a CLI argument: a number names a LoggerID, anything else a LoggerName.
+    pub fn parse(arg: &str) -> SessionRef {
+        if !arg.is_empty() && arg.bytes().all(|b| b.is_ascii_digit()) {
+            if let Ok(id) = arg.parse() {
+                return SessionRef::Id(id);
+            }
+        }
+        SessionRef::Name(arg.to_string())
+    }
+}
+
+impl core::fmt::Display for SessionRef {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            SessionRef::Id(id) => write!(f, "{id}"),
+            SessionRef::Name(n) => write!(f, "'{n}'"),
+        }
+    }
+}
+
+/// One provider a session enables.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderSpec {
+    /// The provider's name (matched exactly, as ETW matches GUIDs by name hash).
+    pub name: String,
+    /// Level and keywords.
+    pub filter: EnableFilter,
+}
+
+/// Everything a controller asks for when it starts a session.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StartRequest {
+    /// The LoggerName.
+    pub name: String,
+    /// Providers to enable.
+    pub providers: Vec<ProviderSpec>,
+    /// The log file's path as the controller opened it (for display; the
+    /// daemon writes only to the descriptor that comes with this message).
+    pub log_file: String,
+    /// Buffer size in KiB.
+    pub buffer_kib: u32,
+    /// The most buffers the session may hold in memory.
+    pub max_buffers: u32,
+    /// Milliseconds between timed flushes of partial buffers; 0 flushes
+    /// only when buffers fill, on `flush` and on `stop`.
+    pub flush_timer_ms: u32,
+}
+
+/// A session's state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SessionState {
+    /// Collecting events.
+    Running,
+    /// Providers disabled; unsent events are being drained and written.
+    Stopping,
+    /// Everything is written and the log file closed.
+    Stopped,
+}
+
+impl SessionState {
+    /// The upper-case name ETW tools print.
+    pub const fn name(self) -> &'static str {
+        match self {
+            SessionState::Running => "RUNNING",
+            SessionState::Stopping => "STOPPING",
+            SessionState::Stopped => "STOPPED",
+        }
+    }
+}
+
+/// A session's counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counters {
+    /// Events written into the session's buffers.
+    pub events: u64,
+    /// Events the session wanted but did not get (the sum of the reasons below).
+    pub events_lost: u64,
+    /// Lost because a provider thread's ring was full.
+    pub lost_ring_full: u64,
+    /// Lost because the session had no free buffer.
+    pub lost_no_buffer: u64,
+    /// Lost for any other reason (invalid, no ring, no metadata, corrupt).
+    pub lost_other: u64,
+    /// Buffers written to the log file.
+    pub buffers_written: u64,
+    /// Buffers that could not be written to the log file.
+    pub log_buffers_lost: u64,
+    /// Bytes written to the log file.
+    pub bytes_written: u64,
+    /// Buffers the session holds now.
+    pub buffers_in_use: u64,
+}
+
+/// What `query`, `list` and the other verbs report about a session.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionInfo {
+    /// The LoggerID.
+    pub logger_id: u32,
+    /// The LoggerName.
+    pub name: String,
+    /// The state.
+    pub state: SessionState,
+    /// The providers it enables.
+    pub providers: Vec<ProviderSpec>,
+    /// The log file path, as the controller gave it.
+    pub log_file: String,
+    /// Buffer size in KiB.
+    pub buffer_kib: u32,
+    /// The most buffers.
+    pub max_buffers: u32,
+    /// The flush timer in milliseconds (0: none).
+    pub flush_timer_ms: u32,
+    /// The clock: "tsc" or "monotonic".
+    pub clock: String,
+    /// The uid that started it.
+    pub owner_uid: u32,
+    /// Start time, nanoseconds since the UNIX epoch.
+    pub started_unix_ns: u64,
+    /// Stop time, or 0 while not stopped.
+    pub stopped_unix_ns: u64,
+    /// Counters.
+    pub counters: Counters,
+    /// The last error writing the log file, if any.
+    pub last_error: Option<String>,
+}
+
+/// A provider registered with the daemon.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderInfo {
+    /// The provider's name.
+    pub name: String,
+    /// Its GUID.
+    pub guid: Guid,
+    /// The process that registered it.
+    pub pid: u32,
+    /// That process's command name.
+    pub process: String,
+    /// LoggerIDs of the running sessions that enable it.
+    pub sessions: Vec<u32>,
+    /// The most verbose level any session enables it at, if any.
+    pub level: Option<Level>,
+}
+
+/// A message from a client to the daemon.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    /// The first message on a connection.
+    Hello(Hello),
+    /// Start a session; the packet carries the log file's descriptor.
+    Start(StartRequest),
+    /// Stop a session. With `wait`, the answer comes once it is STOPPED;
+    /// without, as soon as it is STOPPING.
+    Stop {
+        /// Which session.
+        target: SessionRef,
+        /// Wait for STOPPED.
+        wait: bool,
+    },
+    /// Write every event committed so far to the log file.
+    Flush {
+        /// Which session.
+        target: SessionRef,
+    },
+    /// Properties and counters of one session.
+    Query {
+        /// Which session.
+        target: SessionRef,
+    },
+    /// Every session.
+    List,
+    /// Take a STOPPED session off the list (its log file stays).
+    Remove {
+        /// Which session.
+        target: SessionRef,
+    },
+    /// Every registered provider.
+    Providers,
+    /// From a provider process: register the provider in enable slot `slot`.
+    RegisterProvider {
+        /// The slot the process chose (0 to 1023).
+        slot: u32,
+        /// The provider's name.
+        name: String,
+        /// Its GUID.
+        guid: Guid,
+    },
+}
+
+/// What went wrong, for clients that act on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ErrorCode {
+    /// The message could not be decoded or was not expected.
+    BadRequest,
+    /// Hello with another major version.
+    Version,
+    /// No session by that LoggerID or LoggerName.
+    NotFound,
+    /// A session by that name exists.
+    AlreadyExists,
+    /// A value is out of range or malformed.
+    Invalid,
+    /// The session is not in a state that allows this.
+    WrongState,
+    /// The caller may not do this.
+    Permission,
+    /// The daemon is out of something (session limit, memory).
+    Resources,
+    /// The daemon failed doing it.
+    Internal,
+}
+
+/// A refused request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Error)]
+#[error("{message}")]
+pub struct ErrorReply {
+    /// The kind of failure.
+    pub code: ErrorCode,
+    /// One line for the user: what failed and what to do next.
+    pub message: String,
+}
+
+/// What the daemon sends a provider with its region.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegionGrant {
+    /// Bytes of the region (the memfd's size).
+    pub region_size: u64,
+    /// True when the packet also carries an eventfd for watermark wake-ups.
+    pub has_eventfd: bool,
+}
+
+/// A message from the daemon to a client.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    /// Answer to a controller's Hello.
+    Hello {
+        /// The daemon's ABI major version.
+        major: u16,
+        /// The daemon's ABI minor version.
+        minor: u16,
+        /// The daemon's process id.
+        pid: u32,
+    },
+    /// Answer to a provider's Hello; the packet carries the memfd (and eventfd).
+    Region(RegionGrant),
+    /// The request failed.
+    Error(ErrorReply),
+    /// A session, after start, stop, flush, query or remove.
+    Session(SessionInfo),
+    /// Every session.
+    Sessions(Vec<SessionInfo>),
+    /// Every provider.
+    Providers(Vec<ProviderInfo>),
+    /// A provider's registration is in effect: its enable slot is current.
+    ProviderRegistered {
+        /// The slot.
+        slot: u32,
+    },
+}
+
+/// Why a message could not be encoded or decoded.
+#[derive(Debug, Error)]
+pub enum ProtoError {
+    /// Postcard failed.
+    #[error("malformed message: {0}")]
+    Codec(#[from] postcard::Error),
+    /// The message is larger than [`MAX_MESSAGE`].
+    #[error("message of {0} bytes exceeds the {MAX_MESSAGE}-byte limit")]
+    TooLarge(usize),
+}
+
+/// Encodes a message for one packet.
+pub fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, ProtoError> {
+    let bytes = postcard::to_allocvec(msg)?;
+    if bytes.len() > MAX_MESSAGE {
+        return Err(ProtoError::TooLarge(bytes.len()));
+    }
+    Ok(bytes)
+}
+
+/// Decodes one packet from an untrusted peer.
+pub fn decode_untrusted<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, ProtoError> {
+    if bytes.len() > MAX_MESSAGE {
+        return Err(ProtoError::TooLarge(bytes.len()));
+    }
+    Ok(postcard::from_bytes(bytes)?)
+}
+
+/// Checks a LoggerName: 1 to 256 bytes, printable, not all digits.
+pub fn validate_session_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("session name is empty; give a name such as 'net-trace'".into());
+    }
+    if name.len() > MAX_SESSION_NAME {
+        return Err(format!(
+            "session name is {} bytes long; the limit is {MAX_SESSION_NAME}",
+            name.len()
+        ));
+    }
+    if name.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "session name '{name}' is all digits, which would read as a LoggerID; add a letter"
+        ));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| c.is_control() || c.is_whitespace() || *c == '/')
+    {
+        return Err(format!(
+            "session name {name:?} contains {c:?}; use letters, digits, '-', '_' and '.'"
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a provider name: 1 to 1024 bytes with no control characters.
+pub fn validate_provider_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("provider name is empty".into());
+    }
+    if name.len() > crate::record::MAX_NAME {
+        return Err(format!(
+            "provider name is {} bytes long; the limit is {}",
+            name.len(),
+            crate::record::MAX_NAME
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(format!(
+            "provider name {name:?} contains a control character"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn numbers_name_logger_ids() {
+        assert_eq!(SessionRef::parse("12"), SessionRef::Id(12));
+        assert_eq!(SessionRef::parse("net"), SessionRef::Name("net".into()));
+        assert_eq!(SessionRef::parse("1a"), SessionRef::Name("1a".into()));
+    }
+
+    #[test]
+    fn session_names_are_checked() {
+        assert!(validate_session_name("net-trace").is_ok());
+        assert!(
+            validate_session_name("123")
+                .unwrap_err()
+                .contains("all digits")
+        );
+        assert!(validate_session_name("").is_err());
+        assert!(validate_session_name("a b").is_err());
+        assert!(validate_session_name(&"x".repeat(257)).is_err());
+    }
+
+    #[test]
+    fn requests_round_trip() {
+        let req = Request::Start(StartRequest {
+            name: "s".into(),
+            providers: vec![ProviderSpec {
+                name: "P".into(),
+                filter: EnableFilter::level(Level::Verbose),
+            }],
+            log_file: "/tmp/x".into(),
+            buffer_kib: 64,
+            max_buffers: 32,
+            flush_timer_ms: 1000,
+        });
+        let bytes = encode(&req).unwrap();
+        assert_eq!(decode_untrusted::<Request>(&bytes).unwrap(), req);
+    }
+
+    proptest! {
+        #[test]
+        fn decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let _ = decode_untrusted::<Request>(&bytes);
+            let _ = decode_untrusted::<Response>(&bytes);
+        }
+    }
+}

@@ -1,0 +1,411 @@
+//! The shared-memory region between one provider process and the daemon
+//! (docs/ABI.md, "Shared memory").
+//!
+//! The daemon creates one region per provider process in a sealed memfd and
+//! passes it over the control socket. The region holds, at page-aligned
+//! offsets: a header, the enable table the daemon writes and providers read,
+//! per-provider lost-event counters, one descriptor per ring, an append-only
+//! metadata area, and the rings themselves (one single-producer ring per
+//! writing thread).
+//!
+//! Both sides map the same bytes, and each side distrusts the other's
+//! writes: the daemon validates every head, length and record it reads, and
+//! the provider validates the header before it uses any offset.
+
+use core::sync::atomic::{AtomicU32, AtomicU64};
+
+use thiserror::Error;
+
+use crate::level::EnableFilter;
+
+/// The first 8 bytes of every region.
+pub const REGION_MAGIC: [u8; 8] = *b"FERRETSH";
+/// The page size regions are laid out in.
+pub const PAGE: usize = 4096;
+/// Provider slots in a region's enable table: the most providers one process may register.
+pub const ENABLE_SLOTS: usize = 1024;
+/// Bytes of one enable-table slot.
+pub const SLOT_BYTES: usize = 64;
+/// Bytes of the enable table (page-aligned, mapped at a fixed address by providers).
+pub const ENABLE_TABLE_BYTES: usize = ENABLE_SLOTS * SLOT_BYTES;
+/// Bytes of the region header (one page).
+pub const HEADER_BYTES: usize = PAGE;
+/// Bytes of one ring descriptor.
+pub const RING_DESC_BYTES: usize = 192;
+
+/// Timestamps are CLOCK_MONOTONIC nanoseconds.
+pub const CLOCK_MONOTONIC: u32 = 1;
+/// Timestamps are x86-64 time-stamp counter ticks (invariant TSC).
+pub const CLOCK_TSC: u32 = 2;
+
+/// A ring no thread owns.
+pub const RING_FREE: u32 = 0;
+/// A ring a live thread writes to.
+pub const RING_OWNED: u32 = 1;
+/// A ring whose thread has exited; the daemon frees it once drained.
+pub const RING_RELEASED: u32 = 2;
+
+/// The cache line of the header that only the daemon writes.
+#[repr(C, align(64))]
+#[derive(Debug)]
+pub struct DaemonLine {
+    /// 1 while the drain thread sleeps; a producer that sees it and a ring
+    /// past its watermark signals the region's eventfd.
+    pub drain_sleeping: AtomicU32,
+}
+
+/// The cache line of the header that only the provider writes.
+#[repr(C, align(64))]
+#[derive(Debug)]
+pub struct ProviderLine {
+    /// Bytes committed to the metadata area.
+    pub meta_head: AtomicU64,
+    /// Events dropped because the process had more writing threads than rings.
+    pub lost_no_ring: AtomicU64,
+    /// Events dropped because their type did not fit in the metadata area.
+    pub lost_no_metadata: AtomicU64,
+    /// Events dropped because they were too large or did not match their
+    /// declared fields.
+    pub lost_invalid: AtomicU64,
+}
+
+/// The region header at offset 0. Every field before `daemon` is written by
+/// the daemon before it sends the region and never changes afterwards.
+#[repr(C)]
+#[derive(Debug)]
+pub struct RegionHeader {
+    /// [`REGION_MAGIC`].
+    pub magic: [u8; 8],
+    /// ABI major version; a provider refuses a region of another major.
+    pub major: u16,
+    /// ABI minor version; fields are only ever appended within a major.
+    pub minor: u16,
+    /// Bytes of the header ([`HEADER_BYTES`]).
+    pub header_len: u32,
+    /// Bytes of the whole region.
+    pub region_size: u64,
+    /// [`CLOCK_MONOTONIC`] or [`CLOCK_TSC`]: how providers take timestamps.
+    pub clock: u32,
+    /// The provider's process id as the daemon saw it (SO_PEERCRED).
+    pub pid: u32,
+    /// Offset of the enable table.
+    pub enable_offset: u64,
+    /// Slots in the enable table.
+    pub enable_slots: u32,
+    /// Bytes per slot ([`SLOT_BYTES`]).
+    pub slot_size: u32,
+    /// Offset of the per-slot lost counters (one u64 per slot).
+    pub lost_offset: u64,
+    /// Offset of the metadata area.
+    pub meta_offset: u64,
+    /// Bytes of the metadata area.
+    pub meta_capacity: u64,
+    /// Offset of the ring descriptors.
+    pub ring_desc_offset: u64,
+    /// Number of rings.
+    pub ring_count: u32,
+    /// Bytes per ring descriptor ([`RING_DESC_BYTES`]).
+    pub ring_desc_size: u32,
+    /// Offset of the first ring's data.
+    pub ring_offset: u64,
+    /// Bytes of each ring's data (a power of two).
+    pub ring_capacity: u64,
+    /// Reserved, zero.
+    pub reserved: [u64; 3],
+    /// Written by the daemon while the region is live.
+    pub daemon: DaemonLine,
+    /// Written by the provider while the region is live.
+    pub provider: ProviderLine,
+}
+
+/// One slot of the enable table: for each level L (index L-1), the union of
+/// the match-any keyword masks of every session that enables this provider
+/// at level L or more verbose (a mask of 0 is stored as all ones).
+///
+/// `enabled(level, keywords)` is then one relaxed load of `levels[level-1]`:
+/// the event may be wanted if that word is non-zero and either the event's
+/// keywords are 0 or they share a bit with the word. The word over-approximates
+/// sessions that also use match-all masks; the daemon applies the exact filter.
+#[repr(C, align(64))]
+#[derive(Debug)]
+pub struct EnableSlot {
+    /// One mask per level, Critical first.
+    pub levels: [AtomicU64; 5],
+}
+
+/// The descriptor of one ring. Each line has one writer.
+#[repr(C, align(64))]
+#[derive(Debug)]
+pub struct RingDesc {
+    /// Producer line: bytes committed, ever (the write position is `head % capacity`).
+    pub head: AtomicU64,
+    _p0: [u64; 7],
+    /// Consumer line: bytes the daemon has consumed, ever.
+    pub tail: AtomicU64,
+    _p1: [u64; 7],
+    /// Ownership: [`RING_FREE`], [`RING_OWNED`] or [`RING_RELEASED`].
+    pub state: AtomicU32,
+    /// The owning thread's id (for display only).
+    pub tid: AtomicU32,
+}
+
+const _: () = assert!(core::mem::size_of::<RingDesc>() == RING_DESC_BYTES);
+const _: () = assert!(core::mem::size_of::<EnableSlot>() == SLOT_BYTES);
+const _: () = assert!(core::mem::size_of::<RegionHeader>() <= HEADER_BYTES);
+const _: () = assert!(core::mem::offset_of!(RegionHeader, daemon) == 128);
+const _: () = assert!(core::mem::offset_of!(RegionHeader, provider) == 192);
+
+/// The sizes a region is built from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RegionParams {
+    /// Rings in the region: the most threads of the process that write at once.
+    pub ring_count: u32,
+    /// Bytes per ring, a power of two of at least one page.
+    pub ring_capacity: u64,
+    /// Bytes of the metadata area, a multiple of the page size.
+    pub meta_capacity: u64,
+}
+
+impl Default for RegionParams {
+    fn default() -> RegionParams {
+        RegionParams {
+            ring_count: 128,
+            ring_capacity: 8 << 20,
+            meta_capacity: 1 << 20,
+        }
+    }
+}
+
+/// Offsets of every part of a region.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RegionLayout {
+    /// The sizes the layout was built from.
+    pub params: RegionParams,
+    /// Offset of the enable table.
+    pub enable_offset: u64,
+    /// Offset of the lost counters.
+    pub lost_offset: u64,
+    /// Offset of the ring descriptors.
+    pub ring_desc_offset: u64,
+    /// Offset of the metadata area.
+    pub meta_offset: u64,
+    /// Offset of the first ring.
+    pub ring_offset: u64,
+    /// Bytes of the region.
+    pub region_size: u64,
+}
+
+const fn page_up(n: u64) -> u64 {
+    (n + PAGE as u64 - 1) & !(PAGE as u64 - 1)
+}
+
+/// Why a region header cannot be used.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+pub enum LayoutError {
+    /// The magic is wrong.
+    #[error("not a Ferret region (bad magic)")]
+    BadMagic,
+    /// The major version differs.
+    #[error("region ABI version {0} is not supported (this library speaks {ABI_MAJOR})")]
+    Version(u16),
+    /// Parameters out of range or offsets that do not match.
+    #[error("region layout is invalid: {0}")]
+    Invalid(&'static str),
+}
+
+/// The ABI major version of regions and of the control protocol.
+pub const ABI_MAJOR: u16 = 1;
+/// The ABI minor version.
+pub const ABI_MINOR: u16 = 0;
+
+impl RegionLayout {
+    /// Lays out a region for `params`.
+    pub fn new(params: RegionParams) -> Result<RegionLayout, LayoutError> {
+        if params.ring_count == 0 || params.ring_count > 4096 {
+            return Err(LayoutError::Invalid("ring count must be 1 to 4096"));
+        }
+        let cap = params.ring_capacity;
+        if !cap.is_power_of_two() || cap < PAGE as u64 || cap > 1 << 30 {
+            return Err(LayoutError::Invalid(
+                "ring capacity must be a power of two from 4 KiB to 1 GiB",
+            ));
+        }
+        if params.meta_capacity == 0
+            || params.meta_capacity % PAGE as u64 != 0
+            || params.meta_capacity > 64 << 20
+        {
+            return Err(LayoutError::Invalid(
+                "metadata capacity must be a page multiple up to 64 MiB",
+            ));
+        }
+        let enable_offset = HEADER_BYTES as u64;
+        let lost_offset = enable_offset + ENABLE_TABLE_BYTES as u64;
+        let ring_desc_offset = page_up(lost_offset + 8 * ENABLE_SLOTS as u64);
+        let meta_offset =
+            page_up(ring_desc_offset + RING_DESC_BYTES as u64 * params.ring_count as u64);
+        let ring_offset = meta_offset + params.meta_capacity;
+        let region_size = ring_offset + cap * params.ring_count as u64;
+        Ok(RegionLayout {
+            params,
+            enable_offset,
+            lost_offset,
+            ring_desc_offset,
+            meta_offset,
+            ring_offset,
+            region_size,
+        })
+    }
+
+    /// Checks a header the daemon wrote and returns its layout. Providers
+    /// call this before using any offset from the region.
+    pub fn from_header(h: &RegionHeader, mapped_len: u64) -> Result<RegionLayout, LayoutError> {
+        if h.magic != REGION_MAGIC {
+            return Err(LayoutError::BadMagic);
+        }
+        if h.major != ABI_MAJOR {
+            return Err(LayoutError::Version(h.major));
+        }
+        let layout = RegionLayout::new(RegionParams {
+            ring_count: h.ring_count,
+            ring_capacity: h.ring_capacity,
+            meta_capacity: h.meta_capacity,
+        })?;
+        let matches = h.header_len as usize == HEADER_BYTES
+            && h.enable_offset == layout.enable_offset
+            && h.enable_slots as usize == ENABLE_SLOTS
+            && h.slot_size as usize == SLOT_BYTES
+            && h.lost_offset == layout.lost_offset
+            && h.ring_desc_offset == layout.ring_desc_offset
+            && h.ring_desc_size as usize == RING_DESC_BYTES
+            && h.meta_offset == layout.meta_offset
+            && h.ring_offset == layout.ring_offset
+            && h.region_size == layout.region_size
+            && layout.region_size <= mapped_len;
+        if !matches {
+            return Err(LayoutError::Invalid(
+                "offsets do not match the sizes or the mapping",
+            ));
+        }
+        if h.clock != CLOCK_MONOTONIC && h.clock != CLOCK_TSC {
+            return Err(LayoutError::Invalid("unknown clock"));
+        }
+        Ok(layout)
+    }
+
+    /// Offset of enable slot `slot`.
+    pub fn enable_slot_offset(&self, slot: usize) -> u64 {
+        self.enable_offset + (slot * SLOT_BYTES) as u64
+    }
+
+    /// Offset of the lost counter of slot `slot`.
+    pub fn lost_counter_offset(&self, slot: usize) -> u64 {
+        self.lost_offset + (slot * 8) as u64
+    }
+
+    /// Offset of ring descriptor `ring`.
+    pub fn ring_desc_at(&self, ring: usize) -> u64 {
+        self.ring_desc_offset + (ring * RING_DESC_BYTES) as u64
+    }
+
+    /// Offset of ring `ring`'s data.
+    pub fn ring_data_at(&self, ring: usize) -> u64 {
+        self.ring_offset + ring as u64 * self.params.ring_capacity
+    }
+
+    /// A header describing this layout, ready to be written at offset 0.
+    pub fn header(&self, clock: u32, pid: u32) -> RegionHeader {
+        RegionHeader {
+            magic: REGION_MAGIC,
+            major: ABI_MAJOR,
+            minor: ABI_MINOR,
+            header_len: HEADER_BYTES as u32,
+            region_size: self.region_size,
+            clock,
+            pid,
+            enable_offset: self.enable_offset,
+            enable_slots: ENABLE_SLOTS as u32,
+            slot_size: SLOT_BYTES as u32,
+            lost_offset: self.lost_offset,
+            meta_offset: self.meta_offset,
+            meta_capacity: self.params.meta_capacity,
+            ring_desc_offset: self.ring_desc_offset,
+            ring_count: self.params.ring_count,
+            ring_desc_size: RING_DESC_BYTES as u32,
+            ring_offset: self.ring_offset,
+            ring_capacity: self.params.ring_capacity,
+            reserved: [0; 3],
+            daemon: DaemonLine {
+                drain_sleeping: AtomicU32::new(0),
+            },
+            provider: ProviderLine {
+                meta_head: AtomicU64::new(0),
+                lost_no_ring: AtomicU64::new(0),
+                lost_no_metadata: AtomicU64::new(0),
+                lost_invalid: AtomicU64::new(0),
+            },
+        }
+    }
+}
+
+/// The five level words of an enable slot for the given session filters.
+pub fn level_words<'a>(filters: impl IntoIterator<Item = &'a EnableFilter>) -> [u64; 5] {
+    let mut words = [0u64; 5];
+    for f in filters {
+        for w in words.iter_mut().take(f.level.as_u8() as usize) {
+            *w |= f.effective_any();
+        }
+    }
+    words
+}
+
+/// The provider-side test on one level word (see [`EnableSlot`]).
+#[inline(always)]
+pub const fn word_accepts(word: u64, keywords: u64) -> bool {
+    word != 0 && (keywords == 0 || word & keywords != 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Level;
+
+    #[test]
+    fn default_layout_is_page_aligned_and_valid() {
+        let l = RegionLayout::new(RegionParams::default()).unwrap();
+        for off in [
+            l.enable_offset,
+            l.lost_offset,
+            l.ring_desc_offset,
+            l.meta_offset,
+            l.ring_offset,
+        ] {
+            assert_eq!(off % PAGE as u64, 0);
+        }
+        let h = l.header(CLOCK_TSC, 42);
+        assert_eq!(RegionLayout::from_header(&h, l.region_size), Ok(l));
+        assert!(RegionLayout::from_header(&h, l.region_size - 1).is_err());
+        let mut bad = l.header(CLOCK_TSC, 42);
+        bad.ring_offset += 8;
+        assert!(RegionLayout::from_header(&bad, l.region_size).is_err());
+    }
+
+    #[test]
+    fn level_words_union_sessions() {
+        let a = EnableFilter {
+            level: Level::Warning,
+            match_any: 0b01,
+            match_all: 0,
+        };
+        let b = EnableFilter {
+            level: Level::Error,
+            match_any: 0,
+            match_all: 0,
+        };
+        let w = level_words([&a, &b]);
+        assert_eq!(w, [u64::MAX, u64::MAX, 0b01, 0, 0]);
+        assert!(word_accepts(w[2], 0b01));
+        assert!(!word_accepts(w[2], 0b10));
+        assert!(word_accepts(w[2], 0));
+        assert!(!word_accepts(w[3], 0));
+    }
+}

@@ -1,0 +1,62 @@
+//! Running the daemon in the foreground, and starting it in the background
+//! when a command finds none.
+
+use std::fs::OpenOptions;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use ferret_client::Client;
+
+/// `ferret daemon`: serves until SIGTERM or SIGINT, then stops every session.
+pub fn run_foreground(socket: PathBuf) -> Result<ExitCode> {
+    ferret_daemon::run(ferret_daemon::Config::new(socket))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The daemon's log when the CLI starts it: next to its socket.
+pub fn log_path(socket: &Path) -> PathBuf {
+    socket.with_file_name("ferretd.log")
+}
+
+/// Connects to the daemon at `socket`, starting one in the background if
+/// none answers.
+pub fn connect(socket: &Path) -> Result<Client> {
+    let client =
+        Client::connect_or_start(socket, Duration::from_secs(10), || spawn_background(socket))
+            .with_context(|| format!("cannot reach a Ferret daemon on {}", socket.display()))?;
+    Ok(client)
+}
+
+/// Starts `ferret daemon --socket SOCKET` detached from this process: its own
+/// session, no terminal, output appended to the daemon log.
+fn spawn_background(socket: &Path) -> std::io::Result<()> {
+    if let Some(dir) = socket.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_path(socket))?;
+    let exe = std::env::current_exe()?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("--socket")
+        .arg(socket)
+        .arg("daemon")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    // SAFETY: setsid is async-signal-safe and touches no memory of the
+    // parent; it detaches the daemon from our terminal and process group so
+    // that a Ctrl-C meant for this command does not stop it.
+    unsafe {
+        cmd.pre_exec(|| {
+            rustix::process::setsid().map_err(std::io::Error::from)?;
+            Ok(())
+        });
+    }
+    cmd.spawn()?;
+    Ok(())
+}

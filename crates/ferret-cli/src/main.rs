@@ -1,0 +1,87 @@
+//! `ferret`: the command line for Ferret. Thin glue: argument parsing here,
+//! the work in `ferret-client`, `ferret-decode`, `ferret-provider` and
+//! `ferret-daemon`.
+//!
+//! Exit codes: 0 success; 1 the request failed (the message says why);
+//! 2 the command line is malformed.
+
+mod control;
+mod daemon;
+mod demo;
+mod emit;
+mod fmt;
+mod spec;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "ferret",
+    version,
+    about = "Event tracing for Linux in the model of Windows ETW",
+    long_about = "Event tracing for Linux in the model of Windows ETW: programs declare providers \
+                  and write events; sessions enable providers by level and keywords and collect \
+                  their events into log files."
+)]
+struct Cli {
+    /// The daemon's control socket [default: $FERRET_SOCKET, else a per-user path]
+    #[arg(long, global = true, value_name = "PATH")]
+    socket: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Start a session that enables providers and writes a log file
+    Start(control::StartArgs),
+    /// Stop a session: disable its providers, write every unsent event, close its log
+    Stop(control::StopArgs),
+    /// Write a running session's buffered events to its log file now
+    Flush(control::TargetArgs),
+    /// Show a session's properties and counters
+    Query(control::TargetArgs),
+    /// List every session
+    List(control::JsonArgs),
+    /// Take a stopped session off the list (its log file stays)
+    Remove(control::TargetArgs),
+    /// List the providers registered by running processes
+    Providers(control::JsonArgs),
+    /// Decode log files as text, JSON lines or CSV, or summarise them
+    Fmt(fmt::FmtArgs),
+    /// Write sample events as a real provider process (load generator)
+    Emit(emit::EmitArgs),
+    /// Run a session end to end and show what happens
+    Demo(demo::DemoArgs),
+    /// Run the session daemon in the foreground
+    Daemon,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let socket = ferret_abi::paths::socket_path(cli.socket);
+    let result = match cli.command {
+        Command::Start(a) => control::start(&socket, a),
+        Command::Stop(a) => control::stop(&socket, a),
+        Command::Flush(a) => control::flush(&socket, a),
+        Command::Query(a) => control::query(&socket, a),
+        Command::List(a) => control::list(&socket, a),
+        Command::Remove(a) => control::remove(&socket, a),
+        Command::Providers(a) => control::providers(&socket, a),
+        Command::Fmt(a) => fmt::run(a),
+        Command::Emit(a) => emit::run(&socket, a),
+        Command::Demo(a) => demo::run(&socket, a),
+        Command::Daemon => daemon::run_foreground(socket),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("ferret: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! One connection on the control socket: `SOCK_SEQPACKET` packets of one
+//! message each, with file descriptors passed as `SCM_RIGHTS`.
+//!
+//! The daemon, the provider library and controllers all use this type, so
+//! the framing is written once.
+
+use std::io;
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+use std::time::Duration;
+
+use ferret_abi::proto::{self, MAX_MESSAGE, ProtoError};
+use rustix::net::{
+    AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags,
+    SendAncillaryBuffer, SendAncillaryMessage, SendFlags, SocketAddrUnix, SocketFlags, SocketType,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// The most descriptors one packet may carry.
+pub const MAX_FDS: usize = 4;
+
+/// What went wrong on a connection.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    /// The socket failed.
+    #[error("{0}")]
+    Io(#[from] io::Error),
+    /// The peer closed the connection.
+    #[error("the peer closed the connection")]
+    Closed,
+    /// A message could not be encoded or decoded.
+    #[error(transparent)]
+    Proto(#[from] ProtoError),
+    /// A packet was larger than [`MAX_MESSAGE`] or carried too many descriptors.
+    #[error("packet too large or carrying too many descriptors")]
+    Truncated,
+}
+
+impl From<rustix::io::Errno> for TransportError {
+    fn from(e: rustix::io::Errno) -> TransportError {
+        TransportError::Io(e.into())
+    }
+}
+
+/// A connected `SOCK_SEQPACKET` Unix socket.
+#[derive(Debug)]
+pub struct Conn {
+    fd: OwnedFd,
+    /// Receive buffer, allocated on the first receive and kept at full size.
+    buf: Vec<u8>,
+    len: usize,
+}
+
+impl Conn {
+    /// Connects to the socket at `path`.
+    pub fn connect(path: &Path) -> io::Result<Conn> {
+        let fd = rustix::net::socket_with(
+            AddressFamily::UNIX,
+            SocketType::SEQPACKET,
+            SocketFlags::CLOEXEC,
+            None,
+        )?;
+        let addr = SocketAddrUnix::new(path)?;
+        rustix::net::connect(&fd, &addr)?;
+        Ok(Conn::from_fd(fd))
+    }
+
+    /// Wraps an accepted or connected socket.
+    pub fn from_fd(fd: OwnedFd) -> Conn {
+        Conn {
+            fd,
+            buf: Vec::new(),
+            len: 0,
+        }
+    }
+
+    /// A second handle on the same socket, for sending from another thread
+    /// while this one receives.
+    pub fn try_clone(&self) -> io::Result<Conn> {
+        let fd = rustix::io::fcntl_dupfd_cloexec(&self.fd, 0)?;
+        Ok(Conn::from_fd(fd))
+    }
+
+    /// Limits how long `recv` and `send` block; `None` blocks forever.
+    pub fn set_timeouts(&self, recv: Option<Duration>, send: Option<Duration>) -> io::Result<()> {
+        use rustix::net::sockopt::{Timeout, set_socket_timeout};
+        set_socket_timeout(&self.fd, Timeout::Recv, recv)?;
+        set_socket_timeout(&self.fd, Timeout::Send, send)?;
+        Ok(())
+    }
+
+    /// Sends one message with `fds` attached.
+    pub fn send<T: Serialize>(
+        &self,
+        msg: &T,
+        fds: &[BorrowedFd<'_>],
+    ) -> Result<(), TransportError> {
+        let bytes = proto::encode(msg)?;
+        self.send_bytes(&bytes, fds)
+    }
+
+    /// Sends one packet of raw bytes with `fds` attached.
+    pub fn send_bytes(&self, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> Result<(), TransportError> {
+        if fds.len() > MAX_FDS || bytes.len() > MAX_MESSAGE {
+            return Err(TransportError::Truncated);
+        }
+        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
+        let mut control = SendAncillaryBuffer::new(&mut space);
+        if !fds.is_empty() {
+            control.push(SendAncillaryMessage::ScmRights(fds));
+        }
+        let iov = [io::IoSlice::new(bytes)];
+        loop {
+            match rustix::net::sendmsg(&self.fd, &iov, &mut control, SendFlags::NOSIGNAL) {
+                Ok(_) => return Ok(()),
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(rustix::io::Errno::PIPE) | Err(rustix::io::Errno::CONNRESET) => {
+                    return Err(TransportError::Closed);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Receives one message and the descriptors that came with it. The
+    /// message is from an untrusted peer and is decoded with size caps.
+    pub fn recv<T: DeserializeOwned>(&mut self) -> Result<(T, Vec<OwnedFd>), TransportError> {
+        let fds = self.recv_bytes()?;
+        let msg = proto::decode_untrusted(self.last_packet())?;
+        Ok((msg, fds))
+    }
+
+    /// Receives one packet into the connection's buffer; returns its
+    /// descriptors. [`Conn::last_packet`] holds the bytes.
+    pub fn recv_bytes(&mut self) -> Result<Vec<OwnedFd>, TransportError> {
+        if self.buf.len() != MAX_MESSAGE + 1 {
+            self.buf = vec![0; MAX_MESSAGE + 1];
+        }
+        self.len = 0;
+        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
+        let mut control = RecvAncillaryBuffer::new(&mut space);
+        let msg = loop {
+            let mut iov = [io::IoSliceMut::new(&mut self.buf)];
+            match rustix::net::recvmsg(&self.fd, &mut iov, &mut control, RecvFlags::CMSG_CLOEXEC) {
+                Ok(m) => break m,
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(rustix::io::Errno::CONNRESET) => return Err(TransportError::Closed),
+                Err(e) => return Err(e.into()),
+            }
+        };
+        let mut fds = Vec::new();
+        for m in control.drain() {
+            if let RecvAncillaryMessage::ScmRights(iter) = m {
+                fds.extend(iter);
+            }
+        }
+        if msg
+            .flags
+            .intersects(ReturnFlags::TRUNC | ReturnFlags::CTRUNC)
+            || msg.bytes > MAX_MESSAGE
+        {
+            return Err(TransportError::Truncated);
+        }
+        if msg.bytes == 0 {
+            // A zero-length read on a SEQPACKET socket is end of stream: no
+            // message of ours encodes to zero bytes.
+            return Err(TransportError::Closed);
+        }
+        self.len = msg.bytes;
+        Ok(fds)
+    }
+
+    /// The bytes of the last packet [`Conn::recv_bytes`] received.
+    pub fn last_packet(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+impl AsFd for Conn {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}

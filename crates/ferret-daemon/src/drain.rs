@@ -1,0 +1,1103 @@
+//! The drain thread: moves committed records from every provider ring into
+//! the buffers of every session that wants them, and hands full buffers to
+//! the writer thread.
+//!
+//! Records keep the form the provider wrote (type ids and time deltas are
+//! scoped by the CONTEXT record before them), so the drain copies runs of
+//! consecutive wanted records with one copy each and writes one CONTEXT
+//! record where a run does not continue the previous one. It owns the
+//! session buffers and its own copy of the routes, so this path takes no
+//! lock. Commands from the control thread arrive on a channel and are
+//! applied between passes, in order: a stop's final pass therefore uses the
+//! routes that were in force when the stop was asked.
+
+use std::collections::HashSet;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+use ferret_abi::record::{
+    self, CONTEXT_LEN, ContextMeta, EventTypeMeta, LostMeta, LostReason, ProcessMeta, ProviderMeta,
+    Record, Ticks,
+};
+use ferret_abi::shm::{RING_FREE, RING_RELEASED};
+use ferret_format::{BUFFER_HEADER_LEN, BufferBuilder, buffer_kind};
+use ferret_session::{RegionId, RouteTable, SessionCounters, SessionKey};
+use rustix::event::{PollFd, PollFlags};
+
+use crate::ring::{self, RingEvent, TimeBase};
+use crate::shm::{ReadBytes, SharedBytes, ShmRegion};
+use crate::writer::WriteCmd;
+
+/// What the control thread asks of the drain thread.
+#[derive(Debug)]
+pub(crate) enum DrainCmd {
+    /// A provider process attached.
+    AddRegion {
+        region: Arc<ShmRegion>,
+        process: String,
+    },
+    /// A provider process went away: drain what it committed, then forget it.
+    CloseRegion(RegionId),
+    /// Sessions or providers changed.
+    Routes(Arc<RouteTable>),
+    /// A session started.
+    AddSession(SessionSetup),
+    /// Write everything committed so far, then tell the writer to report `token`.
+    Flush { key: SessionKey, token: u64 },
+    /// Final pass, last buffer, trailer: the session's providers are already disabled.
+    Stop { key: SessionKey },
+}
+
+/// What the drain needs to know about a new session.
+#[derive(Debug)]
+pub(crate) struct SessionSetup {
+    pub(crate) key: SessionKey,
+    pub(crate) buffer_size: usize,
+    pub(crate) max_buffers: usize,
+    pub(crate) flush_timer: Option<Duration>,
+    pub(crate) counters: Arc<SessionCounters>,
+}
+
+/// Per-ring state the daemon keeps; never read back from shared memory.
+#[derive(Clone, Copy, Default)]
+struct RingCursor {
+    tail: u64,
+    /// The time of the last record consumed, which the next delta is from.
+    time: TimeBase,
+    /// When the drain first saw records it left for a bigger batch.
+    pending_since: Option<Instant>,
+}
+
+/// A region as the drain sees it.
+struct DrainRegion {
+    shm: Arc<ShmRegion>,
+    process: String,
+    rings: Vec<RingCursor>,
+    /// Event types parsed from the metadata area, by type id.
+    types: Vec<TypeSlot>,
+    /// Per type id: the routes epoch (with its top bit set) when the type
+    /// goes to the region's single listener, which has it described; else 0.
+    /// One load decides the common case on the event path.
+    route_words: Vec<u64>,
+    meta_tail: u64,
+    /// Set when the metadata area held something malformed; no more is read.
+    meta_broken: bool,
+    /// Indexes of the sessions that take any event from this region.
+    listeners: Vec<usize>,
+    listeners_epoch: u64,
+    /// Last values seen of the per-slot lost counters, by slot.
+    lost_seen: Vec<(u32, u64)>,
+    /// Last values seen of the process-wide lost counters.
+    process_lost_seen: [u64; 3],
+}
+
+struct TypeSlot {
+    meta: EventTypeMeta,
+    /// The epoch `wants` and `ready` were computed for.
+    epoch: u64,
+    /// Per listener of the region: does that session take this type?
+    wants: Vec<bool>,
+    /// Per listener: is the type described in that session's log file yet?
+    ready: Vec<bool>,
+}
+
+/// How long a session without a free buffer may hold events back in the
+/// rings before it starts losing them, so that one slow log file cannot stop
+/// every session that shares its providers.
+const STALL_LIMIT: Duration = Duration::from_millis(500);
+
+/// How long records may wait in a ring for a bigger batch.
+const MAX_AGE: Duration = Duration::from_millis(10);
+
+/// The bytes a ring must hold before the drain reads it early.
+fn batch_bytes(shm: &ShmRegion) -> u64 {
+    shm.layout.params.ring_capacity / 64
+}
+
+/// Buffers a session allocates when it starts (at most its maximum).
+const PREALLOCATED_BUFFERS: usize = 64;
+
+/// Room kept for the metadata a first event of a type needs.
+const META_ROOM: usize = 4096;
+
+/// What one listener does with one event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Plan {
+    /// The session does not want it.
+    Skip,
+    /// It continues the session's pending run.
+    Extend,
+    /// It starts a new run, after a CONTEXT record if `context`.
+    Start { context: bool },
+    /// The session has no buffer and has waited too long: it is lost.
+    Drop,
+    /// The session has no buffer: leave the event in the ring for now.
+    Stall,
+}
+
+/// A run of consecutive ring records bound for one session, copied in one go.
+#[derive(Clone, Copy)]
+struct Run {
+    offset: usize,
+    len: usize,
+    /// Bytes the session's buffer can still take for this run.
+    room: usize,
+    events: u64,
+    /// The ring position just after the run.
+    end_position: u64,
+}
+
+/// A session as the drain sees it: its buffers and what its file already describes.
+struct DrainSession {
+    key: SessionKey,
+    counters: Arc<SessionCounters>,
+    buffer_size: usize,
+    max_buffers: usize,
+    flush_timer: Option<Duration>,
+    next_flush: Instant,
+    current: BufferBuilder,
+    /// The slot number of `current`.
+    current_seq: u64,
+    /// True if `current` has records the writer has not been sent.
+    dirty: bool,
+    free: Vec<BufferBuilder>,
+    allocated: usize,
+    /// When the session first found no free buffer, while it still has none.
+    starved_since: Option<Instant>,
+    /// The ring stream the current buffer's last run ended in: (region,
+    /// ring, position). A run that starts there needs no CONTEXT record.
+    chain: Option<(RegionId, usize, u64)>,
+    described_types: HashSet<(RegionId, u16)>,
+    described_providers: HashSet<(RegionId, u32)>,
+    described_processes: HashSet<u32>,
+    /// Events and losses, counted here and published once per pass (the
+    /// drain is the only thread that writes these counters).
+    events: u64,
+    lost_ring_full: u64,
+    lost_no_buffer: u64,
+    lost_other: u64,
+}
+
+impl DrainSession {
+    fn new(setup: SessionSetup) -> DrainSession {
+        // Buffers are allocated up front (as ETW's minimum buffers are), so
+        // that a burst at the start of a session does not wait for memory.
+        let prealloc = setup.max_buffers.clamp(1, PREALLOCATED_BUFFERS);
+        let free = (1..prealloc)
+            .map(|_| BufferBuilder::new(setup.buffer_size))
+            .collect();
+        setup
+            .counters
+            .buffers_in_use
+            .store(prealloc as u64, Ordering::Relaxed);
+        DrainSession {
+            key: setup.key,
+            counters: setup.counters,
+            buffer_size: setup.buffer_size,
+            max_buffers: setup.max_buffers,
+            flush_timer: setup.flush_timer,
+            next_flush: Instant::now() + setup.flush_timer.unwrap_or(Duration::from_secs(3600)),
+            current: BufferBuilder::new(setup.buffer_size),
+            current_seq: 0,
+            dirty: false,
+            free,
+            allocated: prealloc,
+            starved_since: None,
+            chain: None,
+            described_types: HashSet::new(),
+            described_providers: HashSet::new(),
+            described_processes: HashSet::new(),
+            events: 0,
+            lost_ring_full: 0,
+            lost_no_buffer: 0,
+            lost_other: 0,
+        }
+    }
+
+    /// Sends the current buffer to the writer and starts the next one.
+    /// False (and nothing changes) if no buffer is free.
+    fn rotate(&mut self, writer: &Sender<WriteCmd>) -> bool {
+        let next = match self.free.pop() {
+            Some(b) => b,
+            None if self.allocated < self.max_buffers => {
+                self.allocated += 1;
+                self.counters
+                    .buffers_in_use
+                    .store(self.allocated as u64, Ordering::Relaxed);
+                BufferBuilder::new(self.buffer_size)
+            }
+            None => return false,
+        };
+        let mut full = std::mem::replace(&mut self.current, next);
+        full.seal(buffer_kind::DATA, self.current_seq);
+        let _ = writer.send(WriteCmd::Write {
+            key: self.key,
+            seq: self.current_seq,
+            buffer: full,
+        });
+        self.current_seq += 1;
+        self.dirty = false;
+        self.chain = None;
+        true
+    }
+
+    /// True if a buffer is free or may still be allocated.
+    fn can_rotate(&self) -> bool {
+        !self.free.is_empty() || self.allocated < self.max_buffers
+    }
+
+    /// Makes room for `n` bytes, rotating if needed. False if no buffer is free.
+    fn room_for(&mut self, n: usize, writer: &Sender<WriteCmd>) -> bool {
+        n + BUFFER_HEADER_LEN <= self.buffer_size
+            && (self.current.remaining() >= n || self.rotate(writer))
+    }
+
+    /// Appends a whole record (metadata or loss). False if it cannot be stored.
+    fn push_record(&mut self, bytes: &[u8], writer: &Sender<WriteCmd>) -> bool {
+        if !self.room_for(bytes.len(), writer) {
+            return false;
+        }
+        self.dirty = true;
+        self.current.push(bytes)
+    }
+
+    /// Writes the current buffer's records so far, keeping the buffer to
+    /// fill further (the later write replaces this one in the file).
+    fn flush_partial(&mut self, writer: &Sender<WriteCmd>) {
+        if self.dirty && !self.current.is_empty() {
+            let bytes = self
+                .current
+                .seal(buffer_kind::DATA, self.current_seq)
+                .to_vec();
+            let _ = writer.send(WriteCmd::WriteCopy {
+                key: self.key,
+                seq: self.current_seq,
+                bytes,
+            });
+            self.dirty = false;
+        }
+    }
+
+    fn publish(&self) {
+        let c = &self.counters;
+        c.events.store(self.events, Ordering::Relaxed);
+        c.lost_ring_full
+            .store(self.lost_ring_full, Ordering::Relaxed);
+        c.lost_no_buffer
+            .store(self.lost_no_buffer, Ordering::Relaxed);
+        c.lost_other.store(self.lost_other, Ordering::Relaxed);
+    }
+
+    /// Records a loss in the session's stream, so the decoder shows where
+    /// it happened, and counts it.
+    fn lost(&mut self, lost: LostMeta, writer: &Sender<WriteCmd>) {
+        match lost.reason {
+            LostReason::RingFull => self.lost_ring_full += lost.count,
+            LostReason::NoBuffer => self.lost_no_buffer += lost.count,
+            _ => self.lost_other += lost.count,
+        }
+        self.push_record(&record::lost_record(&lost), writer);
+    }
+}
+
+/// The drain thread's state.
+pub(crate) struct Drain {
+    cmds: Receiver<DrainCmd>,
+    wake: Arc<OwnedFd>,
+    writer: Sender<WriteCmd>,
+    returned: Receiver<(SessionKey, BufferBuilder)>,
+    regions: Vec<DrainRegion>,
+    sessions: Vec<DrainSession>,
+    routes: Arc<RouteTable>,
+    /// Bumped when routes or the session list change; cached routes follow it.
+    epoch: u64,
+    runs: Vec<Option<Run>>,
+    plans: Vec<Plan>,
+    /// Set by a pass in which some session ran out of buffers.
+    stalled: bool,
+    /// When the oldest records left for a bigger batch must be taken.
+    next_due: Option<Instant>,
+}
+
+impl Drain {
+    pub(crate) fn new(
+        cmds: Receiver<DrainCmd>,
+        wake: Arc<OwnedFd>,
+        writer: Sender<WriteCmd>,
+        returned: Receiver<(SessionKey, BufferBuilder)>,
+    ) -> Drain {
+        Drain {
+            cmds,
+            wake,
+            writer,
+            returned,
+            regions: Vec::new(),
+            sessions: Vec::new(),
+            routes: Arc::new(RouteTable::default()),
+            epoch: 1,
+            runs: Vec::new(),
+            plans: Vec::new(),
+            stalled: false,
+            next_due: None,
+        }
+    }
+
+    /// Runs until the command channel closes.
+    pub(crate) fn run(mut self) {
+        raise_priority();
+        let mut idle_sleep = Duration::from_micros(20);
+        loop {
+            loop {
+                match self.cmds.try_recv() {
+                    Ok(cmd) => self.command(cmd),
+                    Err(crossbeam_channel::TryRecvError::Empty) => break,
+                    Err(crossbeam_channel::TryRecvError::Disconnected) => return,
+                }
+            }
+            self.reclaim();
+            self.stalled = false;
+            let moved = self.pass(false);
+            let next_flush = self.flush_timers();
+            if self.stalled {
+                // A session is out of buffers: wait for the writer to hand
+                // one back rather than spin over rings that cannot move.
+                if let Ok((key, buffer)) = self.returned.recv_timeout(Duration::from_millis(1)) {
+                    self.give_back(key, buffer);
+                }
+                continue;
+            }
+            if moved > 0 {
+                idle_sleep = Duration::from_micros(20);
+                continue;
+            }
+            // Nothing worth a pass: sleep until a producer passes its
+            // watermark, a command arrives, a flush timer or a small batch
+            // comes due, or the back-off ends.
+            for r in &self.regions {
+                r.shm
+                    .header()
+                    .daemon
+                    .drain_sleeping
+                    .store(1, Ordering::SeqCst);
+            }
+            std::sync::atomic::fence(Ordering::SeqCst);
+            if self.pass(false) == 0 && self.cmds.is_empty() {
+                let now = Instant::now();
+                let mut timeout = idle_sleep.min(next_flush.saturating_duration_since(now));
+                if let Some(due) = self.next_due {
+                    timeout = timeout.min(due.saturating_duration_since(now));
+                }
+                self.sleep(timeout);
+                idle_sleep = (idle_sleep * 2).min(Duration::from_millis(20));
+            }
+            for r in &self.regions {
+                r.shm
+                    .header()
+                    .daemon
+                    .drain_sleeping
+                    .store(0, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn sleep(&self, timeout: Duration) {
+        let mut fds = Vec::with_capacity(self.regions.len() + 1);
+        fds.push(PollFd::new(self.wake.as_ref(), PollFlags::IN));
+        for r in &self.regions {
+            fds.push(PollFd::new(&r.shm.eventfd, PollFlags::IN));
+        }
+        let ts = rustix::time::Timespec {
+            tv_sec: timeout.as_secs() as i64,
+            tv_nsec: timeout.subsec_nanos() as i64,
+        };
+        let _ = rustix::event::poll(&mut fds, Some(&ts));
+        let mut sink = [0u8; 8];
+        let _ = rustix::io::read(self.wake.as_fd(), &mut sink);
+        for r in &self.regions {
+            let _ = rustix::io::read(r.shm.eventfd.as_fd(), &mut sink);
+        }
+    }
+
+    fn session_index(&self, key: SessionKey) -> Option<usize> {
+        self.sessions.iter().position(|s| s.key == key)
+    }
+
+    fn command(&mut self, cmd: DrainCmd) {
+        match cmd {
+            DrainCmd::AddRegion { region, process } => {
+                let rings = region.layout.params.ring_count as usize;
+                self.regions.push(DrainRegion {
+                    shm: region,
+                    process,
+                    rings: vec![RingCursor::default(); rings],
+                    types: Vec::new(),
+                    route_words: Vec::new(),
+                    meta_tail: 0,
+                    meta_broken: false,
+                    listeners: Vec::new(),
+                    listeners_epoch: 0,
+                    lost_seen: Vec::new(),
+                    process_lost_seen: [0; 3],
+                });
+            }
+            DrainCmd::CloseRegion(id) => {
+                self.drain_all();
+                self.regions.retain(|r| r.shm.id != id);
+            }
+            DrainCmd::Routes(routes) => {
+                self.routes = routes;
+                self.epoch += 1;
+            }
+            DrainCmd::AddSession(setup) => {
+                self.sessions.push(DrainSession::new(setup));
+                self.epoch += 1;
+            }
+            DrainCmd::Flush { key, token } => {
+                self.drain_all();
+                if let Some(i) = self.session_index(key) {
+                    self.sessions[i].flush_partial(&self.writer);
+                }
+                let _ = self.writer.send(WriteCmd::Flushed { key, token });
+            }
+            DrainCmd::Stop { key } => {
+                // Everything committed up to now, including what providers
+                // wrote before they saw the session disabled, goes in.
+                self.drain_all();
+                let Some(i) = self.session_index(key) else {
+                    return;
+                };
+                let mut s = self.sessions.swap_remove(i);
+                self.epoch += 1;
+                let trailer_seq = if s.current.is_empty() {
+                    s.current_seq
+                } else {
+                    s.current.seal(buffer_kind::DATA, s.current_seq);
+                    let buffer = std::mem::replace(&mut s.current, BufferBuilder::new(0));
+                    let _ = self.writer.send(WriteCmd::Write {
+                        key,
+                        seq: s.current_seq,
+                        buffer,
+                    });
+                    s.current_seq + 1
+                };
+                s.publish();
+                let _ = self.writer.send(WriteCmd::Finish {
+                    key,
+                    seq: trailer_seq,
+                });
+            }
+        }
+    }
+
+    /// Takes back buffers the writer has finished with.
+    fn reclaim(&mut self) {
+        while let Ok((key, buffer)) = self.returned.try_recv() {
+            self.give_back(key, buffer);
+        }
+    }
+
+    fn give_back(&mut self, key: SessionKey, mut buffer: BufferBuilder) {
+        if let Some(i) = self.session_index(key) {
+            buffer.clear();
+            self.sessions[i].free.push(buffer);
+        }
+    }
+
+    /// Runs due flush timers; returns when the next one is due.
+    fn flush_timers(&mut self) -> Instant {
+        let now = Instant::now();
+        let mut next = now + Duration::from_secs(3600);
+        for s in &mut self.sessions {
+            let Some(period) = s.flush_timer else {
+                continue;
+            };
+            if now >= s.next_flush {
+                s.flush_partial(&self.writer);
+                s.next_flush = now + period;
+            }
+            next = next.min(s.next_flush);
+        }
+        next
+    }
+
+    /// Consumes everything committed to every ring, waiting for buffers
+    /// where a session has none (a session that waits past [`STALL_LIMIT`]
+    /// loses events instead, counted), so nothing committed is left behind.
+    fn drain_all(&mut self) {
+        loop {
+            self.stalled = false;
+            self.pass(true);
+            if !self.stalled {
+                return;
+            }
+            if let Ok((key, buffer)) = self.returned.recv_timeout(Duration::from_millis(1)) {
+                self.give_back(key, buffer);
+            }
+            self.reclaim();
+        }
+    }
+
+    /// One pass over every ring of every region. Returns the bytes consumed.
+    ///
+    /// Unless `all`, a ring is drained only once it holds a batch
+    /// ([`batch_bytes`]) or its oldest record has waited [`MAX_AGE`]: reading
+    /// close behind a busy producer would pull cache lines away from it
+    /// while it still writes them, slowing both sides.
+    fn pass(&mut self, all: bool) -> u64 {
+        let mut moved = 0;
+        self.next_due = None;
+        let now = Instant::now();
+        for ri in 0..self.regions.len() {
+            moved += self.drain_region(ri, all, now);
+        }
+        for s in &self.sessions {
+            s.publish();
+        }
+        moved
+    }
+
+    fn drain_region(&mut self, ri: usize, all: bool, now: Instant) -> u64 {
+        let Drain {
+            regions,
+            sessions,
+            routes,
+            writer,
+            epoch,
+            runs,
+            plans,
+            stalled,
+            next_due,
+            ..
+        } = self;
+        let region = &mut regions[ri];
+        read_metadata(region);
+        if region.listeners_epoch != *epoch {
+            region.listeners = listeners_of(region.shm.id, routes, sessions);
+            region.listeners_epoch = *epoch;
+        }
+        let shm = region.shm.clone();
+        let mut moved = 0;
+        for i in 0..shm.layout.params.ring_count as usize {
+            let desc = shm.ring(i);
+            let state = desc.state.load(Ordering::Acquire);
+            if state == RING_FREE {
+                continue;
+            }
+            let head = desc.head.load(Ordering::Acquire);
+            let tail = region.rings[i].tail;
+            let pending = head.wrapping_sub(tail);
+            let released = state == RING_RELEASED;
+            if !all && !released && pending > 0 && pending < batch_bytes(&shm) {
+                let cursor = &mut region.rings[i];
+                let since = *cursor.pending_since.get_or_insert(now);
+                let due = since + MAX_AGE;
+                if now < due {
+                    *next_due = Some(next_due.map_or(due, |d| d.min(due)));
+                    continue;
+                }
+            }
+            region.rings[i].pending_since = None;
+            if head != tail {
+                let tid = desc.tid.load(Ordering::Relaxed);
+                runs.clear();
+                runs.resize(region.listeners.len(), None);
+                let bytes = shm.ring_bytes(i);
+                let mut time = region.rings[i].time;
+                let mut ctx = RingCtx {
+                    region: &mut *region,
+                    sessions: &mut sessions[..],
+                    routes,
+                    writer,
+                    epoch: *epoch,
+                    runs: &mut *runs,
+                    plans: &mut *plans,
+                    stalled: &mut *stalled,
+                    ring: i,
+                    tid,
+                    bytes,
+                    bad: 0,
+                    fast_word: *epoch | (1 << 63),
+                };
+                let cap = shm.layout.params.ring_capacity;
+                let outcome = ring::scan(&bytes, cap, tail, head, &mut time, |e| ctx.event(e));
+                ctx.flush_all();
+                let bad = ctx.bad;
+                // Nothing after a bad length can be framed, and the next
+                // delta has no known base.
+                time.known &= outcome.fault.is_none();
+                region.rings[i].time = time;
+                let faults = bad + u64::from(outcome.fault.is_some());
+                if faults > 0 {
+                    charge_region(
+                        region,
+                        sessions,
+                        writer,
+                        LostReason::Corrupt,
+                        faults,
+                        u32::MAX,
+                    );
+                }
+                region.rings[i].tail = outcome.tail;
+                desc.tail.store(outcome.tail, Ordering::Release);
+                moved += outcome.tail.wrapping_sub(tail);
+            }
+            if state == RING_RELEASED && region.rings[i].tail == head {
+                // The thread has exited and everything it wrote is consumed:
+                // the ring can go to another thread, which starts its own
+                // time base.
+                region.rings[i].time.known = false;
+                let _ = desc.state.compare_exchange(
+                    RING_RELEASED,
+                    RING_FREE,
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                );
+            }
+        }
+        check_lost(region, sessions, routes, writer);
+        moved
+    }
+}
+
+/// Asks the scheduler to prefer the calling thread (nice -10) when it is
+/// allowed to (root, or an RLIMIT_NICE that permits it). Under overload the
+/// drain then takes the CPU it needs from the producers, which slows them
+/// down instead of making them drop events. Without the permission the
+/// thread keeps its normal priority.
+pub(crate) fn raise_priority() {
+    let tid = rustix::thread::gettid();
+    let _ = rustix::process::setpriority_process(Some(tid), -10);
+}
+
+/// The sessions (by index) that take any event from `region`.
+fn listeners_of(region: RegionId, routes: &RouteTable, sessions: &[DrainSession]) -> Vec<usize> {
+    let mut out = Vec::new();
+    for slot in routes.region(region) {
+        for (key, _) in &slot.sessions {
+            if let Some(i) = sessions.iter().position(|s| s.key == *key) {
+                if !out.contains(&i) {
+                    out.push(i);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Everything the per-event routing needs, borrowed for one ring.
+struct RingCtx<'a> {
+    region: &'a mut DrainRegion,
+    sessions: &'a mut [DrainSession],
+    routes: &'a RouteTable,
+    writer: &'a Sender<WriteCmd>,
+    epoch: u64,
+    runs: &'a mut Vec<Option<Run>>,
+    plans: &'a mut Vec<Plan>,
+    stalled: &'a mut bool,
+    ring: usize,
+    tid: u32,
+    bytes: SharedBytes<'a>,
+    /// Records that could not be used (unknown type, unknown time base).
+    bad: u64,
+    /// The route word meaning "fast path" in this epoch.
+    fast_word: u64,
+}
+
+impl RingCtx<'_> {
+    /// Routes one event to every listener that wants it. Returns false to
+    /// leave it in the ring when a session that wants it has no free buffer
+    /// (for at most [`STALL_LIMIT`]; after that the session loses events
+    /// instead of holding up the ring for everyone).
+    #[inline]
+    fn event(&mut self, e: RingEvent) -> bool {
+        // The common case, first: one session, this type already routed
+        // and described, continuing the run.
+        if self.region.route_words.get(e.type_id as usize) == Some(&self.fast_word) {
+            if let Some(Some(run)) = self.runs.first_mut() {
+                if run.offset + run.len == e.offset && run.len + e.size <= run.room {
+                    run.len += e.size;
+                    run.events += 1;
+                    run.end_position = e.position + e.size as u64;
+                    return true;
+                }
+            }
+        }
+        self.event_slow(e)
+    }
+
+    #[cold]
+    fn event_slow(&mut self, e: RingEvent) -> bool {
+        let region_id = self.region.shm.id;
+        let type_id = e.type_id as usize;
+        if type_id >= self.region.types.len() {
+            // The producer published the metadata before this event (see
+            // docs/ABI.md), so a re-read finds it unless the producer lies.
+            read_metadata(self.region);
+        }
+        let delta_without_base = matches!(e.ticks, Ticks::Delta(_)) && !e.base.known;
+        if delta_without_base || type_id >= self.region.types.len() {
+            self.bad += 1;
+            self.flush_all();
+            return true;
+        }
+        let listeners = self.region.listeners.len();
+        let t = &mut self.region.types[type_id];
+        if t.epoch != self.epoch {
+            t.wants.clear();
+            t.ready.clear();
+            let slot = self.routes.slot(region_id, t.meta.provider);
+            for &si in &self.region.listeners {
+                let key = self.sessions[si].key;
+                let wants = slot.is_some_and(|r| {
+                    r.sessions
+                        .iter()
+                        .any(|(k, f)| *k == key && f.accepts(t.meta.level, t.meta.keywords))
+                });
+                t.wants.push(wants);
+                let ready = self.sessions[si]
+                    .described_types
+                    .contains(&(region_id, e.type_id));
+                t.ready.push(ready);
+            }
+            t.epoch = self.epoch;
+        }
+        // First decide for every listener, so that a stall leaves no
+        // listener holding this record in a run.
+        self.plans.clear();
+        for j in 0..listeners {
+            let plan = self.plan(j, e);
+            if plan == Plan::Stall {
+                self.flush_all();
+                return false;
+            }
+            self.plans.push(plan);
+        }
+        for j in 0..listeners {
+            let s = &mut self.sessions[self.region.listeners[j]];
+            match self.plans[j] {
+                Plan::Skip => {}
+                Plan::Drop => s.lost_no_buffer += 1,
+                Plan::Extend => {
+                    if let Some(run) = &mut self.runs[j] {
+                        run.len += e.size;
+                        run.events += 1;
+                        run.end_position = e.position + e.size as u64;
+                    }
+                }
+                Plan::Start { context } => {
+                    if context {
+                        let ctx = ContextMeta {
+                            source: region_id.0 as u32,
+                            pid: self.region.shm.pid,
+                            tid: self.tid,
+                            base_ticks: e.base.ticks,
+                        };
+                        s.current.push(&record::context_record(&ctx));
+                    }
+                    self.runs[j] = Some(Run {
+                        offset: e.offset,
+                        len: e.size,
+                        room: s.current.remaining(),
+                        events: 1,
+                        end_position: e.position + e.size as u64,
+                    });
+                }
+                Plan::Stall => unreachable!("stalls return above"),
+            }
+        }
+        // With one listener that takes this type and has it described, the
+        // next event of the type can take the fast path.
+        let t = &self.region.types[type_id];
+        let fast = listeners == 1 && t.wants[0] && t.ready[0];
+        self.region.route_words[type_id] = if fast { self.fast_word } else { 0 };
+        true
+    }
+
+    /// Decides what listener `j` does with event `e`, making room in its
+    /// buffer (and writing the type's metadata) if needed.
+    fn plan(&mut self, j: usize, e: RingEvent) -> Plan {
+        let type_id = e.type_id as usize;
+        if !self.region.types[type_id].wants[j] {
+            self.flush(j);
+            return Plan::Skip;
+        }
+        if let Some(run) = &self.runs[j] {
+            if run.offset + run.len == e.offset && run.len + e.size <= run.room {
+                return Plan::Extend;
+            }
+        }
+        self.flush(j);
+        let region_id = self.region.shm.id;
+        let si = self.region.listeners[j];
+        let s = &mut self.sessions[si];
+        // Metadata records and the event must both fit; a whole free buffer
+        // always holds them.
+        let ready = self.region.types[type_id].ready[j];
+        let need = e.size + CONTEXT_LEN + if ready { 0 } else { META_ROOM };
+        if e.size + CONTEXT_LEN + BUFFER_HEADER_LEN > s.buffer_size {
+            s.lost_other += 1;
+            return Plan::Skip;
+        }
+        if s.current.remaining() < need && !s.can_rotate() {
+            let since = *s.starved_since.get_or_insert_with(Instant::now);
+            if since.elapsed() < STALL_LIMIT {
+                *self.stalled = true;
+                return Plan::Stall;
+            }
+            return Plan::Drop;
+        }
+        s.starved_since = None;
+        if !ready {
+            if !describe_type(s, self.region, self.routes, e.type_id, self.writer) {
+                s.lost_other += 1;
+                return Plan::Skip;
+            }
+            self.region.types[type_id].ready[j] = true;
+        }
+        let s = &mut self.sessions[si];
+        let continues = s.chain == Some((region_id, self.ring, e.position));
+        let need = e.size + if continues { 0 } else { CONTEXT_LEN };
+        if s.current.remaining() < need && !s.rotate(self.writer) {
+            return Plan::Drop;
+        }
+        // Rotating starts a buffer with no context.
+        Plan::Start {
+            context: s.chain != Some((region_id, self.ring, e.position)),
+        }
+    }
+
+    /// Copies listener `j`'s pending run into its session's buffer.
+    fn flush(&mut self, j: usize) {
+        let Some(run) = self.runs[j].take() else {
+            return;
+        };
+        let s = &mut self.sessions[self.region.listeners[j]];
+        if let Some(dst) = s.current.append(run.len) {
+            self.bytes.copy_to(run.offset, dst);
+            // `append` counted one record; the run holds `events` of them.
+            s.current.add_records(run.events as u32 - 1);
+            s.events += run.events;
+            s.dirty = true;
+            s.chain = Some((self.region.shm.id, self.ring, run.end_position));
+        } else {
+            s.lost_no_buffer += run.events;
+        }
+    }
+
+    fn flush_all(&mut self) {
+        for j in 0..self.runs.len() {
+            self.flush(j);
+        }
+    }
+}
+
+/// Writes the metadata a session's file needs for one event type (process,
+/// provider, event type). False if it could not be stored.
+fn describe_type(
+    s: &mut DrainSession,
+    region: &DrainRegion,
+    routes: &RouteTable,
+    type_id: u16,
+    writer: &Sender<WriteCmd>,
+) -> bool {
+    let id = region.shm.id;
+    if s.described_types.contains(&(id, type_id)) {
+        return true;
+    }
+    let Some(t) = region.types.get(type_id as usize) else {
+        return false;
+    };
+    if !describe_provider(s, region, routes, t.meta.provider, writer) {
+        return false;
+    }
+    let mut bytes = Vec::new();
+    let meta = EventTypeMeta {
+        source: id.0 as u32,
+        ..t.meta.clone()
+    };
+    if record::encode_event_type(&meta, &mut bytes).is_err() || !s.push_record(&bytes, writer) {
+        return false;
+    }
+    s.described_types.insert((id, type_id));
+    true
+}
+
+/// Writes the PROCESS and PROVIDER records for a provider if the session's
+/// file lacks them. False if they could not be stored.
+fn describe_provider(
+    s: &mut DrainSession,
+    region: &DrainRegion,
+    routes: &RouteTable,
+    slot: u32,
+    writer: &Sender<WriteCmd>,
+) -> bool {
+    let id = region.shm.id;
+    if s.described_providers.contains(&(id, slot)) {
+        return true;
+    }
+    let Some(info) = routes.slot(id, slot) else {
+        return false;
+    };
+    let pid = region.shm.pid;
+    let mut bytes = Vec::new();
+    if !s.described_processes.contains(&pid) {
+        let meta = ProcessMeta {
+            pid,
+            name: region.process.clone(),
+        };
+        if record::encode_process(&meta, &mut bytes).is_err() || !s.push_record(&bytes, writer) {
+            return false;
+        }
+        s.described_processes.insert(pid);
+        bytes.clear();
+    }
+    let meta = ProviderMeta {
+        source: id.0 as u32,
+        provider: slot,
+        pid,
+        guid: info.guid,
+        name: info.name.clone(),
+    };
+    if record::encode_provider(&meta, &mut bytes).is_err() || !s.push_record(&bytes, writer) {
+        return false;
+    }
+    s.described_providers.insert((id, slot));
+    true
+}
+
+/// Parses event types the provider has added to its metadata area.
+fn read_metadata(region: &mut DrainRegion) {
+    if region.meta_broken {
+        return;
+    }
+    let head = region
+        .shm
+        .header()
+        .provider
+        .meta_head
+        .load(Ordering::Acquire);
+    let capacity = region.shm.layout.params.meta_capacity;
+    if head == region.meta_tail {
+        return;
+    }
+    if head < region.meta_tail || head > capacity {
+        region.meta_broken = true;
+        return;
+    }
+    let mut scratch = vec![0u8; (head - region.meta_tail) as usize];
+    region
+        .shm
+        .meta_bytes()
+        .copy_to(region.meta_tail as usize, &mut scratch);
+    let mut at = 0;
+    while at < scratch.len() {
+        match record::parse_untrusted(&scratch[at..]) {
+            Ok((Record::EventType(meta), size)) if meta.type_id as usize == region.types.len() => {
+                region.types.push(TypeSlot {
+                    meta,
+                    epoch: 0,
+                    wants: Vec::new(),
+                    ready: Vec::new(),
+                });
+                region.route_words.push(0);
+                at += size;
+            }
+            _ => {
+                // Type ids must arrive in order and well formed; anything
+                // else means the area cannot be trusted further.
+                region.meta_broken = true;
+                return;
+            }
+        }
+    }
+    region.meta_tail = head;
+}
+
+/// Charges events a provider dropped to the sessions that wanted them.
+fn check_lost(
+    region: &mut DrainRegion,
+    sessions: &mut [DrainSession],
+    routes: &RouteTable,
+    writer: &Sender<WriteCmd>,
+) {
+    let id = region.shm.id;
+    let pid = region.shm.pid;
+    for slot_routes in routes.region(id) {
+        let now = region.shm.lost_counter(slot_routes.slot);
+        let seen = match region
+            .lost_seen
+            .iter_mut()
+            .find(|(s, _)| *s == slot_routes.slot)
+        {
+            Some((_, v)) => v,
+            None => {
+                region.lost_seen.push((slot_routes.slot, 0));
+                &mut region.lost_seen.last_mut().expect("just pushed").1
+            }
+        };
+        // A counter that goes backwards was not written by our library;
+        // take the new value as the baseline and charge nothing.
+        let delta = now.saturating_sub(*seen);
+        *seen = now;
+        if delta == 0 {
+            continue;
+        }
+        for (key, _) in &slot_routes.sessions {
+            if let Some(s) = sessions.iter_mut().find(|s| s.key == *key) {
+                describe_provider(s, region, routes, slot_routes.slot, writer);
+                let lost = LostMeta {
+                    source: id.0 as u32,
+                    provider: slot_routes.slot,
+                    reason: LostReason::RingFull,
+                    pid,
+                    count: delta,
+                };
+                s.lost(lost, writer);
+            }
+        }
+    }
+    let p = &region.shm.header().provider;
+    let now = [
+        p.lost_no_ring.load(Ordering::Relaxed),
+        p.lost_no_metadata.load(Ordering::Relaxed),
+        p.lost_invalid.load(Ordering::Relaxed),
+    ];
+    let reasons = [
+        LostReason::NoRing,
+        LostReason::NoMetadata,
+        LostReason::Invalid,
+    ];
+    for k in 0..3 {
+        let delta = now[k].saturating_sub(region.process_lost_seen[k]);
+        region.process_lost_seen[k] = now[k];
+        if delta > 0 {
+            charge_region(region, sessions, writer, reasons[k], delta, u32::MAX);
+        }
+    }
+}
+
+/// Charges `count` losses to every session that takes events from `region`.
+fn charge_region(
+    region: &DrainRegion,
+    sessions: &mut [DrainSession],
+    writer: &Sender<WriteCmd>,
+    reason: LostReason,
+    count: u64,
+    provider: u32,
+) {
+    for &si in &region.listeners {
+        if let Some(s) = sessions.get_mut(si) {
+            let lost = LostMeta {
+                source: region.shm.id.0 as u32,
+                provider,
+                reason,
+                pid: region.shm.pid,
+                count,
+            };
+            s.lost(lost, writer);
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! `ferretd`, Ferret's session daemon, as a library: `ferretd` and
+//! `ferret daemon` both call [`run`].
+//!
+//! Threads: one accepts clients on the control socket and one per
+//! connection decodes packets; the control thread applies every change
+//! (sessions, providers, regions) in one event loop; the drain thread moves
+//! records from provider rings into session buffers; the writer thread puts
+//! buffers into log files. Only this crate listens on sockets and creates
+//! memfds. Session logic lives in `ferret-session`, the file format in
+//! `ferret-format`, the layouts in `ferret-abi`.
+
+mod clock;
+mod control;
+mod drain;
+mod ring;
+mod server;
+mod shm;
+mod writer;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use ferret_abi::shm::RegionParams;
+use ferret_session::DEFAULT_SESSION_LIMIT;
+
+/// How to run the daemon.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The control socket's path.
+    pub socket: PathBuf,
+    /// The most sessions that may be RUNNING or STOPPING at once.
+    pub session_limit: usize,
+    /// Sizes of the region each provider process gets.
+    pub region: RegionParams,
+}
+
+impl Config {
+    /// Defaults for the socket at `socket`.
+    pub fn new(socket: PathBuf) -> Config {
+        Config {
+            socket,
+            session_limit: DEFAULT_SESSION_LIMIT,
+            region: RegionParams::default(),
+        }
+    }
+}
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// Another daemon holds the socket's lock.
+    #[error("a Ferret daemon already serves {0}")]
+    AlreadyRunning(PathBuf),
+    /// The socket could not be created.
+    #[error("cannot listen on {path}: {source}")]
+    Bind {
+        /// The socket path.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A thread or descriptor could not be created.
+    #[error("cannot start the daemon: {0}")]
+    Setup(std::io::Error),
+}
+
+/// Runs the daemon in the calling thread until SIGTERM or SIGINT, then stops
+/// every session cleanly (each log file gets its trailer and is synced) and
+/// returns.
+pub fn run(config: Config) -> Result<(), DaemonError> {
+    let listener = server::Listener::bind(&config.socket)?;
+    let clock = clock::Clock::detect();
+    let setup = DaemonError::Setup;
+    let (events_tx, events_rx) = crossbeam_channel::unbounded();
+    let (drain_tx, drain_rx) = crossbeam_channel::unbounded();
+    let (writer_tx, writer_rx) = crossbeam_channel::unbounded();
+    let (returned_tx, returned_rx) = crossbeam_channel::unbounded();
+    let drain_wake = Arc::new(
+        rustix::event::eventfd(
+            0,
+            rustix::event::EventfdFlags::CLOEXEC | rustix::event::EventfdFlags::NONBLOCK,
+        )
+        .map_err(|e| setup(e.into()))?,
+    );
+
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+    ])
+    .map_err(setup)?;
+    let tx = events_tx.clone();
+    std::thread::Builder::new()
+        .name("ferretd-signals".into())
+        .spawn(move || {
+            if signals.forever().next().is_some() {
+                let _ = tx.send(control::Event::Shutdown);
+            }
+        })
+        .map_err(setup)?;
+
+    let drain = drain::Drain::new(drain_rx, drain_wake.clone(), writer_tx.clone(), returned_rx);
+    let drain_thread = std::thread::Builder::new()
+        .name("ferretd-drain".into())
+        .spawn(move || drain.run())
+        .map_err(setup)?;
+    let tx = events_tx.clone();
+    let writer_thread = std::thread::Builder::new()
+        .name("ferretd-writer".into())
+        .spawn(move || writer::run(writer_rx, returned_tx, tx, clock))
+        .map_err(setup)?;
+    let listen_fd = listener.fd.try_clone().map_err(setup)?;
+    let tx = events_tx.clone();
+    std::thread::Builder::new()
+        .name("ferretd-accept".into())
+        .spawn(move || server::accept_loop(listen_fd, tx))
+        .map_err(setup)?;
+    drop(events_tx);
+
+    eprintln!(
+        "ferretd: listening on {} (pid {}, clock {})",
+        listener.path.display(),
+        std::process::id(),
+        clock.name()
+    );
+    let control = control::Control::new(
+        events_rx,
+        drain_tx,
+        drain_wake,
+        writer_tx,
+        clock,
+        config.region,
+        config.session_limit,
+    );
+    control.run();
+    // Every session is STOPPED: its trailer is written and its file synced.
+    let _ = std::fs::remove_file(&listener.path);
+    drop(drain_thread);
+    drop(writer_thread);
+    eprintln!("ferretd: stopped");
+    Ok(())
+}

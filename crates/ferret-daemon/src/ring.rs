@@ -1,0 +1,343 @@
+//! Framing the records committed to one provider ring, trusting nothing the
+//! producer wrote: positions, lengths and kinds are all checked against the
+//! ring's capacity and the committed span.
+
+use ferret_abi::record::{
+    EVENT_ABS_HEADER_LEN, HEADER_LEN, Ticks, decode_event_header, kind, peek_header,
+};
+
+use crate::shm::ReadBytes;
+
+/// Why the rest of a committed span was discarded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RingFault {
+    /// The head is behind the tail or more than a ring ahead of it.
+    BadHead,
+    /// A record's size or kind is impossible.
+    BadRecord,
+}
+
+/// What a scan did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ScanOutcome {
+    /// The new tail: everything before it is consumed.
+    pub(crate) tail: u64,
+    /// Set if the span held something malformed, with the bytes skipped;
+    /// everything up to the head was skipped.
+    pub(crate) fault: Option<(RingFault, u64)>,
+}
+
+/// The time of the last record consumed from a ring, which the next
+/// record's delta is counted from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct TimeBase {
+    /// Absolute ticks.
+    pub(crate) ticks: u64,
+    /// False until an absolute time has been seen (and after a fault).
+    pub(crate) known: bool,
+}
+
+/// One event record found in a ring.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct RingEvent {
+    /// The time base before this event (the previous record's time).
+    pub(crate) base: TimeBase,
+    /// Its position in the ring's byte stream (bytes ever written before it).
+    pub(crate) position: u64,
+    /// Its offset in the ring's memory.
+    pub(crate) offset: usize,
+    /// Its size.
+    pub(crate) size: usize,
+    /// Its event type.
+    pub(crate) type_id: u16,
+    /// Its time.
+    pub(crate) ticks: Ticks,
+}
+
+/// Calls `on_event` for each event record committed between `tail` and
+/// `head`, and returns where consumption ended. `on_event` returns false to
+/// leave that record and everything after it unconsumed, for a later scan.
+///
+/// `ring` holds the ring's `capacity` bytes (a power of two). A malformed
+/// record ends the scan: the tail jumps to the head and the fault says how
+/// many bytes were skipped, since nothing after a bad length can be framed.
+///
+/// `time` is the ring's time base; it follows the records consumed.
+pub(crate) fn scan<B: ReadBytes + ?Sized>(
+    ring: &B,
+    capacity: u64,
+    mut tail: u64,
+    head: u64,
+    time: &mut TimeBase,
+    mut on_event: impl FnMut(RingEvent) -> bool,
+) -> ScanOutcome {
+    debug_assert!(capacity.is_power_of_two() && ring.len() as u64 >= capacity);
+    if head < tail || head - tail > capacity {
+        return ScanOutcome {
+            tail: head,
+            fault: Some((RingFault::BadHead, head.wrapping_sub(tail))),
+        };
+    }
+    let fault = |tail: u64| ScanOutcome {
+        tail: head,
+        fault: Some((RingFault::BadRecord, head - tail)),
+    };
+    while tail < head {
+        let pos = tail & (capacity - 1);
+        let contiguous = capacity - pos;
+        let available = contiguous.min(head - tail);
+        if contiguous < HEADER_LEN as u64 {
+            // Too little room for a header before the ring's end: padding.
+            if contiguous > head - tail {
+                return fault(tail);
+            }
+            tail += contiguous;
+            continue;
+        }
+        // Bytes past the committed span may be read here but are never used:
+        // `n` limits every decode to what is committed.
+        let n = (available as usize).min(EVENT_ABS_HEADER_LEN);
+        let raw = ring.read16(pos as usize);
+        let Some((size, k)) = peek_header(&raw[..n]) else {
+            return fault(tail);
+        };
+        if k == kind::PAD {
+            if contiguous > head - tail {
+                return fault(tail);
+            }
+            tail += contiguous;
+            continue;
+        }
+        let Some((type_id, ticks, header_len)) = decode_event_header(&raw[..n]) else {
+            return fault(tail);
+        };
+        if size < header_len || size as u64 > available {
+            return fault(tail);
+        }
+        let base = *time;
+        let consumed = on_event(RingEvent {
+            base,
+            position: tail,
+            offset: pos as usize,
+            size,
+            type_id,
+            ticks,
+        });
+        if !consumed {
+            break;
+        }
+        time.ticks = ticks.resolve(base.ticks);
+        time.known |= matches!(ticks, Ticks::Absolute(_));
+        tail += size as u64;
+    }
+    ScanOutcome { tail, fault: None }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferret_abi::record::encode_event_header;
+    use proptest::prelude::*;
+
+    const CAP: u64 = 256;
+
+    /// Writes events of the given payload sizes into a ring the way the
+    /// provider does (padding at the end when a record does not fit) and
+    /// returns the ring, the head and each event's offset.
+    fn produce(start: u64, sizes: &[usize]) -> (Vec<u8>, u64, Vec<usize>) {
+        let mut ring = vec![0u8; CAP as usize];
+        let mut head = start;
+        let mut offsets = Vec::new();
+        for (i, &payload) in sizes.iter().enumerate() {
+            let ticks = if i == 0 {
+                Ticks::Absolute(1000)
+            } else {
+                Ticks::Delta(i as u32)
+            };
+            let header = if i == 0 { 13 } else { 9 };
+            let size = header + payload;
+            let pos = head % CAP;
+            if size as u64 > CAP - pos {
+                if CAP - pos >= 3 {
+                    ring[pos as usize..pos as usize + 3].copy_from_slice(&[3, 0, kind::PAD]);
+                }
+                head += CAP - pos;
+            }
+            let pos = (head % CAP) as usize;
+            encode_event_header(&mut ring[pos..], size, 9, ticks);
+            offsets.push(pos);
+            head += size as u64;
+        }
+        (ring, head, offsets)
+    }
+
+    #[test]
+    fn events_are_framed_across_the_wrap() {
+        let (ring, head, offsets) = produce(200, &[8, 20, 40, 3]);
+        let mut seen = Vec::new();
+        let out = scan(&ring[..], CAP, 200, head, &mut TimeBase::default(), |e| {
+            assert_eq!(e.type_id, 9);
+            seen.push(e.offset);
+            true
+        });
+        assert_eq!(
+            out,
+            ScanOutcome {
+                tail: head,
+                fault: None
+            }
+        );
+        assert_eq!(seen, offsets);
+    }
+
+    #[test]
+    fn fewer_than_three_bytes_at_the_end_are_padding() {
+        // The first record ends two bytes before the end of the ring; once
+        // it is consumed, the next one starts at offset 0.
+        let (ring, head, offsets) = produce(0, &[241, 5]);
+        assert_eq!(offsets, vec![0, 0]);
+        assert_eq!(head, 256 + 14);
+        let mut seen = Vec::new();
+        let out = scan(&ring[..], CAP, 254, head, &mut TimeBase::default(), |e| {
+            seen.push(e.offset);
+            true
+        });
+        assert_eq!(out.fault, None);
+        assert_eq!(seen, vec![0]);
+    }
+
+    #[test]
+    fn a_head_behind_the_tail_or_too_far_ahead_is_a_fault() {
+        let ring = vec![0u8; CAP as usize];
+        let out = scan(
+            &ring[..],
+            CAP,
+            64,
+            32,
+            &mut TimeBase::default(),
+            |_| -> bool { panic!("no events") },
+        );
+        assert_eq!(out.fault.map(|f| f.0), Some(RingFault::BadHead));
+        let out = scan(
+            &ring[..],
+            CAP,
+            0,
+            CAP + 8,
+            &mut TimeBase::default(),
+            |_| -> bool { panic!("no events") },
+        );
+        assert_eq!(out.fault.map(|f| f.0), Some(RingFault::BadHead));
+        assert_eq!(out.tail, CAP + 8);
+    }
+
+    #[test]
+    fn a_record_claiming_past_the_head_is_a_fault() {
+        let (mut ring, head, offsets) = produce(0, &[8, 8]);
+        ring[offsets[1]] = 200; // second record's size now runs past the head
+        let mut n = 0;
+        let out = scan(&ring[..], CAP, 0, head, &mut TimeBase::default(), |_| {
+            n += 1;
+            true
+        });
+        assert_eq!(n, 1);
+        assert_eq!(
+            out.fault,
+            Some((RingFault::BadRecord, head - offsets[1] as u64))
+        );
+        assert_eq!(out.tail, head);
+    }
+
+    #[test]
+    fn deltas_accumulate_on_the_time_base() {
+        let (ring, head, _) = produce(0, &[1, 1, 1]);
+        let mut time = TimeBase::default();
+        let mut bases = Vec::new();
+        scan(&ring[..], CAP, 0, head, &mut time, |e| {
+            bases.push(e.base);
+            true
+        });
+        // The first record is absolute (1000), then deltas of 1 and 2.
+        assert_eq!(
+            bases[1],
+            TimeBase {
+                ticks: 1000,
+                known: true
+            }
+        );
+        assert_eq!(
+            bases[2],
+            TimeBase {
+                ticks: 1001,
+                known: true
+            }
+        );
+        assert_eq!(
+            time,
+            TimeBase {
+                ticks: 1003,
+                known: true
+            }
+        );
+    }
+
+    #[test]
+    fn a_refused_record_stays_unconsumed() {
+        let (ring, head, offsets) = produce(0, &[8, 8, 8]);
+        let mut n = 0;
+        let out = scan(&ring[..], CAP, 0, head, &mut TimeBase::default(), |_| {
+            n += 1;
+            n < 2
+        });
+        assert_eq!(
+            out,
+            ScanOutcome {
+                tail: offsets[1] as u64,
+                fault: None
+            }
+        );
+    }
+
+    #[test]
+    fn zeroed_memory_is_a_fault_not_a_loop() {
+        let ring = vec![0u8; CAP as usize];
+        let out = scan(
+            &ring[..],
+            CAP,
+            0,
+            64,
+            &mut TimeBase::default(),
+            |_| -> bool { panic!("no events") },
+        );
+        assert_eq!(out.fault, Some((RingFault::BadRecord, 64)));
+    }
+
+    proptest! {
+        #[test]
+        fn garbage_never_panics_and_never_passes_the_head(
+            bytes in proptest::collection::vec(any::<u8>(), CAP as usize),
+            tail in 0u64..2048, span in 0u64..600,
+        ) {
+            let head = tail + span;
+            let out = scan(&bytes[..], CAP, tail, head, &mut TimeBase::default(), |e| {
+                assert!(e.offset + e.size <= CAP as usize);
+                assert!(e.position + e.size as u64 <= head);
+                true
+            });
+            prop_assert!(out.tail == head);
+        }
+
+        #[test]
+        fn well_formed_rings_yield_every_event(start in 0u64..4096, sizes in proptest::collection::vec(0usize..24, 1..8)) {
+            let total: usize = sizes.iter().map(|s| s + 13).sum();
+            prop_assume!(total as u64 + 120 < CAP);
+            let (ring, head, offsets) = produce(start, &sizes);
+            let mut seen = Vec::new();
+            let out = scan(&ring[..], CAP, start, head, &mut TimeBase::default(), |e| {
+            seen.push(e.offset);
+            true
+        });
+            prop_assert_eq!(out.fault, None);
+            prop_assert_eq!(seen, offsets);
+        }
+    }
+}

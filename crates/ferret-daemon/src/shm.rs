@@ -1,0 +1,226 @@
+//! The daemon's side of a provider process's shared-memory region: creating
+//! the sealed memfd, writing the enable table, and reading what the provider
+//! wrote without trusting any of it.
+
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use ferret_abi::shm::{RegionHeader, RegionLayout, RegionParams, RingDesc};
+use ferret_session::RegionId;
+use rustix::fs::{MemfdFlags, SealFlags};
+use rustix::mm::{MapFlags, ProtFlags};
+
+/// One provider process's region, mapped in the daemon.
+#[derive(Debug)]
+pub(crate) struct ShmRegion {
+    pub(crate) id: RegionId,
+    pub(crate) pid: u32,
+    base: NonNull<u8>,
+    len: usize,
+    /// The daemon's own copy of the layout; the header in shared memory is
+    /// never read back, since the provider could have changed it.
+    pub(crate) layout: RegionLayout,
+    memfd: OwnedFd,
+    /// Producers write to it to wake a sleeping drain thread.
+    pub(crate) eventfd: OwnedFd,
+}
+
+// SAFETY: the mapping is only accessed through atomics or copied out byte
+// by byte; the pointer itself never changes after creation.
+unsafe impl Send for ShmRegion {}
+// SAFETY: as above.
+unsafe impl Sync for ShmRegion {}
+
+impl ShmRegion {
+    /// Creates, seals, maps and initialises a region for process `pid`.
+    pub(crate) fn create(
+        id: RegionId,
+        pid: u32,
+        params: RegionParams,
+        clock: u32,
+    ) -> io::Result<ShmRegion> {
+        let layout = RegionLayout::new(params)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+        let memfd = rustix::fs::memfd_create(
+            "ferret-region",
+            MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
+        )?;
+        rustix::fs::ftruncate(&memfd, layout.region_size)?;
+        // Sealed against resizing so the provider cannot shrink the file
+        // under the daemon's mapping and make it fault.
+        rustix::fs::fcntl_add_seals(
+            &memfd,
+            SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL,
+        )?;
+        let len = layout.region_size as usize;
+        // SAFETY: a new shared mapping of the whole memfd, which cannot
+        // shrink; nothing else refers to this address range yet.
+        let ptr = unsafe {
+            rustix::mm::mmap(
+                std::ptr::null_mut(),
+                len,
+                ProtFlags::READ | ProtFlags::WRITE,
+                MapFlags::SHARED,
+                &memfd,
+                0,
+            )?
+        };
+        let base =
+            NonNull::new(ptr.cast::<u8>()).ok_or_else(|| io::Error::other("mmap returned null"))?;
+        // SAFETY: the mapping is page-aligned and larger than the header; no
+        // provider has the memfd yet, so nothing reads concurrently.
+        unsafe {
+            base.as_ptr()
+                .cast::<RegionHeader>()
+                .write(layout.header(clock, pid))
+        };
+        let eventfd = rustix::event::eventfd(
+            0,
+            rustix::event::EventfdFlags::CLOEXEC | rustix::event::EventfdFlags::NONBLOCK,
+        )?;
+        Ok(ShmRegion {
+            id,
+            pid,
+            base,
+            len,
+            layout,
+            memfd,
+            eventfd,
+        })
+    }
+
+    /// The memfd to send to the provider.
+    pub(crate) fn memfd(&self) -> BorrowedFd<'_> {
+        self.memfd.as_fd()
+    }
+
+    fn at(&self, offset: u64) -> *mut u8 {
+        debug_assert!((offset as usize) < self.len);
+        // SAFETY: offsets come from the daemon's own layout, inside the mapping.
+        unsafe { self.base.as_ptr().add(offset as usize) }
+    }
+
+    pub(crate) fn header(&self) -> &RegionHeader {
+        // SAFETY: the header is at offset 0 of a mapping larger than it; its
+        // fields are integers and atomics, valid for any bits a provider writes.
+        unsafe { &*self.base.as_ptr().cast::<RegionHeader>() }
+    }
+
+    /// Publishes the enable words of provider slot `slot`.
+    pub(crate) fn set_enable(&self, slot: u32, words: [u64; 5]) {
+        let p = self.at(self.layout.enable_slot_offset(slot as usize));
+        // SAFETY: slot < ENABLE_SLOTS (checked by the registry), so the slot
+        // lies inside the enable table; EnableSlot is five atomics.
+        let slot = unsafe { &*p.cast::<ferret_abi::shm::EnableSlot>() };
+        for (w, v) in slot.levels.iter().zip(words) {
+            w.store(v, Ordering::Release);
+        }
+    }
+
+    /// The provider's lost counter for `slot`.
+    pub(crate) fn lost_counter(&self, slot: u32) -> u64 {
+        let p = self.at(self.layout.lost_counter_offset(slot as usize));
+        // SAFETY: inside the lost-counter array, 8-aligned, any bits valid.
+        unsafe { &*p.cast::<AtomicU64>() }.load(Ordering::Relaxed)
+    }
+
+    /// Ring descriptor `i`.
+    pub(crate) fn ring(&self, i: usize) -> &RingDesc {
+        // SAFETY: i < ring_count from the daemon's layout; RingDesc is atomics
+        // and padding, 64-aligned like its offset.
+        unsafe { &*self.at(self.layout.ring_desc_at(i)).cast::<RingDesc>() }
+    }
+
+    /// The bytes of ring `i`, to be read through [`SharedBytes`].
+    pub(crate) fn ring_bytes(&self, i: usize) -> SharedBytes<'_> {
+        SharedBytes {
+            ptr: self.at(self.layout.ring_data_at(i)),
+            len: self.layout.params.ring_capacity as usize,
+            _region: std::marker::PhantomData,
+        }
+    }
+
+    /// The metadata area.
+    pub(crate) fn meta_bytes(&self) -> SharedBytes<'_> {
+        SharedBytes {
+            ptr: self.at(self.layout.meta_offset),
+            len: self.layout.params.meta_capacity as usize,
+            _region: std::marker::PhantomData,
+        }
+    }
+}
+
+impl Drop for ShmRegion {
+    fn drop(&mut self) {
+        // SAFETY: unmaps the mapping made in `create`; the last reference is
+        // going away.
+        let _ = unsafe { rustix::mm::munmap(self.base.as_ptr().cast(), self.len) };
+    }
+}
+
+/// Bytes in shared memory that another process may change at any moment.
+/// They are only ever copied out; the copy is what gets checked and parsed.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SharedBytes<'a> {
+    ptr: *mut u8,
+    len: usize,
+    _region: std::marker::PhantomData<&'a ShmRegion>,
+}
+
+/// Something the ring scanner can copy bytes out of.
+pub(crate) trait ReadBytes {
+    /// Bytes available.
+    fn len(&self) -> usize;
+    /// Copies `dst.len()` bytes from `offset`. Callers keep the range inside `len()`.
+    fn copy_to(&self, offset: usize, dst: &mut [u8]);
+
+    /// Copies the 16 bytes at `offset`, or as many as remain (the rest zero).
+    #[inline]
+    fn read16(&self, offset: usize) -> [u8; 16] {
+        let mut out = [0u8; 16];
+        let n = self.len().saturating_sub(offset).min(16);
+        self.copy_to(offset, &mut out[..n]);
+        out
+    }
+}
+
+impl ReadBytes for SharedBytes<'_> {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    #[inline]
+    fn read16(&self, offset: usize) -> [u8; 16] {
+        if offset + 16 <= self.len {
+            // SAFETY: the 16 bytes lie inside the mapping; an unaligned read
+            // of plain bytes, which may be changing under a misbehaving
+            // provider (the caller checks what it gets).
+            unsafe { std::ptr::read_unaligned(self.ptr.add(offset).cast::<[u8; 16]>()) }
+        } else {
+            let mut out = [0u8; 16];
+            self.copy_to(offset, &mut out[..self.len.saturating_sub(offset)]);
+            out
+        }
+    }
+
+    #[inline]
+    fn copy_to(&self, offset: usize, dst: &mut [u8]) {
+        assert!(offset <= self.len && dst.len() <= self.len - offset);
+        // SAFETY: the range is inside the mapping (asserted); the source may
+        // be written concurrently by a misbehaving provider, in which case
+        // the copy holds arbitrary bytes, which every reader of it handles.
+        unsafe { std::ptr::copy_nonoverlapping(self.ptr.add(offset), dst.as_mut_ptr(), dst.len()) }
+    }
+}
+
+impl ReadBytes for [u8] {
+    fn len(&self) -> usize {
+        <[u8]>::len(self)
+    }
+
+    fn copy_to(&self, offset: usize, dst: &mut [u8]) {
+        dst.copy_from_slice(&self[offset..offset + dst.len()]);
+    }
+}

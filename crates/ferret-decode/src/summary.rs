@@ -1,0 +1,96 @@
+//! `ferret fmt --summary`: what a log holds, what was lost and what was damaged.
+
+use std::io::{self, Write};
+
+use ferret_format::{FileHeader, Trailer};
+
+use crate::decoder::Stats;
+use crate::output::format_timestamp;
+
+/// Writes the summary of one file.
+pub fn write_summary(
+    out: &mut impl Write,
+    source: &str,
+    header: &FileHeader,
+    stats: &Stats,
+    trailer: Option<&Trailer>,
+) -> io::Result<()> {
+    writeln!(out, "File:       {source}")?;
+    writeln!(
+        out,
+        "Session:    {} (LoggerID {}) on {}, clock {}, {} KiB buffers",
+        header.session_name,
+        header.logger_id,
+        header.host,
+        header.clock.name(),
+        header.buffer_size / 1024
+    )?;
+    writeln!(
+        out,
+        "Started:    {}",
+        format_timestamp(header.start_unix_ns)
+    )?;
+    match trailer {
+        Some(t) => writeln!(
+            out,
+            "Stopped:    {} (clean stop)",
+            format_timestamp(t.end_unix_ns)
+        )?,
+        None => writeln!(
+            out,
+            "Stopped:    no trailer (still running, or the daemon did not stop cleanly)"
+        )?,
+    }
+    if let (Some(a), Some(b)) = (stats.first_ns, stats.last_ns) {
+        writeln!(
+            out,
+            "Events from {} to {}",
+            format_timestamp(a),
+            format_timestamp(b)
+        )?;
+    }
+    writeln!(
+        out,
+        "Buffers:    {} read, {} damaged ({} bytes skipped)",
+        stats.buffers, stats.corrupt_stretches, stats.corrupt_bytes
+    )?;
+    writeln!(
+        out,
+        "Events:     {} decoded, {} undecodable records",
+        stats.events, stats.bad_records
+    )?;
+    let mut reasons: Vec<String> = stats
+        .lost
+        .iter()
+        .map(|(r, n)| format!("{} {n}", r.name()))
+        .collect();
+    reasons.sort();
+    let detail = if reasons.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", reasons.join(", "))
+    };
+    writeln!(out, "Lost:       {}{detail}", stats.lost_total())?;
+    if let Some(t) = trailer {
+        writeln!(
+            out,
+            "Trailer:    events {}, events lost {} (ring-full {}, no-buffer {}, other {}), buffers written {}, buffers lost {}",
+            t.events,
+            t.events_lost,
+            t.lost_ring_full,
+            t.lost_no_buffer,
+            t.lost_other,
+            t.buffers_written,
+            t.log_buffers_lost
+        )?;
+    }
+    if !stats.per_event.is_empty() {
+        let mut rows: Vec<_> = stats.per_event.iter().collect();
+        rows.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        writeln!(out, "{:>12}  provider/event", "count")?;
+        for ((provider, event), n) in rows {
+            writeln!(out, "{n:>12}  {provider}/{event}")?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,180 @@
+//! Buffers: the unit of writing, checksumming and delivery (docs/FORMAT.md, "Buffers").
+
+/// The first 4 bytes of every buffer.
+pub const BUFFER_MAGIC: [u8; 4] = *b"FBUF";
+/// Bytes of a buffer header.
+pub const BUFFER_HEADER_LEN: usize = 32;
+
+const CRC_AT: usize = 20;
+
+/// Buffer kinds.
+pub mod buffer_kind {
+    /// Events and metadata.
+    pub const DATA: u16 = 1;
+    /// The trailer with the session's final counters.
+    pub const TRAILER: u16 = 2;
+}
+
+/// A buffer header as read from a file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BufferHeader {
+    /// One of [`buffer_kind`].
+    pub kind: u16,
+    /// The buffer's number in the session, from 0.
+    pub sequence: u64,
+    /// Bytes of records after the header.
+    pub used: u32,
+    /// CRC-32C of the header (with this field zero) and the records.
+    pub crc: u32,
+    /// Records in the buffer.
+    pub records: u32,
+}
+
+impl BufferHeader {
+    /// Reads the 32 header bytes; checks only the magic and header length.
+    pub fn decode(b: &[u8; BUFFER_HEADER_LEN]) -> Option<BufferHeader> {
+        if b[0..4] != BUFFER_MAGIC || u16::from_le_bytes([b[6], b[7]]) as usize != BUFFER_HEADER_LEN
+        {
+            return None;
+        }
+        let u32_at = |at: usize| u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
+        let mut seq = [0u8; 8];
+        seq.copy_from_slice(&b[8..16]);
+        Some(BufferHeader {
+            kind: u16::from_le_bytes([b[4], b[5]]),
+            sequence: u64::from_le_bytes(seq),
+            used: u32_at(16),
+            crc: u32_at(CRC_AT),
+            records: u32_at(24),
+        })
+    }
+}
+
+/// The CRC of a buffer given its header bytes (CRC field included; it is
+/// treated as zero) and its records.
+pub fn buffer_crc(header: &[u8; BUFFER_HEADER_LEN], records: &[u8]) -> u32 {
+    let mut h = *header;
+    h[CRC_AT..CRC_AT + 4].fill(0);
+    let crc = crc32c::crc32c(&h);
+    crc32c::crc32c_append(crc, records)
+}
+
+/// A buffer being filled in memory: a header's worth of space, then records.
+///
+/// The daemon appends records, then [`BufferBuilder::seal`]s it to get the
+/// bytes to write. A sealed buffer can take more records and be sealed again;
+/// the later write replaces the earlier one in the same slot.
+#[derive(Debug)]
+pub struct BufferBuilder {
+    /// Always `size` bytes long, so appending never zero-fills; bytes past
+    /// `len` are stale and never written out.
+    data: Vec<u8>,
+    /// Bytes in use: the header and the records.
+    len: usize,
+    size: usize,
+    records: u32,
+}
+
+impl BufferBuilder {
+    /// An empty buffer of `size` bytes (header included).
+    pub fn new(size: usize) -> BufferBuilder {
+        let size = size.max(BUFFER_HEADER_LEN);
+        let mut data = vec![0; size];
+        // Zeroed allocations may be mapped lazily; touch every page now so
+        // that filling the buffer later takes no page faults.
+        for b in data.iter_mut().step_by(4096) {
+            *b = 0;
+        }
+        BufferBuilder {
+            data,
+            len: BUFFER_HEADER_LEN,
+            size,
+            records: 0,
+        }
+    }
+
+    /// Empties the buffer for reuse.
+    pub fn clear(&mut self) {
+        self.len = BUFFER_HEADER_LEN;
+        self.records = 0;
+    }
+
+    /// The buffer's size, header included.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// Bytes of records so far.
+    pub fn used(&self) -> usize {
+        self.len - BUFFER_HEADER_LEN
+    }
+
+    /// True if no record was appended.
+    pub fn is_empty(&self) -> bool {
+        self.records == 0
+    }
+
+    /// Records so far.
+    pub fn records(&self) -> u32 {
+        self.records
+    }
+
+    /// Bytes still free.
+    pub fn remaining(&self) -> usize {
+        self.size - self.len
+    }
+
+    /// Appends one record of `n` bytes and returns the space to fill, or
+    /// `None` if it does not fit.
+    #[inline]
+    pub fn append(&mut self, n: usize) -> Option<&mut [u8]> {
+        if n > self.remaining() {
+            return None;
+        }
+        let at = self.len;
+        self.len += n;
+        self.records += 1;
+        Some(&mut self.data[at..at + n])
+    }
+
+    /// Counts `n` more records appended through [`BufferBuilder::append`]
+    /// as one block of bytes.
+    pub fn add_records(&mut self, n: u32) {
+        self.records += n;
+    }
+
+    /// Appends one record's bytes; false if they do not fit.
+    #[inline]
+    pub fn push(&mut self, record: &[u8]) -> bool {
+        match self.append(record.len()) {
+            Some(dst) => {
+                dst.copy_from_slice(record);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The header and records as of the last [`BufferBuilder::seal`].
+    pub fn bytes(&self) -> &[u8] {
+        &self.data[..self.len]
+    }
+
+    /// Fills in the header for buffer number `sequence` and returns the bytes
+    /// to write: the header and the records, without the unused tail.
+    pub fn seal(&mut self, kind: u16, sequence: u64) -> &[u8] {
+        let used = self.used() as u32;
+        let h = &mut self.data[..BUFFER_HEADER_LEN];
+        h[0..4].copy_from_slice(&BUFFER_MAGIC);
+        h[4..6].copy_from_slice(&kind.to_le_bytes());
+        h[6..8].copy_from_slice(&(BUFFER_HEADER_LEN as u16).to_le_bytes());
+        h[8..16].copy_from_slice(&sequence.to_le_bytes());
+        h[16..20].copy_from_slice(&used.to_le_bytes());
+        h[20..24].fill(0);
+        h[24..28].copy_from_slice(&self.records.to_le_bytes());
+        h[28..32].fill(0);
+        let crc = crc32c::crc32c(&self.data[..self.len]);
+        self.data[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_le_bytes());
+        &self.data[..self.len]
+    }
+}

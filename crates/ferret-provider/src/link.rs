@@ -1,0 +1,401 @@
+//! The process's link to the daemon: one background thread that connects,
+//! receives the shared-memory region, registers providers, and on
+//! disconnection disables everything and tries again.
+//!
+//! Nothing here runs on the event-writing path. Writers see a new region
+//! through [`GENERATION`] and the enable table, which sits at a fixed address
+//! for the life of the process: attaching maps the region's table over it,
+//! detaching maps zero pages over it, so `enabled()` never follows a pointer
+//! that can change.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+use ferret_abi::Guid;
+use ferret_abi::proto::{Hello, PROTO_MAGIC, Request, Response, Role};
+use ferret_abi::shm::{ABI_MAJOR, ABI_MINOR, ENABLE_TABLE_BYTES, EnableSlot};
+use ferret_client::Conn;
+use rustix::mm::{MapFlags, ProtFlags};
+
+use crate::region::Region;
+
+/// Bumped on every attach and detach; each thread compares it with the
+/// generation of the ring it holds.
+pub(crate) static GENERATION: AtomicU64 = AtomicU64::new(0);
+
+/// How the provider library finds and waits for the daemon.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The control socket; by default `FERRET_SOCKET` or the per-user default.
+    pub socket: PathBuf,
+    /// How long `Provider::register` waits for the daemon's answer, so that a
+    /// program started after its session writes its first event into it.
+    /// Default 3 s, or `FERRET_REGISTER_TIMEOUT_MS`.
+    pub register_timeout: Duration,
+    /// How often to look for a daemon while none answers. Default 500 ms,
+    /// or `FERRET_RECONNECT_MS`.
+    pub reconnect_interval: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        let ms = |var: &str, default: u64| {
+            std::env::var(var)
+                .ok()
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(default)
+        };
+        Options {
+            socket: ferret_abi::paths::socket_path(None),
+            register_timeout: Duration::from_millis(ms("FERRET_REGISTER_TIMEOUT_MS", 3000)),
+            reconnect_interval: Duration::from_millis(ms("FERRET_RECONNECT_MS", 500).max(10)),
+        }
+    }
+}
+
+/// A registered provider; lives for the rest of the process.
+#[derive(Debug)]
+pub(crate) struct ProviderInner {
+    pub(crate) name: String,
+    pub(crate) guid: Guid,
+    /// Its enable-table slot, or `u32::MAX` for a provider that could not get one.
+    pub(crate) slot: u32,
+    pub(crate) words: &'static EnableSlot,
+}
+
+/// A slot that is never enabled, for providers that could not register.
+pub(crate) static DISABLED_SLOT: EnableSlot = EnableSlot {
+    levels: [const { AtomicU64::new(0) }; 5],
+};
+
+#[derive(Debug, Default)]
+struct LinkState {
+    /// True once the first connection attempt has finished, either way.
+    attempted: bool,
+    /// A handle for sending while the link thread receives.
+    sender: Option<Conn>,
+    /// Slots whose registration awaits an answer, in the order sent.
+    pending: VecDeque<u32>,
+    /// Per slot, the generation in which the daemon last answered its registration.
+    answered: Vec<u64>,
+    /// The generation of the current connection (0 when none).
+    generation: u64,
+    /// Why the last connection attempt failed, if it did.
+    last_error: Option<String>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Global {
+    table: usize,
+    pub(crate) options: Options,
+    providers: Mutex<Vec<&'static ProviderInner>>,
+    region: Mutex<Option<Arc<Region>>>,
+    link: Mutex<LinkState>,
+    changed: Condvar,
+}
+
+static GLOBAL: OnceLock<Option<&'static Global>> = OnceLock::new();
+static OPTIONS: Mutex<Option<Options>> = Mutex::new(None);
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic elsewhere must not turn into a panic in the host: keep going
+    // with the data as the panicking thread left it.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Sets the options used when the first provider registers. Returns false if
+/// providers were already registered (the options then in force stay).
+pub fn configure(options: Options) -> bool {
+    if GLOBAL.get().is_some() {
+        return false;
+    }
+    *lock(&OPTIONS) = Some(options);
+    true
+}
+
+/// The process state, created on first use. `None` if the enable table could
+/// not be reserved, in which case every provider stays disabled.
+pub(crate) fn global() -> Option<&'static Global> {
+    *GLOBAL.get_or_init(|| {
+        let options = lock(&OPTIONS).take().unwrap_or_default();
+        // SAFETY: a fresh anonymous read-only reservation that this process
+        // keeps for its whole life; later MAP_FIXED calls replace its pages
+        // in place and never unmap it.
+        let table = unsafe {
+            rustix::mm::mmap_anonymous(
+                std::ptr::null_mut(),
+                ENABLE_TABLE_BYTES,
+                ProtFlags::READ,
+                MapFlags::PRIVATE,
+            )
+        }
+        .ok()?;
+        let g: &'static Global = Box::leak(Box::new(Global {
+            table: table as usize,
+            options,
+            providers: Mutex::new(Vec::new()),
+            region: Mutex::new(None),
+            link: Mutex::new(LinkState::default()),
+            changed: Condvar::new(),
+        }));
+        let spawned = std::thread::Builder::new()
+            .name("ferret-provider".into())
+            .spawn(move || run(g));
+        if spawned.is_err() {
+            lock(&g.link).attempted = true;
+        }
+        Some(g)
+    })
+}
+
+impl Global {
+    fn table_slot(&self, slot: u32) -> &'static EnableSlot {
+        // SAFETY: the table reservation is ENABLE_TABLE_BYTES long, lives for
+        // the process, and slot < ENABLE_SLOTS; its pages always hold either
+        // zeros or the daemon's table, and EnableSlot is atomics only.
+        unsafe {
+            &*((self.table + slot as usize * ferret_abi::shm::SLOT_BYTES) as *const EnableSlot)
+        }
+    }
+
+    /// The region writers should use now.
+    pub(crate) fn current_region(&self) -> Option<Arc<Region>> {
+        lock(&self.region).clone()
+    }
+
+    /// Finds or creates the provider called `name` and, if a daemon answers,
+    /// registers it there, waiting at most the register timeout.
+    pub(crate) fn register(&'static self, name: &str) -> &'static ProviderInner {
+        let inner = {
+            let mut providers = lock(&self.providers);
+            if let Some(p) = providers.iter().find(|p| p.name == name) {
+                return p;
+            }
+            let valid = ferret_abi::proto::validate_provider_name(name).is_ok();
+            let slot = providers.len();
+            let (slot, words) = if valid && slot < ferret_abi::shm::ENABLE_SLOTS {
+                (slot as u32, self.table_slot(slot as u32))
+            } else {
+                (u32::MAX, &DISABLED_SLOT)
+            };
+            let inner: &'static ProviderInner = Box::leak(Box::new(ProviderInner {
+                name: name.to_string(),
+                guid: Guid::from_name(name),
+                slot,
+                words,
+            }));
+            providers.push(inner);
+            inner
+        };
+        if inner.slot == u32::MAX {
+            return inner;
+        }
+        let deadline = Instant::now() + self.options.register_timeout;
+        let mut link = lock(&self.link);
+        while !link.attempted {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return inner;
+            }
+            link = self
+                .changed
+                .wait_timeout(link, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        let generation = link.generation;
+        if generation == 0 || !send_registration(&mut link, inner) {
+            return inner;
+        }
+        while link.generation == generation
+            && link.answered.get(inner.slot as usize).copied() != Some(generation)
+        {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            link = self
+                .changed
+                .wait_timeout(link, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        inner
+    }
+
+    /// Every provider registered in this process.
+    pub(crate) fn providers(&self) -> Vec<&'static ProviderInner> {
+        lock(&self.providers).clone()
+    }
+}
+
+/// Sends one registration on the current connection. False if it could not be sent.
+fn send_registration(link: &mut LinkState, p: &ProviderInner) -> bool {
+    let Some(sender) = &link.sender else {
+        return false;
+    };
+    let req = Request::RegisterProvider {
+        slot: p.slot,
+        name: p.name.clone(),
+        guid: p.guid,
+    };
+    if sender.send(&req, &[]).is_err() {
+        return false;
+    }
+    link.pending.push_back(p.slot);
+    true
+}
+
+/// The link thread: connect, serve, detach, wait, forever.
+fn run(g: &'static Global) {
+    loop {
+        match attach(g) {
+            Ok(mut conn) => {
+                serve(g, &mut conn);
+                detach(g);
+            }
+            Err(e) => {
+                let mut link = lock(&g.link);
+                link.attempted = true;
+                link.last_error = Some(e);
+                g.changed.notify_all();
+            }
+        }
+        std::thread::sleep(g.options.reconnect_interval);
+    }
+}
+
+/// Connects, says hello, maps the region and registers every provider.
+fn attach(g: &'static Global) -> Result<Conn, String> {
+    let socket = &g.options.socket;
+    let mut conn =
+        Conn::connect(socket).map_err(|e| format!("no daemon at {}: {e}", socket.display()))?;
+    let handshake = Duration::from_secs(5);
+    let fail = |what: &str, e: &dyn std::fmt::Display| format!("{what}: {e}");
+    conn.set_timeouts(Some(handshake), Some(handshake))
+        .map_err(|e| fail("socket timeouts", &e))?;
+    let hello = Request::Hello(Hello {
+        magic: PROTO_MAGIC,
+        major: ABI_MAJOR,
+        minor: ABI_MINOR,
+        role: Role::Provider,
+        client: std::env::args().next().unwrap_or_default(),
+    });
+    conn.send(&hello, &[]).map_err(|e| fail("hello", &e))?;
+    let (resp, mut fds) = conn
+        .recv::<Response>()
+        .map_err(|e| fail("hello answer", &e))?;
+    let grant = match resp {
+        Response::Region(grant) => grant,
+        Response::Error(e) => return Err(format!("daemon refused: {e}")),
+        _ => return Err("daemon sent an unexpected answer to hello".into()),
+    };
+    if fds.is_empty() {
+        return Err("daemon sent no region".into());
+    }
+    let memfd = fds.remove(0);
+    let eventfd = if grant.has_eventfd && !fds.is_empty() {
+        Some(fds.remove(0))
+    } else {
+        None
+    };
+    let region = Region::map(&memfd, grant.region_size, eventfd).map_err(|e| e.0)?;
+    let sender = conn.try_clone().map_err(|e| fail("dup", &e))?;
+    conn.set_timeouts(None, Some(handshake))
+        .map_err(|e| fail("socket timeouts", &e))?;
+    // The last fallible step: until it succeeds nothing is published, so a
+    // failed attach leaves the process detached.
+    region
+        .map_enable_table(&memfd, g.table as *mut u8)
+        .map_err(|e| e.0)?;
+    let generation = GENERATION.load(Ordering::Relaxed) + 1;
+    *lock(&g.region) = Some(Arc::new(region));
+    GENERATION.store(generation, Ordering::Release);
+    let mut link = lock(&g.link);
+    link.sender = Some(sender);
+    link.generation = generation;
+    link.answered.resize(ferret_abi::shm::ENABLE_SLOTS, 0);
+    link.pending.clear();
+    for p in g.providers() {
+        if p.slot != u32::MAX {
+            send_registration(&mut link, p);
+        }
+    }
+    link.attempted = true;
+    link.last_error = None;
+    g.changed.notify_all();
+    Ok(conn)
+}
+
+/// Receives answers until the connection closes.
+fn serve(g: &'static Global, conn: &mut Conn) {
+    while let Ok((resp, _fds)) = conn.recv::<Response>() {
+        let mut link = lock(&g.link);
+        // Answers come in the order registrations were sent; an error answer
+        // also settles its registration (the provider stays disabled).
+        if let Some(slot) = link.pending.pop_front() {
+            let generation = link.generation;
+            if let Some(a) = link.answered.get_mut(slot as usize) {
+                *a = generation;
+            }
+        }
+        if !matches!(
+            resp,
+            Response::ProviderRegistered { .. } | Response::Error(_)
+        ) {
+            break;
+        }
+        g.changed.notify_all();
+    }
+}
+
+/// Disables every provider and forgets the region.
+fn detach(g: &'static Global) {
+    // SAFETY: replaces the fixed table range with zero pages; the range is
+    // the process-lifetime reservation made in `global`, so nothing else
+    // lives there. Concurrent readers see the old page or zeros.
+    let _ = unsafe {
+        rustix::mm::mmap_anonymous(
+            g.table as *mut _,
+            ENABLE_TABLE_BYTES,
+            ProtFlags::READ,
+            MapFlags::PRIVATE | MapFlags::FIXED,
+        )
+    };
+    *lock(&g.region) = None;
+    GENERATION.fetch_add(1, Ordering::Release);
+    let mut link = lock(&g.link);
+    link.sender = None;
+    link.generation = 0;
+    link.pending.clear();
+    g.changed.notify_all();
+}
+
+/// The state of the process's link to the daemon.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkStatus {
+    /// True while attached to a daemon.
+    pub connected: bool,
+    /// Why the last attempt to attach failed, if it did.
+    pub last_error: Option<String>,
+}
+
+/// The state of the process's link to the daemon.
+pub fn link_status() -> LinkStatus {
+    match global() {
+        Some(g) => {
+            let link = lock(&g.link);
+            LinkStatus {
+                connected: link.generation != 0,
+                last_error: link.last_error.clone(),
+            }
+        }
+        None => LinkStatus {
+            connected: false,
+            last_error: Some("the enable table could not be reserved".into()),
+        },
+    }
+}

@@ -1,0 +1,24 @@
+//! The session daemon's logic, with no I/O: the session table (LoggerNames,
+//! LoggerIDs, states, properties, owners), the provider registry, the
+//! counters every session keeps, and the routes that say which session wants
+//! which provider's events.
+//!
+//! The daemon crate owns threads, sockets, memfds and files and calls into
+//! this crate to decide; everything here is testable without a daemon.
+
+mod counters;
+mod registry;
+mod routes;
+mod table;
+
+pub use counters::SessionCounters;
+pub use registry::{ProviderEntry, Registry};
+pub use routes::{RouteTable, SlotRoutes, enable_words};
+pub use table::{
+    DEFAULT_BUFFER_KIB, DEFAULT_FLUSH_TIMER_MS, DEFAULT_MAX_BUFFERS, DEFAULT_SESSION_LIMIT,
+    Session, SessionKey, SessionTable, validate_start,
+};
+
+/// Identifies one provider process's shared-memory region for the life of the daemon.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RegionId(pub u64);

@@ -1,0 +1,125 @@
+//! The providers registered by live processes.
+
+use std::collections::BTreeMap;
+
+use ferret_abi::Guid;
+use ferret_abi::proto::ErrorCode;
+use ferret_abi::shm::ENABLE_SLOTS;
+
+use crate::RegionId;
+
+/// One provider registered by one process.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProviderEntry {
+    /// The provider's name.
+    pub name: String,
+    /// Its GUID.
+    pub guid: Guid,
+    /// The process id.
+    pub pid: u32,
+    /// The process's command name.
+    pub process: String,
+}
+
+/// Every registered provider, by region and enable slot.
+#[derive(Debug, Default)]
+pub struct Registry {
+    providers: BTreeMap<(RegionId, u32), ProviderEntry>,
+}
+
+impl Registry {
+    /// Records a registration. Registering the same slot again with the same
+    /// name is accepted (providers re-send after reconnecting); another name
+    /// in a taken slot, a slot out of range or a GUID that does not match the
+    /// name is refused.
+    pub fn register(
+        &mut self,
+        region: RegionId,
+        slot: u32,
+        entry: ProviderEntry,
+    ) -> Result<(), (ErrorCode, String)> {
+        if slot as usize >= ENABLE_SLOTS {
+            return Err((
+                ErrorCode::Invalid,
+                format!(
+                    "provider slot {slot} is out of range (0-{})",
+                    ENABLE_SLOTS - 1
+                ),
+            ));
+        }
+        ferret_abi::proto::validate_provider_name(&entry.name)
+            .map_err(|e| (ErrorCode::Invalid, e))?;
+        if entry.guid != Guid::from_name(&entry.name) {
+            return Err((
+                ErrorCode::Invalid,
+                format!(
+                    "GUID {} does not match provider name '{}'",
+                    entry.guid, entry.name
+                ),
+            ));
+        }
+        match self.providers.get(&(region, slot)) {
+            Some(existing) if existing.name != entry.name => Err((
+                ErrorCode::Invalid,
+                format!("slot {slot} already holds provider '{}'", existing.name),
+            )),
+            _ => {
+                self.providers.insert((region, slot), entry);
+                Ok(())
+            }
+        }
+    }
+
+    /// Forgets every provider of a region (its process went away).
+    pub fn remove_region(&mut self, region: RegionId) {
+        self.providers.retain(|(r, _), _| *r != region);
+    }
+
+    /// Every registration.
+    pub fn iter(&self) -> impl Iterator<Item = (RegionId, u32, &ProviderEntry)> {
+        self.providers.iter().map(|((r, s), e)| (*r, *s, e))
+    }
+
+    /// The registration in `region` at `slot`.
+    pub fn get(&self, region: RegionId, slot: u32) -> Option<&ProviderEntry> {
+        self.providers.get(&(region, slot))
+    }
+
+    /// Registrations of the provider called `name`.
+    pub fn by_name<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> impl Iterator<Item = (RegionId, u32, &'a ProviderEntry)> + 'a {
+        self.iter().filter(move |(_, _, e)| e.name == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(name: &str) -> ProviderEntry {
+        ProviderEntry {
+            name: name.into(),
+            guid: Guid::from_name(name),
+            pid: 1,
+            process: "p".into(),
+        }
+    }
+
+    #[test]
+    fn re_registration_is_idempotent_and_conflicts_are_refused() {
+        let mut r = Registry::default();
+        let region = RegionId(1);
+        r.register(region, 0, entry("A")).unwrap();
+        r.register(region, 0, entry("A")).unwrap();
+        assert!(r.register(region, 0, entry("B")).is_err());
+        assert!(r.register(region, 5000, entry("C")).is_err());
+        let mut bad = entry("D");
+        bad.guid = Guid::from_name("E");
+        assert!(r.register(region, 1, bad).is_err());
+        assert_eq!(r.by_name("A").count(), 1);
+        r.remove_region(region);
+        assert_eq!(r.iter().count(), 0);
+    }
+}

@@ -1,0 +1,137 @@
+//! Which running session wants which provider's events.
+
+use std::collections::HashMap;
+
+use ferret_abi::EnableFilter;
+use ferret_abi::proto::SessionState;
+
+use crate::{RegionId, Registry, SessionKey, SessionTable};
+
+/// The sessions that enable one registered provider.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SlotRoutes {
+    /// The provider's enable slot in its region.
+    pub slot: u32,
+    /// The provider's name.
+    pub name: String,
+    /// The provider's GUID.
+    pub guid: ferret_abi::Guid,
+    /// Each running session that enables it, with its filter.
+    pub sessions: Vec<(SessionKey, EnableFilter)>,
+}
+
+/// A snapshot of every route, handed to the drain thread whenever sessions
+/// or providers change. Every registered provider has an entry, enabled or
+/// not, so the drain knows which lost-event counters to watch.
+#[derive(Clone, Debug, Default)]
+pub struct RouteTable {
+    /// Increases with every new table.
+    pub epoch: u64,
+    regions: HashMap<RegionId, Vec<SlotRoutes>>,
+}
+
+impl RouteTable {
+    /// The routes for the current sessions and providers. Only RUNNING
+    /// sessions receive events.
+    pub fn build(epoch: u64, sessions: &SessionTable, registry: &Registry) -> RouteTable {
+        let mut regions: HashMap<RegionId, Vec<SlotRoutes>> = HashMap::new();
+        for (region, slot, entry) in registry.iter() {
+            let wanted = sessions
+                .iter()
+                .filter(|s| s.state == SessionState::Running)
+                .flat_map(|s| {
+                    s.providers
+                        .iter()
+                        .filter(|p| p.name == entry.name)
+                        .map(move |p| (s.key, p.filter))
+                })
+                .collect();
+            regions.entry(region).or_default().push(SlotRoutes {
+                slot,
+                name: entry.name.clone(),
+                guid: entry.guid,
+                sessions: wanted,
+            });
+        }
+        RouteTable { epoch, regions }
+    }
+
+    /// The routes of every registered provider in `region`.
+    pub fn region(&self, region: RegionId) -> &[SlotRoutes] {
+        self.regions.get(&region).map_or(&[], Vec::as_slice)
+    }
+
+    /// The routes of one provider.
+    pub fn slot(&self, region: RegionId, slot: u32) -> Option<&SlotRoutes> {
+        self.region(region).iter().find(|r| r.slot == slot)
+    }
+}
+
+/// The enable-table words for the provider called `name`: the union over
+/// running sessions that enable it (see `ferret_abi::shm::EnableSlot`).
+pub fn enable_words(sessions: &SessionTable, name: &str) -> [u64; 5] {
+    let filters: Vec<EnableFilter> = sessions
+        .iter()
+        .filter(|s| s.state == SessionState::Running)
+        .flat_map(|s| {
+            s.providers
+                .iter()
+                .filter(|p| p.name == name)
+                .map(|p| p.filter)
+        })
+        .collect();
+    ferret_abi::shm::level_words(&filters)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ProviderEntry;
+    use ferret_abi::proto::{ProviderSpec, SessionRef, StartRequest};
+    use ferret_abi::{Guid, Level};
+
+    fn start(t: &mut SessionTable, name: &str, provider: &str, level: Level) {
+        let req = StartRequest {
+            name: name.into(),
+            providers: vec![ProviderSpec {
+                name: provider.into(),
+                filter: EnableFilter::level(level),
+            }],
+            log_file: String::new(),
+            buffer_kib: 64,
+            max_buffers: 8,
+            flush_timer_ms: 0,
+        };
+        t.insert(&req, 0, "tsc", 0).unwrap();
+    }
+
+    #[test]
+    fn routes_follow_running_sessions() {
+        let mut t = SessionTable::new(64);
+        let mut reg = Registry::default();
+        for (slot, name) in ["A", "B"].iter().enumerate() {
+            reg.register(
+                RegionId(7),
+                slot as u32,
+                ProviderEntry {
+                    name: name.to_string(),
+                    guid: Guid::from_name(name),
+                    pid: 1,
+                    process: "x".into(),
+                },
+            )
+            .unwrap();
+        }
+        start(&mut t, "s1", "A", Level::Warning);
+        start(&mut t, "s2", "A", Level::Verbose);
+        let rt = RouteTable::build(1, &t, &reg);
+        assert_eq!(rt.slot(RegionId(7), 0).unwrap().sessions.len(), 2);
+        assert!(rt.slot(RegionId(7), 1).unwrap().sessions.is_empty());
+        assert_eq!(enable_words(&t, "A"), [u64::MAX; 5]);
+        t.find_mut(&SessionRef::Name("s2".into())).unwrap().state = SessionState::Stopping;
+        let rt = RouteTable::build(2, &t, &reg);
+        assert_eq!(rt.slot(RegionId(7), 0).unwrap().sessions.len(), 1);
+        assert_eq!(enable_words(&t, "A"), [u64::MAX, u64::MAX, u64::MAX, 0, 0]);
+        assert_eq!(enable_words(&t, "B"), [0; 5]);
+    }
+}
