@@ -125,6 +125,13 @@ pub fn run(socket: &Path, a: DemoArgs) -> Result<ExitCode> {
         std::thread::sleep(Duration::from_millis(100));
     };
     bar.finish_and_clear();
+    let s = client.query(&target)?;
+    println!(
+        "   session {}: {} events so far, {} lost",
+        s.state.name(),
+        s.counters.events,
+        s.counters.events_lost
+    );
     let output = emit.wait_with_output()?;
     if !status.success() {
         bail!(
@@ -138,9 +145,11 @@ pub fn run(socket: &Path, a: DemoArgs) -> Result<ExitCode> {
     );
 
     println!("4. Stopping: providers disabled, unsent events drained and written");
+    let before = client.query(&target)?;
+    println!("   {:>7.1} ms  {}", 0.0, before.state.name());
     let t0 = Instant::now();
     let mut s = client.stop(&target, false)?;
-    let mut last = None;
+    let mut last = Some(before.state);
     loop {
         if last != Some(s.state) {
             println!(

@@ -1,0 +1,247 @@
+//! Shared helpers for end-to-end tests: each test runs the real `ferret`
+//! binary against its own daemon on a socket in its own temporary directory.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use ferret_client::Client;
+
+/// The `ferret` binary cargo built for these tests.
+pub fn ferret_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_ferret")
+}
+
+/// Waits until `cond` holds, polling, for at most `limit`; panics with
+/// `what` if it never does.
+pub fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A temporary directory with a daemon serving a socket inside it.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub socket: PathBuf,
+    daemon: Option<Child>,
+}
+
+impl Env {
+    /// A directory and socket path, with no daemon yet.
+    pub fn without_daemon() -> Env {
+        let dir = tempfile::Builder::new()
+            .prefix("ferret-e2e-")
+            .tempdir()
+            .expect("tempdir");
+        let socket = dir.path().join("control.sock");
+        Env {
+            dir,
+            socket,
+            daemon: None,
+        }
+    }
+
+    /// A directory with `ferret daemon` running on its socket.
+    pub fn new() -> Env {
+        let mut env = Env::without_daemon();
+        env.start_daemon();
+        env
+    }
+
+    /// Starts `ferret daemon` and waits until it answers.
+    pub fn start_daemon(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("daemon.log"))
+            .expect("daemon log");
+        let child = Command::new(ferret_bin())
+            .arg("--socket")
+            .arg(&self.socket)
+            .arg("daemon")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("dup"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn daemon");
+        self.daemon = Some(child);
+        let socket = self.socket.clone();
+        wait_until(Duration::from_secs(20), "the daemon to answer", || {
+            Client::connect(&socket).is_ok()
+        });
+    }
+
+    /// The daemon's process id.
+    pub fn daemon_pid(&self) -> u32 {
+        self.daemon.as_ref().expect("daemon").id()
+    }
+
+    /// Sends SIGTERM to the daemon and waits for it to exit.
+    pub fn stop_daemon(&mut self) -> std::process::ExitStatus {
+        let mut child = self.daemon.take().expect("daemon running");
+        terminate(&mut child)
+    }
+
+    /// The daemon's log so far (for failure messages).
+    pub fn daemon_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
+    }
+
+    /// A path inside the temporary directory.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// `ferret --socket SOCKET ARGS...`, with its output.
+    pub fn run(&self, args: &[&str]) -> Output {
+        Command::new(ferret_bin())
+            .arg("--socket")
+            .arg(&self.socket)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run ferret")
+    }
+
+    /// Runs and asserts success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "ferret {args:?} failed ({}):\nstdout: {}\nstderr: {}\ndaemon log:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            self.daemon_log()
+        );
+        String::from_utf8(out.stdout).expect("utf-8 stdout")
+    }
+
+    /// Runs and asserts failure; returns stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            !out.status.success(),
+            "ferret {args:?} should have failed; stdout: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        assert_eq!(out.status.code(), Some(1), "exit code for {args:?}");
+        String::from_utf8(out.stderr).expect("utf-8 stderr")
+    }
+
+    /// Runs with `--json` appended and parses stdout.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        let out = self.ok(&all);
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("bad JSON from {args:?}: {e}\n{out}"))
+    }
+
+    /// Starts a session on `provider` writing `file`; returns its LoggerID.
+    pub fn start(&self, name: &str, provider: &str, file: &Path, extra: &[&str]) -> u64 {
+        let mut args = vec![
+            "start",
+            name,
+            "-p",
+            provider,
+            "-f",
+            file.to_str().expect("path"),
+        ];
+        args.extend_from_slice(extra);
+        let s = self.json(&args);
+        assert_eq!(s["state"], "RUNNING");
+        s["logger_id"].as_u64().expect("logger id")
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.daemon.take() {
+            terminate(&mut child);
+        }
+    }
+}
+
+/// SIGTERM, then wait up to 20 s, then SIGKILL.
+pub fn terminate(child: &mut Child) -> std::process::ExitStatus {
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).expect("pid");
+    let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            return child.wait().expect("wait");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Every event in a log file, decoded with the same code `ferret fmt` uses:
+/// (tid, provider, event name, fields as name/value text).
+pub struct Decoded {
+    pub events: Vec<DecodedEvent>,
+    pub damage: Vec<String>,
+    pub trailer: Option<ferret_decode::Trailer>,
+}
+
+pub struct DecodedEvent {
+    pub pid: u32,
+    pub tid: u32,
+    pub provider: String,
+    pub name: String,
+    pub level: u8,
+    pub timestamp_ns: u64,
+    pub seq: Option<u64>,
+    pub msg: Option<String>,
+}
+
+pub fn decode(path: &Path) -> Decoded {
+    use ferret_abi::Value;
+    let mut d = ferret_decode::FileDecoder::open(path).expect("open log");
+    let mut events = Vec::new();
+    let mut damage = Vec::new();
+    d.for_each(|e| {
+        match e {
+            ferret_decode::Entry::Event(ev) => {
+                let mut seq = None;
+                let mut msg = None;
+                for (f, v) in ev.ty.fields.iter().zip(&ev.values) {
+                    match (f.name.as_str(), v) {
+                        ("seq", Value::U64(n)) => seq = Some(*n),
+                        ("msg", Value::Str(s)) => msg = Some(s.to_string()),
+                        _ => {}
+                    }
+                }
+                events.push(DecodedEvent {
+                    pid: ev.pid,
+                    tid: ev.tid,
+                    provider: ev.ty.provider.name.clone(),
+                    name: ev.ty.name.clone(),
+                    level: ev.ty.level,
+                    timestamp_ns: ev.timestamp_ns,
+                    seq,
+                    msg,
+                });
+            }
+            ferret_decode::Entry::Corrupt(c) => damage.push(c.to_string()),
+            ferret_decode::Entry::BadRecord { error, .. } => damage.push(error),
+            _ => {}
+        }
+        Ok(())
+    })
+    .expect("decode");
+    let trailer = d.trailer().copied();
+    Decoded {
+        events,
+        damage,
+        trailer,
+    }
+}
