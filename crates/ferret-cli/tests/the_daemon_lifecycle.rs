@@ -72,7 +72,7 @@ fn the_cli_starts_a_daemon_when_none_answers() {
         log.to_str().unwrap(),
     ]);
     assert_eq!(s["state"], "RUNNING");
-    let mut c = ferret_client::Client::connect(&env.socket).expect("a daemon now answers");
+    let c = ferret_client::Client::connect(&env.socket).expect("a daemon now answers");
     let pid = c.daemon_pid();
     drop(c);
     env.ok(&["emit", "--provider", "E2E.Auto", "--count", "10"]);

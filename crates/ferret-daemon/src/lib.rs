@@ -23,6 +23,26 @@ use std::sync::Arc;
 use ferret_abi::shm::RegionParams;
 use ferret_session::DEFAULT_SESSION_LIMIT;
 
+/// Entry points for fuzz targets and property tests of the daemon's
+/// untrusted-input parsers. Not a stable API.
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Frames the records of a ring whose memory is `ring` (its length must
+    /// be a power of two of at least 16) between `tail` and `head`, as the
+    /// drain thread does; returns the number of events found and the new tail.
+    pub fn scan_ring(ring: &[u8], tail: u64, head: u64) -> (usize, u64) {
+        let cap = ring.len() as u64;
+        assert!(cap.is_power_of_two() && cap >= 16, "ring length must be a power of two");
+        let mut n = 0;
+        let mut time = crate::ring::TimeBase::default();
+        let out = crate::ring::scan(ring, cap, tail, head, &mut time, |_| {
+            n += 1;
+            true
+        });
+        (n, out.tail)
+    }
+}
+
 /// How to run the daemon.
 #[derive(Clone, Debug)]
 pub struct Config {
