@@ -32,7 +32,10 @@ pub mod fuzzing {
     /// drain thread does; returns the number of events found and the new tail.
     pub fn scan_ring(ring: &[u8], tail: u64, head: u64) -> (usize, u64) {
         let cap = ring.len() as u64;
-        assert!(cap.is_power_of_two() && cap >= 16, "ring length must be a power of two");
+        assert!(
+            cap.is_power_of_two() && cap >= 16,
+            "ring length must be a power of two"
+        );
         let mut n = 0;
         let mut time = crate::ring::TimeBase::default();
         let out = crate::ring::scan(ring, cap, tail, head, &mut time, |_| {

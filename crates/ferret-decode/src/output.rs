@@ -299,7 +299,7 @@ mod tests {
         assert_eq!(format_timestamp(0), "1970-01-01T00:00:00.000000000Z");
         assert_eq!(
             format_timestamp(1_795_426_502_123_456_789),
-            "2026-11-23T08:15:02.123456789Z"
+            "2026-11-23T09:35:02.123456789Z"
         );
         assert_eq!(
             format_timestamp(951_782_400_000_000_001),
