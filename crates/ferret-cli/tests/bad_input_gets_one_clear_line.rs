@@ -105,6 +105,17 @@ fn bad_requests_are_refused_clearly_and_the_daemon_keeps_serving() {
             ],
             "multiple of 4",
         ),
+        (
+            vec![
+                "start".into(),
+                "procfs".into(),
+                "-p".into(),
+                "X".into(),
+                "-f".into(),
+                "/proc/ferret-test.ferret".into(),
+            ],
+            "cannot create log file '/proc/ferret-test.ferret'",
+        ),
         (vec!["remove".into(), "net".into()], "stop it first"),
         (vec!["flush".into(), "nosuch".into()], "not found"),
     ];
@@ -146,4 +157,65 @@ fn fmt_refuses_a_file_that_is_not_a_log() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(one_line(&err).contains("not a Ferret log file"), "{err}");
+}
+
+/// Runs `ferret` as the unprivileged user 65534.
+fn run_as_nobody(env: &Env, args: &[&str]) -> std::process::Output {
+    use std::os::unix::process::CommandExt;
+    std::process::Command::new(util::ferret_bin())
+        .arg("--socket")
+        .arg(&env.socket)
+        .args(args)
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .expect("run as nobody")
+}
+
+fn running_as_root() -> bool {
+    rustix::process::getuid().is_root()
+}
+
+#[test]
+fn only_a_sessions_owner_or_root_may_control_it() {
+    if !running_as_root() {
+        // Switching users needs root; as another user this test is the
+        // socket permission test below.
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    env.start("mine", "E2E.Mine", &env.path("mine.ferret"), &[]);
+    // Let another user reach the socket, so that the daemon's own check is
+    // what refuses.
+    std::fs::set_permissions(env.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&env.socket, std::fs::Permissions::from_mode(0o666)).unwrap();
+    for verb in ["stop", "flush", "remove"] {
+        let out = run_as_nobody(&env, &[verb, "mine"]);
+        assert_eq!(out.status.code(), Some(1), "{verb}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(
+            one_line(&err).contains("belongs to uid 0; only its owner or root may control it"),
+            "{verb}: {err}"
+        );
+    }
+    // Looking is allowed.
+    let out = run_as_nobody(&env, &["query", "mine"]);
+    assert!(out.status.success());
+    assert_eq!(env.json(&["query", "mine"])["state"], "RUNNING");
+}
+
+#[test]
+fn a_socket_the_user_may_not_open_is_named_in_the_error() {
+    if !running_as_root() {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    // The directory is reachable but the socket is root's alone (0600).
+    std::fs::set_permissions(env.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = run_as_nobody(&env, &["list"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(one_line(&err).contains("permission denied on"), "{err}");
 }

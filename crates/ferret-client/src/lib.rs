@@ -31,6 +31,14 @@ pub enum ClientError {
         /// The socket path tried.
         path: PathBuf,
     },
+    /// The socket exists but this user may not connect to it.
+    #[error(
+        "permission denied on {path}; use a daemon of your own with --socket, or ask the socket's owner (root may control every session)"
+    )]
+    Permission {
+        /// The socket path tried.
+        path: PathBuf,
+    },
     /// The daemon refused the request.
     #[error("{0}")]
     Daemon(ErrorReply),
@@ -72,6 +80,10 @@ impl Client {
         let conn = Conn::connect(path).map_err(|e| {
             if no_daemon(&e) {
                 ClientError::NoDaemon {
+                    path: path.to_path_buf(),
+                }
+            } else if e.kind() == io::ErrorKind::PermissionDenied {
+                ClientError::Permission {
                     path: path.to_path_buf(),
                 }
             } else {
