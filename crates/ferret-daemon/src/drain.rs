@@ -295,9 +295,15 @@ impl DrainSession {
     /// it happened, and counts it.
     fn lost(&mut self, lost: LostMeta, writer: &Sender<WriteCmd>) {
         match lost.reason {
-            LostReason::RingFull => self.lost_ring_full += lost.count,
-            LostReason::NoBuffer => self.lost_no_buffer += lost.count,
-            _ => self.lost_other += lost.count,
+            // Counts that come from a provider's counters are not trusted
+            // to stay small: saturate rather than overflow.
+            LostReason::RingFull => {
+                self.lost_ring_full = self.lost_ring_full.saturating_add(lost.count)
+            }
+            LostReason::NoBuffer => {
+                self.lost_no_buffer = self.lost_no_buffer.saturating_add(lost.count)
+            }
+            _ => self.lost_other = self.lost_other.saturating_add(lost.count),
         }
         self.push_record(&record::lost_record(&lost), writer);
     }

@@ -118,16 +118,19 @@ pub struct Stats {
 }
 
 impl Stats {
+    /// Counts come from the file, so sums saturate rather than overflow.
     fn add_lost(&mut self, reason: LostReason, n: u64) {
         match self.lost.iter_mut().find(|(r, _)| *r == reason) {
-            Some((_, c)) => *c += n,
+            Some((_, c)) => *c = c.saturating_add(n),
             None => self.lost.push((reason, n)),
         }
     }
 
     /// Lost events of every reason.
     pub fn lost_total(&self) -> u64 {
-        self.lost.iter().map(|(_, n)| n).sum()
+        self.lost
+            .iter()
+            .fold(0u64, |a, (_, n)| a.saturating_add(*n))
     }
 }
 

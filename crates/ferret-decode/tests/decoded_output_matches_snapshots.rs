@@ -238,3 +238,62 @@ fn an_event_before_any_context_is_reported_not_guessed() {
         "the second context and the second buffer still decode"
     );
 }
+
+mod damaged_logs {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Whatever is changed in a valid log, decoding and summarising it
+        /// never panics, and buffers the change did not touch still decode.
+        #[test]
+        fn decoding_damaged_logs_never_panics(
+            flips in proptest::collection::vec((0usize..3 * BUF, any::<u8>()), 1..16),
+            cut in 0usize..4 * BUF,
+        ) {
+            let mut file = sample_log();
+            let base = 4096;
+            for (at, x) in flips {
+                if base + at < file.len() {
+                    file[base + at] ^= x;
+                }
+            }
+            file.truncate((base + cut).min(file.len()));
+            let mut d = FileDecoder::new(&file[..]).unwrap();
+            d.count_per_event(true);
+            let mut out = Vec::new();
+            let mut diag = Vec::new();
+            {
+                let mut p = Printer::new(OutputFormat::Text, &mut out, &mut diag, "x");
+                d.for_each(|e| p.entry(&e)).unwrap();
+            }
+            write_summary(&mut out, "x", d.header(), d.stats(), d.trailer()).unwrap();
+        }
+    }
+}
+
+/// Found by fuzzing: loss counts from a file could overflow when summed.
+#[test]
+fn huge_loss_counts_saturate_instead_of_overflowing() {
+    let mut file = sample_log();
+    file.resize(4096 + 3 * BUF, 0);
+    // Append a buffer with two LOST records whose counts add past u64::MAX.
+    let mut b = BufferBuilder::new(BUF);
+    for (reason, count) in [(LostReason::RingFull, u64::MAX), (LostReason::NoBuffer, 1)] {
+        assert!(b.push(&record::lost_record(&LostMeta {
+            source: 9,
+            provider: 0,
+            reason,
+            pid: 42,
+            count
+        })));
+    }
+    file.extend_from_slice(b.seal(buffer_kind::DATA, 3));
+    let mut d = FileDecoder::new(&file[..]).unwrap();
+    d.for_each(|_| Ok(())).unwrap();
+    assert_eq!(d.stats().lost_total(), u64::MAX);
+    let mut out = Vec::new();
+    write_summary(&mut out, "x", d.header(), d.stats(), d.trailer()).unwrap();
+}

@@ -53,7 +53,7 @@ impl SessionCounters {
         let other = get(&self.lost_other);
         Counters {
             events: get(&self.events),
-            events_lost: ring + buffer + other,
+            events_lost: ring.saturating_add(buffer).saturating_add(other),
             lost_ring_full: ring,
             lost_no_buffer: buffer,
             lost_other: other,

@@ -1,0 +1,42 @@
+//! Record framing: `ferret_abi::record::parse_untrusted` at every offset of
+//! the input, and `ferret_format::Records` over the input as a buffer's
+//! record area.
+#![no_main]
+
+use ferret_abi::record::{Record, parse_untrusted};
+use ferret_format::Records;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let mut at = 0;
+    while at < data.len() {
+        let rest = &data[at..];
+        let step = match parse_untrusted(rest) {
+            Ok((record, size)) => {
+                assert!(
+                    size <= rest.len(),
+                    "record size {size} past the {} bytes given",
+                    rest.len()
+                );
+                if !matches!(record, Record::Pad) {
+                    assert!(size >= 3, "record size {size} is shorter than its header");
+                }
+                size
+            }
+            Err(_) => 1,
+        };
+        at += step.max(1);
+    }
+
+    let mut records = Records::new(data);
+    let mut last = records.remaining();
+    while let Some(r) = records.next() {
+        let now = records.remaining();
+        assert!(now <= last, "Records went backwards");
+        last = now;
+        if r.is_err() {
+            assert!(records.next().is_none(), "Records yielded after an error");
+            break;
+        }
+    }
+});
