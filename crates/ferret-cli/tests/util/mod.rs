@@ -164,6 +164,19 @@ impl Drop for Env {
         if let Some(mut child) = self.daemon.take() {
             terminate(&mut child);
         }
+        // A daemon the CLI started in the background (or one a failed test
+        // left behind) would outlive the test: stop it too.
+        if let Ok(c) = Client::connect(&self.socket) {
+            if let Some(pid) = rustix::process::Pid::from_raw(c.daemon_pid() as i32) {
+                drop(c);
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+                let socket = self.socket.clone();
+                let deadline = Instant::now() + Duration::from_secs(20);
+                while socket.exists() && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+        }
     }
 }
 
