@@ -125,12 +125,12 @@ pub fn run(socket: &Path, a: DemoArgs) -> Result<ExitCode> {
         std::thread::sleep(Duration::from_millis(100));
     };
     bar.finish_and_clear();
-    let s = client.query(&target)?;
+    let before = client.query(&target)?;
     println!(
         "   session {}: {} events so far, {} lost",
-        s.state.name(),
-        s.counters.events,
-        s.counters.events_lost
+        before.state.name(),
+        before.counters.events,
+        before.counters.events_lost
     );
     let output = emit.wait_with_output()?;
     if !status.success() {
@@ -145,7 +145,6 @@ pub fn run(socket: &Path, a: DemoArgs) -> Result<ExitCode> {
     );
 
     println!("4. Stopping: providers disabled, unsent events drained and written");
-    let before = client.query(&target)?;
     println!("   {:>7.1} ms  {}", 0.0, before.state.name());
     let t0 = Instant::now();
     let mut s = client.stop(&target, false)?;

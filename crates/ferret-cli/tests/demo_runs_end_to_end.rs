@@ -2,9 +2,7 @@
 
 mod util;
 
-use std::time::Duration;
-
-use util::{Env, wait_until};
+use util::Env;
 
 #[test]
 fn the_demo_narrates_a_session_from_start_to_decoded_events() {
@@ -32,14 +30,7 @@ fn the_demo_narrates_a_session_from_start_to_decoded_events() {
         assert!(out.contains(expected), "'{expected}' missing from:\n{out}");
     }
     assert!(dir.join("demo.ferret").exists());
-    let mut c = ferret_client::Client::connect(&env.socket).unwrap();
-    let sessions = c.list().unwrap();
+    let sessions = env.client().list().unwrap();
     assert_eq!(sessions[0].state, ferret_abi::proto::SessionState::Stopped);
-    let pid = rustix::process::Pid::from_raw(c.daemon_pid() as i32).unwrap();
-    drop(c);
-    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
-    let socket = env.socket.clone();
-    wait_until(Duration::from_secs(20), "the demo's daemon to exit", || {
-        !socket.exists()
-    });
+    assert!(env.stop_background_daemon(), "the demo's daemon exits");
 }

@@ -4,12 +4,9 @@
 
 mod util;
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use ferret_abi::proto::SessionRef;
-use ferret_client::Client;
-use util::{Env, decode, ferret_bin, terminate, wait_until};
+use util::{Env, decode, terminate, wait_until};
 
 #[test]
 fn a_program_started_after_its_session_writes_its_first_event() {
@@ -42,10 +39,8 @@ fn a_program_running_without_a_daemon_is_unharmed_and_attaches_later() {
     assert_eq!(v["connected"], false);
 
     // A long-running provider, started before the daemon.
-    let mut emitter = Command::new(ferret_bin())
-        .arg("--socket")
-        .arg(&env.socket)
-        .args([
+    let mut emitter = env
+        .command(&[
             "emit",
             "--provider",
             "E2E.Later",
@@ -55,25 +50,15 @@ fn a_program_running_without_a_daemon_is_unharmed_and_attaches_later() {
             "10000",
         ])
         .env("FERRET_RECONNECT_MS", "20")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
         .spawn()
         .unwrap();
     env.start_daemon();
     let log = env.path("later.ferret");
     env.start("later", "E2E.Later", &log, &[]);
-    let socket = env.socket.clone();
     wait_until(
         Duration::from_secs(20),
         "events from the provider started earlier",
-        || {
-            let mut c = Client::connect(&socket).unwrap();
-            c.query(&SessionRef::Name("later".into()))
-                .unwrap()
-                .counters
-                .events
-                > 0
-        },
+        || env.session("later").counters.events > 0,
     );
     terminate(&mut emitter);
     let stopped = env.json(&["stop", "later"]);
@@ -86,10 +71,8 @@ fn a_program_running_without_a_daemon_is_unharmed_and_attaches_later() {
 fn providers_are_listed_with_the_sessions_that_enable_them() {
     let env = Env::new();
     env.start("prov", "E2E.Listed:warning", &env.path("p.ferret"), &[]);
-    let mut emitter = Command::new(ferret_bin())
-        .arg("--socket")
-        .arg(&env.socket)
-        .args([
+    let mut emitter = env
+        .command(&[
             "emit",
             "--provider",
             "E2E.Listed",
@@ -98,13 +81,10 @@ fn providers_are_listed_with_the_sessions_that_enable_them() {
             "--rate",
             "10000",
         ])
-        .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    let socket = env.socket.clone();
     wait_until(Duration::from_secs(20), "the provider to register", || {
-        let mut c = Client::connect(&socket).unwrap();
-        !c.providers().unwrap().is_empty()
+        !env.client().providers().unwrap().is_empty()
     });
     let providers = env.json(&["providers"]);
     let p = &providers[0];

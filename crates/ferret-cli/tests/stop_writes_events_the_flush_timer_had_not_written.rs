@@ -13,18 +13,10 @@ fn stop_flushes_everything_unsent() {
     env.ok(&["emit", "--provider", "E2E.Hour", "--count", "1000"]);
     // The daemon has the events (they fit one buffer), but nothing has
     // flushed them: the file holds none yet.
-    let socket = env.socket.clone();
     util::wait_until(
         std::time::Duration::from_secs(10),
         "the daemon to count the events",
-        || {
-            let mut c = ferret_client::Client::connect(&socket).unwrap();
-            c.query(&ferret_abi::proto::SessionRef::Name("hour".into()))
-                .unwrap()
-                .counters
-                .events
-                == 1000
-        },
+        || env.session("hour").counters.events == 1000,
     );
     assert_eq!(decode(&log).events.len(), 0, "no timed flush happened yet");
 

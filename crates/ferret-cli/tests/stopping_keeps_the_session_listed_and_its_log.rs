@@ -59,13 +59,8 @@ fn stop_without_waiting_returns_while_stopping_and_a_second_stop_is_refused() {
     let s = env.json(&["stop", "nowait", "--no-wait"]);
     let state = s["state"].as_str().unwrap().to_string();
     assert!(state == "STOPPING" || state == "STOPPED", "{state}");
-    let socket = env.socket.clone();
     util::wait_until(std::time::Duration::from_secs(10), "STOPPED", || {
-        let mut c = ferret_client::Client::connect(&socket).unwrap();
-        c.query(&ferret_abi::proto::SessionRef::Name("nowait".into()))
-            .unwrap()
-            .state
-            == ferret_abi::proto::SessionState::Stopped
+        env.session("nowait").state == ferret_abi::proto::SessionState::Stopped
     });
     let err = env.fails(&["stop", "nowait"]);
     assert!(err.contains("already STOPPED"), "{err}");

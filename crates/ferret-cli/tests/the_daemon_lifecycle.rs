@@ -23,13 +23,15 @@ fn sigterm_stops_every_session_cleanly_before_the_daemon_exits() {
         "--threads",
         "2",
     ]);
-    let socket = env.socket.clone();
     wait_until(
         Duration::from_secs(10),
         "both sessions to hold the events",
         || {
-            let mut c = ferret_client::Client::connect(&socket).unwrap();
-            c.list().unwrap().iter().all(|s| s.counters.events == 5000)
+            env.client()
+                .list()
+                .unwrap()
+                .iter()
+                .all(|s| s.counters.events == 5000)
         },
     );
     let status = env.stop_daemon();
@@ -72,19 +74,12 @@ fn the_cli_starts_a_daemon_when_none_answers() {
         log.to_str().unwrap(),
     ]);
     assert_eq!(s["state"], "RUNNING");
-    let c = ferret_client::Client::connect(&env.socket).expect("a daemon now answers");
-    let pid = c.daemon_pid();
-    drop(c);
+    env.client(); // a daemon now answers
     env.ok(&["emit", "--provider", "E2E.Auto", "--count", "10"]);
     env.ok(&["stop", "auto"]);
     assert_eq!(decode(&log).events.len(), 10);
     // Shut the background daemon down; it removes its socket when done.
-    let pid = rustix::process::Pid::from_raw(pid as i32).unwrap();
-    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
-    let socket = env.socket.clone();
-    wait_until(Duration::from_secs(20), "the daemon to exit", || {
-        !socket.exists()
-    });
+    assert!(env.stop_background_daemon(), "the daemon exits");
     let daemon_log = std::fs::read_to_string(env.path("ferretd.log")).unwrap();
     assert!(daemon_log.contains("listening on"), "{daemon_log}");
 }

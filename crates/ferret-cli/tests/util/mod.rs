@@ -99,13 +99,35 @@ impl Env {
 
     /// `ferret --socket SOCKET ARGS...`, with its output.
     pub fn run(&self, args: &[&str]) -> Output {
-        Command::new(ferret_bin())
-            .arg("--socket")
+        self.command(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .output()
+            .expect("run ferret")
+    }
+
+    /// `ferret --socket SOCKET ARGS...`, with no input or output, to run.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(ferret_bin());
+        cmd.arg("--socket")
             .arg(&self.socket)
             .args(args)
             .stdin(Stdio::null())
-            .output()
-            .expect("run ferret")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        cmd
+    }
+
+    /// A control client connected to the daemon.
+    pub fn client(&self) -> Client {
+        Client::connect(&self.socket).expect("connect to the daemon")
+    }
+
+    /// The session called `name`, as the daemon reports it now.
+    pub fn session(&self, name: &str) -> ferret_abi::proto::SessionInfo {
+        self.client()
+            .query(&ferret_abi::proto::SessionRef::Name(name.into()))
+            .expect("query")
     }
 
     /// Runs and asserts success; returns stdout.
@@ -166,17 +188,33 @@ impl Drop for Env {
         }
         // A daemon the CLI started in the background (or one a failed test
         // left behind) would outlive the test: stop it too.
-        if let Ok(c) = Client::connect(&self.socket) {
-            if let Some(pid) = rustix::process::Pid::from_raw(c.daemon_pid() as i32) {
-                drop(c);
-                let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-                let socket = self.socket.clone();
-                let deadline = Instant::now() + Duration::from_secs(20);
-                while socket.exists() && Instant::now() < deadline {
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-            }
+        self.stop_background_daemon();
+    }
+}
+
+impl Env {
+    /// Sends SIGTERM to whatever daemon answers on the socket (one the CLI
+    /// started in the background) and waits up to 20 s for it to remove its
+    /// socket. False if none answered or it did not exit in time.
+    pub fn stop_background_daemon(&self) -> bool {
+        let Ok(c) = Client::connect(&self.socket) else {
+            return false;
+        };
+        let Some(pid) = rustix::process::Pid::from_raw(c.daemon_pid() as i32) else {
+            return false;
+        };
+        drop(c);
+        if rustix::process::kill_process(pid, rustix::process::Signal::TERM).is_err() {
+            return false;
         }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.socket.exists() {
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        true
     }
 }
 
