@@ -1,7 +1,7 @@
 //! Log files, through `ferret_decode::FileDecoder` (and so
 //! `ferret_format::LogReader`, record framing and payload decoding).
 //!
-//! Each input is decoded twice:
+//! Each input is decoded three times:
 //!
 //! 1. As the file's bytes, unchanged. Random bytes seldom get past the
 //!    header's CRC-32C, so this mostly exercises header validation.
@@ -10,10 +10,14 @@
 //!    reach the records, the metadata tables, payload decoding, timestamp
 //!    conversion and the text/JSON/CSV printers and the summary that
 //!    `ferret fmt` runs on whatever file it is given.
+//! 3. The framed buffers fed one by one to a `StreamDecoder`, as
+//!    `ferret tail` receives them.
 //!
 //! Framed layout: a flags byte (bits 0-1: output format; bit 2 set and bit 4
 //! clear: decode via `FileDecoder::open` from a temporary file, which also
-//! reads the trailer slot; bit 3: corrupt the last buffer's CRC), 36 bytes of
+//! reads the trailer slot; bit 3: corrupt the last buffer's CRC; bit 5: a
+//! circular file of 8 slots, decoded seekably so its buffers are put in
+//! sequence order, with buffer k numbered (k + bits 6-7) mod 8), 36 bytes of
 //! clock (kind u32, anchor ticks, anchor monotonic ns, anchor unix ns, ticks
 //! per second, all little-endian), then buffers, each a u16 length (capped
 //! at 4064), a kind byte (odd: TRAILER, even: DATA) and that many bytes of
@@ -22,9 +26,10 @@
 #![no_main]
 
 use std::io;
+use std::ops::Range;
 use std::sync::OnceLock;
 
-use ferret_decode::{FileDecoder, FileHeader, OutputFormat, Printer, write_summary};
+use ferret_decode::{FileDecoder, FileHeader, OutputFormat, Printer, StreamDecoder, write_summary};
 use ferret_format::{BUFFER_HEADER_LEN, BUFFER_MAGIC, ClockInfo, buffer_crc, buffer_kind, mode};
 use libfuzzer_sys::fuzz_target;
 
@@ -66,11 +71,16 @@ struct Framed {
     file: Vec<u8>,
     format: OutputFormat,
     via_open: bool,
+    circular: bool,
+    /// Where each buffer lies in `file`.
+    buffers: Vec<Range<usize>>,
 }
 
 fn frame(data: &[u8]) -> Framed {
     let mut input = Input(data);
     let flags = input.u8();
+    let circular = flags & 0x20 != 0;
+    let rotation = u64::from(flags >> 6);
     let clock = ClockInfo {
         kind: input.u32(),
         anchor_ticks: input.u64(),
@@ -84,14 +94,21 @@ fn frame(data: &[u8]) -> Framed {
         host: "host".into(),
         logger_id: 1,
         buffer_size: BUFFER_SIZE as u32,
-        log_mode: mode::SEQUENTIAL,
+        log_mode: if circular {
+            mode::CIRCULAR
+        } else {
+            mode::SEQUENTIAL
+        },
         start_unix_ns: clock.anchor_unix_ns,
         clock,
         daemon_pid: 1,
+        slot_count: if circular { MAX_BUFFERS as u32 } else { 0 },
+        file_index: 0,
     };
     let mut file = header.encode();
     let mut sequence = 0u64;
     let mut last_crc_at = None;
+    let mut buffers = Vec::new();
     while !input.0.is_empty() {
         let mut len = input.u16() as usize;
         if sequence + 1 == MAX_BUFFERS {
@@ -108,7 +125,12 @@ fn frame(data: &[u8]) -> Framed {
         head[0..4].copy_from_slice(&BUFFER_MAGIC);
         head[4..6].copy_from_slice(&kind.to_le_bytes());
         head[6..8].copy_from_slice(&(BUFFER_HEADER_LEN as u16).to_le_bytes());
-        head[8..16].copy_from_slice(&sequence.to_le_bytes());
+        let number = if circular {
+            (sequence + rotation) % MAX_BUFFERS
+        } else {
+            sequence
+        };
+        head[8..16].copy_from_slice(&number.to_le_bytes());
         head[16..20].copy_from_slice(&(records.len() as u32).to_le_bytes());
         let crc = buffer_crc(&head, records);
         head[20..24].copy_from_slice(&crc.to_le_bytes());
@@ -116,6 +138,7 @@ fn frame(data: &[u8]) -> Framed {
         last_crc_at = Some(start + 20);
         file.extend_from_slice(&head);
         file.extend_from_slice(records);
+        buffers.push(start..file.len());
         sequence += 1;
         if sequence == MAX_BUFFERS {
             break;
@@ -138,6 +161,8 @@ fn frame(data: &[u8]) -> Framed {
             _ => OutputFormat::Csv,
         },
         via_open: flags & 0x14 == 0x04,
+        circular,
+        buffers,
     }
 }
 
@@ -185,9 +210,23 @@ fuzz_target!(|data: &[u8]| {
         let mut decoder = FileDecoder::open(path).expect("a framed file has a valid header");
         let _ = std::fs::remove_file(path);
         print_all(&mut decoder, framed.format);
+    } else if framed.circular {
+        let mut decoder = FileDecoder::new_seekable(io::Cursor::new(&framed.file[..]))
+            .expect("a framed file has a valid header");
+        print_all(&mut decoder, framed.format);
     } else {
         let mut decoder =
             FileDecoder::new(&framed.file[..]).expect("a framed file has a valid header");
         print_all(&mut decoder, framed.format);
+    }
+
+    // 3. The framed buffers as a real-time stream.
+    let mut stream =
+        StreamDecoder::from_header_bytes(&framed.file).expect("a framed file has a valid header");
+    let mut printer = Printer::new(framed.format, io::sink(), io::sink(), "fuzz stream");
+    for range in framed.buffers {
+        stream
+            .feed(&framed.file[range], |e| printer.entry(&e))
+            .expect("printing to a sink cannot fail");
     }
 });

@@ -444,6 +444,8 @@ impl Control {
             logger_id,
             buffer_size: req.buffer_kib * 1024,
             log_mode: mode::SEQUENTIAL,
+            slot_count: 0,
+            file_index: 0,
             start_unix_ns: clock.anchor_unix_ns,
             clock,
             daemon_pid: std::process::id(),

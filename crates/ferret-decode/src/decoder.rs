@@ -2,8 +2,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{self, Read};
-use std::os::unix::fs::FileExt;
+use std::io::{self, Read, Seek, SeekFrom};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -11,8 +10,8 @@ use ferret_abi::Guid;
 use ferret_abi::payload::{self, Value};
 use ferret_abi::record::{ContextMeta, FieldMeta, LostReason, Record};
 use ferret_format::{
-    BUFFER_HEADER_LEN, BufferHeader, Corruption, FileHeader, FormatError, Item, LogReader, Records,
-    Timebase, Trailer, buffer_crc, buffer_kind,
+    BufferHeader, Corruption, FileHeader, FormatError, Item, LogReader, Records, Timebase, Trailer,
+    buffer_kind, check_buffer, mode,
 };
 
 /// A provider instance as the file describes it.
@@ -90,8 +89,13 @@ pub enum Entry<'a> {
         /// What was wrong.
         error: String,
     },
-    /// The session's final counters.
+    /// One session's final counters. An appended file holds one trailer
+    /// per session that stopped cleanly.
     Trailer(Trailer),
+    /// Something the reader of the output should know about how the input
+    /// was read, such as a circular file read in file order rather than
+    /// oldest first.
+    Note(String),
 }
 
 /// Counts gathered while decoding, for `--summary`.
@@ -115,6 +119,15 @@ pub struct Stats {
     pub first_ns: Option<u64>,
     /// Latest event time.
     pub last_ns: Option<u64>,
+    /// TRAILER records read: one per session that stopped cleanly. An
+    /// appended file may hold several.
+    pub trailers: u64,
+    /// Good data buffers read after the last trailer: when a file has a
+    /// trailer and this is not zero, its last session did not stop cleanly
+    /// (or is still running).
+    pub buffers_after_trailer: u64,
+    /// Notes about how the input was read (also given as [`Entry::Note`]).
+    pub notes: Vec<String>,
 }
 
 impl Stats {
@@ -134,59 +147,277 @@ impl Stats {
     }
 }
 
-/// Decodes one log file.
+/// The most metadata entries a decoder keeps, so a hostile file cannot make
+/// it allocate without bound. A definition that replaces one already kept
+/// is always taken.
+const MAX_METADATA: usize = 1 << 20;
+
+/// Inserts a definition unless the table is full of others.
+fn define<K: std::hash::Hash + Eq, V>(table: &mut HashMap<K, V>, key: K, value: V) {
+    if table.len() < MAX_METADATA || table.contains_key(&key) {
+        table.insert(key, value);
+    }
+}
+
+/// What decoding carries from one buffer to the next: the metadata tables,
+/// the clock and the counts. Files and real-time streams share it, so both
+/// decode buffers the same way.
 #[derive(Debug)]
-pub struct FileDecoder<R> {
-    reader: LogReader<R>,
+struct DecodeState {
     timebase: Timebase,
     providers: HashMap<(u32, u32), Arc<ProviderInfo>>,
     types: HashMap<(u32, u16), EventType>,
     processes: HashMap<u32, String>,
+    /// The trailers read so far, added up.
     trailer: Option<Trailer>,
     stats: Stats,
     collect_per_event: bool,
 }
 
-/// The most metadata entries a decoder keeps, so a hostile file cannot make
-/// it allocate without bound.
-const MAX_METADATA: usize = 1 << 20;
+impl DecodeState {
+    fn new(header: &FileHeader) -> DecodeState {
+        DecodeState {
+            timebase: Timebase::new(&header.clock, None),
+            providers: HashMap::new(),
+            types: HashMap::new(),
+            processes: HashMap::new(),
+            trailer: None,
+            stats: Stats::default(),
+            collect_per_event: false,
+        }
+    }
+
+    fn note(&mut self, note: String) {
+        self.stats.notes.push(note);
+    }
+
+    fn corrupt(
+        &mut self,
+        c: Corruption,
+        f: &mut impl FnMut(Entry<'_>) -> io::Result<()>,
+    ) -> io::Result<()> {
+        self.stats.corrupt_stretches += 1;
+        self.stats.corrupt_bytes = self.stats.corrupt_bytes.saturating_add(c.skipped);
+        f(Entry::Corrupt(c))
+    }
+
+    /// Decodes the records of one good buffer, whose slot (or chunk) starts
+    /// at `offset`.
+    fn buffer(
+        &mut self,
+        header: &BufferHeader,
+        offset: u64,
+        records: &[u8],
+        f: &mut impl FnMut(Entry<'_>) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let DecodeState {
+            timebase,
+            providers,
+            types,
+            processes,
+            trailer,
+            stats,
+            collect_per_event,
+        } = self;
+        stats.buffers += 1;
+        if header.kind == buffer_kind::DATA && stats.trailers > 0 {
+            stats.buffers_after_trailer += 1;
+        }
+        // Each buffer decodes alone: events need a CONTEXT record in the
+        // same buffer for their source, thread and time base.
+        let mut context: Option<ContextMeta> = None;
+        let mut ticks = 0u64;
+        let mut last_ns = 0u64;
+        for rec in Records::new(records) {
+            let rec = match rec {
+                Ok(r) => r,
+                Err(e) => {
+                    stats.bad_records += 1;
+                    f(Entry::BadRecord {
+                        buffer_offset: offset,
+                        error: e.to_string(),
+                    })?;
+                    break;
+                }
+            };
+            match rec {
+                Record::Event {
+                    type_id,
+                    ticks: t,
+                    payload,
+                } => {
+                    ticks = t.resolve(ticks);
+                    let Some(ctx) = context else {
+                        stats.bad_records += 1;
+                        f(Entry::BadRecord {
+                            buffer_offset: offset,
+                            error: "event before any context record".into(),
+                        })?;
+                        continue;
+                    };
+                    let Some(ty) = types.get(&(ctx.source, type_id)) else {
+                        stats.bad_records += 1;
+                        f(Entry::BadRecord {
+                            buffer_offset: offset,
+                            error: format!(
+                                "event of undescribed type {type_id} from source {}",
+                                ctx.source
+                            ),
+                        })?;
+                        continue;
+                    };
+                    let values = match payload::decode_untrusted(&ty.fields, payload) {
+                        Ok(v) => v,
+                        Err(e) => {
+                            stats.bad_records += 1;
+                            f(Entry::BadRecord {
+                                buffer_offset: offset,
+                                error: format!("event '{}': {e}", ty.name),
+                            })?;
+                            continue;
+                        }
+                    };
+                    let ns = timebase.unix_ns(ticks);
+                    last_ns = ns;
+                    stats.events += 1;
+                    stats.first_ns = Some(stats.first_ns.map_or(ns, |v| v.min(ns)));
+                    stats.last_ns = Some(stats.last_ns.map_or(ns, |v| v.max(ns)));
+                    if *collect_per_event {
+                        *stats
+                            .per_event
+                            .entry((ty.provider.name.clone(), ty.name.clone()))
+                            .or_default() += 1;
+                    }
+                    let process = processes.get(&ctx.pid).map_or("", String::as_str);
+                    f(Entry::Event(Event {
+                        timestamp_ns: ns,
+                        ty,
+                        process,
+                        pid: ctx.pid,
+                        tid: ctx.tid,
+                        values,
+                    }))?;
+                }
+                Record::Context(c) => {
+                    ticks = c.base_ticks;
+                    context = Some(c);
+                }
+                // A later definition of the same (source, id) replaces the
+                // earlier one: an appended file's later session numbers its
+                // sources afresh, and a circular file repeats definitions.
+                Record::Provider(p) => define(
+                    providers,
+                    (p.source, p.provider),
+                    Arc::new(ProviderInfo {
+                        name: p.name,
+                        guid: p.guid,
+                        pid: p.pid,
+                    }),
+                ),
+                Record::EventType(t) => {
+                    let provider = providers
+                        .get(&(t.source, t.provider))
+                        .cloned()
+                        .unwrap_or_else(|| {
+                            Arc::new(ProviderInfo {
+                                name: format!("provider#{}.{}", t.source, t.provider),
+                                guid: Guid::default(),
+                                pid: 0,
+                            })
+                        });
+                    define(
+                        types,
+                        (t.source, t.type_id),
+                        EventType {
+                            name: t.name,
+                            event_id: t.event_id,
+                            level: t.level,
+                            opcode: t.opcode,
+                            keywords: t.keywords,
+                            fields: t.fields,
+                            provider,
+                        },
+                    );
+                }
+                Record::Process(p) => define(processes, p.pid, p.name),
+                Record::Lost(l) => {
+                    stats.add_lost(l.reason, l.count);
+                    let provider = providers
+                        .get(&(l.source, l.provider))
+                        .map_or("", |p| p.name.as_str());
+                    f(Entry::Lost {
+                        timestamp_ns: last_ns,
+                        pid: l.pid,
+                        provider,
+                        reason: l.reason,
+                        count: l.count,
+                    })?;
+                }
+                Record::Trailer(v) => {
+                    let t = Trailer::from_values(&v);
+                    match trailer {
+                        Some(sum) => sum.add_session(&t),
+                        None => *trailer = Some(t),
+                    }
+                    stats.trailers += 1;
+                    stats.buffers_after_trailer = 0;
+                    // A trailer ends its session. Whatever follows in an
+                    // appended file is another session, which describes
+                    // everything it uses itself; forgetting the old
+                    // definitions makes an event that lacks its own show
+                    // up as undescribed instead of decoding under the
+                    // wrong names and fields.
+                    providers.clear();
+                    types.clear();
+                    processes.clear();
+                    f(Entry::Trailer(t))?;
+                }
+                Record::Pad | Record::Unknown { .. } => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Decodes one log file.
+#[derive(Debug)]
+pub struct FileDecoder<R> {
+    reader: LogReader<R>,
+    state: DecodeState,
+    /// A note to give as the first entry.
+    pending_note: Option<String>,
+}
 
 impl FileDecoder<File> {
     /// Opens a log file. When the file ends with a trailer, its stop anchor
-    /// refines the timestamp conversion.
+    /// refines the timestamp conversion; a circular file's buffers are read
+    /// oldest first (see [`FileDecoder::new_seekable`]).
     pub fn open(path: &Path) -> Result<FileDecoder<File>, FormatError> {
-        let file = File::open(path)?;
-        let trailer = peek_trailer(&file);
-        let mut d = FileDecoder::new(file)?;
-        if let Some(t) = trailer {
-            d.timebase = Timebase::new(&d.reader.header().clock, Some(&t));
-        }
-        Ok(d)
+        FileDecoder::new_seekable(File::open(path)?)
     }
 }
 
 /// Reads the trailer from the last slot of a seekable log, if there is one.
-fn peek_trailer(file: &File) -> Option<Trailer> {
-    let len = file.metadata().ok()?.len();
-    let mut head = vec![0u8; 4096];
-    let n = file.read_at(&mut head, 0).ok()?;
-    let (header, data_offset) = FileHeader::decode_untrusted(&head[..n]).ok()?;
-    let size = header.buffer_size as u64;
+/// Anything wrong (no trailer there, damage, I/O errors) gives `None`: the
+/// trailer only refines timestamps, and reading proper reports damage.
+fn peek_trailer<R: Read + Seek>(input: &mut R) -> Option<Trailer> {
+    input.seek(SeekFrom::Start(0)).ok()?;
+    // The longest header (two names of MAX_HEADER_NAME bytes) fits in 4 KiB.
+    let mut head = Vec::with_capacity(4096);
+    input.by_ref().take(4096).read_to_end(&mut head).ok()?;
+    let (header, data_offset) = FileHeader::decode_untrusted(&head).ok()?;
+    let len = input.seek(SeekFrom::End(0)).ok()?;
+    let size = u64::from(header.buffer_size);
     if len <= data_offset {
         return None;
     }
     let last = (len - data_offset - 1) / size;
     let offset = data_offset + last * size;
-    let mut slot = vec![0u8; (len - offset).min(size) as usize];
-    file.read_exact_at(&mut slot, offset).ok()?;
-    let bh: &[u8; BUFFER_HEADER_LEN] = slot.first_chunk()?;
-    let h = BufferHeader::decode(bh)?;
-    let end = BUFFER_HEADER_LEN + h.used as usize;
-    if h.kind != buffer_kind::TRAILER || end > slot.len() {
-        return None;
-    }
-    let records = &slot[BUFFER_HEADER_LEN..end];
-    if buffer_crc(bh, records) != h.crc {
+    input.seek(SeekFrom::Start(offset)).ok()?;
+    let mut slot = Vec::with_capacity((len - offset).min(size) as usize);
+    input.by_ref().take(size).read_to_end(&mut slot).ok()?;
+    let (h, records) = check_buffer(&slot, header.buffer_size).ok()?;
+    if h.kind != buffer_kind::TRAILER {
         return None;
     }
     Records::new(records).find_map(|r| match r {
@@ -195,26 +426,66 @@ fn peek_trailer(file: &File) -> Option<Trailer> {
     })
 }
 
+impl<R: Read + Seek> FileDecoder<R> {
+    /// Decodes a log from a seekable input (a file, or bytes in memory),
+    /// read from its offset 0.
+    ///
+    /// When the last slot holds a trailer, its stop anchor refines the
+    /// timestamp conversion. A circular file's data buffers are decoded
+    /// oldest first, then its trailer; only if the file has more than
+    /// [`ferret_format::MAX_ORDERED_SLOTS`] slots is it read in file order,
+    /// with an [`Entry::Note`] saying so.
+    pub fn new_seekable(mut input: R) -> Result<FileDecoder<R>, FormatError> {
+        let trailer = peek_trailer(&mut input);
+        let reader = LogReader::new_seekable(input)?;
+        let mut d = FileDecoder::with_reader(reader);
+        if let Some(t) = trailer {
+            d.state.timebase = Timebase::new(&d.reader.header().clock, Some(&t));
+        }
+        if d.reader.header().log_mode == mode::CIRCULAR && !d.reader.by_sequence() {
+            d.set_note(format!(
+                "circular log with more than {} slots: buffers are decoded in file order, not oldest first",
+                ferret_format::MAX_ORDERED_SLOTS
+            ));
+        }
+        Ok(d)
+    }
+}
+
 impl<R: Read> FileDecoder<R> {
-    /// Decodes a log read from `input` (a file or a pipe).
+    /// Decodes a log read from `input` (a file or a pipe) in file order.
+    ///
+    /// A circular file read this way comes out in slot order, not oldest
+    /// first (an [`Entry::Note`] says so); use [`FileDecoder::open`] or
+    /// [`FileDecoder::new_seekable`] to have it ordered.
     pub fn new(input: R) -> Result<FileDecoder<R>, FormatError> {
-        let reader = LogReader::new(input)?;
-        let timebase = Timebase::new(&reader.header().clock, None);
-        Ok(FileDecoder {
+        let mut d = FileDecoder::with_reader(LogReader::new(input)?);
+        if d.reader.header().log_mode == mode::CIRCULAR {
+            d.set_note(
+                "circular log read from a stream: buffers are decoded in slot order, not oldest first"
+                    .into(),
+            );
+        }
+        Ok(d)
+    }
+
+    fn with_reader(reader: LogReader<R>) -> FileDecoder<R> {
+        let state = DecodeState::new(reader.header());
+        FileDecoder {
             reader,
-            timebase,
-            providers: HashMap::new(),
-            types: HashMap::new(),
-            processes: HashMap::new(),
-            trailer: None,
-            stats: Stats::default(),
-            collect_per_event: false,
-        })
+            state,
+            pending_note: None,
+        }
+    }
+
+    fn set_note(&mut self, note: String) {
+        self.state.note(note.clone());
+        self.pending_note = Some(note);
     }
 
     /// Also counts events per provider and name (for summaries).
     pub fn count_per_event(&mut self, on: bool) {
-        self.collect_per_event = on;
+        self.state.collect_per_event = on;
     }
 
     /// The file header.
@@ -224,182 +495,107 @@ impl<R: Read> FileDecoder<R> {
 
     /// Counts so far.
     pub fn stats(&self) -> &Stats {
-        &self.stats
+        &self.state.stats
     }
 
-    /// The trailer, once read.
+    /// The trailer, once read. When the file holds several (an appended
+    /// file, one per session), their counters are added up and the stop
+    /// time is the last one's; [`Stats::trailers`] says how many there were.
     pub fn trailer(&self) -> Option<&Trailer> {
-        self.trailer.as_ref()
+        self.state.trailer.as_ref()
     }
 
-    /// Decodes the whole input, calling `f` for each entry in file order.
+    /// Decodes the whole input, calling `f` for each entry in reading order
+    /// (file order, or oldest first for a circular file read seekably).
     /// Stops early if `f` returns an error (a closed pipe, say).
     pub fn for_each(&mut self, mut f: impl FnMut(Entry<'_>) -> io::Result<()>) -> io::Result<()> {
-        let FileDecoder {
-            reader,
-            timebase,
-            providers,
-            types,
-            processes,
-            trailer,
-            stats,
-            collect_per_event,
-        } = self;
+        if let Some(note) = self.pending_note.take() {
+            f(Entry::Note(note))?;
+        }
+        let FileDecoder { reader, state, .. } = self;
         while let Some(item) = reader.next() {
-            let buffer = match item? {
-                Item::Corrupt(c) => {
-                    stats.corrupt_stretches += 1;
-                    stats.corrupt_bytes += c.skipped;
-                    f(Entry::Corrupt(c))?;
-                    continue;
-                }
-                Item::Buffer(b) => b,
-            };
-            stats.buffers += 1;
-            // Each buffer decodes alone: events need a CONTEXT record in the
-            // same buffer for their source, thread and time base.
-            let mut context: Option<ContextMeta> = None;
-            let mut ticks = 0u64;
-            let mut last_ns = 0u64;
-            for rec in Records::new(buffer.records) {
-                let rec = match rec {
-                    Ok(r) => r,
-                    Err(e) => {
-                        stats.bad_records += 1;
-                        f(Entry::BadRecord {
-                            buffer_offset: buffer.offset,
-                            error: e.to_string(),
-                        })?;
-                        break;
-                    }
-                };
-                match rec {
-                    Record::Event {
-                        type_id,
-                        ticks: t,
-                        payload,
-                    } => {
-                        ticks = t.resolve(ticks);
-                        let Some(ctx) = context else {
-                            stats.bad_records += 1;
-                            f(Entry::BadRecord {
-                                buffer_offset: buffer.offset,
-                                error: "event before any context record".into(),
-                            })?;
-                            continue;
-                        };
-                        let Some(ty) = types.get(&(ctx.source, type_id)) else {
-                            stats.bad_records += 1;
-                            f(Entry::BadRecord {
-                                buffer_offset: buffer.offset,
-                                error: format!(
-                                    "event of undescribed type {type_id} from source {}",
-                                    ctx.source
-                                ),
-                            })?;
-                            continue;
-                        };
-                        let values = match payload::decode_untrusted(&ty.fields, payload) {
-                            Ok(v) => v,
-                            Err(e) => {
-                                stats.bad_records += 1;
-                                f(Entry::BadRecord {
-                                    buffer_offset: buffer.offset,
-                                    error: format!("event '{}': {e}", ty.name),
-                                })?;
-                                continue;
-                            }
-                        };
-                        let ns = timebase.unix_ns(ticks);
-                        last_ns = ns;
-                        stats.events += 1;
-                        stats.first_ns = Some(stats.first_ns.map_or(ns, |v| v.min(ns)));
-                        stats.last_ns = Some(stats.last_ns.map_or(ns, |v| v.max(ns)));
-                        if *collect_per_event {
-                            *stats
-                                .per_event
-                                .entry((ty.provider.name.clone(), ty.name.clone()))
-                                .or_default() += 1;
-                        }
-                        let process = processes.get(&ctx.pid).map_or("", String::as_str);
-                        f(Entry::Event(Event {
-                            timestamp_ns: ns,
-                            ty,
-                            process,
-                            pid: ctx.pid,
-                            tid: ctx.tid,
-                            values,
-                        }))?;
-                    }
-                    Record::Context(c) => {
-                        ticks = c.base_ticks;
-                        context = Some(c);
-                    }
-                    Record::Provider(p) => {
-                        if providers.len() < MAX_METADATA {
-                            providers.insert(
-                                (p.source, p.provider),
-                                Arc::new(ProviderInfo {
-                                    name: p.name,
-                                    guid: p.guid,
-                                    pid: p.pid,
-                                }),
-                            );
-                        }
-                    }
-                    Record::EventType(t) => {
-                        let provider = providers
-                            .get(&(t.source, t.provider))
-                            .cloned()
-                            .unwrap_or_else(|| {
-                                Arc::new(ProviderInfo {
-                                    name: format!("provider#{}.{}", t.source, t.provider),
-                                    guid: Guid::default(),
-                                    pid: 0,
-                                })
-                            });
-                        if types.len() < MAX_METADATA {
-                            types.insert(
-                                (t.source, t.type_id),
-                                EventType {
-                                    name: t.name,
-                                    event_id: t.event_id,
-                                    level: t.level,
-                                    opcode: t.opcode,
-                                    keywords: t.keywords,
-                                    fields: t.fields,
-                                    provider,
-                                },
-                            );
-                        }
-                    }
-                    Record::Process(p) => {
-                        if processes.len() < MAX_METADATA {
-                            processes.insert(p.pid, p.name);
-                        }
-                    }
-                    Record::Lost(l) => {
-                        stats.add_lost(l.reason, l.count);
-                        let provider = providers
-                            .get(&(l.source, l.provider))
-                            .map_or("", |p| p.name.as_str());
-                        f(Entry::Lost {
-                            timestamp_ns: last_ns,
-                            pid: l.pid,
-                            provider,
-                            reason: l.reason,
-                            count: l.count,
-                        })?;
-                    }
-                    Record::Trailer(v) => {
-                        let t = Trailer::from_values(&v);
-                        *trailer = Some(t);
-                        f(Entry::Trailer(t))?;
-                    }
-                    Record::Pad | Record::Unknown { .. } => {}
-                }
+            match item? {
+                Item::Corrupt(c) => state.corrupt(c, &mut f)?,
+                Item::Buffer(b) => state.buffer(&b.header, b.offset, b.records, &mut f)?,
             }
         }
         Ok(())
+    }
+}
+
+/// Decodes a session in real time (`ferret tail`): the session's encoded
+/// file header, then chunks, each one sealed buffer exactly as it would sit
+/// in a slot of the file (its header and `used` record bytes).
+///
+/// Chunks are checked like slots: one that fails is reported as an
+/// [`Entry::Corrupt`] whose offset counts the chunk bytes fed before it,
+/// and the next chunk decodes as usual. Timestamps use the header's clock
+/// calibration, since the trailer's refinement comes only at the end.
+#[derive(Debug)]
+pub struct StreamDecoder {
+    header: FileHeader,
+    state: DecodeState,
+    /// Chunk bytes fed so far: the stream offset of the next chunk.
+    offset: u64,
+}
+
+impl StreamDecoder {
+    /// A decoder for a session with this header.
+    pub fn new(header: FileHeader) -> StreamDecoder {
+        let state = DecodeState::new(&header);
+        StreamDecoder {
+            header,
+            state,
+            offset: 0,
+        }
+    }
+
+    /// A decoder for a session whose encoded header (as at the start of its
+    /// file, with or without the padding) is `bytes`, which are untrusted.
+    pub fn from_header_bytes(bytes: &[u8]) -> Result<StreamDecoder, FormatError> {
+        let (header, _) = FileHeader::decode_untrusted(bytes)?;
+        Ok(StreamDecoder::new(header))
+    }
+
+    /// The session's header.
+    pub fn header(&self) -> &FileHeader {
+        &self.header
+    }
+
+    /// Also counts events per provider and name (for summaries).
+    pub fn count_per_event(&mut self, on: bool) {
+        self.state.collect_per_event = on;
+    }
+
+    /// Counts so far.
+    pub fn stats(&self) -> &Stats {
+        &self.state.stats
+    }
+
+    /// The trailer, once a chunk held one.
+    pub fn trailer(&self) -> Option<&Trailer> {
+        self.state.trailer.as_ref()
+    }
+
+    /// Decodes one chunk, calling `f` for each entry. Only an error from
+    /// `f` is returned: a malformed chunk is an entry, never an error.
+    pub fn feed(
+        &mut self,
+        chunk: &[u8],
+        mut f: impl FnMut(Entry<'_>) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let offset = self.offset;
+        self.offset = self.offset.saturating_add(chunk.len() as u64);
+        match check_buffer(chunk, self.header.buffer_size) {
+            Ok((header, records)) => self.state.buffer(&header, offset, records, &mut f),
+            Err(reason) => self.state.corrupt(
+                Corruption {
+                    offset,
+                    skipped: chunk.len() as u64,
+                    reason,
+                },
+                &mut f,
+            ),
+        }
     }
 }

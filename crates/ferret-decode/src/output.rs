@@ -136,6 +136,8 @@ pub struct Printer<W, D> {
     format: OutputFormat,
     out: W,
     diag: D,
+    /// The program named at the start of each diagnostic line.
+    program: String,
     source: String,
     wrote_header: bool,
 }
@@ -147,9 +149,17 @@ impl<W: Write, D: Write> Printer<W, D> {
             format,
             out,
             diag,
+            program: "ferret fmt".to_string(),
             source: source.to_string(),
             wrote_header: false,
         }
+    }
+
+    /// Names the program at the start of diagnostic lines ("ferret fmt"
+    /// unless set), so that `ferret tail` prints entries exactly as
+    /// `ferret fmt` does but names itself in its diagnostics.
+    pub fn set_program(&mut self, program: &str) {
+        self.program = program.to_string();
     }
 
     /// Names the file the next entries come from.
@@ -175,15 +185,16 @@ impl<W: Write, D: Write> Printer<W, D> {
                 reason,
                 count,
             } => self.lost(*timestamp_ns, *pid, provider, *reason, *count),
-            Entry::Corrupt(c) => writeln!(self.diag, "ferret fmt: {}: {c}", self.source),
+            Entry::Corrupt(c) => writeln!(self.diag, "{}: {}: {c}", self.program, self.source),
             Entry::BadRecord {
                 buffer_offset,
                 error,
             } => writeln!(
                 self.diag,
-                "ferret fmt: {}: buffer at offset {buffer_offset}: {error}",
-                self.source
+                "{}: {}: buffer at offset {buffer_offset}: {error}",
+                self.program, self.source
             ),
+            Entry::Note(note) => writeln!(self.diag, "{}: {}: {note}", self.program, self.source),
             Entry::Trailer(_) => Ok(()),
         }
     }
@@ -271,7 +282,8 @@ impl<W: Write, D: Write> Printer<W, D> {
             }
             OutputFormat::Csv => writeln!(
                 self.diag,
-                "ferret fmt: {}: {count} events of {provider} from pid {pid} lost ({})",
+                "{}: {}: {count} events of {provider} from pid {pid} lost ({})",
+                self.program,
                 self.source,
                 reason.name()
             ),

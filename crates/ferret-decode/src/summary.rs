@@ -2,12 +2,25 @@
 
 use std::io::{self, Write};
 
-use ferret_format::{FileHeader, Trailer};
+use ferret_format::{FileHeader, Trailer, mode};
 
 use crate::decoder::Stats;
 use crate::output::format_timestamp;
 
-/// Writes the summary of one file.
+/// How the file was written: its log mode and what goes with it.
+fn mode_text(header: &FileHeader) -> String {
+    let name = mode::name(header.log_mode);
+    match header.log_mode {
+        mode::CIRCULAR => format!("{name}, {} slots", header.slot_count),
+        mode::NEW_FILE => format!("{name}, file {} of a series", header.file_index),
+        mode::SEQUENTIAL | mode::SNAPSHOT => name.to_string(),
+        other => format!("{name} ({other})"),
+    }
+}
+
+/// Writes the summary of one file. `trailer` is the file's trailers added
+/// up, as [`crate::FileDecoder::trailer`] gives it; `stats` says how many
+/// there were.
 pub fn write_summary(
     out: &mut impl Write,
     source: &str,
@@ -25,21 +38,38 @@ pub fn write_summary(
         header.clock.name(),
         header.buffer_size / 1024
     )?;
+    writeln!(out, "Mode:       {}", mode_text(header))?;
     writeln!(
         out,
         "Started:    {}",
         format_timestamp(header.start_unix_ns)
     )?;
+    if stats.trailers > 1 {
+        writeln!(
+            out,
+            "Sessions:   {} wrote into this file, each with a trailer; the trailer counts below are their sums",
+            stats.trailers
+        )?;
+    }
     match trailer {
-        Some(t) => writeln!(
+        Some(t) if stats.buffers_after_trailer == 0 => writeln!(
             out,
             "Stopped:    {} (clean stop)",
+            format_timestamp(t.end_unix_ns)
+        )?,
+        Some(t) => writeln!(
+            out,
+            "Stopped:    no trailer after the last {} buffers (still running, or the daemon did not stop cleanly); an earlier session stopped cleanly at {}",
+            stats.buffers_after_trailer,
             format_timestamp(t.end_unix_ns)
         )?,
         None => writeln!(
             out,
             "Stopped:    no trailer (still running, or the daemon did not stop cleanly)"
         )?,
+    }
+    for note in &stats.notes {
+        writeln!(out, "Note:       {note}")?;
     }
     if let (Some(a), Some(b)) = (stats.first_ns, stats.last_ns) {
         writeln!(

@@ -43,6 +43,8 @@ fn sample_log() -> Vec<u8> {
             ticks_per_sec: 1_000_000_000,
         },
         daemon_pid: 1,
+        slot_count: 0,
+        file_index: 0,
     };
     let mut file = header.encode();
     let mut b = BufferBuilder::new(BUF);

@@ -7,7 +7,7 @@ pub const FILE_MAGIC: [u8; 8] = *b"FERRETLG";
 /// The format's major version: readers refuse other majors.
 pub const FORMAT_MAJOR: u16 = 1;
 /// The format's minor version: fields are appended within a major.
-pub const FORMAT_MINOR: u16 = 0;
+pub const FORMAT_MINOR: u16 = 1;
 /// Bytes of the fixed part of the header.
 pub const FIXED_HEADER_LEN: usize = 128;
 /// Buffers start at a multiple of this.
@@ -23,8 +23,30 @@ const CRC_AT: usize = 120;
 
 /// Log file modes.
 pub mod mode {
-    /// Buffers are appended in order; the file grows without bound.
+    /// Buffers are written in order, slot k holding buffer k (relative to
+    /// the file's first); the file grows up to its maximum size, if any.
+    /// Files appended to keep this mode.
     pub const SEQUENTIAL: u32 = 1;
+    /// A fixed number of slots (`slot_count`) reused in turn: the last slot
+    /// holds the trailer, the others the newest data buffers. Readers order
+    /// buffers by sequence number.
+    pub const CIRCULAR: u32 = 2;
+    /// One file of a series rotated at a maximum size (`file_index` counts
+    /// from 1); each file is sequential and decodes alone.
+    pub const NEW_FILE: u32 = 3;
+    /// A snapshot of an in-memory session's buffers, in sequence order.
+    pub const SNAPSHOT: u32 = 4;
+
+    /// The name `query` and `fmt` show for a mode number.
+    pub fn name(mode: u32) -> &'static str {
+        match mode {
+            SEQUENTIAL => "sequential",
+            CIRCULAR => "circular",
+            NEW_FILE => "new-file",
+            SNAPSHOT => "snapshot",
+            _ => "unknown",
+        }
+    }
 }
 
 /// How timestamps in event records turn into wall-clock time.
@@ -71,6 +93,10 @@ pub struct FileHeader {
     pub clock: ClockInfo,
     /// The daemon's process id.
     pub daemon_pid: u32,
+    /// Circular files: the number of slots, the trailer's included; else 0.
+    pub slot_count: u32,
+    /// New-file series: this file's number, from 1; else 0.
+    pub file_index: u32,
 }
 
 impl FileHeader {
@@ -110,7 +136,9 @@ impl FileHeader {
         b[64..72].copy_from_slice(&self.clock.anchor_unix_ns.to_le_bytes());
         b[72..80].copy_from_slice(&self.clock.ticks_per_sec.to_le_bytes());
         b[80..84].copy_from_slice(&self.daemon_pid.to_le_bytes());
-        // 84..120: reserved, zero.
+        b[84..88].copy_from_slice(&self.slot_count.to_le_bytes());
+        b[88..92].copy_from_slice(&self.file_index.to_le_bytes());
+        // 92..120: reserved, zero.
         b[124..126].copy_from_slice(&(name.len() as u16).to_le_bytes());
         b[126..128].copy_from_slice(&(host.len() as u16).to_le_bytes());
         b[128..128 + name.len()].copy_from_slice(name.as_bytes());
@@ -197,7 +225,14 @@ impl FileHeader {
                 ticks_per_sec: u64_at(72),
             },
             daemon_pid: u32_at(80),
+            slot_count: u32_at(84),
+            file_index: u32_at(88),
         };
+        if header.log_mode == mode::CIRCULAR && header.slot_count < 2 {
+            return Err(FormatError::BadHeader(
+                "circular file with fewer than 2 slots",
+            ));
+        }
         if header.clock.ticks_per_sec == 0 {
             return Err(FormatError::BadHeader("ticks per second is zero"));
         }

@@ -2,10 +2,11 @@
 //! fixed-size checksummed buffers of records, and the trailer with a
 //! session's final counters; a builder the daemon fills buffers with, and a
 //! streaming reader that reports corruption and resynchronises at the next
-//! buffer.
+//! buffer (and reads a circular file's buffers oldest first when it can
+//! seek).
 //!
 //! This crate does no filesystem work of its own: it encodes to bytes and
-//! reads from any [`std::io::Read`]. Record encoding (events, metadata) lives
+//! reads from any [`std::io::Read`] (and [`std::io::Seek`], where given). Record encoding (events, metadata) lives
 //! in `ferret_abi::record`, shared with provider rings.
 
 mod buffer;
@@ -22,7 +23,9 @@ pub use header::{
     ClockInfo, DATA_ALIGN, FILE_MAGIC, FIXED_HEADER_LEN, FORMAT_MAJOR, FORMAT_MINOR, FileHeader,
     MAX_BUFFER_SIZE, MIN_BUFFER_SIZE, mode,
 };
-pub use reader::{BufferRef, Corruption, CorruptionReason, Item, LogReader};
+pub use reader::{
+    BufferRef, Corruption, CorruptionReason, Item, LogReader, MAX_ORDERED_SLOTS, check_buffer,
+};
 pub use trailer::Trailer;
 
 use ferret_abi::record::{Record, RecordError, parse_untrusted};

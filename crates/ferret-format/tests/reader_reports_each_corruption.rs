@@ -26,6 +26,8 @@ fn header() -> FileHeader {
             ticks_per_sec: 1_000_000_000,
         },
         daemon_pid: 77,
+        slot_count: 0,
+        file_index: 0,
     }
 }
 
