@@ -90,6 +90,57 @@ pub struct ProviderSpec {
     pub filter: EnableFilter,
 }
 
+/// Where a session's buffers go besides real-time consumers, as ETW's log
+/// file modes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FileMode {
+    /// Buffers in order; at the maximum file size (if any) writing stops and
+    /// further buffers are counted as log buffers lost.
+    #[default]
+    Sequential,
+    /// A file of the maximum size whose slots are reused, keeping the newest
+    /// buffers.
+    Circular,
+    /// Sequential, after the buffers of an existing Ferret log.
+    Append,
+    /// Sequential files of at most the maximum size, NAME_1, NAME_2, ...;
+    /// the packet carries the directory's descriptor.
+    NewFile,
+    /// No file: buffers go to real-time consumers only.
+    None,
+    /// No file: the newest buffers stay in memory until a snapshot saves them.
+    InMemory,
+}
+
+impl FileMode {
+    /// The name the CLI takes and `query` shows.
+    pub const fn name(self) -> &'static str {
+        match self {
+            FileMode::Sequential => "sequential",
+            FileMode::Circular => "circular",
+            FileMode::Append => "append",
+            FileMode::NewFile => "new-file",
+            FileMode::None => "real-time",
+            FileMode::InMemory => "in-memory",
+        }
+    }
+
+    /// Every mode, for parsing and help.
+    pub const ALL: [FileMode; 6] = [
+        FileMode::Sequential,
+        FileMode::Circular,
+        FileMode::Append,
+        FileMode::NewFile,
+        FileMode::None,
+        FileMode::InMemory,
+    ];
+
+    /// True if the mode writes a log file the controller passed.
+    pub const fn has_file(self) -> bool {
+        !matches!(self, FileMode::None | FileMode::InMemory)
+    }
+}
+
 /// Everything a controller asks for when it starts a session.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StartRequest {
@@ -107,6 +158,33 @@ pub struct StartRequest {
     /// Milliseconds between timed flushes of partial buffers; 0 flushes
     /// only when buffers fill, on `flush` and on `stop`.
     pub flush_timer_ms: u32,
+    /// Buffers allocated when the session starts (at most `max_buffers`).
+    pub min_buffers: u32,
+    /// The log file mode.
+    pub file_mode: FileMode,
+    /// The largest log file, in bytes; 0 for no limit. Circular and
+    /// new-file modes need one.
+    pub max_file_bytes: u64,
+    /// Also deliver buffers to real-time consumers (`ferret tail`).
+    pub realtime: bool,
+    /// A short description of the controller (e.g. "ferret view pid 42"),
+    /// shown by `list`.
+    pub controller: String,
+}
+
+/// Changes to a running session that ETW allows (`ferret update`); each
+/// `None` leaves that property as it is.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateRequest {
+    /// A new flush timer, milliseconds.
+    pub flush_timer_ms: Option<u32>,
+    /// A new maximum number of buffers.
+    pub max_buffers: Option<u32>,
+    /// Switch to a new log file: its path as the controller opened it; the
+    /// packet carries its descriptor.
+    pub log_file: Option<String>,
+    /// A new provider list, replacing the old one.
+    pub providers: Option<Vec<ProviderSpec>>,
 }
 
 /// A session's state.
@@ -152,6 +230,15 @@ pub struct Counters {
     pub bytes_written: u64,
     /// Buffers the session holds now.
     pub buffers_in_use: u64,
+    /// Of those, buffers free for new events.
+    pub free_buffers: u64,
+    /// Buffers real-time consumers could not take (summed over consumers).
+    pub rt_buffers_lost: u64,
+    /// Circular and in-memory sessions: older buffers replaced by newer
+    /// ones, as the mode intends (not a loss).
+    pub buffers_overwritten: u64,
+    /// Log files written (more than one after rotation or `update -f`).
+    pub files: u64,
 }
 
 /// What `query`, `list` and the other verbs report about a session.
@@ -185,6 +272,20 @@ pub struct SessionInfo {
     pub counters: Counters,
     /// The last error writing the log file, if any.
     pub last_error: Option<String>,
+    /// Buffers allocated at start.
+    pub min_buffers: u32,
+    /// The log file mode.
+    pub file_mode: FileMode,
+    /// The largest log file in bytes, or 0.
+    pub max_file_bytes: u64,
+    /// Whether real-time consumers may attach.
+    pub realtime: bool,
+    /// Real-time consumers attached now.
+    pub consumers: u32,
+    /// Who started the session (the controller's own description).
+    pub controller: String,
+    /// Events lost per provider name, for providers that lost any.
+    pub provider_lost: Vec<(String, u64)>,
 }
 
 /// A provider registered with the daemon.
@@ -198,7 +299,7 @@ pub struct ProviderInfo {
     pub pid: u32,
     /// That process's command name.
     pub process: String,
-    /// LoggerIDs of the running sessions that enable it.
+    /// LoggerIDs of the sessions (running or stopping) that enable it.
     pub sessions: Vec<u32>,
     /// The most verbose level any session enables it at, if any.
     pub level: Option<Level>,
@@ -218,6 +319,9 @@ pub enum Request {
         target: SessionRef,
         /// Wait for STOPPED.
         wait: bool,
+        /// "Only mine": refuse unless the session was started with this
+        /// controller token (the viewer passes the tokens of its sessions).
+        only_token: Option<u64>,
     },
     /// Write every event committed so far to the log file.
     Flush {
@@ -247,6 +351,76 @@ pub enum Request {
         /// Its GUID.
         guid: Guid,
     },
+    /// Change a running session's properties.
+    Update {
+        /// Which session.
+        target: SessionRef,
+        /// What to change.
+        update: UpdateRequest,
+    },
+    /// Enable one provider in a running session, or change its filter.
+    Enable {
+        /// Which session.
+        target: SessionRef,
+        /// The provider and filter.
+        provider: ProviderSpec,
+    },
+    /// Stop a running session from enabling one provider.
+    Disable {
+        /// Which session.
+        target: SessionRef,
+        /// The provider's name.
+        provider: String,
+    },
+    /// Save an in-memory session's buffers to the log file whose
+    /// descriptor the packet carries, without stopping it.
+    Snapshot {
+        /// Which session.
+        target: SessionRef,
+        /// The file's path as the controller opened it.
+        path: String,
+    },
+    /// Stream every session change on this connection ([`Response::Change`])
+    /// until the client hangs up.
+    Watch,
+    /// Become a real-time consumer of a session: the daemon answers
+    /// [`Response::RtStart`], then [`Response::RtData`] as buffers fill or
+    /// flush, and [`Response::RtEnd`] once the session is STOPPED.
+    Tail {
+        /// Which session.
+        target: SessionRef,
+    },
+}
+
+/// What `watch` reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ChangeKind {
+    /// The session list when the watch began, one message per session.
+    Present,
+    /// A session started.
+    Created,
+    /// A session changed state (RUNNING, STOPPING, STOPPED).
+    State,
+    /// A session's properties or providers changed.
+    Updated,
+    /// A session was taken off the list.
+    Removed,
+    /// The counters, once a second for every listed session.
+    Counters,
+}
+
+impl ChangeKind {
+    /// The lower-case name `watch` prints.
+    pub const fn name(self) -> &'static str {
+        match self {
+            ChangeKind::Present => "present",
+            ChangeKind::Created => "created",
+            ChangeKind::State => "state",
+            ChangeKind::Updated => "updated",
+            ChangeKind::Removed => "removed",
+            ChangeKind::Counters => "counters",
+        }
+    }
 }
 
 /// What went wrong, for clients that act on it.
@@ -318,6 +492,58 @@ pub enum Response {
         /// The slot.
         slot: u32,
     },
+    /// A session started; `token` identifies the controller that started it
+    /// (pass it in [`Request::Stop`] to stop only your own sessions). The
+    /// token is told to this controller only.
+    Started {
+        /// The session.
+        session: SessionInfo,
+        /// The controller token.
+        token: u64,
+    },
+    /// One change of the session list, on a watch.
+    Change {
+        /// What happened.
+        kind: ChangeKind,
+        /// The session after the change.
+        session: SessionInfo,
+    },
+    /// The start of a real-time stream: the session and the encoded log file
+    /// header its buffers would have (clock anchors for the timestamps).
+    RtStart {
+        /// The session.
+        session: SessionInfo,
+        /// A file header, as in docs/FORMAT.md.
+        header: Vec<u8>,
+    },
+    /// Records for a real-time consumer: one sealed buffer (docs/FORMAT.md,
+    /// "Buffers") holding the records added since the last one.
+    RtData {
+        /// The buffer.
+        buffer: Vec<u8>,
+        /// Buffers this consumer missed so far because it fell behind.
+        missed_buffers: u64,
+        /// Events in those buffers.
+        missed_events: u64,
+    },
+    /// The session is STOPPED: every event it accepted was sent before this.
+    RtEnd {
+        /// The session's final state and counters.
+        session: SessionInfo,
+        /// Buffers this consumer missed in all.
+        missed_buffers: u64,
+        /// Events in those buffers.
+        missed_events: u64,
+    },
+    /// A snapshot was saved.
+    Snapshot {
+        /// The session.
+        session: SessionInfo,
+        /// Buffers saved.
+        buffers: u64,
+        /// Bytes of the file.
+        bytes: u64,
+    },
 }
 
 /// Why a message could not be encoded or decoded.
@@ -346,6 +572,23 @@ pub fn decode_untrusted<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<T,
         return Err(ProtoError::TooLarge(bytes.len()));
     }
     Ok(postcard::from_bytes(bytes)?)
+}
+
+/// The path of file number `index` (from 1) of a new-file series whose
+/// pattern is `pattern`: a `%d` in the file name is replaced by the number;
+/// without one, `_N` goes before the extension (`trace.flog` → `trace_2.flog`).
+pub fn rotated_file_name(pattern: &str, index: u32) -> String {
+    let (dir, file) = match pattern.rfind('/') {
+        Some(i) => pattern.split_at(i + 1),
+        None => ("", pattern),
+    };
+    if file.contains("%d") {
+        return format!("{dir}{}", file.replacen("%d", &index.to_string(), 1));
+    }
+    match file.rfind('.').filter(|&i| i > 0) {
+        Some(i) => format!("{dir}{}_{index}{}", &file[..i], &file[i..]),
+        None => format!("{dir}{file}_{index}"),
+    }
 }
 
 /// Checks a LoggerName: 1 to 256 bytes, printable, not all digits.
@@ -408,6 +651,14 @@ mod tests {
     }
 
     #[test]
+    fn rotated_files_are_numbered() {
+        assert_eq!(rotated_file_name("/t/trace.flog", 2), "/t/trace_2.flog");
+        assert_eq!(rotated_file_name("/t/run-%d.log", 3), "/t/run-3.log");
+        assert_eq!(rotated_file_name("trace", 1), "trace_1");
+        assert_eq!(rotated_file_name("/a.b/.hidden", 1), "/a.b/.hidden_1");
+    }
+
+    #[test]
     fn session_names_are_checked() {
         assert!(validate_session_name("net-trace").is_ok());
         assert!(
@@ -432,6 +683,11 @@ mod tests {
             buffer_kib: 64,
             max_buffers: 32,
             flush_timer_ms: 1000,
+            min_buffers: 4,
+            file_mode: FileMode::Circular,
+            max_file_bytes: 1 << 20,
+            realtime: true,
+            controller: "test".into(),
         });
         let bytes = encode(&req).unwrap();
         assert_eq!(decode_untrusted::<Request>(&bytes).unwrap(), req);

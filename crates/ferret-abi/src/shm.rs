@@ -216,7 +216,7 @@ pub enum LayoutError {
 /// The ABI major version of regions and of the control protocol.
 pub const ABI_MAJOR: u16 = 1;
 /// The ABI minor version.
-pub const ABI_MINOR: u16 = 0;
+pub const ABI_MINOR: u16 = 1;
 
 impl RegionLayout {
     /// Lays out a region for `params`.

@@ -1,18 +1,53 @@
-//! The control verbs: start, stop, flush, query, list, remove, providers.
+//! The control verbs: start, stop, update, enable, disable, snapshot,
+//! flush, query, list, remove, providers.
 
-use std::fs::OpenOptions;
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
-use clap::Args;
-use ferret_abi::proto::{ProviderInfo, SessionInfo, SessionRef, StartRequest};
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Args, ValueEnum};
+use ferret_abi::proto::{
+    FileMode, ProviderInfo, SessionInfo, SessionRef, StartRequest, UpdateRequest, rotated_file_name,
+};
 use ferret_decode::format_timestamp;
 
 use crate::daemon;
 use crate::spec::parse_provider;
+
+/// The log file modes as the command line names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ModeArg {
+    /// One file; writing stops at --max-file-size (if given) and the rest is counted as lost
+    Sequential,
+    /// One file of --max-file-size whose oldest buffers are overwritten
+    Circular,
+    /// After the buffers of an existing Ferret log (created if absent)
+    Append,
+    /// Files of at most --max-file-size: -f is a pattern, NAME_1, NAME_2, ... (or %d in it)
+    NewFile,
+    /// No file: events go to real-time consumers (ferret tail) only
+    RealTime,
+    /// No file: the newest buffers stay in memory until 'ferret snapshot' saves them
+    InMemory,
+}
+
+impl ModeArg {
+    fn file_mode(self) -> FileMode {
+        match self {
+            ModeArg::Sequential => FileMode::Sequential,
+            ModeArg::Circular => FileMode::Circular,
+            ModeArg::Append => FileMode::Append,
+            ModeArg::NewFile => FileMode::NewFile,
+            ModeArg::RealTime => FileMode::None,
+            ModeArg::InMemory => FileMode::InMemory,
+        }
+    }
+}
 
 #[derive(Args, Debug)]
 pub struct StartArgs {
@@ -22,21 +57,35 @@ pub struct StartArgs {
     /// name (default verbose), KEYWORDS and ALL hex masks (default 0: all)
     #[arg(short = 'p', long = "provider", value_name = "SPEC")]
     pub providers: Vec<String>,
-    /// The log file to write (must not exist unless --overwrite)
+    /// The log file to write (must not exist unless --overwrite); in
+    /// new-file mode, the pattern the files are named after
     #[arg(short = 'f', long = "file", value_name = "FILE")]
-    pub file: PathBuf,
-    /// Replace the log file if it exists
-    #[arg(long)]
-    pub overwrite: bool,
-    /// Seconds between timed flushes of partial buffers (0: only when full)
-    #[arg(long, value_name = "SECONDS", default_value_t = 1.0)]
-    pub flush_timer: f64,
-    /// Buffer size in KiB (4-16384)
-    #[arg(long, value_name = "KIB", default_value_t = ferret_session::DEFAULT_BUFFER_KIB)]
-    pub buffer_size: u32,
+    pub file: Option<PathBuf>,
+    /// The log file mode
+    #[arg(long, value_enum, default_value = "sequential")]
+    pub mode: ModeArg,
+    /// The largest log file: a number of MiB, or with a K, M or G suffix
+    /// (binary units); 0 for no limit. Circular and new-file modes need one
+    #[arg(long, value_name = "SIZE")]
+    pub max_file_size: Option<String>,
+    /// Buffers allocated at start [default: 64, or --max-buffers if fewer]
+    #[arg(long, value_name = "N")]
+    pub min_buffers: Option<u32>,
     /// The most buffers the session may hold in memory (2-65536)
     #[arg(long, value_name = "N", default_value_t = ferret_session::DEFAULT_MAX_BUFFERS)]
     pub max_buffers: u32,
+    /// Buffer size in KiB (4-16384; at most 128 for real-time sessions)
+    #[arg(long, value_name = "KIB", default_value_t = ferret_session::DEFAULT_BUFFER_KIB)]
+    pub buffer_size: u32,
+    /// Seconds between timed flushes of partial buffers (0: only when full)
+    #[arg(long, value_name = "SECONDS", default_value_t = 1.0)]
+    pub flush_timer: f64,
+    /// Also deliver events to real-time consumers (ferret tail)
+    #[arg(long)]
+    pub realtime: bool,
+    /// Replace the log file if it exists
+    #[arg(long)]
+    pub overwrite: bool,
     /// Print the session as JSON
     #[arg(long)]
     pub json: bool,
@@ -50,6 +99,72 @@ pub struct StopArgs {
     #[arg(long)]
     pub no_wait: bool,
     /// Print the session as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct UpdateArgs {
+    /// LoggerID or LoggerName
+    pub target: String,
+    /// A new flush timer, in seconds (0: only when buffers fill)
+    #[arg(long, value_name = "SECONDS")]
+    pub flush_timer: Option<f64>,
+    /// A new maximum number of buffers
+    #[arg(long, value_name = "N")]
+    pub max_buffers: Option<u32>,
+    /// Switch to this new log file (must not exist unless --overwrite)
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Replace the new log file if it exists
+    #[arg(long, requires = "file")]
+    pub overwrite: bool,
+    /// The new provider list, replacing the whole old one (repeat for each
+    /// provider): NAME[:LEVEL[:KEYWORDS[:ALL]]]
+    #[arg(short = 'p', long = "provider", value_name = "SPEC")]
+    pub providers: Vec<String>,
+    /// Print the session as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct EnableArgs {
+    /// LoggerID or LoggerName
+    pub target: String,
+    /// NAME[:LEVEL[:KEYWORDS[:ALL]]]: LEVEL 1-5 or a name (default
+    /// verbose); KEYWORDS the hex match-any mask and ALL the hex match-all
+    /// mask (default 0: every keyword)
+    #[arg(value_name = "PROVIDER")]
+    pub provider: String,
+    /// Print the session as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct DisableArgs {
+    /// LoggerID or LoggerName
+    pub target: String,
+    /// The provider's name
+    #[arg(value_name = "PROVIDER")]
+    pub provider: String,
+    /// Print the session as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct SnapshotArgs {
+    /// LoggerID or LoggerName of an in-memory session
+    pub target: String,
+    /// The log file to save the buffers to (must not exist unless --overwrite)
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: PathBuf,
+    /// Replace the file if it exists
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Print the result as JSON
     #[arg(long)]
     pub json: bool,
 }
@@ -70,6 +185,56 @@ pub struct JsonArgs {
     pub json: bool,
 }
 
+/// Reads `--max-file-size`: a plain number is MiB (as tracelog's `-max`);
+/// K, M and G suffixes (optionally followed by "iB" or "B") are binary units.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let lower = t.to_ascii_lowercase();
+    let digits_end = lower
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(lower.len());
+    let (number, unit) = lower.split_at(digits_end);
+    let scale: u64 = match unit.trim() {
+        "" | "m" | "mb" | "mib" => 1 << 20,
+        "k" | "kb" | "kib" => 1 << 10,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => {
+            return Err(format!(
+                "size '{s}' has an unknown unit; give MiB as a number, or use a K, M or G suffix (e.g. 512K, 64M, 1G)"
+            ));
+        }
+    };
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("size '{s}' is not a number; use e.g. 512K, 64M or 1G"))?;
+    let bytes = value * scale as f64;
+    if !bytes.is_finite() || bytes > (1u64 << 50) as f64 {
+        return Err(format!("size '{s}' is too large; the limit is 1024T"));
+    }
+    Ok(bytes as u64)
+}
+
+fn flush_timer_ms(seconds: f64) -> Result<u32> {
+    if !seconds.is_finite() || !(0.0..=86_400.0).contains(&seconds) {
+        bail!("flush timer {seconds} s is out of range; use 0 (none) to 86400 seconds");
+    }
+    Ok((seconds * 1000.0).round() as u32)
+}
+
+fn provider_text(p: &ferret_abi::proto::ProviderSpec) -> String {
+    format!(
+        "{}:{}:0x{:x}{}",
+        p.name,
+        p.filter.level.as_u8(),
+        p.filter.match_any,
+        if p.filter.match_all != 0 {
+            format!(":0x{:x}", p.filter.match_all)
+        } else {
+            String::new()
+        }
+    )
+}
+
 /// The JSON form of a session: the counters and identity at the top level,
 /// as scripts expect them.
 pub fn session_json(s: &SessionInfo) -> serde_json::Value {
@@ -86,24 +251,40 @@ pub fn session_json(s: &SessionInfo) -> serde_json::Value {
             })
         })
         .collect();
+    let provider_lost: serde_json::Map<String, serde_json::Value> = s
+        .provider_lost
+        .iter()
+        .map(|(name, n)| (name.clone(), serde_json::Value::from(*n)))
+        .collect();
     serde_json::json!({
         "logger_id": s.logger_id,
         "name": s.name,
         "state": s.state.name(),
         "log_file": s.log_file,
+        "log_file_mode": s.file_mode.name(),
+        "max_file_bytes": s.max_file_bytes,
+        "realtime": s.realtime,
+        "consumers": s.consumers,
         "events": c.events,
         "events_lost": c.events_lost,
         "lost_ring_full": c.lost_ring_full,
         "lost_no_buffer": c.lost_no_buffer,
         "lost_other": c.lost_other,
+        "provider_lost": provider_lost,
         "buffers_written": c.buffers_written,
         "log_buffers_lost": c.log_buffers_lost,
+        "rt_buffers_lost": c.rt_buffers_lost,
+        "buffers_overwritten": c.buffers_overwritten,
         "bytes_written": c.bytes_written,
+        "files": c.files,
         "buffers_in_use": c.buffers_in_use,
+        "free_buffers": c.free_buffers,
         "buffer_kib": s.buffer_kib,
+        "min_buffers": s.min_buffers,
         "max_buffers": s.max_buffers,
         "flush_timer_ms": s.flush_timer_ms,
         "clock": s.clock,
+        "controller": s.controller,
         "owner_uid": s.owner_uid,
         "started_unix_ns": s.started_unix_ns,
         "stopped_unix_ns": s.stopped_unix_ns,
@@ -119,36 +300,68 @@ fn print_json(v: &serde_json::Value) -> Result<()> {
     Ok(())
 }
 
+/// `1.5 MiB` for a byte count, exact below 1 KiB.
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if n < 1024 {
+        return format!("{n} bytes");
+    }
+    let mut v = n as f64 / 1024.0;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    format!("{v:.1} {} ({n} bytes)", UNITS[unit])
+}
+
+/// The width of the property names in `query` output.
+const KEY_WIDTH: usize = 22;
+
 /// The properties and counters, one per line, as `tracelog -q` prints them.
 pub fn print_properties(s: &SessionInfo) {
     let c = &s.counters;
-    let providers: Vec<String> = s
-        .providers
+    let providers: Vec<String> = s.providers.iter().map(provider_text).collect();
+    let provider_lost: Vec<String> = s
+        .provider_lost
         .iter()
-        .map(|p| {
-            format!(
-                "{}:{}:0x{:x}{}",
-                p.name,
-                p.filter.level.as_u8(),
-                p.filter.match_any,
-                if p.filter.match_all != 0 {
-                    format!(":0x{:x}", p.filter.match_all)
-                } else {
-                    String::new()
-                }
-            )
-        })
+        .map(|(name, n)| format!("{name} {n}"))
         .collect();
     let rows: Vec<(&str, String)> = vec![
         ("Logger Name", s.name.clone()),
         ("Logger Id", s.logger_id.to_string()),
         ("State", s.state.name().to_string()),
         ("Providers", providers.join(", ")),
-        ("Log File", s.log_file.clone()),
-        ("Log File Mode", "sequential".into()),
+        (
+            "Log File",
+            if s.file_mode.has_file() {
+                s.log_file.clone()
+            } else {
+                "-".into()
+            },
+        ),
+        ("Log File Mode", s.file_mode.name().to_string()),
+        (
+            "Maximum File Size",
+            if s.max_file_bytes == 0 {
+                "none".into()
+            } else {
+                human_bytes(s.max_file_bytes)
+            },
+        ),
+        (
+            "Real Time",
+            if s.realtime {
+                format!("yes, {} consumer(s) attached", s.consumers)
+            } else {
+                "no".into()
+            },
+        ),
         ("Buffer Size", format!("{} KiB", s.buffer_kib)),
+        ("Minimum Buffers", s.min_buffers.to_string()),
         ("Maximum Buffers", s.max_buffers.to_string()),
         ("Buffers In Use", c.buffers_in_use.to_string()),
+        ("Free Buffers", c.free_buffers.to_string()),
         (
             "Flush Timer",
             if s.flush_timer_ms == 0 {
@@ -158,6 +371,7 @@ pub fn print_properties(s: &SessionInfo) {
             },
         ),
         ("Clock", s.clock.clone()),
+        ("Controller", s.controller.clone()),
         ("Owner Uid", s.owner_uid.to_string()),
         ("Started", format_timestamp(s.started_unix_ns)),
         (
@@ -176,8 +390,19 @@ pub fn print_properties(s: &SessionInfo) {
                 c.events_lost, c.lost_ring_full, c.lost_no_buffer, c.lost_other
             ),
         ),
+        (
+            "Lost By Provider",
+            if provider_lost.is_empty() {
+                "-".into()
+            } else {
+                provider_lost.join(", ")
+            },
+        ),
         ("Buffers Written", c.buffers_written.to_string()),
         ("Log Buffers Lost", c.log_buffers_lost.to_string()),
+        ("Real-Time Buffers Lost", c.rt_buffers_lost.to_string()),
+        ("Buffers Overwritten", c.buffers_overwritten.to_string()),
+        ("Files", c.files.to_string()),
         ("Bytes Written", c.bytes_written.to_string()),
         (
             "Last Error",
@@ -185,31 +410,158 @@ pub fn print_properties(s: &SessionInfo) {
         ),
     ];
     for (k, v) in rows {
-        println!("{k:<17}: {v}");
+        println!("{k:<KEY_WIDTH$}: {v}");
     }
 }
 
-fn open_log(path: &Path, overwrite: bool) -> Result<std::fs::File> {
+fn open_error(path: &Path, e: std::io::Error) -> anyhow::Error {
+    let hint = match e.kind() {
+        std::io::ErrorKind::AlreadyExists => {
+            "; choose another file or pass --overwrite to replace it".to_string()
+        }
+        std::io::ErrorKind::NotFound => "; create its directory first".to_string(),
+        std::io::ErrorKind::PermissionDenied => "; choose a file you may write".to_string(),
+        _ => String::new(),
+    };
+    anyhow!("cannot create log file '{}': {e}{hint}", path.display())
+}
+
+/// The flags every log file the CLI opens gets: mode 0640 and no symlink
+/// following, so that a link planted where the log should go cannot make
+/// the daemon write elsewhere.
+fn log_options() -> OpenOptions {
     let mut opts = OpenOptions::new();
-    opts.write(true).mode(0o640);
-    // Never follow a symlink planted where the log should go.
-    opts.custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32);
+    opts.mode(0o640)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32);
+    opts
+}
+
+/// Creates a new log file (or truncates one with `overwrite`).
+fn open_log(path: &Path, overwrite: bool) -> Result<File> {
+    create_log(path, overwrite, false)
+}
+
+/// Creates a new log file open for reading as well as writing.
+fn open_log_rw(path: &Path, overwrite: bool) -> Result<File> {
+    create_log(path, overwrite, true)
+}
+
+fn create_log(path: &Path, overwrite: bool, read: bool) -> Result<File> {
+    let mut opts = log_options();
+    opts.read(read).write(true);
     if overwrite {
         opts.create(true).truncate(true);
     } else {
         opts.create_new(true);
     }
-    opts.open(path).map_err(|e| {
-        let hint = match e.kind() {
-            std::io::ErrorKind::AlreadyExists => {
-                "; choose another file or pass --overwrite to replace it".to_string()
-            }
-            std::io::ErrorKind::NotFound => "; create its directory first".to_string(),
-            std::io::ErrorKind::PermissionDenied => "; choose a file you may write".to_string(),
-            _ => String::new(),
+    opts.open(path).map_err(|e| open_error(path, e))
+}
+
+/// Opens a log to append to, creating it if absent. Returns the file and
+/// whether it was created, so that a failed start can take it away again.
+/// The daemon reads the existing header and buffers, hence read and write.
+fn open_append(path: &Path) -> Result<(File, bool)> {
+    let mut opts = log_options();
+    opts.read(true).write(true).create_new(true);
+    match opts.open(path) {
+        Ok(f) => Ok((f, true)),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let mut opts = log_options();
+            opts.read(true).write(true);
+            opts.open(path).map(|f| (f, false)).map_err(|e| {
+                anyhow!(
+                    "cannot open log file '{}' to append to it: {e}",
+                    path.display()
+                )
+            })
+        }
+        Err(e) => Err(open_error(path, e)),
+    }
+}
+
+/// Opens the directory a new-file series goes into, for the daemon to
+/// create the files in with `openat`.
+fn open_series_dir(pattern: &Path, overwrite: bool) -> Result<OwnedFd> {
+    let text = pattern.to_str().ok_or_else(|| {
+        anyhow!(
+            "log file pattern '{}' is not valid UTF-8; use a plain name",
+            pattern.display()
+        )
+    })?;
+    if text.ends_with('/') || pattern.file_name().is_none() {
+        bail!(
+            "log file pattern '{text}' names a directory; give a file name such as {}trace.ferret",
+            if text.ends_with('/') { text } else { "" }
+        );
+    }
+    let dir = match pattern.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let first = PathBuf::from(rotated_file_name(text, 1));
+    if !overwrite && first.symlink_metadata().is_ok() {
+        bail!(
+            "log file '{}' exists; choose another pattern or pass --overwrite to replace the series",
+            first.display()
+        );
+    }
+    use rustix::fs::{Mode, OFlags};
+    rustix::fs::open(
+        &dir,
+        OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::RDONLY,
+        Mode::empty(),
+    )
+    .map_err(|e| {
+        let e = std::io::Error::from(e);
+        let hint = if e.kind() == std::io::ErrorKind::NotFound {
+            "; create it first"
+        } else {
+            ""
         };
-        anyhow::anyhow!("cannot create log file '{}': {e}{hint}", path.display())
+        anyhow!(
+            "cannot open the directory '{}' for the log files: {e}{hint}",
+            dir.display()
+        )
     })
+}
+
+/// What `start` opened for the daemon, and what to undo if the start fails.
+enum Opened {
+    None,
+    File {
+        file: File,
+        created: Option<PathBuf>,
+    },
+    Dir(OwnedFd),
+}
+
+impl Opened {
+    fn fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        match self {
+            Opened::None => None,
+            Opened::File { file, .. } => Some(file.as_fd()),
+            Opened::Dir(d) => Some(d.as_fd()),
+        }
+    }
+
+    /// Leaves no empty file behind for a start that did not happen.
+    fn undo(self) {
+        if let Opened::File {
+            created: Some(path),
+            ..
+        } = self
+        {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// The path the daemon keeps for display: an absolute one is unambiguous.
+fn shown_path(p: &Path) -> String {
+    std::path::absolute(p)
+        .unwrap_or_else(|_| p.to_path_buf())
+        .display()
+        .to_string()
 }
 
 pub fn start(socket: &Path, a: StartArgs) -> Result<ExitCode> {
@@ -220,43 +572,116 @@ pub fn start(socket: &Path, a: StartArgs) -> Result<ExitCode> {
         .map(|p| parse_provider(p))
         .collect::<Result<Vec<_>, String>>()
         .map_err(anyhow::Error::msg)?;
-    if !(0.0..=86_400.0).contains(&a.flush_timer) || !a.flush_timer.is_finite() {
+    let flush_timer_ms = flush_timer_ms(a.flush_timer)?;
+    let mode = a.mode.file_mode();
+    // Real-time mode has no other destination, so it needs consumers.
+    let realtime = a.realtime || mode == FileMode::None;
+    let min_buffers = match a.min_buffers {
+        Some(n) => n,
+        None => ferret_session::DEFAULT_MIN_BUFFERS.min(a.max_buffers),
+    };
+    if mode.has_file() && a.file.is_none() {
         bail!(
-            "flush timer {} s is out of range; use 0 (none) to 86400 seconds",
-            a.flush_timer
+            "{} mode writes a log file; give one with -f FILE",
+            mode.name()
         );
     }
+    if !mode.has_file() {
+        if let Some(f) = &a.file {
+            bail!(
+                "{} mode writes no log file, but -f {} was given; drop -f, or use --mode sequential --realtime for a file and live consumers",
+                mode.name(),
+                f.display()
+            );
+        }
+        if a.overwrite {
+            bail!(
+                "--overwrite applies to log files; {} mode has none",
+                mode.name()
+            );
+        }
+    }
+    if mode == FileMode::Append && a.overwrite {
+        bail!("--overwrite would discard the log that append mode adds to; drop one of them");
+    }
+    // Parsed here rather than by clap, so that a bad size is refused in one
+    // line like every other problem.
+    let max_file_bytes = match &a.max_file_size {
+        Some(text) => parse_size(text).map_err(|e| anyhow!("--max-file-size: {e}"))?,
+        None => 0,
+    };
+    if matches!(mode, FileMode::Circular | FileMode::NewFile) && max_file_bytes == 0 {
+        bail!(
+            "{} mode needs a maximum file size; give --max-file-size (e.g. 64M)",
+            mode.name()
+        );
+    }
+    if !mode.has_file() && max_file_bytes != 0 {
+        bail!(
+            "--max-file-size applies to log files; {} mode has none",
+            mode.name()
+        );
+    }
+
     let mut client = daemon::connect(socket)?;
-    let file = open_log(&a.file, a.overwrite)?;
-    // The daemon keeps the path for display; an absolute one is unambiguous.
-    let shown = std::path::absolute(&a.file).unwrap_or_else(|_| a.file.clone());
+    let opened = match (mode, &a.file) {
+        (FileMode::Append, Some(path)) => {
+            let (file, created) = open_append(path)?;
+            Opened::File {
+                file,
+                created: created.then(|| path.clone()),
+            }
+        }
+        (FileMode::NewFile, Some(path)) => Opened::Dir(open_series_dir(path, a.overwrite)?),
+        (_, Some(path)) => Opened::File {
+            file: open_log(path, a.overwrite)?,
+            created: (!a.overwrite).then(|| path.clone()),
+        },
+        (_, None) => Opened::None,
+    };
     let req = StartRequest {
         name: a.name.clone(),
         providers,
-        log_file: shown.display().to_string(),
+        log_file: a.file.as_deref().map(shown_path).unwrap_or_default(),
         buffer_kib: a.buffer_size,
         max_buffers: a.max_buffers,
-        flush_timer_ms: (a.flush_timer * 1000.0).round() as u32,
+        flush_timer_ms,
+        min_buffers,
+        file_mode: mode,
+        max_file_bytes,
+        realtime,
+        controller: format!("ferret start pid {}", std::process::id()),
     };
-    let created = !a.overwrite;
-    match client.start(req, &file) {
-        Ok(s) => {
+    let result = client.start(req, opened.fd());
+    match result {
+        Ok(started) => {
+            let s = started.session;
             if a.json {
                 print_json(&session_json(&s))?;
             } else {
                 println!("{}", s.logger_id);
+                let dest = match s.file_mode {
+                    FileMode::None => "to real-time consumers only ('ferret tail')".to_string(),
+                    FileMode::InMemory => {
+                        "in memory ('ferret snapshot' saves the newest buffers)".to_string()
+                    }
+                    FileMode::NewFile => format!("to files named after {}", s.log_file),
+                    m => format!(
+                        "to {} ({}{})",
+                        s.log_file,
+                        m.name(),
+                        if s.realtime { ", real-time too" } else { "" }
+                    ),
+                };
                 eprintln!(
-                    "ferret: session '{}' RUNNING as LoggerID {}, logging to {}",
-                    s.name, s.logger_id, s.log_file
+                    "ferret: session '{}' RUNNING as LoggerID {}, logging {dest}",
+                    s.name, s.logger_id
                 );
             }
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
-            // Leave no empty file behind for a start that did not happen.
-            if created {
-                let _ = std::fs::remove_file(&a.file);
-            }
+            opened.undo();
             Err(e.into())
         }
     }
@@ -275,6 +700,136 @@ pub fn stop(socket: &Path, a: StopArgs) -> Result<ExitCode> {
             s.state.name()
         );
         print_properties(&s);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn update(socket: &Path, a: UpdateArgs) -> Result<ExitCode> {
+    let target = SessionRef::parse(&a.target);
+    let mut update = UpdateRequest {
+        flush_timer_ms: a.flush_timer.map(flush_timer_ms).transpose()?,
+        max_buffers: a.max_buffers,
+        ..UpdateRequest::default()
+    };
+    if !a.providers.is_empty() {
+        let providers = a
+            .providers
+            .iter()
+            .map(|p| parse_provider(p))
+            .collect::<Result<Vec<_>, String>>()
+            .map_err(anyhow::Error::msg)?;
+        update.providers = Some(providers);
+    }
+    if update == UpdateRequest::default() && a.file.is_none() {
+        bail!(
+            "nothing to update; give --flush-timer, --max-buffers, -f NEWFILE or -p PROVIDER (see 'ferret update --help')"
+        );
+    }
+    let mut client = daemon::connect(socket)?;
+    // The kind of descriptor to pass depends on the session's mode, so look
+    // before opening anything.
+    let opened = match &a.file {
+        None => Opened::None,
+        Some(path) => {
+            let s = client.query(&target)?;
+            update.log_file = Some(shown_path(path));
+            match s.file_mode {
+                FileMode::None | FileMode::InMemory => bail!(
+                    "session '{}' is {} and writes no log file; -f applies to sessions started with one",
+                    s.name,
+                    s.file_mode.name()
+                ),
+                FileMode::NewFile => Opened::Dir(open_series_dir(path, a.overwrite)?),
+                // An append session's new file is a new log, but the daemon
+                // may read what it opens in that mode, so let it.
+                FileMode::Append => Opened::File {
+                    file: open_log_rw(path, a.overwrite)?,
+                    created: (!a.overwrite).then(|| path.clone()),
+                },
+                _ => Opened::File {
+                    file: open_log(path, a.overwrite)?,
+                    created: (!a.overwrite).then(|| path.clone()),
+                },
+            }
+        }
+    };
+    let s = match client.update(&target, update, opened.fd()) {
+        Ok(s) => s,
+        Err(e) => {
+            opened.undo();
+            return Err(e.into());
+        }
+    };
+    if a.json {
+        print_json(&session_json(&s))?;
+    } else {
+        println!("Updated session '{}' (LoggerID {})", s.name, s.logger_id);
+        print_properties(&s);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn enable(socket: &Path, a: EnableArgs) -> Result<ExitCode> {
+    let spec = parse_provider(&a.provider).map_err(anyhow::Error::msg)?;
+    let shown = provider_text(&spec);
+    let mut client = daemon::connect(socket)?;
+    let s = client.enable(&SessionRef::parse(&a.target), spec)?;
+    if a.json {
+        print_json(&session_json(&s))?;
+    } else {
+        println!(
+            "Session '{}' (LoggerID {}) enables {shown}",
+            s.name, s.logger_id
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn disable(socket: &Path, a: DisableArgs) -> Result<ExitCode> {
+    ferret_abi::proto::validate_provider_name(&a.provider)
+        .map_err(|e| anyhow!("{e}; give the name as 'ferret query {}' lists it", a.target))?;
+    let mut client = daemon::connect(socket)?;
+    let s = client.disable(&SessionRef::parse(&a.target), &a.provider)?;
+    if a.json {
+        print_json(&session_json(&s))?;
+    } else {
+        println!(
+            "Session '{}' (LoggerID {}) no longer enables {}",
+            s.name, s.logger_id, a.provider
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn snapshot(socket: &Path, a: SnapshotArgs) -> Result<ExitCode> {
+    let mut client = daemon::connect(socket)?;
+    let file = open_log(&a.file, a.overwrite)?;
+    let shown = shown_path(&a.file);
+    let (s, buffers, bytes) = match client.snapshot(&SessionRef::parse(&a.target), &shown, &file) {
+        Ok(r) => r,
+        Err(e) => {
+            drop(file);
+            if !a.overwrite {
+                let _ = std::fs::remove_file(&a.file);
+            }
+            return Err(e.into());
+        }
+    };
+    if a.json {
+        print_json(&serde_json::json!({
+            "file": shown,
+            "buffers": buffers,
+            "bytes": bytes,
+            "session": session_json(&s),
+        }))?;
+    } else {
+        println!(
+            "Saved {buffers} buffers, {}, of session '{}' (LoggerID {}, {}) to {shown}",
+            human_bytes(bytes),
+            s.name,
+            s.logger_id,
+            s.state.name()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -309,11 +864,13 @@ pub fn remove(socket: &Path, a: TargetArgs) -> Result<ExitCode> {
     let s = client.remove(&SessionRef::parse(&a.target))?;
     if a.json {
         print_json(&session_json(&s))?;
-    } else {
+    } else if s.file_mode.has_file() {
         println!(
             "Removed session '{}' (LoggerID {}); its log file {} is kept",
             s.name, s.logger_id, s.log_file
         );
+    } else {
+        println!("Removed session '{}' (LoggerID {})", s.name, s.logger_id);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -332,67 +889,149 @@ pub fn list(socket: &Path, a: JsonArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     println!(
-        "{:>3}  {:<20} {:<8} {:>12} {:>10} {:>8}  LOG FILE",
-        "ID", "NAME", "STATE", "EVENTS", "LOST", "BUFFERS"
+        "{:>3}  {:<20} {:<8} {:<10} {:>4} {:>12} {:>10} {:>8}  LOG FILE",
+        "ID", "NAME", "STATE", "MODE", "RT", "EVENTS", "LOST", "BUFFERS"
     );
     for s in &sessions {
+        // Consumers attached for real-time sessions, "-" for the others.
+        let rt = if s.realtime {
+            s.consumers.to_string()
+        } else {
+            "-".to_string()
+        };
         println!(
-            "{:>3}  {:<20} {:<8} {:>12} {:>10} {:>8}  {}",
+            "{:>3}  {:<20} {:<8} {:<10} {:>4} {:>12} {:>10} {:>8}  {}",
             s.logger_id,
             s.name,
             s.state.name(),
+            s.file_mode.name(),
+            rt,
             s.counters.events,
             s.counters.events_lost,
             s.counters.buffers_written,
-            s.log_file
+            if s.file_mode.has_file() {
+                s.log_file.as_str()
+            } else {
+                "-"
+            }
         );
     }
     Ok(ExitCode::SUCCESS)
 }
 
+/// One provider name with every process that registered it.
+struct ProviderRow<'a> {
+    first: &'a ProviderInfo,
+    pids: Vec<u32>,
+    processes: Vec<&'a str>,
+    sessions: Vec<u32>,
+    level: Option<ferret_abi::Level>,
+}
+
+/// Groups the daemon's per-process registrations by provider name: users
+/// think of a provider by name, as ETW does by GUID.
+fn provider_rows(providers: &[ProviderInfo]) -> Vec<ProviderRow<'_>> {
+    let mut rows: BTreeMap<&str, ProviderRow<'_>> = BTreeMap::new();
+    for p in providers {
+        let row = rows.entry(p.name.as_str()).or_insert_with(|| ProviderRow {
+            first: p,
+            pids: Vec::new(),
+            processes: Vec::new(),
+            sessions: Vec::new(),
+            level: None,
+        });
+        row.pids.push(p.pid);
+        row.processes.push(p.process.as_str());
+        row.sessions.extend(&p.sessions);
+        row.level = row.level.max(p.level);
+    }
+    let mut rows: Vec<ProviderRow<'_>> = rows.into_values().collect();
+    for row in &mut rows {
+        row.sessions.sort_unstable();
+        row.sessions.dedup();
+        // Keep pids and process names paired while sorting by pid.
+        let mut pairs: Vec<(u32, &str)> = row
+            .pids
+            .iter()
+            .copied()
+            .zip(row.processes.iter().copied())
+            .collect();
+        pairs.sort_unstable();
+        pairs.dedup();
+        row.pids = pairs.iter().map(|p| p.0).collect();
+        row.processes = pairs.iter().map(|p| p.1).collect();
+    }
+    rows
+}
+
+fn id_list(ids: &[u32]) -> String {
+    if ids.is_empty() {
+        return "-".to_string();
+    }
+    ids.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
+}
+
 pub fn providers(socket: &Path, a: JsonArgs) -> Result<ExitCode> {
     let mut client = daemon::connect(socket)?;
     let providers: Vec<ProviderInfo> = client.providers().context("listing providers")?;
+    let rows = provider_rows(&providers);
     if a.json {
-        let v: Vec<_> = providers
+        let v: Vec<_> = rows
             .iter()
-            .map(|p| {
+            .map(|r| {
                 serde_json::json!({
-                    "name": p.name,
-                    "guid": p.guid.to_string(),
-                    "pid": p.pid,
-                    "process": p.process,
-                    "sessions": p.sessions,
-                    "level": p.level.map(|l| l.as_u8()),
+                    "name": r.first.name,
+                    "guid": r.first.guid.to_string(),
+                    "pids": r.pids,
+                    "processes": r.processes,
+                    "sessions": r.sessions,
+                    "level": r.level.map(|l| l.as_u8()),
                 })
             })
             .collect();
         print_json(&serde_json::Value::Array(v))?;
         return Ok(ExitCode::SUCCESS);
     }
-    if providers.is_empty() {
+    if rows.is_empty() {
         println!("No providers registered. Programs register them when they start.");
         return Ok(ExitCode::SUCCESS);
     }
     println!(
-        "{:<30} {:<36} {:>8} {:<16} {:<8} SESSIONS",
-        "PROVIDER", "GUID", "PID", "PROCESS", "LEVEL"
+        "{:<30} {:<36} {:<8} {:<16} {:<24} SESSIONS",
+        "PROVIDER", "GUID", "LEVEL", "PIDS", "PROCESSES"
     );
-    for p in &providers {
-        let sessions: Vec<String> = p.sessions.iter().map(u32::to_string).collect();
+    for r in &rows {
+        let mut processes: Vec<&str> = r.processes.clone();
+        processes.sort_unstable();
+        processes.dedup();
         println!(
-            "{:<30} {:<36} {:>8} {:<16} {:<8} {}",
-            p.name,
-            p.guid.to_string(),
-            p.pid,
-            p.process,
-            p.level.map_or("-".to_string(), |l| l.name().to_string()),
-            if sessions.is_empty() {
-                "-".to_string()
-            } else {
-                sessions.join(",")
-            }
+            "{:<30} {:<36} {:<8} {:<16} {:<24} {}",
+            r.first.name,
+            r.first.guid.to_string(),
+            r.level.map_or("-".to_string(), |l| l.name().to_string()),
+            id_list(&r.pids),
+            processes.join(","),
+            id_list(&r.sessions)
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_are_mib_unless_suffixed() {
+        assert_eq!(parse_size("64").unwrap(), 64 << 20);
+        assert_eq!(parse_size("512K").unwrap(), 512 << 10);
+        assert_eq!(parse_size("512kib").unwrap(), 512 << 10);
+        assert_eq!(parse_size("2M").unwrap(), 2 << 20);
+        assert_eq!(parse_size("1G").unwrap(), 1 << 30);
+        assert_eq!(parse_size("1.5M").unwrap(), 3 << 19);
+        assert_eq!(parse_size("0").unwrap(), 0);
+        assert!(parse_size("12X").unwrap_err().contains("unknown unit"));
+        assert!(parse_size("K").unwrap_err().contains("not a number"));
+        assert!(parse_size("-1M").is_err());
+    }
 }

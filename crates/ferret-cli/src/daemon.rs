@@ -7,12 +7,25 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
+use clap::Args;
 use ferret_client::Client;
 
+#[derive(Args, Debug)]
+pub struct DaemonArgs {
+    /// The most sessions that may be RUNNING or STOPPING at once
+    #[arg(long, value_name = "N", default_value_t = ferret_session::DEFAULT_SESSION_LIMIT)]
+    pub session_limit: usize,
+}
+
 /// `ferret daemon`: serves until SIGTERM or SIGINT, then stops every session.
-pub fn run_foreground(socket: PathBuf) -> Result<ExitCode> {
-    ferret_daemon::run(ferret_daemon::Config::new(socket))?;
+pub fn run_foreground(socket: PathBuf, a: DaemonArgs) -> Result<ExitCode> {
+    if a.session_limit == 0 {
+        bail!("--session-limit 0 would refuse every session; give 1 or more");
+    }
+    let mut config = ferret_daemon::Config::new(socket);
+    config.session_limit = a.session_limit;
+    ferret_daemon::run(config)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,12 +1,13 @@
 //! `ferret demo`: one session end to end, narrated.
 
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use ferret_abi::proto::{ProviderSpec, SessionRef, SessionState, StartRequest};
+use ferret_abi::proto::{FileMode, ProviderSpec, SessionRef, SessionState, StartRequest};
 use ferret_abi::{EnableFilter, Level};
 use ferret_decode::{Entry, FileDecoder, OutputFormat, Printer};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -62,20 +63,28 @@ pub fn run(socket: &Path, a: DemoArgs) -> Result<ExitCode> {
         .open(&log)
         .with_context(|| format!("creating {}", log.display()))?;
     let name = format!("demo-{}", std::process::id());
-    let session = client.start(
-        StartRequest {
-            name: name.clone(),
-            providers: vec![ProviderSpec {
-                name: PROVIDER.into(),
-                filter: EnableFilter::level(Level::Verbose),
-            }],
-            log_file: log.display().to_string(),
-            buffer_kib: ferret_session::DEFAULT_BUFFER_KIB,
-            max_buffers: ferret_session::DEFAULT_MAX_BUFFERS,
-            flush_timer_ms: ferret_session::DEFAULT_FLUSH_TIMER_MS,
-        },
-        &file,
-    )?;
+    let min_buffers = ferret_session::DEFAULT_MIN_BUFFERS.min(ferret_session::DEFAULT_MAX_BUFFERS);
+    let session = client
+        .start(
+            StartRequest {
+                name: name.clone(),
+                providers: vec![ProviderSpec {
+                    name: PROVIDER.into(),
+                    filter: EnableFilter::level(Level::Verbose),
+                }],
+                log_file: log.display().to_string(),
+                buffer_kib: ferret_session::DEFAULT_BUFFER_KIB,
+                max_buffers: ferret_session::DEFAULT_MAX_BUFFERS,
+                flush_timer_ms: ferret_session::DEFAULT_FLUSH_TIMER_MS,
+                min_buffers,
+                file_mode: FileMode::Sequential,
+                max_file_bytes: 0,
+                realtime: false,
+                controller: format!("ferret demo pid {}", std::process::id()),
+            },
+            Some(file.as_fd()),
+        )?
+        .session;
     drop(file);
     let target = SessionRef::Id(session.logger_id);
     println!(

@@ -11,6 +11,8 @@ mod demo;
 mod emit;
 mod fmt;
 mod spec;
+mod tail;
+mod watch;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -37,10 +39,22 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Start a session that enables providers and writes a log file
+    /// Start a session that enables providers and writes a log file or feeds consumers
     Start(control::StartArgs),
     /// Stop a session: disable its providers, write every unsent event, close its log
     Stop(control::StopArgs),
+    /// Change a running session: flush timer, maximum buffers, log file, providers
+    Update(control::UpdateArgs),
+    /// Enable a provider in a running session, or change its level and keywords
+    Enable(control::EnableArgs),
+    /// Stop a running session from enabling a provider
+    Disable(control::DisableArgs),
+    /// Save an in-memory session's newest buffers to a log file without stopping it
+    Snapshot(control::SnapshotArgs),
+    /// Print every session change as it happens, until interrupted
+    Watch(control::JsonArgs),
+    /// Print a session's events live, as a real-time consumer
+    Tail(tail::TailArgs),
     /// Write a running session's buffered events to its log file now
     Flush(control::TargetArgs),
     /// Show a session's properties and counters
@@ -58,7 +72,7 @@ enum Command {
     /// Run a session end to end and show what happens
     Demo(demo::DemoArgs),
     /// Run the session daemon in the foreground
-    Daemon,
+    Daemon(daemon::DaemonArgs),
 }
 
 fn main() -> ExitCode {
@@ -67,6 +81,12 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Start(a) => control::start(&socket, a),
         Command::Stop(a) => control::stop(&socket, a),
+        Command::Update(a) => control::update(&socket, a),
+        Command::Enable(a) => control::enable(&socket, a),
+        Command::Disable(a) => control::disable(&socket, a),
+        Command::Snapshot(a) => control::snapshot(&socket, a),
+        Command::Watch(a) => watch::run(&socket, a),
+        Command::Tail(a) => tail::run(&socket, a),
         Command::Flush(a) => control::flush(&socket, a),
         Command::Query(a) => control::query(&socket, a),
         Command::List(a) => control::list(&socket, a),
@@ -75,7 +95,7 @@ fn main() -> ExitCode {
         Command::Fmt(a) => fmt::run(a),
         Command::Emit(a) => emit::run(&socket, a),
         Command::Demo(a) => demo::run(&socket, a),
-        Command::Daemon => daemon::run_foreground(socket),
+        Command::Daemon(a) => daemon::run_foreground(socket, a),
     };
     match result {
         Ok(code) => code,

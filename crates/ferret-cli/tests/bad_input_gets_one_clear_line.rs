@@ -3,13 +3,7 @@
 
 mod util;
 
-use util::Env;
-
-fn one_line(err: &str) -> &str {
-    let lines: Vec<&str> = err.lines().collect();
-    assert_eq!(lines.len(), 1, "one line expected, got: {err}");
-    lines[0]
-}
+use util::{Env, one_line, open_socket_to_everyone, run_as_nobody, running_as_root};
 
 #[test]
 fn bad_requests_are_refused_clearly_and_the_daemon_keeps_serving() {
@@ -159,23 +153,6 @@ fn fmt_refuses_a_file_that_is_not_a_log() {
     assert!(one_line(&err).contains("not a Ferret log file"), "{err}");
 }
 
-/// Runs `ferret` as the unprivileged user 65534.
-fn run_as_nobody(env: &Env, args: &[&str]) -> std::process::Output {
-    use std::os::unix::process::CommandExt;
-    std::process::Command::new(util::ferret_bin())
-        .arg("--socket")
-        .arg(&env.socket)
-        .args(args)
-        .uid(65534)
-        .gid(65534)
-        .output()
-        .expect("run as nobody")
-}
-
-fn running_as_root() -> bool {
-    rustix::process::getuid().is_root()
-}
-
 #[test]
 fn only_a_sessions_owner_or_root_may_control_it() {
     if !running_as_root() {
@@ -183,13 +160,11 @@ fn only_a_sessions_owner_or_root_may_control_it() {
         // socket permission test below.
         return;
     }
-    use std::os::unix::fs::PermissionsExt;
     let env = Env::new();
     env.start("mine", "E2E.Mine", &env.path("mine.ferret"), &[]);
     // Let another user reach the socket, so that the daemon's own check is
     // what refuses.
-    std::fs::set_permissions(env.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    std::fs::set_permissions(&env.socket, std::fs::Permissions::from_mode(0o666)).unwrap();
+    open_socket_to_everyone(&env);
     for verb in ["stop", "flush", "remove"] {
         let out = run_as_nobody(&env, &[verb, "mine"]);
         assert_eq!(out.status.code(), Some(1), "{verb}");
@@ -218,4 +193,114 @@ fn a_socket_the_user_may_not_open_is_named_in_the_error() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(one_line(&err).contains("permission denied on"), "{err}");
+}
+
+#[test]
+fn problems_the_cli_can_see_are_refused_before_asking_the_daemon() {
+    let env = Env::new();
+    env.start("net", "E2E.Local", &env.path("net.ferret"), &[]);
+    let f = env.path("local.ferret");
+    let f = f.to_str().unwrap();
+    let taken = env.path("series");
+    std::fs::create_dir(&taken).unwrap();
+    std::fs::write(taken.join("t_1.ferret"), b"").unwrap();
+    let pattern = taken.join("t.ferret");
+    let pattern = pattern.to_str().unwrap();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["start", "nofile", "-p", "X"],
+            "sequential mode writes a log file; give one with -f FILE",
+        ),
+        (
+            vec!["start", "rt", "-p", "X", "--mode", "real-time", "-f", f],
+            "real-time mode writes no log file",
+        ),
+        (
+            vec![
+                "start",
+                "mem",
+                "-p",
+                "X",
+                "--mode",
+                "in-memory",
+                "--overwrite",
+            ],
+            "--overwrite applies to log files",
+        ),
+        (
+            vec!["start", "circ", "-p", "X", "--mode", "circular", "-f", f],
+            "circular mode needs a maximum file size; give --max-file-size",
+        ),
+        (
+            vec![
+                "start",
+                "app",
+                "-p",
+                "X",
+                "--mode",
+                "append",
+                "-f",
+                f,
+                "--overwrite",
+            ],
+            "--overwrite would discard the log",
+        ),
+        (
+            vec![
+                "start",
+                "nf",
+                "-p",
+                "X",
+                "--mode",
+                "new-file",
+                "-f",
+                pattern,
+                "--max-file-size",
+                "1M",
+            ],
+            "t_1.ferret' exists; choose another pattern or pass --overwrite",
+        ),
+        (
+            vec!["start", "ft", "-p", "X", "-f", f, "--flush-timer", "100000"],
+            "flush timer 100000 s is out of range",
+        ),
+        (
+            vec!["start", "sz", "-p", "X", "-f", f, "--max-file-size", "7Q"],
+            "unknown unit",
+        ),
+        (vec!["update", "net"], "nothing to update"),
+        (vec!["enable", "net", "X:loud"], "level 'loud' is not valid"),
+        (vec!["enable", "net", ":4"], "has no name"),
+        (vec!["disable", "net", ""], "provider name is empty"),
+        (vec!["tail", "nosuch"], "session 'nosuch' not found"),
+        (
+            vec!["snapshot", "nosuch", "-f", f],
+            "session 'nosuch' not found",
+        ),
+    ];
+    for (args, expected) in &cases {
+        let out = env.run(args);
+        assert!(!out.status.success(), "{args:?} should fail");
+        let err = String::from_utf8(out.stderr).unwrap();
+        let line = one_line(&err);
+        assert!(
+            line.contains(expected),
+            "{args:?}: '{line}' lacks '{expected}'"
+        );
+    }
+    assert!(
+        !env.path("local.ferret").exists(),
+        "no refused command left a file"
+    );
+    // The daemon's own refusals for verbs that need a kind of session.
+    let err = env.fails(&["snapshot", "net", "-f", f]);
+    assert!(one_line(&err).contains("in-memory"), "{err}");
+    assert!(
+        !env.path("local.ferret").exists(),
+        "a refused snapshot leaves no file"
+    );
+    let err = env.fails(&["tail", "net"]);
+    assert!(one_line(&err).contains("real-time"), "{err}");
+    let list = env.json(&["list"]);
+    assert_eq!(list.as_array().unwrap().len(), 1);
 }

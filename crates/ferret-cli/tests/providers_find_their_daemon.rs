@@ -93,7 +93,7 @@ fn providers_are_listed_with_the_sessions_that_enable_them() {
         p["guid"],
         ferret_abi::Guid::from_name("E2E.Listed").to_string()
     );
-    assert_eq!(p["pid"], emitter.id());
+    assert_eq!(p["pids"], serde_json::json!([emitter.id()]));
     assert_eq!(p["sessions"], serde_json::json!([1]));
     assert_eq!(p["level"], 3);
     terminate(&mut emitter);

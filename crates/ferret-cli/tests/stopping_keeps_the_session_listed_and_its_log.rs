@@ -29,7 +29,7 @@ fn a_stopped_session_stays_listed_until_removed_and_its_log_stays() {
     let text = env.ok(&["list"]);
     assert!(text.contains("STOPPED") && text.contains("kept"), "{text}");
     let q = env.ok(&["query", "kept"]);
-    assert!(q.contains("Events           : 100"), "{q}");
+    assert!(q.contains("\nEvents                : 100\n"), "{q}");
 
     let removed = env.json(&["remove", "kept"]);
     assert_eq!(removed["name"], "kept");

@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use ferret_abi::proto::{
-    ErrorCode, ErrorReply, Hello, PROTO_MAGIC, ProviderInfo, Request, Response, Role, SessionInfo,
-    SessionRef, StartRequest,
+    ChangeKind, ErrorCode, ErrorReply, Hello, PROTO_MAGIC, ProviderInfo, ProviderSpec, Request,
+    Response, Role, SessionInfo, SessionRef, StartRequest, UpdateRequest,
 };
 use ferret_abi::shm::{ABI_MAJOR, ABI_MINOR};
 
@@ -154,14 +154,18 @@ impl Client {
         }
     }
 
-    /// Starts a session writing to `log_file` (opened by the caller).
+    /// Starts a session. `log_file` is the log file the caller opened (for
+    /// append mode, open for reading and writing), the directory for
+    /// new-file mode, and `None` for modes without a file. Returns the
+    /// session and this controller's token for it.
     pub fn start(
         &mut self,
         req: StartRequest,
-        log_file: impl AsFd,
-    ) -> Result<SessionInfo, ClientError> {
-        match self.call(&Request::Start(req), &[log_file.as_fd()])? {
-            Response::Session(s) => Ok(s),
+        log_file: Option<BorrowedFd<'_>>,
+    ) -> Result<Started, ClientError> {
+        let fds: Vec<BorrowedFd<'_>> = log_file.into_iter().collect();
+        match self.call(&Request::Start(req), &fds)? {
+            Response::Started { session, token } => Ok(Started { session, token }),
             _ => Err(ClientError::Unexpected("start")),
         }
     }
@@ -172,9 +176,125 @@ impl Client {
             Request::Stop {
                 target: target.clone(),
                 wait,
+                only_token: None,
             },
             "stop",
         )
+    }
+
+    /// Stops a session only if this controller started it (`token` is what
+    /// [`Client::start`] returned); otherwise the daemon refuses with
+    /// [`ErrorCode::Permission`] and a message naming the command that stops it.
+    pub fn stop_mine(
+        &mut self,
+        target: &SessionRef,
+        token: u64,
+        wait: bool,
+    ) -> Result<SessionInfo, ClientError> {
+        self.session(
+            Request::Stop {
+                target: target.clone(),
+                wait,
+                only_token: Some(token),
+            },
+            "stop",
+        )
+    }
+
+    /// Changes a running session's flush timer, maximum buffers, log file
+    /// (`new_file` carries the new file's descriptor) or providers.
+    pub fn update(
+        &mut self,
+        target: &SessionRef,
+        update: UpdateRequest,
+        new_file: Option<BorrowedFd<'_>>,
+    ) -> Result<SessionInfo, ClientError> {
+        let fds: Vec<BorrowedFd<'_>> = new_file.into_iter().collect();
+        let req = Request::Update {
+            target: target.clone(),
+            update,
+        };
+        match self.call(&req, &fds)? {
+            Response::Session(s) => Ok(s),
+            _ => Err(ClientError::Unexpected("update")),
+        }
+    }
+
+    /// Enables a provider in a running session, or changes its filter.
+    pub fn enable(
+        &mut self,
+        target: &SessionRef,
+        provider: ProviderSpec,
+    ) -> Result<SessionInfo, ClientError> {
+        self.session(
+            Request::Enable {
+                target: target.clone(),
+                provider,
+            },
+            "enable",
+        )
+    }
+
+    /// Stops a running session from enabling a provider.
+    pub fn disable(
+        &mut self,
+        target: &SessionRef,
+        provider: &str,
+    ) -> Result<SessionInfo, ClientError> {
+        self.session(
+            Request::Disable {
+                target: target.clone(),
+                provider: provider.to_string(),
+            },
+            "disable",
+        )
+    }
+
+    /// Saves an in-memory session's buffers to `file` (opened by the
+    /// caller, empty) without stopping it. Returns the session, the buffers
+    /// saved and the file's size.
+    pub fn snapshot(
+        &mut self,
+        target: &SessionRef,
+        path: &str,
+        file: impl AsFd,
+    ) -> Result<(SessionInfo, u64, u64), ClientError> {
+        let req = Request::Snapshot {
+            target: target.clone(),
+            path: path.to_string(),
+        };
+        match self.call(&req, &[file.as_fd()])? {
+            Response::Snapshot {
+                session,
+                buffers,
+                bytes,
+            } => Ok((session, buffers, bytes)),
+            _ => Err(ClientError::Unexpected("snapshot")),
+        }
+    }
+
+    /// Turns this connection into a watch: every session change from now on.
+    /// The first changes are [`ChangeKind::Present`], one per listed session.
+    pub fn watch(self) -> Result<Watch, ClientError> {
+        self.conn.send(&Request::Watch, &[])?;
+        Ok(Watch { conn: self.conn })
+    }
+
+    /// Turns this connection into a real-time consumer of a session.
+    /// Returns the session and the encoded file header its buffers go with.
+    pub fn tail(mut self, target: &SessionRef) -> Result<Tail, ClientError> {
+        let req = Request::Tail {
+            target: target.clone(),
+        };
+        match self.call(&req, &[])? {
+            Response::RtStart { session, header } => Ok(Tail {
+                conn: self.conn,
+                session,
+                header,
+                ended: false,
+            }),
+            _ => Err(ClientError::Unexpected("tail")),
+        }
     }
 
     /// Writes everything committed so far to the session's log file.
@@ -220,6 +340,111 @@ impl Client {
         match self.call(&Request::Providers, &[])? {
             Response::Providers(p) => Ok(p),
             _ => Err(ClientError::Unexpected("providers")),
+        }
+    }
+}
+
+/// A started session and the token that marks this controller as its starter.
+#[derive(Clone, Debug)]
+pub struct Started {
+    /// The session.
+    pub session: SessionInfo,
+    /// The controller token (see [`Client::stop_mine`]).
+    pub token: u64,
+}
+
+/// A connection that streams session changes.
+#[derive(Debug)]
+pub struct Watch {
+    conn: Conn,
+}
+
+impl Watch {
+    /// Waits for the next change.
+    // A blocking receive that can fail, not an iterator step.
+    #[allow(clippy::should_implement_trait)]
+    pub fn next(&mut self) -> Result<(ChangeKind, SessionInfo), ClientError> {
+        match self.conn.recv::<Response>()?.0 {
+            Response::Change { kind, session } => Ok((kind, session)),
+            Response::Error(e) => Err(ClientError::Daemon(e)),
+            _ => Err(ClientError::Unexpected("watch")),
+        }
+    }
+
+    /// Gives up waiting after `timeout` (None: wait forever).
+    pub fn set_timeout(&self, timeout: Option<Duration>) -> Result<(), ClientError> {
+        self.conn
+            .set_timeouts(timeout, None)
+            .map_err(|e| ClientError::Transport(TransportError::Io(e)))
+    }
+}
+
+/// What a real-time consumer receives.
+#[derive(Clone, Debug)]
+pub enum TailItem {
+    /// One sealed buffer of records, and what this consumer missed so far.
+    Data {
+        /// The buffer (docs/FORMAT.md, "Buffers").
+        buffer: Vec<u8>,
+        /// Buffers missed so far.
+        missed_buffers: u64,
+        /// Events in them.
+        missed_events: u64,
+    },
+    /// The session is STOPPED; nothing follows.
+    End {
+        /// The final state and counters.
+        session: Box<SessionInfo>,
+        /// Buffers missed in all.
+        missed_buffers: u64,
+        /// Events in them.
+        missed_events: u64,
+    },
+}
+
+/// A real-time consumer's connection.
+#[derive(Debug)]
+pub struct Tail {
+    conn: Conn,
+    /// The session when the consumer attached.
+    pub session: SessionInfo,
+    /// The encoded file header for decoding the buffers.
+    pub header: Vec<u8>,
+    ended: bool,
+}
+
+impl Tail {
+    /// Waits for the next buffer or the end; `None` after the end.
+    // A blocking receive that can fail, not an iterator step.
+    #[allow(clippy::should_implement_trait)]
+    pub fn next(&mut self) -> Result<Option<TailItem>, ClientError> {
+        if self.ended {
+            return Ok(None);
+        }
+        match self.conn.recv::<Response>()?.0 {
+            Response::RtData {
+                buffer,
+                missed_buffers,
+                missed_events,
+            } => Ok(Some(TailItem::Data {
+                buffer,
+                missed_buffers,
+                missed_events,
+            })),
+            Response::RtEnd {
+                session,
+                missed_buffers,
+                missed_events,
+            } => {
+                self.ended = true;
+                Ok(Some(TailItem::End {
+                    session: Box::new(session),
+                    missed_buffers,
+                    missed_events,
+                }))
+            }
+            Response::Error(e) => Err(ClientError::Daemon(e)),
+            _ => Err(ClientError::Unexpected("tail")),
         }
     }
 }

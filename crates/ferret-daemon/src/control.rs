@@ -7,24 +7,26 @@ use std::fs::File;
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use ferret_abi::Level;
 use ferret_abi::proto::{
-    ErrorCode, ErrorReply, PROTO_MAGIC, ProviderInfo, RegionGrant, Request, Response, Role,
-    SessionRef, SessionState, StartRequest,
+    ChangeKind, ErrorCode, ErrorReply, FileMode, MAX_SESSION_PROVIDERS, PROTO_MAGIC, ProviderInfo,
+    ProviderSpec, RegionGrant, Request, Response, Role, SessionRef, SessionState, StartRequest,
+    UpdateRequest, validate_provider_name,
 };
 use ferret_abi::shm::{ABI_MAJOR, ABI_MINOR, RegionParams};
 use ferret_format::{FileHeader, mode};
 use ferret_session::{
-    ProviderEntry, RegionId, Registry, RouteTable, Session, SessionKey, SessionTable, enable_words,
+    MIN_FILE_SLOTS, ProviderEntry, RegionId, Registry, RouteTable, Session, SessionKey,
+    SessionTable, enable_words, validate_flush_timer, validate_max_buffers, validate_providers,
 };
 
 use crate::clock::{Clock, unix_now_ns};
-use crate::drain::{DrainCmd, SessionSetup};
+use crate::drain::{Consumer, DrainCmd, SessionSetup};
 use crate::shm::ShmRegion;
-use crate::writer::WriteCmd;
+use crate::writer::{FileLayout, Series, SinkSetup, WriteCmd};
 
 /// Identifies one client connection.
 pub(crate) type ConnId = u64;
@@ -34,6 +36,21 @@ pub(crate) type ConnId = u64;
 pub(crate) struct Peer {
     pub(crate) pid: u32,
     pub(crate) uid: u32,
+    pub(crate) gid: u32,
+}
+
+/// What a streaming connection (watch, tail) forwards.
+#[derive(Debug)]
+pub(crate) enum StreamItem {
+    /// A message for the client.
+    Msg(Box<Response>),
+    /// A consumer's marker: every event of the stopping session before this
+    /// is on its way; tell the control thread.
+    Done {
+        key: SessionKey,
+        missed_buffers: u64,
+        missed_events: u64,
+    },
 }
 
 /// What a connection thread sends back to its client.
@@ -43,6 +60,8 @@ pub(crate) enum Reply {
     Msg(Response),
     /// A region grant, with the region's memfd and eventfd attached.
     Region(Response, Arc<ShmRegion>),
+    /// From now on the connection forwards this stream.
+    Stream(Receiver<StreamItem>),
 }
 
 /// Everything the control thread reacts to.
@@ -64,6 +83,18 @@ pub(crate) enum Event {
     Flushed { key: SessionKey, token: u64 },
     /// The writer wrote a session's trailer and closed its file.
     Stopped { key: SessionKey },
+    /// The writer saved a snapshot (buffers, bytes) or failed.
+    Snapshotted {
+        token: u64,
+        result: Result<(u64, u64), String>,
+    },
+    /// A consumer's connection has sent everything up to the end marker.
+    ConsumerDone {
+        conn: ConnId,
+        key: SessionKey,
+        missed_buffers: u64,
+        missed_events: u64,
+    },
     /// SIGTERM or SIGINT.
     Shutdown,
 }
@@ -89,8 +120,55 @@ pub(crate) struct Control {
     next_token: u64,
     routes_epoch: u64,
     flush_waiters: HashMap<u64, Sender<Reply>>,
+    snapshot_waiters: HashMap<u64, (SessionKey, Sender<Reply>)>,
     stop_waiters: HashMap<SessionKey, Vec<Sender<Reply>>>,
+    /// The header each session's files start from (clock anchors, names).
+    headers: HashMap<SessionKey, FileHeader>,
+    /// Connections that watch the session list.
+    watchers: Vec<(ConnId, Sender<StreamItem>)>,
+    /// Real-time consumers by connection.
+    consumers: HashMap<ConnId, ConsumerEntry>,
+    /// Stopping sessions: whether the writer has finished, and since when.
+    stopping: HashMap<SessionKey, StopProgress>,
+    next_tick: Instant,
     shutting_down: bool,
+}
+
+struct ConsumerEntry {
+    key: SessionKey,
+    tx: Sender<StreamItem>,
+    /// Set once the consumer's connection has forwarded the end marker.
+    done: Option<(u64, u64)>,
+}
+
+#[derive(Default)]
+struct StopProgress {
+    /// When the writer finished the log file.
+    writer_done: Option<Instant>,
+}
+
+/// How long a stop waits for real-time consumers to take the end of a
+/// session before it reports STOPPED anyway (their streams still end
+/// after every event, since each is in order).
+fn consumer_grace() -> Duration {
+    let ms = std::env::var("FERRET_RT_STOP_GRACE_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60_000);
+    Duration::from_millis(ms)
+}
+
+/// A token no other controller can guess.
+fn new_token() -> u64 {
+    let mut b = [0u8; 8];
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|f| f.read_exact_at(&mut b, 0))
+        .is_err()
+    {
+        // No /dev/urandom: still unique within this daemon.
+        b = (unix_now_ns() ^ ((std::process::id() as u64) << 32)).to_le_bytes();
+    }
+    u64::from_le_bytes(b).max(1)
 }
 
 fn refuse(code: ErrorCode, message: impl Into<String>) -> Response {
@@ -131,18 +209,78 @@ impl Control {
             next_token: 1,
             routes_epoch: 0,
             flush_waiters: HashMap::new(),
+            snapshot_waiters: HashMap::new(),
             stop_waiters: HashMap::new(),
+            headers: HashMap::new(),
+            watchers: Vec::new(),
+            consumers: HashMap::new(),
+            stopping: HashMap::new(),
+            next_tick: Instant::now() + Duration::from_secs(1),
             shutting_down: false,
         }
     }
 
     /// Runs until shutdown has stopped every session.
     pub(crate) fn run(mut self) {
-        while let Ok(event) = self.events.recv() {
-            self.handle(event);
+        loop {
+            let wait = self.next_tick.saturating_duration_since(Instant::now());
+            match self.events.recv_timeout(wait) {
+                Ok(event) => self.handle(event),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+            if Instant::now() >= self.next_tick {
+                self.tick();
+                self.next_tick = Instant::now() + Duration::from_secs(1);
+            }
             if self.shutting_down && !self.sessions.iter().any(Session::is_active) {
                 return;
             }
+        }
+    }
+
+    /// Once a second: counters to watchers, and stops whose consumers are
+    /// past their grace.
+    fn tick(&mut self) {
+        if !self.watchers.is_empty() {
+            let infos: Vec<_> = self.sessions.iter().map(Session::info).collect();
+            for info in infos {
+                self.notify(ChangeKind::Counters, info);
+            }
+        }
+        let grace = consumer_grace();
+        let late: Vec<SessionKey> = self
+            .stopping
+            .iter()
+            .filter(|(_, p)| p.writer_done.is_some_and(|t| t.elapsed() >= grace))
+            .map(|(k, _)| *k)
+            .collect();
+        for key in late {
+            eprintln!(
+                "ferretd: real-time consumers of session key {} did not take the end within {grace:?}; reporting STOPPED",
+                key.0
+            );
+            self.finish_stop(key);
+        }
+    }
+
+    /// Tells every watcher about a change; drops watchers that are gone or
+    /// hopelessly behind.
+    fn notify(&mut self, kind: ChangeKind, session: ferret_abi::proto::SessionInfo) {
+        self.watchers.retain(|(_, tx)| {
+            tx.len() < 10_000
+                && tx
+                    .send(StreamItem::Msg(Box::new(Response::Change {
+                        kind,
+                        session: session.clone(),
+                    })))
+                    .is_ok()
+        });
+    }
+
+    fn notify_key(&mut self, kind: ChangeKind, key: SessionKey) {
+        if let Some(info) = self.sessions.by_key(key).map(Session::info) {
+            self.notify(kind, info);
         }
     }
 
@@ -171,6 +309,14 @@ impl Control {
                 )));
             }
             Event::Closed { conn } => {
+                self.watchers.retain(|(c, _)| *c != conn);
+                if let Some(c) = self.consumers.remove(&conn) {
+                    self.to_drain(DrainCmd::Detach { key: c.key, conn });
+                    if let Some(s) = self.sessions.by_key_mut(c.key) {
+                        s.consumers = s.consumers.saturating_sub(1);
+                    }
+                    self.try_finish_stop(c.key);
+                }
                 if let Some(info) = self.conns.remove(&conn) {
                     if let Some(id) = info.region {
                         // The drain gets the close before the new routes, so
@@ -197,18 +343,38 @@ impl Control {
                 }
             }
             Event::Stopped { key } => {
-                if let Some(s) = self.sessions.by_key_mut(key) {
-                    s.state = SessionState::Stopped;
-                    s.stopped_unix_ns = unix_now_ns();
-                    let c = s.counters.snapshot();
-                    eprintln!(
-                        "ferretd: session '{}' (LoggerID {}) STOPPED: {} events, {} lost, {} buffers written",
-                        s.name, s.logger_id, c.events, c.events_lost, c.buffers_written
-                    );
-                    let info = s.info();
-                    for w in self.stop_waiters.remove(&key).unwrap_or_default() {
-                        let _ = w.send(Reply::Msg(Response::Session(info.clone())));
-                    }
+                self.stopping.entry(key).or_default().writer_done = Some(Instant::now());
+                self.try_finish_stop(key);
+            }
+            Event::ConsumerDone {
+                conn,
+                key,
+                missed_buffers,
+                missed_events,
+            } => {
+                if let Some(c) = self.consumers.get_mut(&conn) {
+                    c.done = Some((missed_buffers, missed_events));
+                }
+                self.try_finish_stop(key);
+            }
+            Event::Snapshotted { token, result } => {
+                if let Some((key, reply)) = self.snapshot_waiters.remove(&token) {
+                    let resp = match (result, self.sessions.by_key(key)) {
+                        (Ok((buffers, bytes)), Some(s)) => Response::Snapshot {
+                            session: s.info(),
+                            buffers,
+                            bytes,
+                        },
+                        (Ok(_), None) => refuse(
+                            ErrorCode::NotFound,
+                            "the session went away during the snapshot",
+                        ),
+                        (Err(e), _) => refuse(
+                            ErrorCode::Internal,
+                            format!("writing the snapshot failed: {e}"),
+                        ),
+                    };
+                    let _ = reply.send(Reply::Msg(resp));
                 }
             }
             Event::Shutdown => {
@@ -225,6 +391,58 @@ impl Control {
                 }
             }
         }
+    }
+
+    /// Reports STOPPED once the writer has finished and every consumer has
+    /// taken the end.
+    fn try_finish_stop(&mut self, key: SessionKey) {
+        let writer_done = self
+            .stopping
+            .get(&key)
+            .is_some_and(|p| p.writer_done.is_some());
+        let waiting = self
+            .consumers
+            .values()
+            .any(|c| c.key == key && c.done.is_none());
+        if writer_done && !waiting {
+            self.finish_stop(key);
+        }
+    }
+
+    fn finish_stop(&mut self, key: SessionKey) {
+        self.stopping.remove(&key);
+        let Some(s) = self.sessions.by_key_mut(key) else {
+            return;
+        };
+        s.state = SessionState::Stopped;
+        s.stopped_unix_ns = unix_now_ns();
+        s.consumers = 0;
+        let c = s.counters.snapshot();
+        eprintln!(
+            "ferretd: session '{}' (LoggerID {}) STOPPED: {} events, {} lost, {} buffers written",
+            s.name, s.logger_id, c.events, c.events_lost, c.buffers_written
+        );
+        let info = s.info();
+        for w in self.stop_waiters.remove(&key).unwrap_or_default() {
+            let _ = w.send(Reply::Msg(Response::Session(info.clone())));
+        }
+        let conns: Vec<ConnId> = self
+            .consumers
+            .iter()
+            .filter(|(_, c)| c.key == key)
+            .map(|(id, _)| *id)
+            .collect();
+        for conn in conns {
+            if let Some(c) = self.consumers.remove(&conn) {
+                let (missed_buffers, missed_events) = c.done.unwrap_or((0, 0));
+                let _ = c.tx.send(StreamItem::Msg(Box::new(Response::RtEnd {
+                    session: info.clone(),
+                    missed_buffers,
+                    missed_events,
+                })));
+            }
+        }
+        self.notify(ChangeKind::State, info);
     }
 
     /// Handles one request; `None` when the answer comes later.
@@ -287,8 +505,29 @@ impl Control {
                 "only provider connections register providers",
             )),
             (Request::Start(start), Some(Role::Controller)) => msg(self.start(peer, start, fds)),
-            (Request::Stop { target, wait }, Some(Role::Controller)) => {
-                self.stop(peer, target, wait, reply)
+            (
+                Request::Stop {
+                    target,
+                    wait,
+                    only_token,
+                },
+                Some(Role::Controller),
+            ) => self.stop(peer, target, wait, only_token, reply),
+            (Request::Update { target, update }, Some(Role::Controller)) => {
+                msg(self.update(peer, target, update, fds))
+            }
+            (Request::Enable { target, provider }, Some(Role::Controller)) => {
+                msg(self.enable(peer, target, provider))
+            }
+            (Request::Disable { target, provider }, Some(Role::Controller)) => {
+                msg(self.disable(peer, target, provider))
+            }
+            (Request::Snapshot { target, path }, Some(Role::Controller)) => {
+                self.snapshot(peer, target, path, fds, reply)
+            }
+            (Request::Watch, Some(Role::Controller)) => Some(self.watch(conn)),
+            (Request::Tail { target }, Some(Role::Controller)) => {
+                Some(self.tail(conn, peer, target))
             }
             (Request::Flush { target }, Some(Role::Controller)) => self.flush(peer, target, reply),
             (Request::Query { target }, Some(Role::Controller)) => {
@@ -310,7 +549,10 @@ impl Control {
                             "ferretd: session '{}' (LoggerID {}) removed",
                             s.name, s.logger_id
                         );
-                        Response::Session(s.info())
+                        self.headers.remove(&s.key);
+                        let info = s.info();
+                        self.notify(ChangeKind::Removed, info.clone());
+                        Response::Session(info)
                     }
                     Err(e) => Response::Error(e),
                 })
@@ -410,32 +652,26 @@ impl Control {
         }
     }
 
-    fn start(&mut self, peer: Peer, req: StartRequest, mut fds: Vec<OwnedFd>) -> Response {
-        if fds.len() != 1 {
-            return refuse(
-                ErrorCode::BadRequest,
-                "start must carry exactly one log file descriptor",
-            );
-        }
-        let file = File::from(fds.remove(0));
-        if let Err(e) = check_log_file(&file) {
-            return refuse(
-                ErrorCode::Invalid,
-                format!("log file '{}': {e}", req.log_file),
-            );
-        }
+    fn start(&mut self, peer: Peer, mut req: StartRequest, fds: Vec<OwnedFd>) -> Response {
+        let target = match self.open_target(&mut req, fds) {
+            Ok(t) => t,
+            Err(e) => return Response::Error(e),
+        };
         let clock = self.clock.info();
-        let session =
-            match self
-                .sessions
-                .insert(&req, peer.uid, self.clock.name(), clock.anchor_unix_ns)
-            {
-                Ok(s) => s,
-                Err(e) => return Response::Error(e),
-            };
+        let token = new_token();
+        let session = match self.sessions.insert(
+            &req,
+            peer.uid,
+            self.clock.name(),
+            clock.anchor_unix_ns,
+            token,
+        ) {
+            Ok(s) => s,
+            Err(e) => return Response::Error(e),
+        };
         let (key, logger_id) = (session.key, session.logger_id);
         let counters = session.counters.clone();
-        let header = FileHeader {
+        let mut header = FileHeader {
             session_name: req.name.clone(),
             host: rustix::system::uname()
                 .nodename()
@@ -443,51 +679,248 @@ impl Control {
                 .into_owned(),
             logger_id,
             buffer_size: req.buffer_kib * 1024,
-            log_mode: mode::SEQUENTIAL,
-            slot_count: 0,
-            file_index: 0,
+            log_mode: match req.file_mode {
+                FileMode::Circular => mode::CIRCULAR,
+                FileMode::NewFile => mode::NEW_FILE,
+                _ => mode::SEQUENTIAL,
+            },
             start_unix_ns: clock.anchor_unix_ns,
             clock,
             daemon_pid: std::process::id(),
+            slot_count: 0,
+            file_index: 0,
         };
-        let bytes = header.encode();
-        if let Err(e) = file.write_all_at(&bytes, 0) {
-            if let Some(s) = self.sessions.by_key_mut(key) {
-                s.state = SessionState::Stopped;
+        let buffer_size = header.buffer_size as u64;
+        let (setup, describe_every) = match self.open_sink(&req, target, &mut header, peer) {
+            Ok(r) => r,
+            Err(e) => {
+                if let Some(s) = self.sessions.by_key_mut(key) {
+                    s.state = SessionState::Stopped;
+                }
+                let _ = self.sessions.remove(&SessionRef::Id(logger_id));
+                return Response::Error(e);
             }
-            let _ = self.sessions.remove(&SessionRef::Id(logger_id));
-            return refuse(
-                ErrorCode::Invalid,
-                format!("cannot write the log file '{}': {e}", req.log_file),
-            );
+        };
+        let mut first_seq = 0;
+        if let SinkSetup::File {
+            data_offset,
+            first_seq: f,
+            ..
+        } = &setup
+        {
+            first_seq = *f;
+            counters
+                .bytes_written
+                .store(*data_offset, std::sync::atomic::Ordering::Relaxed);
         }
-        counters
-            .bytes_written
-            .store(bytes.len() as u64, std::sync::atomic::Ordering::Relaxed);
         let _ = self.writer.send(WriteCmd::Open {
             key,
-            file,
-            data_offset: header.data_offset(),
-            buffer_size: header.buffer_size as u64,
+            sink: setup,
             counters: counters.clone(),
         });
         self.to_drain(DrainCmd::AddSession(SessionSetup {
             key,
-            buffer_size: header.buffer_size as usize,
+            buffer_size: buffer_size as usize,
             max_buffers: req.max_buffers as usize,
             flush_timer: (req.flush_timer_ms > 0)
                 .then(|| Duration::from_millis(req.flush_timer_ms as u64)),
             counters,
+            min_buffers: req.min_buffers as usize,
+            writes_file: req.file_mode.has_file(),
+            realtime_only: req.file_mode == FileMode::None,
+            describe_every,
+            first_seq,
         }));
+        self.headers.insert(key, header);
         self.publish_routes();
         self.update_enables(req.providers.iter().map(|p| p.name.as_str()));
         eprintln!(
-            "ferretd: session '{}' (LoggerID {logger_id}) started by uid {}, logging to {}",
-            req.name, peer.uid, req.log_file
+            "ferretd: session '{}' (LoggerID {logger_id}) started by uid {} ({}), mode {}, logging to {}",
+            req.name,
+            peer.uid,
+            req.controller,
+            req.file_mode.name(),
+            if req.log_file.is_empty() {
+                "-"
+            } else {
+                &req.log_file
+            }
         );
-        match self.sessions.find(&SessionRef::Id(logger_id)) {
-            Ok(s) => Response::Session(s.info()),
-            Err(e) => Response::Error(e),
+        let info = match self.sessions.find(&SessionRef::Id(logger_id)) {
+            Ok(s) => s.info(),
+            Err(e) => return Response::Error(e),
+        };
+        self.notify(ChangeKind::Created, info.clone());
+        Response::Started {
+            session: info,
+            token,
+        }
+    }
+
+    /// Checks the descriptor a start carries against the mode; for append,
+    /// reads the existing file and adopts its buffer size.
+    fn open_target(
+        &self,
+        req: &mut StartRequest,
+        mut fds: Vec<OwnedFd>,
+    ) -> Result<Option<Target>, ErrorReply> {
+        let bad = |m: String| ErrorReply {
+            code: ErrorCode::Invalid,
+            message: m,
+        };
+        if !req.file_mode.has_file() {
+            if !fds.is_empty() {
+                return Err(ErrorReply {
+                    code: ErrorCode::BadRequest,
+                    message: format!("{} sessions take no log file", req.file_mode.name()),
+                });
+            }
+            return Ok(None);
+        }
+        if fds.len() != 1 {
+            return Err(ErrorReply {
+                code: ErrorCode::BadRequest,
+                message: "start must carry exactly one log file descriptor".into(),
+            });
+        }
+        let fd = fds.remove(0);
+        match req.file_mode {
+            FileMode::NewFile => {
+                let meta = rustix::fs::fstat(&fd).map_err(|e| bad(e.to_string()))?;
+                if rustix::fs::FileType::from_raw_mode(meta.st_mode)
+                    != rustix::fs::FileType::Directory
+                {
+                    return Err(bad(format!(
+                        "new-file mode needs the log directory's descriptor; '{}' was not opened as a directory",
+                        req.log_file
+                    )));
+                }
+                Ok(Some(Target::Dir(fd)))
+            }
+            FileMode::Append => {
+                let file = File::from(fd);
+                let existing = read_existing_log(&file, &req.log_file, self.clock.info().kind)?;
+                if let Some(e) = &existing {
+                    req.buffer_kib = e.buffer_size / 1024;
+                }
+                Ok(Some(Target::File(file, existing)))
+            }
+            _ => {
+                let file = File::from(fd);
+                check_log_file(&file)
+                    .map_err(|e| bad(format!("log file '{}': {e}", req.log_file)))?;
+                Ok(Some(Target::File(file, None)))
+            }
+        }
+    }
+
+    /// Writes the first header and decides how buffers map to the file.
+    /// Returns the sink and how often buffers describe everything again.
+    fn open_sink(
+        &self,
+        req: &StartRequest,
+        target: Option<Target>,
+        header: &mut FileHeader,
+        peer: Peer,
+    ) -> Result<(SinkSetup, Option<u64>), ErrorReply> {
+        let io_err = |e: std::io::Error| ErrorReply {
+            code: ErrorCode::Invalid,
+            message: format!("cannot write the log file '{}': {e}", req.log_file),
+        };
+        let size = header.buffer_size as u64;
+        let data_offset = header.data_offset();
+        // Slots of a file of the maximum size, the trailer's included.
+        let slots = (req.max_file_bytes.saturating_sub(data_offset) / size).max(MIN_FILE_SLOTS);
+        match (req.file_mode, target) {
+            (FileMode::None, _) => Ok((SinkSetup::Discard, None)),
+            (FileMode::InMemory, _) => Ok((
+                SinkSetup::Memory {
+                    keep: (req.max_buffers as usize).saturating_sub(2).max(1),
+                },
+                Some(1),
+            )),
+            (FileMode::NewFile, Some(Target::Dir(dir))) => {
+                let owner = (peer.uid != rustix::process::geteuid().as_raw())
+                    .then_some((peer.uid, peer.gid));
+                let series = Series {
+                    dir,
+                    pattern: req.log_file.clone(),
+                    header: header.clone(),
+                    index: 1,
+                    owner,
+                };
+                let (file, data_offset) =
+                    crate::writer::open_series_file(&series).map_err(|e| ErrorReply {
+                        code: ErrorCode::Invalid,
+                        message: format!(
+                            "cannot create log file '{}': {e}",
+                            ferret_abi::proto::rotated_file_name(&req.log_file, 1)
+                        ),
+                    })?;
+                let data_slots = slots - 1;
+                Ok((
+                    SinkSetup::File {
+                        file,
+                        data_offset,
+                        buffer_size: size,
+                        layout: FileLayout::Sequential {
+                            data_slots: Some(data_slots),
+                        },
+                        first_seq: 0,
+                        first_slot: 0,
+                        series: Some(Box::new(series)),
+                    },
+                    Some(data_slots),
+                ))
+            }
+            (FileMode::Append, Some(Target::File(file, Some(existing)))) => {
+                let data_slots = (req.max_file_bytes > 0).then(|| {
+                    let total = req.max_file_bytes.saturating_sub(existing.data_offset) / size;
+                    total.saturating_sub(1 + existing.slots)
+                });
+                Ok((
+                    SinkSetup::File {
+                        file,
+                        data_offset: existing.data_offset,
+                        buffer_size: size,
+                        layout: FileLayout::Sequential { data_slots },
+                        first_seq: existing.next_seq,
+                        first_slot: existing.slots,
+                        series: None,
+                    },
+                    None,
+                ))
+            }
+            (mode, Some(Target::File(file, _))) => {
+                let layout = if mode == FileMode::Circular {
+                    header.slot_count = slots as u32;
+                    FileLayout::Circular {
+                        data_slots: slots - 1,
+                    }
+                } else {
+                    FileLayout::Sequential {
+                        data_slots: (req.max_file_bytes > 0).then_some(slots - 1),
+                    }
+                };
+                file.write_all_at(&header.encode(), 0).map_err(io_err)?;
+                let every = (mode == FileMode::Circular).then_some(1);
+                Ok((
+                    SinkSetup::File {
+                        file,
+                        data_offset,
+                        buffer_size: size,
+                        layout,
+                        first_seq: 0,
+                        first_slot: 0,
+                        series: None,
+                    },
+                    every,
+                ))
+            }
+            _ => Err(ErrorReply {
+                code: ErrorCode::BadRequest,
+                message: "the descriptor does not suit the log file mode".into(),
+            }),
         }
     }
 
@@ -503,6 +936,8 @@ impl Control {
         self.update_enables(names.iter().map(String::as_str));
         self.to_drain(DrainCmd::Stop { key });
         self.publish_routes();
+        self.stopping.insert(key, StopProgress::default());
+        self.notify_key(ChangeKind::State, key);
         Ok(key)
     }
 
@@ -511,10 +946,29 @@ impl Control {
         peer: Peer,
         target: SessionRef,
         wait: bool,
+        only_token: Option<u64>,
         reply: &Sender<Reply>,
     ) -> Option<Reply> {
         if let Err(e) = self.check_owner(peer, &target) {
             return Some(Reply::Msg(Response::Error(*e)));
+        }
+        if let (Some(token), Ok(s)) = (only_token, self.sessions.find(&target)) {
+            if s.controller_token != token {
+                return Some(Reply::Msg(refuse(
+                    ErrorCode::Permission,
+                    format!(
+                        "session '{}' (LoggerID {}) was started elsewhere ({}); stop it from the command line with 'ferret stop {}'",
+                        s.name,
+                        s.logger_id,
+                        if s.controller.is_empty() {
+                            "another controller"
+                        } else {
+                            &s.controller
+                        },
+                        s.name
+                    ),
+                )));
+            }
         }
         let (state, name, key) = match self.sessions.find(&target) {
             Ok(s) => (s.state, s.name.clone(), s.key),
@@ -583,6 +1037,335 @@ impl Control {
         None
     }
 
+    /// Checks that `peer` may change `target` and that it is RUNNING.
+    fn running(
+        &self,
+        peer: Peer,
+        target: &SessionRef,
+        verb: &str,
+    ) -> Result<SessionKey, ErrorReply> {
+        self.check_owner(peer, target).map_err(|e| *e)?;
+        let s = self.sessions.find(target)?;
+        if s.state != SessionState::Running {
+            return Err(ErrorReply {
+                code: ErrorCode::WrongState,
+                message: format!(
+                    "session '{}' is {}; only running sessions can {verb}",
+                    s.name,
+                    s.state.name()
+                ),
+            });
+        }
+        Ok(s.key)
+    }
+
+    fn session_response(&self, key: SessionKey) -> Response {
+        match self.sessions.by_key(key) {
+            Some(s) => Response::Session(s.info()),
+            None => refuse(ErrorCode::NotFound, "the session went away"),
+        }
+    }
+
+    fn update(
+        &mut self,
+        peer: Peer,
+        target: SessionRef,
+        update: UpdateRequest,
+        mut fds: Vec<OwnedFd>,
+    ) -> Response {
+        let key = match self.running(peer, &target, "be updated") {
+            Ok(k) => k,
+            Err(e) => return Response::Error(e),
+        };
+        let Some(s) = self.sessions.by_key(key) else {
+            return refuse(ErrorCode::NotFound, "the session went away");
+        };
+        // Check everything before changing anything.
+        if let Some(ms) = update.flush_timer_ms {
+            if let Err(e) = validate_flush_timer(ms) {
+                return Response::Error(e);
+            }
+        }
+        if let Some(n) = update.max_buffers {
+            if let Err(e) = validate_max_buffers(n, s.buffer_kib) {
+                return Response::Error(e);
+            }
+            if s.file_mode == FileMode::InMemory && n < 4 {
+                return refuse(
+                    ErrorCode::Invalid,
+                    "an in-memory session needs at least 4 buffers",
+                );
+            }
+        }
+        if let Some(p) = &update.providers {
+            if let Err(e) = validate_providers(p) {
+                return Response::Error(e);
+            }
+        }
+        let new_file = match &update.log_file {
+            None if !fds.is_empty() => {
+                return refuse(
+                    ErrorCode::BadRequest,
+                    "a descriptor came without a log file path",
+                );
+            }
+            None => None,
+            Some(path) => {
+                if !matches!(
+                    s.file_mode,
+                    FileMode::Sequential | FileMode::Circular | FileMode::Append
+                ) {
+                    return refuse(
+                        ErrorCode::Invalid,
+                        format!(
+                            "session '{}' is in {} mode; only sequential, circular and append sessions switch log files",
+                            s.name,
+                            s.file_mode.name()
+                        ),
+                    );
+                }
+                if fds.len() != 1 {
+                    return refuse(ErrorCode::BadRequest, "a new log file needs its descriptor");
+                }
+                let file = File::from(fds.remove(0));
+                if let Err(e) = check_log_file(&file) {
+                    return refuse(ErrorCode::Invalid, format!("log file '{path}': {e}"));
+                }
+                let Some(header) = self.headers.get(&key) else {
+                    return refuse(ErrorCode::Internal, "the session has no header");
+                };
+                let mut header = header.clone();
+                if header.log_mode == mode::NEW_FILE {
+                    header.log_mode = mode::SEQUENTIAL;
+                }
+                if let Err(e) = file.write_all_at(&header.encode(), 0) {
+                    return refuse(
+                        ErrorCode::Invalid,
+                        format!("cannot write the log file '{path}': {e}"),
+                    );
+                }
+                Some((file, header.data_offset(), path.clone()))
+            }
+        };
+        let Some(s) = self.sessions.by_key_mut(key) else {
+            return refuse(ErrorCode::NotFound, "the session went away");
+        };
+        if let Some(ms) = update.flush_timer_ms {
+            s.flush_timer_ms = ms;
+        }
+        if let Some(n) = update.max_buffers {
+            s.max_buffers = n;
+        }
+        let mut names: Vec<String> = Vec::new();
+        if let Some(p) = update.providers {
+            names.extend(s.providers.iter().map(|p| p.name.clone()));
+            names.extend(p.iter().map(|p| p.name.clone()));
+            s.providers = p;
+        }
+        let flush_timer = update
+            .flush_timer_ms
+            .map(|ms| (ms > 0).then(|| Duration::from_millis(ms as u64)));
+        if flush_timer.is_some() || update.max_buffers.is_some() {
+            self.to_drain(DrainCmd::Update {
+                key,
+                flush_timer,
+                max_buffers: update.max_buffers.map(|n| n as usize),
+            });
+        }
+        if let Some((file, data_offset, path)) = new_file {
+            if let Some(s) = self.sessions.by_key_mut(key) {
+                eprintln!("ferretd: session '{}' switches to log file {path}", s.name);
+                s.log_file = path;
+            }
+            self.to_drain(DrainCmd::Switch {
+                key,
+                file,
+                data_offset,
+            });
+        }
+        if !names.is_empty() {
+            self.update_enables(names.iter().map(String::as_str));
+            self.publish_routes();
+        }
+        self.notify_key(ChangeKind::Updated, key);
+        self.session_response(key)
+    }
+
+    fn enable(&mut self, peer: Peer, target: SessionRef, provider: ProviderSpec) -> Response {
+        let key = match self.running(peer, &target, "enable providers") {
+            Ok(k) => k,
+            Err(e) => return Response::Error(e),
+        };
+        if let Err(m) = validate_provider_name(&provider.name) {
+            return refuse(ErrorCode::Invalid, m);
+        }
+        let Some(s) = self.sessions.by_key_mut(key) else {
+            return refuse(ErrorCode::NotFound, "the session went away");
+        };
+        let count = s.providers.len();
+        match s.providers.iter_mut().find(|p| p.name == provider.name) {
+            Some(p) => p.filter = provider.filter,
+            None if count >= MAX_SESSION_PROVIDERS => {
+                return refuse(
+                    ErrorCode::Resources,
+                    format!(
+                        "session '{}' already enables {MAX_SESSION_PROVIDERS} providers, the most a session may",
+                        s.name
+                    ),
+                );
+            }
+            None => s.providers.push(provider.clone()),
+        }
+        self.update_enables([provider.name.as_str()]);
+        self.publish_routes();
+        self.notify_key(ChangeKind::Updated, key);
+        self.session_response(key)
+    }
+
+    fn disable(&mut self, peer: Peer, target: SessionRef, provider: String) -> Response {
+        let key = match self.running(peer, &target, "disable providers") {
+            Ok(k) => k,
+            Err(e) => return Response::Error(e),
+        };
+        let Some(s) = self.sessions.by_key_mut(key) else {
+            return refuse(ErrorCode::NotFound, "the session went away");
+        };
+        let before = s.providers.len();
+        s.providers.retain(|p| p.name != provider);
+        if s.providers.len() == before {
+            return refuse(
+                ErrorCode::NotFound,
+                format!(
+                    "session '{}' does not enable provider '{provider}'; 'ferret query {}' lists its providers",
+                    s.name, s.name
+                ),
+            );
+        }
+        self.update_enables([provider.as_str()]);
+        self.publish_routes();
+        self.notify_key(ChangeKind::Updated, key);
+        self.session_response(key)
+    }
+
+    fn snapshot(
+        &mut self,
+        peer: Peer,
+        target: SessionRef,
+        path: String,
+        mut fds: Vec<OwnedFd>,
+        reply: &Sender<Reply>,
+    ) -> Option<Reply> {
+        let fail = |e: ErrorReply| Some(Reply::Msg(Response::Error(e)));
+        let key = match self.running(peer, &target, "take snapshots") {
+            Ok(k) => k,
+            Err(e) => return fail(e),
+        };
+        let s = self.sessions.by_key(key)?;
+        if s.file_mode != FileMode::InMemory {
+            return Some(Reply::Msg(refuse(
+                ErrorCode::Invalid,
+                format!(
+                    "session '{}' is in {} mode, its events go to {}; only in-memory sessions take snapshots",
+                    s.name,
+                    s.file_mode.name(),
+                    if s.log_file.is_empty() {
+                        "its consumers"
+                    } else {
+                        &s.log_file
+                    }
+                ),
+            )));
+        }
+        if fds.len() != 1 {
+            return Some(Reply::Msg(refuse(
+                ErrorCode::BadRequest,
+                "snapshot must carry exactly one file descriptor",
+            )));
+        }
+        let file = File::from(fds.remove(0));
+        if let Err(e) = check_log_file(&file) {
+            return Some(Reply::Msg(refuse(
+                ErrorCode::Invalid,
+                format!("snapshot file '{path}': {e}"),
+            )));
+        }
+        let mut header = self.headers.get(&key)?.clone();
+        header.log_mode = mode::SNAPSHOT;
+        let token = self.next_token;
+        self.next_token += 1;
+        self.snapshot_waiters.insert(token, (key, reply.clone()));
+        self.to_drain(DrainCmd::Snapshot {
+            key,
+            file,
+            header: header.encode(),
+            token,
+        });
+        None
+    }
+
+    fn watch(&mut self, conn: ConnId) -> Reply {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        for s in self.sessions.iter() {
+            let _ = tx.send(StreamItem::Msg(Box::new(Response::Change {
+                kind: ChangeKind::Present,
+                session: s.info(),
+            })));
+        }
+        self.watchers.push((conn, tx));
+        Reply::Stream(rx)
+    }
+
+    fn tail(&mut self, conn: ConnId, peer: Peer, target: SessionRef) -> Reply {
+        let key = match self.running(peer, &target, "be tailed") {
+            Ok(k) => k,
+            Err(e) => return Reply::Msg(Response::Error(e)),
+        };
+        if self.consumers.contains_key(&conn) {
+            return Reply::Msg(refuse(
+                ErrorCode::BadRequest,
+                "this connection already tails a session",
+            ));
+        }
+        let Some(s) = self.sessions.by_key_mut(key) else {
+            return Reply::Msg(refuse(ErrorCode::NotFound, "the session went away"));
+        };
+        if !s.realtime {
+            return Reply::Msg(refuse(
+                ErrorCode::Invalid,
+                format!(
+                    "session '{}' is not real-time; start it with --realtime (or 'ferret update' cannot change that) to tail it",
+                    s.name
+                ),
+            ));
+        }
+        s.consumers += 1;
+        let info = s.info();
+        let header = self
+            .headers
+            .get(&key)
+            .map(FileHeader::encode)
+            .unwrap_or_default();
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let _ = tx.send(StreamItem::Msg(Box::new(Response::RtStart {
+            session: info,
+            header,
+        })));
+        self.to_drain(DrainCmd::Attach {
+            key,
+            consumer: Consumer::new(conn, tx.clone()),
+        });
+        self.consumers.insert(
+            conn,
+            ConsumerEntry {
+                key,
+                tx,
+                done: None,
+            },
+        );
+        self.notify_key(ChangeKind::Updated, key);
+        Reply::Stream(rx)
+    }
+
     fn providers(&self) -> Vec<ProviderInfo> {
         self.registry
             .iter()
@@ -628,4 +1411,100 @@ fn check_log_file(file: &File) -> Result<(), String> {
         return Err("the descriptor is not open for writing".into());
     }
     Ok(())
+}
+
+/// The descriptor a start carries.
+enum Target {
+    /// A log file; for append mode, what it already holds.
+    File(File, Option<ExistingLog>),
+    /// The directory of a new-file series.
+    Dir(OwnedFd),
+}
+
+/// An existing log that a session appends to.
+struct ExistingLog {
+    buffer_size: u32,
+    data_offset: u64,
+    /// Slots the file has (the last may be partly written).
+    slots: u64,
+    /// The sequence number the next buffer takes.
+    next_seq: u64,
+}
+
+/// Reads the header of a log to append to. `None` if the file is empty (it
+/// becomes a new sequential log).
+fn read_existing_log(
+    file: &File,
+    path: &str,
+    clock_kind: u32,
+) -> Result<Option<ExistingLog>, ErrorReply> {
+    let bad = |m: String| ErrorReply {
+        code: ErrorCode::Invalid,
+        message: format!("cannot append to '{path}': {m}"),
+    };
+    let meta = file.metadata().map_err(|e| bad(e.to_string()))?;
+    if !meta.file_type().is_file() {
+        return Err(bad("not a regular file".into()));
+    }
+    let flags = rustix::fs::fcntl_getfl(file).map_err(|e| bad(e.to_string()))?;
+    if flags & rustix::fs::OFlags::RWMODE != rustix::fs::OFlags::RDWR {
+        return Err(bad(
+            "the descriptor must be open for reading and writing".into()
+        ));
+    }
+    let len = meta.len();
+    if len == 0 {
+        return Ok(None);
+    }
+    let mut head = vec![0u8; 8192.min(len as usize)];
+    file.read_exact_at(&mut head, 0)
+        .map_err(|e| bad(e.to_string()))?;
+    let (header, data_offset) = FileHeader::decode_untrusted(&head).map_err(|e| {
+        bad(format!(
+            "{e}; append needs a Ferret log of format version {}",
+            ferret_format::FORMAT_MAJOR
+        ))
+    })?;
+    if header.log_mode == mode::CIRCULAR {
+        return Err(bad(
+            "it is a circular log; append only to sequential logs".into()
+        ));
+    }
+    if header.clock.kind != clock_kind {
+        return Err(bad(format!(
+            "it was written with the {} clock and this daemon uses another; start a new file",
+            header.clock.name()
+        )));
+    }
+    // The file's clock anchor times every session in it; ticks from before
+    // a reboot do not continue after it.
+    let mono_now = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    let mono_now = mono_now.tv_sec as u64 * 1_000_000_000 + mono_now.tv_nsec as u64;
+    if header.clock.anchor_mono_ns > mono_now {
+        return Err(bad(
+            "it was written before this machine last booted, so its clock anchor does not fit new events; start a new file".into(),
+        ));
+    }
+    let size = header.buffer_size as u64;
+    let slots = len.saturating_sub(data_offset).div_ceil(size);
+    // Sequence numbers go on from the last buffer's, so that readers keep
+    // the order; a damaged last slot leaves the slot count as the floor.
+    let mut next_seq = slots;
+    if slots > 0 {
+        let mut bh = [0u8; ferret_format::BUFFER_HEADER_LEN];
+        if file
+            .read_exact_at(&mut bh, data_offset + (slots - 1) * size)
+            .is_ok()
+        {
+            if let Some(h) = ferret_format::BufferHeader::decode(&bh) {
+                next_seq = next_seq.max(h.sequence.saturating_add(1));
+            }
+        }
+    }
+    Ok(Some(ExistingLog {
+        buffer_size: header.buffer_size,
+        data_offset,
+        slots,
+        next_seq,
+    }))
 }

@@ -18,6 +18,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
+use ferret_abi::proto::Response;
 use ferret_abi::record::{
     self, CONTEXT_LEN, ContextMeta, EventTypeMeta, LostMeta, LostReason, ProcessMeta, ProviderMeta,
     Record, Ticks,
@@ -27,6 +28,7 @@ use ferret_format::{BUFFER_HEADER_LEN, BufferBuilder, buffer_kind};
 use ferret_session::{RegionId, RouteTable, SessionCounters, SessionKey};
 use rustix::event::{PollFd, PollFlags};
 
+use crate::control::{ConnId, StreamItem};
 use crate::ring::{self, RingEvent, TimeBase};
 use crate::shm::{ReadBytes, SharedBytes, ShmRegion};
 use crate::writer::WriteCmd;
@@ -49,7 +51,56 @@ pub(crate) enum DrainCmd {
     Flush { key: SessionKey, token: u64 },
     /// Final pass, last buffer, trailer: the session's providers are already disabled.
     Stop { key: SessionKey },
+    /// A real-time consumer attaches to a session.
+    Attach { key: SessionKey, consumer: Consumer },
+    /// A consumer's connection closed.
+    Detach { key: SessionKey, conn: ConnId },
+    /// `update`: a new flush timer (outer None: unchanged; inner None: off)
+    /// and maximum buffers.
+    Update {
+        key: SessionKey,
+        flush_timer: Option<Option<Duration>>,
+        max_buffers: Option<usize>,
+    },
+    /// `update -f`: finish the log file and go on in `file`.
+    Switch {
+        key: SessionKey,
+        file: std::fs::File,
+        data_offset: u64,
+    },
+    /// Save an in-memory session's buffers to `file`.
+    Snapshot {
+        key: SessionKey,
+        file: std::fs::File,
+        header: Vec<u8>,
+        token: u64,
+    },
 }
+
+/// A real-time consumer as the drain sees it.
+#[derive(Debug)]
+pub(crate) struct Consumer {
+    pub(crate) conn: ConnId,
+    pub(crate) tx: Sender<StreamItem>,
+    missed_buffers: u64,
+    missed_events: u64,
+}
+
+impl Consumer {
+    pub(crate) fn new(conn: ConnId, tx: Sender<StreamItem>) -> Consumer {
+        Consumer {
+            conn,
+            tx,
+            missed_buffers: 0,
+            missed_events: 0,
+        }
+    }
+}
+
+/// Chunks a consumer may have queued before further ones are dropped for
+/// it (counted), so that a consumer that cannot keep up never holds back
+/// the session or the providers.
+const RT_QUEUE_LIMIT: usize = 64;
 
 /// What the drain needs to know about a new session.
 #[derive(Debug)]
@@ -59,6 +110,19 @@ pub(crate) struct SessionSetup {
     pub(crate) max_buffers: usize,
     pub(crate) flush_timer: Option<Duration>,
     pub(crate) counters: Arc<SessionCounters>,
+    /// Buffers allocated at start.
+    pub(crate) min_buffers: usize,
+    /// Whether buffers go to a log file (else to memory or nowhere).
+    pub(crate) writes_file: bool,
+    /// Real-time only: buffers no consumer takes are lost (counted).
+    pub(crate) realtime_only: bool,
+    /// Repeat the metadata events need in every buffer whose sequence
+    /// number is a multiple of this (1: every buffer), so that each file of
+    /// a series, each slot of a circular file and each buffer kept in memory
+    /// decodes alone.
+    pub(crate) describe_every: Option<u64>,
+    /// The sequence number of the first buffer.
+    pub(crate) first_seq: u64,
 }
 
 /// Per-ring state the daemon keeps; never read back from shared memory.
@@ -116,9 +180,6 @@ const MAX_AGE: Duration = Duration::from_millis(10);
 fn batch_bytes(shm: &ShmRegion) -> u64 {
     shm.layout.params.ring_capacity / 64
 }
-
-/// Buffers a session allocates when it starts (at most its maximum).
-const PREALLOCATED_BUFFERS: usize = 64;
 
 /// Room kept for the metadata a first event of a type needs.
 const META_ROOM: usize = 4096;
@@ -179,13 +240,29 @@ struct DrainSession {
     lost_ring_full: u64,
     lost_no_buffer: u64,
     lost_other: u64,
+    /// Events lost per provider name; `provider_lost_dirty` when it changed.
+    provider_lost: Vec<(String, u64)>,
+    provider_lost_dirty: bool,
+    writes_file: bool,
+    realtime_only: bool,
+    describe_every: Option<u64>,
+    /// Real-time consumers, and how much of `current` they were sent.
+    consumers: Vec<Consumer>,
+    rt_sent: usize,
+    rt_sent_records: u32,
+    /// `events` when the last real-time chunk was made.
+    rt_events_mark: u64,
+    rt_buffers_lost: u64,
+    /// Set when descriptions were forgotten: the drain must re-derive its
+    /// cached routing words.
+    forgot: bool,
 }
 
 impl DrainSession {
     fn new(setup: SessionSetup) -> DrainSession {
         // Buffers are allocated up front (as ETW's minimum buffers are), so
         // that a burst at the start of a session does not wait for memory.
-        let prealloc = setup.max_buffers.clamp(1, PREALLOCATED_BUFFERS);
+        let prealloc = setup.min_buffers.clamp(1, setup.max_buffers.max(1));
         let free = (1..prealloc)
             .map(|_| BufferBuilder::new(setup.buffer_size))
             .collect();
@@ -201,7 +278,7 @@ impl DrainSession {
             flush_timer: setup.flush_timer,
             next_flush: Instant::now() + setup.flush_timer.unwrap_or(Duration::from_secs(3600)),
             current: BufferBuilder::new(setup.buffer_size),
-            current_seq: 0,
+            current_seq: setup.first_seq,
             dirty: false,
             free,
             allocated: prealloc,
@@ -214,6 +291,95 @@ impl DrainSession {
             lost_ring_full: 0,
             lost_no_buffer: 0,
             lost_other: 0,
+            provider_lost: Vec::new(),
+            provider_lost_dirty: false,
+            writes_file: setup.writes_file,
+            realtime_only: setup.realtime_only,
+            describe_every: setup.describe_every,
+            consumers: Vec::new(),
+            rt_sent: 0,
+            rt_sent_records: 0,
+            rt_events_mark: 0,
+            rt_buffers_lost: 0,
+            forgot: false,
+        }
+    }
+
+    /// Forgets what the current buffer's stream has described, so that the
+    /// next records are preceded by the metadata they need again.
+    fn forget_descriptions(&mut self) {
+        self.described_types.clear();
+        self.described_providers.clear();
+        self.described_processes.clear();
+        self.chain = None;
+        self.forgot = true;
+    }
+
+    /// Sends the records added to `current` since the last chunk to every
+    /// real-time consumer, as one sealed buffer. With `last`, consumers get
+    /// it however far behind they are (the session is stopping).
+    fn rt_emit(&mut self, last: bool) {
+        let records = self.current.records();
+        if records == self.rt_sent_records {
+            return;
+        }
+        let events = self.events.saturating_sub(self.rt_events_mark);
+        if self.consumers.is_empty() {
+            if self.realtime_only {
+                self.rt_buffers_lost += 1;
+            }
+        } else {
+            let bytes = &self.current.bytes()[BUFFER_HEADER_LEN + self.rt_sent..];
+            let mut chunk = BufferBuilder::new(BUFFER_HEADER_LEN + bytes.len());
+            if let Some(dst) = chunk.append(bytes.len()) {
+                dst.copy_from_slice(bytes);
+            }
+            chunk.add_records(records - self.rt_sent_records - 1);
+            let buffer = chunk.seal(buffer_kind::DATA, self.current_seq).to_vec();
+            let mut lost = 0;
+            self.consumers.retain_mut(|c| {
+                if !last && c.tx.len() >= RT_QUEUE_LIMIT {
+                    c.missed_buffers += 1;
+                    c.missed_events += events;
+                    lost += 1;
+                    return true;
+                }
+                let msg = Response::RtData {
+                    buffer: buffer.clone(),
+                    missed_buffers: c.missed_buffers,
+                    missed_events: c.missed_events,
+                };
+                // A consumer whose connection is gone stops receiving.
+                c.tx.send(StreamItem::Msg(Box::new(msg))).is_ok()
+            });
+            self.rt_buffers_lost += lost;
+        }
+        self.rt_sent = self.current.used();
+        self.rt_sent_records = records;
+        self.rt_events_mark = self.events;
+        // The next records must not depend on a time base in this chunk.
+        self.chain = None;
+    }
+
+    /// Counts `n` events lost for the provider called `name`.
+    fn charge_provider(&mut self, name: &str, n: u64) {
+        match self.provider_lost.iter_mut().find(|(p, _)| p == name) {
+            Some((_, v)) => *v = v.saturating_add(n),
+            None => self.provider_lost.push((name.to_string(), n)),
+        }
+        self.provider_lost_dirty = true;
+    }
+
+    /// Sends the current buffer to the writer whatever the buffer limit
+    /// (for a file switch), taking a fresh one.
+    fn seal_current(&mut self, writer: &Sender<WriteCmd>) {
+        if self.current.is_empty() {
+            return;
+        }
+        if !self.rotate(writer) {
+            self.allocated += 1;
+            self.free.push(BufferBuilder::new(self.buffer_size));
+            self.rotate(writer);
         }
     }
 
@@ -231,6 +397,9 @@ impl DrainSession {
             }
             None => return false,
         };
+        self.rt_emit(false);
+        self.rt_sent = 0;
+        self.rt_sent_records = 0;
         let mut full = std::mem::replace(&mut self.current, next);
         full.seal(buffer_kind::DATA, self.current_seq);
         let _ = writer.send(WriteCmd::Write {
@@ -241,6 +410,12 @@ impl DrainSession {
         self.current_seq += 1;
         self.dirty = false;
         self.chain = None;
+        if self
+            .describe_every
+            .is_some_and(|n| n > 0 && self.current_seq % n == 0)
+        {
+            self.forget_descriptions();
+        }
         true
     }
 
@@ -267,7 +442,8 @@ impl DrainSession {
     /// Writes the current buffer's records so far, keeping the buffer to
     /// fill further (the later write replaces this one in the file).
     fn flush_partial(&mut self, writer: &Sender<WriteCmd>) {
-        if self.dirty && !self.current.is_empty() {
+        self.rt_emit(false);
+        if self.dirty && !self.current.is_empty() && self.writes_file {
             let bytes = self
                 .current
                 .seal(buffer_kind::DATA, self.current_seq)
@@ -289,11 +465,25 @@ impl DrainSession {
         c.lost_no_buffer
             .store(self.lost_no_buffer, Ordering::Relaxed);
         c.lost_other.store(self.lost_other, Ordering::Relaxed);
+        c.rt_buffers_lost
+            .store(self.rt_buffers_lost, Ordering::Relaxed);
+        c.free_buffers
+            .store(self.free.len() as u64, Ordering::Relaxed);
+    }
+
+    fn publish_provider_lost(&mut self) {
+        if self.provider_lost_dirty {
+            self.counters.set_provider_lost(self.provider_lost.clone());
+            self.provider_lost_dirty = false;
+        }
     }
 
     /// Records a loss in the session's stream, so the decoder shows where
     /// it happened, and counts it.
-    fn lost(&mut self, lost: LostMeta, writer: &Sender<WriteCmd>) {
+    fn lost(&mut self, lost: LostMeta, provider: Option<&str>, writer: &Sender<WriteCmd>) {
+        if let Some(name) = provider {
+            self.charge_provider(name, lost.count);
+        }
         match lost.reason {
             // Counts that come from a provider's counters are not trusted
             // to stay small: saturate rather than overflow.
@@ -477,6 +667,18 @@ impl Drain {
                 };
                 let mut s = self.sessions.swap_remove(i);
                 self.epoch += 1;
+                // Consumers get every event before the end, however far
+                // behind they are; the session stays STOPPING until they
+                // have taken it.
+                s.rt_emit(true);
+                for c in s.consumers.drain(..) {
+                    let _ = c.tx.send(StreamItem::Done {
+                        key,
+                        missed_buffers: c.missed_buffers,
+                        missed_events: c.missed_events,
+                    });
+                }
+                s.publish_provider_lost();
                 let trailer_seq = if s.current.is_empty() {
                     s.current_seq
                 } else {
@@ -495,6 +697,108 @@ impl Drain {
                     seq: trailer_seq,
                 });
             }
+            DrainCmd::Attach { key, consumer } => {
+                let Some(i) = self.session_index(key) else {
+                    // Stopped meanwhile: the consumer's stream just ends.
+                    return;
+                };
+                let s = &mut self.sessions[i];
+                // Existing consumers get what came before; the new one
+                // starts at a point from which the session describes every
+                // provider and event type again.
+                s.rt_emit(false);
+                s.forget_descriptions();
+                s.forgot = false;
+                s.consumers.push(consumer);
+                self.epoch += 1;
+            }
+            DrainCmd::Detach { key, conn } => {
+                if let Some(i) = self.session_index(key) {
+                    self.sessions[i].consumers.retain(|c| c.conn != conn);
+                }
+            }
+            DrainCmd::Update {
+                key,
+                flush_timer,
+                max_buffers,
+            } => {
+                let Some(i) = self.session_index(key) else {
+                    return;
+                };
+                let s = &mut self.sessions[i];
+                if let Some(timer) = flush_timer {
+                    s.flush_timer = timer;
+                    s.next_flush = Instant::now() + timer.unwrap_or(Duration::from_secs(3600));
+                }
+                if let Some(max) = max_buffers {
+                    s.max_buffers = max;
+                    // Free buffers above the new limit go now; buffers in
+                    // use go when they come back.
+                    while s.allocated > max && s.free.pop().is_some() {
+                        s.allocated -= 1;
+                    }
+                    s.counters
+                        .buffers_in_use
+                        .store(s.allocated as u64, Ordering::Relaxed);
+                }
+            }
+            DrainCmd::Switch {
+                key,
+                file,
+                data_offset,
+            } => {
+                self.drain_all();
+                let Some(i) = self.session_index(key) else {
+                    return;
+                };
+                let s = &mut self.sessions[i];
+                s.seal_current(&self.writer);
+                // The old file's trailer takes one sequence number; the new
+                // file starts describing from scratch.
+                let trailer_seq = s.current_seq;
+                s.current_seq += 1;
+                s.forget_descriptions();
+                s.forgot = false;
+                self.epoch += 1;
+                let _ = self.writer.send(WriteCmd::Switch {
+                    key,
+                    seq: trailer_seq,
+                    file,
+                    data_offset,
+                    first_seq: s.current_seq,
+                });
+            }
+            DrainCmd::Snapshot {
+                key,
+                file,
+                header,
+                token,
+            } => {
+                self.drain_all();
+                let Some(i) = self.session_index(key) else {
+                    let _ = self.writer.send(WriteCmd::Snapshot {
+                        key,
+                        file,
+                        header,
+                        partial: None,
+                        next_seq: 0,
+                        token,
+                    });
+                    return;
+                };
+                let s = &mut self.sessions[i];
+                s.rt_emit(false);
+                let partial = (!s.current.is_empty())
+                    .then(|| s.current.seal(buffer_kind::DATA, s.current_seq).to_vec());
+                let _ = self.writer.send(WriteCmd::Snapshot {
+                    key,
+                    file,
+                    header,
+                    partial,
+                    next_seq: s.current_seq + 1,
+                    token,
+                });
+            }
         }
     }
 
@@ -507,8 +811,17 @@ impl Drain {
 
     fn give_back(&mut self, key: SessionKey, mut buffer: BufferBuilder) {
         if let Some(i) = self.session_index(key) {
+            let s = &mut self.sessions[i];
+            if s.allocated > s.max_buffers {
+                // `update` lowered the limit: let this one go.
+                s.allocated -= 1;
+                s.counters
+                    .buffers_in_use
+                    .store(s.allocated as u64, Ordering::Relaxed);
+                return;
+            }
             buffer.clear();
-            self.sessions[i].free.push(buffer);
+            s.free.push(buffer);
         }
     }
 
@@ -559,8 +872,9 @@ impl Drain {
         for ri in 0..self.regions.len() {
             moved += self.drain_region(ri, all, now);
         }
-        for s in &self.sessions {
+        for s in &mut self.sessions {
             s.publish();
+            s.publish_provider_lost();
         }
         moved
     }
@@ -586,6 +900,7 @@ impl Drain {
         }
         let shm = region.shm.clone();
         let mut moved = 0;
+        let mut epoch_stale = false;
         for i in 0..shm.layout.params.ring_count as usize {
             let desc = shm.ring(i);
             let state = desc.state.load(Ordering::Acquire);
@@ -621,6 +936,7 @@ impl Drain {
                     runs: &mut *runs,
                     plans: &mut *plans,
                     stalled: &mut *stalled,
+                    epoch_stale: &mut epoch_stale,
                     ring: i,
                     tid,
                     bytes,
@@ -649,6 +965,14 @@ impl Drain {
                 region.rings[i].tail = outcome.tail;
                 desc.tail.store(outcome.tail, Ordering::Release);
                 moved += outcome.tail.wrapping_sub(tail);
+                for s in sessions.iter_mut() {
+                    epoch_stale |= std::mem::take(&mut s.forgot);
+                }
+                if std::mem::take(&mut epoch_stale) {
+                    *epoch += 1;
+                    region.listeners = listeners_of(region.shm.id, routes, sessions);
+                    region.listeners_epoch = *epoch;
+                }
             }
             if state == RING_RELEASED && region.rings[i].tail == head {
                 // The thread has exited and everything it wrote is consumed:
@@ -703,6 +1027,8 @@ struct RingCtx<'a> {
     runs: &'a mut Vec<Option<Run>>,
     plans: &'a mut Vec<Plan>,
     stalled: &'a mut bool,
+    /// Set when cached routing words must be re-derived after this ring.
+    epoch_stale: &'a mut bool,
     ring: usize,
     tid: u32,
     bytes: SharedBytes<'a>,
@@ -785,7 +1111,13 @@ impl RingCtx<'_> {
             let s = &mut self.sessions[self.region.listeners[j]];
             match self.plans[j] {
                 Plan::Skip => {}
-                Plan::Drop => s.lost_no_buffer += 1,
+                Plan::Drop => {
+                    s.lost_no_buffer += 1;
+                    let provider = self.region.types[type_id].meta.provider;
+                    if let Some(r) = self.routes.slot(region_id, provider) {
+                        s.charge_provider(&r.name, 1);
+                    }
+                }
                 Plan::Extend => {
                     if let Some(run) = &mut self.runs[j] {
                         run.len += e.size;
@@ -814,6 +1146,25 @@ impl RingCtx<'_> {
                 Plan::Stall => unreachable!("stalls return above"),
             }
         }
+        // A listener that started a buffer which must describe everything
+        // again invalidates every cached fast-path word.
+        if self
+            .region
+            .listeners
+            .iter()
+            .any(|&si| self.sessions[si].forgot)
+        {
+            for &si in &self.region.listeners {
+                self.sessions[si].forgot = false;
+            }
+            // Other regions' words follow once the epoch moves on after this ring.
+            *self.epoch_stale = true;
+            self.region.route_words.fill(0);
+            for t in &mut self.region.types {
+                t.epoch = 0;
+            }
+            return true;
+        }
         // With one listener that takes this type and has it described, the
         // next event of the type can take the fast path.
         let t = &self.region.types[type_id];
@@ -840,20 +1191,31 @@ impl RingCtx<'_> {
         let si = self.region.listeners[j];
         let s = &mut self.sessions[si];
         // Metadata records and the event must both fit; a whole free buffer
-        // always holds them.
-        let ready = self.region.types[type_id].ready[j];
+        // always holds them. The session's own record of what it described
+        // decides (not the cached flag): a new buffer may have to describe
+        // everything again.
+        let described = |s: &DrainSession| s.described_types.contains(&(region_id, e.type_id));
+        let mut ready = described(s);
         let need = e.size + CONTEXT_LEN + if ready { 0 } else { META_ROOM };
         if e.size + CONTEXT_LEN + BUFFER_HEADER_LEN > s.buffer_size {
             s.lost_other += 1;
             return Plan::Skip;
         }
-        if s.current.remaining() < need && !s.can_rotate() {
-            let since = *s.starved_since.get_or_insert_with(Instant::now);
-            if since.elapsed() < STALL_LIMIT {
-                *self.stalled = true;
-                return Plan::Stall;
+        if s.current.remaining() < need {
+            if !s.can_rotate() {
+                let since = *s.starved_since.get_or_insert_with(Instant::now);
+                if since.elapsed() < STALL_LIMIT {
+                    *self.stalled = true;
+                    return Plan::Stall;
+                }
+                return Plan::Drop;
             }
-            return Plan::Drop;
+            // Rotate before describing, so that the metadata lands in the
+            // buffer that holds the event.
+            if !s.rotate(self.writer) {
+                return Plan::Drop;
+            }
+            ready = described(s);
         }
         s.starved_since = None;
         if !ready {
@@ -1061,7 +1423,7 @@ fn check_lost(
                     pid,
                     count: delta,
                 };
-                s.lost(lost, writer);
+                s.lost(lost, Some(&slot_routes.name), writer);
             }
         }
     }
@@ -1103,7 +1465,7 @@ fn charge_region(
                 pid: region.shm.pid,
                 count,
             };
-            s.lost(lost, writer);
+            s.lost(lost, None, writer);
         }
     }
 }

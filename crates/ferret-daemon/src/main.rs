@@ -1,4 +1,5 @@
-//! `ferretd [--socket PATH]`: runs Ferret's session daemon in the foreground.
+//! `ferretd [--socket PATH] [--session-limit N]`: runs Ferret's session
+//! daemon in the foreground.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -6,6 +7,8 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let mut args = std::env::args_os().skip(1);
     let mut socket: Option<PathBuf> = None;
+    let mut limit = ferret_session::DEFAULT_SESSION_LIMIT;
+    const USAGE: &str = "usage: ferretd [--socket PATH] [--session-limit N]";
     while let Some(arg) = args.next() {
         match arg.to_str() {
             Some("--socket") => match args.next() {
@@ -15,19 +18,30 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             },
+            Some("--session-limit") => {
+                match args.next().and_then(|v| v.to_str()?.parse::<usize>().ok()) {
+                    Some(n) if (1..=4096).contains(&n) => limit = n,
+                    _ => {
+                        eprintln!("ferretd: --session-limit needs a number from 1 to 4096");
+                        return ExitCode::from(2);
+                    }
+                }
+            }
             Some("-h") | Some("--help") => {
                 println!(
-                    "usage: ferretd [--socket PATH]\nRuns Ferret's session daemon in the foreground until SIGTERM or SIGINT."
+                    "{USAGE}\nRuns Ferret's session daemon in the foreground until SIGTERM or SIGINT.\n--session-limit: the most sessions RUNNING or STOPPING at once (default {})",
+                    ferret_session::DEFAULT_SESSION_LIMIT
                 );
                 return ExitCode::SUCCESS;
             }
             _ => {
-                eprintln!("ferretd: unexpected argument {arg:?}; usage: ferretd [--socket PATH]");
+                eprintln!("ferretd: unexpected argument {arg:?}; {USAGE}");
                 return ExitCode::from(2);
             }
         }
     }
-    let config = ferret_daemon::Config::new(ferret_abi::paths::socket_path(socket));
+    let mut config = ferret_daemon::Config::new(ferret_abi::paths::socket_path(socket));
+    config.session_limit = limit;
     match ferret_daemon::run(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

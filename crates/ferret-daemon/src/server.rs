@@ -7,14 +7,16 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use crossbeam_channel::Sender;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use ferret_abi::proto::{self, Request};
 use ferret_client::{Conn, TransportError};
 use rustix::fs::FlockOperation;
 use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
 
 use crate::DaemonError;
-use crate::control::{ConnId, Event, Peer, Reply};
+use crate::control::{ConnId, Event, Peer, Reply, StreamItem};
 
 /// The bound listening socket and the lock that makes this daemon the only
 /// one serving its path.
@@ -111,6 +113,7 @@ fn serve(conn: ConnId, fd: OwnedFd, events: Sender<Event>) {
         Ok(c) => Peer {
             pid: c.pid.as_raw_nonzero().get() as u32,
             uid: c.uid.as_raw(),
+            gid: c.gid.as_raw(),
         },
         Err(_) => return,
     };
@@ -125,7 +128,7 @@ fn serve(conn: ConnId, fd: OwnedFd, events: Sender<Event>) {
                 if events.send(Event::Malformed { reply: tx, error }).is_err() {
                     break;
                 }
-                if !answer(&conn_io, rx.recv().ok()) {
+                if !answer(conn, &conn_io, rx.recv().ok(), &events) {
                     break;
                 }
                 continue;
@@ -149,18 +152,73 @@ fn serve(conn: ConnId, fd: OwnedFd, events: Sender<Event>) {
         if events.send(event).is_err() {
             break;
         }
-        if !answer(&conn_io, rx.recv().ok()) {
+        if !answer(conn, &conn_io, rx.recv().ok(), &events) {
             break;
         }
     }
     let _ = events.send(Event::Closed { conn });
 }
 
-fn answer(conn: &Conn, reply: Option<Reply>) -> bool {
+/// Sends the answer to one request; false when the connection is over.
+fn answer(id: ConnId, conn: &Conn, reply: Option<Reply>, events: &Sender<Event>) -> bool {
     let sent = match reply {
         Some(Reply::Msg(r)) => conn.send(&r, &[]),
         Some(Reply::Region(r, region)) => conn.send(&r, &[region.memfd(), region.eventfd.as_fd()]),
+        Some(Reply::Stream(rx)) => {
+            stream(id, conn, rx, events);
+            return false;
+        }
         None => return false,
     };
     sent.is_ok()
+}
+
+/// Forwards a watch or a real-time stream to the client until the daemon
+/// ends it or the client goes away. Sending blocks only this connection's
+/// thread: a slow client holds up nobody else.
+fn stream(id: ConnId, conn: &Conn, rx: Receiver<StreamItem>, events: &Sender<Event>) {
+    loop {
+        match rx.recv_timeout(Duration::from_secs(1)) {
+            Ok(StreamItem::Msg(r)) => {
+                if conn.send(&*r, &[]).is_err() {
+                    return;
+                }
+            }
+            Ok(StreamItem::Done {
+                key,
+                missed_buffers,
+                missed_events,
+            }) => {
+                // Everything before this marker is on its way to the client.
+                let _ = events.send(Event::ConsumerDone {
+                    conn: id,
+                    key,
+                    missed_buffers,
+                    missed_events,
+                });
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                if peer_gone(conn) {
+                    return;
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+    }
+}
+
+/// True if the client has closed its end.
+fn peer_gone(conn: &Conn) -> bool {
+    use rustix::event::{PollFd, PollFlags};
+    let mut fds = [PollFd::new(conn, PollFlags::RDHUP)];
+    let zero = rustix::time::Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    match rustix::event::poll(&mut fds, Some(&zero)) {
+        Ok(n) if n > 0 => fds[0]
+            .revents()
+            .intersects(PollFlags::RDHUP | PollFlags::HUP | PollFlags::ERR),
+        _ => false,
+    }
 }

@@ -14,13 +14,14 @@
 //! direct I/O is refused, buffers are written through the page cache,
 //! without their unused tails.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use ferret_abi::proto::rotated_file_name;
 use ferret_abi::record;
 use ferret_format::{BufferBuilder, Trailer, buffer_kind};
 use ferret_session::{SessionCounters, SessionKey};
@@ -31,15 +32,14 @@ use crate::control::Event;
 /// What the drain thread (and the control thread, for `Open`) asks the writer.
 #[derive(Debug)]
 pub(crate) enum WriteCmd {
-    /// A session's log file, its header already written.
+    /// A session's sink: its log file (header already written), memory, or nothing.
     Open {
         key: SessionKey,
-        file: File,
-        data_offset: u64,
-        buffer_size: u64,
+        sink: SinkSetup,
         counters: Arc<SessionCounters>,
     },
-    /// A full buffer, sealed; it goes back to the drain afterwards.
+    /// A full buffer, sealed; it goes back to the drain afterwards (at once,
+    /// or once an in-memory session no longer keeps it).
     Write {
         key: SessionKey,
         seq: u64,
@@ -53,8 +53,75 @@ pub(crate) enum WriteCmd {
     },
     /// Everything sent before this is written: tell the control thread.
     Flushed { key: SessionKey, token: u64 },
-    /// Write the trailer in slot `seq`, sync, close, and tell the control thread.
+    /// Finish the current log file (trailer with sequence `seq`, sync,
+    /// close) and go on in `file`, whose header is written; its first
+    /// buffer has sequence `first_seq`.
+    Switch {
+        key: SessionKey,
+        seq: u64,
+        file: File,
+        data_offset: u64,
+        first_seq: u64,
+    },
+    /// Save an in-memory session's kept buffers, then `partial` (the
+    /// current buffer, sealed), to `file` after `header`.
+    Snapshot {
+        key: SessionKey,
+        file: File,
+        header: Vec<u8>,
+        partial: Option<Vec<u8>>,
+        next_seq: u64,
+        token: u64,
+    },
+    /// Write the trailer with sequence `seq`, sync, close, and tell the control thread.
     Finish { key: SessionKey, seq: u64 },
+}
+
+/// Where a session's buffers go.
+#[derive(Debug)]
+pub(crate) enum SinkSetup {
+    /// A log file whose header is written; data starts at `data_offset`.
+    File {
+        file: File,
+        data_offset: u64,
+        buffer_size: u64,
+        layout: FileLayout,
+        /// The sequence number of the buffer that goes in the file's first
+        /// free slot; `first_slot` is that slot (non-zero when appending).
+        first_seq: u64,
+        first_slot: u64,
+        /// For new-file mode: how to create the next files.
+        series: Option<Box<Series>>,
+    },
+    /// In-memory mode: keep the newest `keep` buffers.
+    Memory { keep: usize },
+    /// Real-time only: buffers go straight back.
+    Discard,
+}
+
+/// How sequence numbers map to the slots of one log file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum FileLayout {
+    /// Slot = sequence − first sequence; at most `data_slots` data slots
+    /// (None: unlimited), the trailer after the last.
+    Sequential { data_slots: Option<u64> },
+    /// `data_slots` slots reused in turn; the trailer in the slot after them.
+    Circular { data_slots: u64 },
+}
+
+/// The next files of a new-file series.
+#[derive(Debug)]
+pub(crate) struct Series {
+    /// The directory the controller opened.
+    pub(crate) dir: std::os::fd::OwnedFd,
+    /// The path pattern (see `ferret_abi::proto::rotated_file_name`).
+    pub(crate) pattern: String,
+    /// The header of file 1; later files change `file_index`.
+    pub(crate) header: ferret_format::FileHeader,
+    /// The number of the file being written.
+    pub(crate) index: u32,
+    /// Who should own new files when the daemon runs as root.
+    pub(crate) owner: Option<(u32, u32)>,
 }
 
 /// Alignment for direct I/O: the largest logical block size in common use.
@@ -219,9 +286,6 @@ impl OpenLog {
             Ok(()) => {
                 self.next_new_slot = self.next_new_slot.max(first + count);
                 self.end = self.end.max(self.slot_offset(first) + len as u64);
-                self.counters
-                    .bytes_written
-                    .store(self.end, Ordering::Relaxed);
             }
             Err(e) => {
                 self.counters
@@ -233,13 +297,6 @@ impl OpenLog {
                 ));
             }
         }
-    }
-
-    /// Data slots written, as the trailer and counters report them.
-    fn publish(&self) {
-        self.counters
-            .buffers_written
-            .store(self.next_new_slot, Ordering::Relaxed);
     }
 }
 
@@ -258,6 +315,334 @@ fn disable_direct(file: &File) {
     }
 }
 
+/// A session's sink as the writer keeps it.
+struct SessionSink {
+    counters: Arc<SessionCounters>,
+    kind: SinkKind,
+    /// Data buffers handed to log files, counted once per sequence number.
+    buffers_written: u64,
+    /// Sequence numbers below this one have been seen.
+    next_new_seq: u64,
+    /// Bytes of the files already finished (rotation, switch).
+    bytes_finished: u64,
+}
+
+enum SinkKind {
+    File(Box<FileSink>),
+    Memory {
+        held: VecDeque<BufferBuilder>,
+        keep: usize,
+    },
+    Discard,
+}
+
+struct FileSink {
+    /// None once a new file of a series could not be created.
+    log: Option<OpenLog>,
+    layout: FileLayout,
+    first_seq: u64,
+    first_slot: u64,
+    series: Option<Box<Series>>,
+    buffer_size: u64,
+}
+
+impl FileSink {
+    /// The slot buffer `seq` goes in, or None if the file has no room for it.
+    fn slot_for(&self, seq: u64) -> Option<u64> {
+        let rel = seq.checked_sub(self.first_seq)?;
+        self.log.as_ref()?;
+        match self.layout {
+            FileLayout::Sequential { data_slots } => match data_slots {
+                Some(n) if rel >= n => None,
+                _ => Some(self.first_slot + rel),
+            },
+            FileLayout::Circular { data_slots } => Some(rel % data_slots),
+        }
+    }
+
+    /// The slot for the trailer: after the last data slot written, or the
+    /// slot reserved for it.
+    fn trailer_slot(&self, next_new_seq: u64) -> u64 {
+        let written = next_new_seq.saturating_sub(self.first_seq);
+        match self.layout {
+            FileLayout::Sequential { data_slots } => {
+                self.first_slot + written.min(data_slots.unwrap_or(u64::MAX))
+            }
+            FileLayout::Circular { data_slots } => data_slots,
+        }
+    }
+
+    /// Goes on in a fresh `file`, whose first buffer is `first_seq`.
+    fn begin(
+        &mut self,
+        file: File,
+        data_offset: u64,
+        first_seq: u64,
+        counters: &Arc<SessionCounters>,
+    ) {
+        self.log = Some(OpenLog::new(
+            file,
+            data_offset,
+            self.buffer_size,
+            counters.clone(),
+        ));
+        self.first_seq = first_seq;
+        self.first_slot = 0;
+        counters.files.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl SessionSink {
+    fn new(setup: SinkSetup, counters: Arc<SessionCounters>) -> SessionSink {
+        let (kind, first_seq) = match setup {
+            SinkSetup::File {
+                file,
+                data_offset,
+                buffer_size,
+                layout,
+                first_seq,
+                first_slot,
+                series,
+            } => {
+                counters.files.store(1, Ordering::Relaxed);
+                let log = OpenLog::new(file, data_offset, buffer_size, counters.clone());
+                let sink = FileSink {
+                    log: Some(log),
+                    layout,
+                    first_seq,
+                    first_slot,
+                    series,
+                    buffer_size,
+                };
+                (SinkKind::File(Box::new(sink)), first_seq)
+            }
+            SinkSetup::Memory { keep } => (
+                SinkKind::Memory {
+                    held: VecDeque::new(),
+                    keep,
+                },
+                0,
+            ),
+            SinkSetup::Discard => (SinkKind::Discard, 0),
+        };
+        SessionSink {
+            counters,
+            kind,
+            buffers_written: 0,
+            next_new_seq: first_seq,
+            bytes_finished: 0,
+        }
+    }
+
+    /// Takes a full buffer; returns it when the sink is done with it.
+    fn write(&mut self, seq: u64, buffer: BufferBuilder, clock: &Clock) -> Option<BufferBuilder> {
+        match &mut self.kind {
+            SinkKind::Memory { held, keep } => {
+                held.push_back(buffer);
+                if held.len() > *keep {
+                    self.counters
+                        .buffers_overwritten
+                        .fetch_add(1, Ordering::Relaxed);
+                    return held.pop_front();
+                }
+                None
+            }
+            SinkKind::Discard => Some(buffer),
+            SinkKind::File(_) => {
+                self.put(seq, buffer.bytes(), clock);
+                Some(buffer)
+            }
+        }
+    }
+
+    /// Writes (a copy of) buffer `seq` to the log file, if there is one.
+    fn put(&mut self, seq: u64, bytes: &[u8], clock: &Clock) {
+        let SinkKind::File(f) = &mut self.kind else {
+            return;
+        };
+        if let (
+            Some(series),
+            FileLayout::Sequential {
+                data_slots: Some(n),
+            },
+        ) = (&f.series, f.layout)
+        {
+            if seq >= f.first_seq + n && series.index < u32::MAX {
+                self.next_file(seq, clock);
+            }
+        }
+        let SinkKind::File(f) = &mut self.kind else {
+            return;
+        };
+        let first_time = seq >= self.next_new_seq;
+        self.next_new_seq = self.next_new_seq.max(seq + 1);
+        match f.slot_for(seq) {
+            Some(slot) => {
+                if let Some(log) = &mut f.log {
+                    log.put(slot, bytes);
+                }
+                if first_time {
+                    self.buffers_written += 1;
+                    if let FileLayout::Circular { data_slots } = f.layout {
+                        if seq - f.first_seq >= data_slots {
+                            self.counters
+                                .buffers_overwritten
+                                .fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            }
+            None if first_time => {
+                self.counters
+                    .log_buffers_lost
+                    .fetch_add(1, Ordering::Relaxed);
+                if f.log.is_some() {
+                    self.counters.set_error(
+                        "the log file reached its maximum size; later buffers are counted as log buffers lost".into(),
+                    );
+                }
+            }
+            None => {}
+        }
+    }
+
+    /// Writes staged buffers and publishes the counters.
+    fn flush(&mut self) {
+        if let SinkKind::File(f) = &mut self.kind {
+            if let Some(log) = &mut f.log {
+                log.flush();
+            }
+        }
+        self.publish();
+    }
+
+    fn publish(&self) {
+        let c = &self.counters;
+        c.buffers_written
+            .store(self.buffers_written, Ordering::Relaxed);
+        let current = match &self.kind {
+            SinkKind::File(f) => f.log.as_ref().map_or(0, |l| l.end),
+            _ => 0,
+        };
+        c.bytes_written
+            .store(self.bytes_finished + current, Ordering::Relaxed);
+    }
+
+    /// Writes the trailer (sequence `seq`) of the current file and syncs it.
+    fn finish_file(&mut self, seq: u64, clock: &Clock) {
+        let next_new_seq = self.next_new_seq;
+        let SinkKind::File(f) = &mut self.kind else {
+            return;
+        };
+        let slot = f.trailer_slot(next_new_seq);
+        let Some(mut log) = f.log.take() else {
+            return;
+        };
+        log.flush();
+        // The trailer reports the counters as they are now.
+        self.counters
+            .buffers_written
+            .store(self.buffers_written, Ordering::Relaxed);
+        finish(&mut log, slot, seq, clock);
+        self.bytes_finished += log.end;
+    }
+
+    /// Moves a new-file series on to its next file, whose first buffer is `seq`.
+    fn next_file(&mut self, seq: u64, clock: &Clock) {
+        self.finish_file(seq, clock);
+        let SinkKind::File(f) = &mut self.kind else {
+            return;
+        };
+        let Some(series) = &mut f.series else {
+            return;
+        };
+        series.index += 1;
+        match open_series_file(series) {
+            Ok((file, data_offset)) => f.begin(file, data_offset, seq, &self.counters),
+            Err(e) => {
+                self.counters.set_error(format!(
+                    "cannot create log file {}: {e}; later buffers are counted as log buffers lost",
+                    rotated_file_name(&series.pattern, series.index)
+                ));
+            }
+        }
+    }
+
+    /// Finishes the current file and goes on in `file`.
+    fn switch(&mut self, seq: u64, file: File, data_offset: u64, first_seq: u64, clock: &Clock) {
+        self.finish_file(seq, clock);
+        if let SinkKind::File(f) = &mut self.kind {
+            f.begin(file, data_offset, first_seq, &self.counters);
+        }
+    }
+}
+
+/// Creates the current file of a series (never through a symlink, never
+/// over an existing file) and writes its header.
+pub(crate) fn open_series_file(series: &Series) -> std::io::Result<(File, u64)> {
+    use rustix::fs::{Mode, OFlags};
+    let path = rotated_file_name(&series.pattern, series.index);
+    let name = path.rsplit('/').next().unwrap_or(&path);
+    let fd = rustix::fs::openat(
+        &series.dir,
+        name,
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o640),
+    )?;
+    if let Some((uid, gid)) = series.owner {
+        // A root daemon creates the files of a user's session: they belong
+        // to that user, as the first file (which the user created) does.
+        let _ = rustix::fs::fchown(
+            &fd,
+            Some(rustix::fs::Uid::from_raw(uid)),
+            Some(rustix::fs::Gid::from_raw(gid)),
+        );
+    }
+    let file = File::from(fd);
+    let mut header = series.header.clone();
+    header.file_index = series.index;
+    let bytes = header.encode();
+    file.write_all_at(&bytes, 0)?;
+    Ok((file, header.data_offset()))
+}
+
+/// Writes an in-memory session's kept buffers and its current one to a
+/// snapshot file. Returns the buffers and bytes written.
+fn snapshot(
+    sink: &SessionSink,
+    file: &File,
+    header: &[u8],
+    partial: Option<&[u8]>,
+    next_seq: u64,
+    clock: &Clock,
+) -> std::io::Result<(u64, u64)> {
+    let SinkKind::Memory { held, .. } = &sink.kind else {
+        return Err(std::io::Error::other(
+            "the session keeps no buffers in memory",
+        ));
+    };
+    file.write_all_at(header, 0)?;
+    let (h, data_offset) = ferret_format::FileHeader::decode_untrusted(header)
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let size = h.buffer_size as u64;
+    let mut slot = 0u64;
+    let mut end = data_offset;
+    for bytes in held.iter().map(BufferBuilder::bytes).chain(partial) {
+        let at = data_offset + slot * size;
+        file.write_all_at(bytes, at)?;
+        end = at + bytes.len() as u64;
+        slot += 1;
+    }
+    let buffers = slot;
+    if let Some(bytes) = trailer_bytes(&sink.counters, size, next_seq, clock) {
+        let at = data_offset + slot * size;
+        file.write_all_at(&bytes, at)?;
+        end = at + bytes.len() as u64;
+    }
+    file.sync_all()?;
+    Ok((buffers, end))
+}
+
 /// Runs the writer until its command channel closes.
 pub(crate) fn run(
     cmds: Receiver<WriteCmd>,
@@ -266,16 +651,15 @@ pub(crate) fn run(
     clock: Clock,
 ) {
     crate::drain::raise_priority();
-    let mut logs: HashMap<SessionKey, OpenLog> = HashMap::new();
+    let mut sinks: HashMap<SessionKey, SessionSink> = HashMap::new();
     loop {
         let cmd = match cmds.try_recv() {
             Ok(cmd) => cmd,
             Err(TryRecvError::Disconnected) => return,
             Err(TryRecvError::Empty) => {
                 // Nothing more queued: write what is staged before waiting.
-                for log in logs.values_mut() {
-                    log.flush();
-                    log.publish();
+                for sink in sinks.values_mut() {
+                    sink.flush();
                 }
                 match cmds.recv() {
                     Ok(cmd) => cmd,
@@ -286,34 +670,65 @@ pub(crate) fn run(
         match cmd {
             WriteCmd::Open {
                 key,
-                file,
-                data_offset,
-                buffer_size,
+                sink,
                 counters,
             } => {
-                logs.insert(key, OpenLog::new(file, data_offset, buffer_size, counters));
+                sinks.insert(key, SessionSink::new(sink, counters));
             }
             WriteCmd::Write { key, seq, buffer } => {
-                if let Some(log) = logs.get_mut(&key) {
-                    log.put(seq, buffer.bytes());
+                let back = match sinks.get_mut(&key) {
+                    Some(sink) => sink.write(seq, buffer, &clock),
+                    None => Some(buffer),
+                };
+                if let Some(buffer) = back {
+                    let _ = returned.send((key, buffer));
                 }
-                let _ = returned.send((key, buffer));
             }
             WriteCmd::WriteCopy { key, seq, bytes } => {
-                if let Some(log) = logs.get_mut(&key) {
-                    log.put(seq, &bytes);
+                if let Some(sink) = sinks.get_mut(&key) {
+                    sink.put(seq, &bytes, &clock);
                 }
             }
             WriteCmd::Flushed { key, token } => {
-                if let Some(log) = logs.get_mut(&key) {
-                    log.flush();
-                    log.publish();
+                if let Some(sink) = sinks.get_mut(&key) {
+                    sink.flush();
                 }
                 let _ = events.send(Event::Flushed { key, token });
             }
+            WriteCmd::Switch {
+                key,
+                seq,
+                file,
+                data_offset,
+                first_seq,
+            } => {
+                if let Some(sink) = sinks.get_mut(&key) {
+                    sink.switch(seq, file, data_offset, first_seq, &clock);
+                }
+            }
+            WriteCmd::Snapshot {
+                key,
+                file,
+                header,
+                partial,
+                next_seq,
+                token,
+            } => {
+                let result = match sinks.get(&key) {
+                    Some(sink) => {
+                        snapshot(sink, &file, &header, partial.as_deref(), next_seq, &clock)
+                            .map_err(|e| e.to_string())
+                    }
+                    None => Err("the session has stopped".into()),
+                };
+                let _ = events.send(Event::Snapshotted { token, result });
+            }
             WriteCmd::Finish { key, seq } => {
-                if let Some(mut log) = logs.remove(&key) {
-                    finish(&mut log, seq, &clock);
+                if let Some(mut sink) = sinks.remove(&key) {
+                    sink.finish_file(seq, &clock);
+                    sink.publish();
+                    sink.counters.buffers_in_use.store(0, Ordering::Relaxed);
+                    sink.counters.free_buffers.store(0, Ordering::Relaxed);
                 }
                 let _ = events.send(Event::Stopped { key });
             }
@@ -321,12 +736,15 @@ pub(crate) fn run(
     }
 }
 
-/// Writes the trailer after everything else and syncs the file.
-fn finish(log: &mut OpenLog, seq: u64, clock: &Clock) {
-    log.flush();
-    log.publish();
+/// The trailer buffer with a session's counters as they are now.
+fn trailer_bytes(
+    counters: &SessionCounters,
+    buffer_size: u64,
+    seq: u64,
+    clock: &Clock,
+) -> Option<Vec<u8>> {
     let end = clock.anchor();
-    let c = log.counters.snapshot();
+    let c = counters.snapshot();
     let trailer = Trailer {
         events: c.events,
         events_lost: c.events_lost,
@@ -340,10 +758,19 @@ fn finish(log: &mut OpenLog, seq: u64, clock: &Clock) {
         end_unix_ns: end.unix_ns,
     };
     let mut rec = Vec::new();
-    let mut buffer = BufferBuilder::new(log.buffer_size as usize);
+    let mut buffer = BufferBuilder::new(buffer_size as usize);
     if record::encode_trailer(&trailer.to_values(), &mut rec).is_ok() && buffer.push(&rec) {
-        let bytes = buffer.seal(buffer_kind::TRAILER, seq).to_vec();
-        log.put(seq, &bytes);
+        Some(buffer.seal(buffer_kind::TRAILER, seq).to_vec())
+    } else {
+        None
+    }
+}
+
+/// Writes the trailer in `slot` after everything else and syncs the file.
+fn finish(log: &mut OpenLog, slot: u64, seq: u64, clock: &Clock) {
+    log.flush();
+    if let Some(bytes) = trailer_bytes(&log.counters, log.buffer_size, seq, clock) {
+        log.put(slot, &bytes);
         log.flush();
     }
     // What `stop` reports as written must survive power loss.
@@ -351,5 +778,4 @@ fn finish(log: &mut OpenLog, seq: u64, clock: &Clock) {
         log.counters
             .set_error(format!("syncing the log file failed: {e}"));
     }
-    log.counters.buffers_in_use.store(0, Ordering::Relaxed);
 }

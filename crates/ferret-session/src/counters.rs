@@ -27,6 +27,16 @@ pub struct SessionCounters {
     pub bytes_written: AtomicU64,
     /// Buffers allocated now.
     pub buffers_in_use: AtomicU64,
+    /// Allocated buffers free for new events.
+    pub free_buffers: AtomicU64,
+    /// Buffers real-time consumers could not take.
+    pub rt_buffers_lost: AtomicU64,
+    /// Buffers replaced by newer ones in circular and in-memory modes.
+    pub buffers_overwritten: AtomicU64,
+    /// Log files written.
+    pub files: AtomicU64,
+    /// Events lost per provider name (written by the drain).
+    pub provider_lost: Mutex<Vec<(String, u64)>>,
     /// The last error writing the log file.
     pub last_error: Mutex<Option<String>>,
 }
@@ -45,6 +55,19 @@ impl SessionCounters {
             .clone()
     }
 
+    /// Events lost per provider name.
+    pub fn provider_lost(&self) -> Vec<(String, u64)> {
+        self.provider_lost
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Replaces the per-provider loss counts.
+    pub fn set_provider_lost(&self, lost: Vec<(String, u64)>) {
+        *self.provider_lost.lock().unwrap_or_else(|p| p.into_inner()) = lost;
+    }
+
     /// A consistent-enough copy for reporting.
     pub fn snapshot(&self) -> Counters {
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
@@ -61,6 +84,10 @@ impl SessionCounters {
             log_buffers_lost: get(&self.log_buffers_lost),
             bytes_written: get(&self.bytes_written),
             buffers_in_use: get(&self.buffers_in_use),
+            free_buffers: get(&self.free_buffers),
+            rt_buffers_lost: get(&self.rt_buffers_lost),
+            buffers_overwritten: get(&self.buffers_overwritten),
+            files: get(&self.files),
         }
     }
 }

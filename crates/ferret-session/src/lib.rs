@@ -15,8 +15,9 @@ pub use counters::SessionCounters;
 pub use registry::{ProviderEntry, Registry};
 pub use routes::{RouteTable, SlotRoutes, enable_words};
 pub use table::{
-    DEFAULT_BUFFER_KIB, DEFAULT_FLUSH_TIMER_MS, DEFAULT_MAX_BUFFERS, DEFAULT_SESSION_LIMIT,
-    Session, SessionKey, SessionTable, validate_start,
+    DEFAULT_BUFFER_KIB, DEFAULT_FLUSH_TIMER_MS, DEFAULT_MAX_BUFFERS, DEFAULT_MIN_BUFFERS,
+    DEFAULT_SESSION_LIMIT, MAX_REALTIME_BUFFER_KIB, MIN_FILE_SLOTS, Session, SessionKey,
+    SessionTable, validate_flush_timer, validate_max_buffers, validate_providers, validate_start,
 };
 
 /// Identifies one provider process's shared-memory region for the life of the daemon.

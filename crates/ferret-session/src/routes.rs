@@ -101,8 +101,13 @@ mod tests {
             buffer_kib: 64,
             max_buffers: 8,
             flush_timer_ms: 0,
+            min_buffers: 2,
+            file_mode: Default::default(),
+            max_file_bytes: 0,
+            realtime: false,
+            controller: String::new(),
         };
-        t.insert(&req, 0, "tsc", 0).unwrap();
+        t.insert(&req, 0, "tsc", 0, 1).unwrap();
     }
 
     #[test]

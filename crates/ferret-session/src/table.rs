@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use ferret_abi::proto::{
-    ErrorCode, ErrorReply, MAX_SESSION_PROVIDERS, ProviderSpec, SessionInfo, SessionRef,
+    ErrorCode, ErrorReply, FileMode, MAX_SESSION_PROVIDERS, ProviderSpec, SessionInfo, SessionRef,
     SessionState, StartRequest, validate_provider_name, validate_session_name,
 };
 
@@ -18,6 +18,15 @@ pub const DEFAULT_MAX_BUFFERS: u32 = 64;
 pub const DEFAULT_FLUSH_TIMER_MS: u32 = 1000;
 /// The default limit on sessions that are RUNNING or STOPPING.
 pub const DEFAULT_SESSION_LIMIT: usize = 64;
+/// The default number of buffers allocated at start.
+pub const DEFAULT_MIN_BUFFERS: u32 = 64;
+/// The largest buffer a real-time session may use: each buffer travels to
+/// consumers as one packet, and a Unix socket's default send buffer
+/// (208 KiB) caps the packet size.
+pub const MAX_REALTIME_BUFFER_KIB: u32 = 128;
+/// The fewest slots a circular or new-file log may have: two data slots and
+/// the trailer's.
+pub const MIN_FILE_SLOTS: u64 = 3;
 
 /// The most memory one session's buffers may take.
 const MAX_SESSION_MEMORY: u64 = 1 << 30;
@@ -57,6 +66,20 @@ pub struct Session {
     pub stopped_unix_ns: u64,
     /// Counters, shared with the threads that move events.
     pub counters: Arc<SessionCounters>,
+    /// Buffers allocated at start.
+    pub min_buffers: u32,
+    /// The log file mode.
+    pub file_mode: FileMode,
+    /// The largest log file in bytes, or 0.
+    pub max_file_bytes: u64,
+    /// Whether real-time consumers may attach.
+    pub realtime: bool,
+    /// Real-time consumers attached now.
+    pub consumers: u32,
+    /// The starting controller's description.
+    pub controller: String,
+    /// The starting controller's token (secret: never in [`SessionInfo`]).
+    pub controller_token: u64,
 }
 
 impl Session {
@@ -77,6 +100,13 @@ impl Session {
             stopped_unix_ns: self.stopped_unix_ns,
             counters: self.counters.snapshot(),
             last_error: self.counters.error(),
+            min_buffers: self.min_buffers,
+            file_mode: self.file_mode,
+            max_file_bytes: self.max_file_bytes,
+            realtime: self.realtime,
+            consumers: self.consumers,
+            controller: self.controller.clone(),
+            provider_lost: self.counters.provider_lost(),
         }
     }
 
@@ -96,24 +126,7 @@ fn refuse(code: ErrorCode, message: impl Into<String>) -> ErrorReply {
 /// Checks everything in a start request that does not depend on other sessions.
 pub fn validate_start(req: &StartRequest) -> Result<(), ErrorReply> {
     validate_session_name(&req.name).map_err(|m| refuse(ErrorCode::Invalid, m))?;
-    if req.providers.len() > MAX_SESSION_PROVIDERS {
-        return Err(refuse(
-            ErrorCode::Invalid,
-            format!(
-                "{} providers; a session may enable at most {MAX_SESSION_PROVIDERS}",
-                req.providers.len()
-            ),
-        ));
-    }
-    for (i, p) in req.providers.iter().enumerate() {
-        validate_provider_name(&p.name).map_err(|m| refuse(ErrorCode::Invalid, m))?;
-        if req.providers[..i].iter().any(|q| q.name == p.name) {
-            return Err(refuse(
-                ErrorCode::Invalid,
-                format!("provider '{}' is given twice; give it once", p.name),
-            ));
-        }
-    }
+    validate_providers(&req.providers)?;
     if !(4..=16384).contains(&req.buffer_kib) || req.buffer_kib % 4 != 0 {
         return Err(refuse(
             ErrorCode::Invalid,
@@ -123,29 +136,125 @@ pub fn validate_start(req: &StartRequest) -> Result<(), ErrorReply> {
             ),
         ));
     }
-    if !(2..=65536).contains(&req.max_buffers) {
+    validate_max_buffers(req.max_buffers, req.buffer_kib)?;
+    validate_flush_timer(req.flush_timer_ms)?;
+    if req.min_buffers > req.max_buffers {
         return Err(refuse(
             ErrorCode::Invalid,
             format!(
-                "maximum buffers {} is out of range; use 2 to 65536",
-                req.max_buffers
+                "minimum buffers {} exceed maximum buffers {}; lower --min-buffers or raise --max-buffers",
+                req.min_buffers, req.max_buffers
             ),
         ));
     }
-    if req.buffer_kib as u64 * 1024 * req.max_buffers as u64 > MAX_SESSION_MEMORY {
+    if req.controller.len() > 256 || req.controller.chars().any(char::is_control) {
         return Err(refuse(
-            ErrorCode::Resources,
+            ErrorCode::Invalid,
+            "controller description is longer than 256 bytes or holds control characters",
+        ));
+    }
+    let buffer = req.buffer_kib as u64 * 1024;
+    match req.file_mode {
+        FileMode::Circular | FileMode::NewFile
+            if req.max_file_bytes < MIN_FILE_SLOTS * buffer + 4096 =>
+        {
+            return Err(refuse(
+                ErrorCode::Invalid,
+                format!(
+                    "{} mode needs a maximum file size of at least {} KiB (the header and {MIN_FILE_SLOTS} buffers of {} KiB); give --max-file-size",
+                    req.file_mode.name(),
+                    (MIN_FILE_SLOTS * buffer + 4096) / 1024,
+                    req.buffer_kib
+                ),
+            ));
+        }
+        FileMode::Sequential | FileMode::Append
+            if req.max_file_bytes != 0 && req.max_file_bytes < 2 * buffer + 4096 =>
+        {
+            return Err(refuse(
+                ErrorCode::Invalid,
+                format!(
+                    "a maximum file size of {} bytes holds no buffer of {} KiB; give at least {} KiB",
+                    req.max_file_bytes,
+                    req.buffer_kib,
+                    (2 * buffer + 4096) / 1024
+                ),
+            ));
+        }
+        FileMode::None if !req.realtime => {
+            return Err(refuse(
+                ErrorCode::Invalid,
+                "a session with no log file must be real-time; add --realtime or give a file",
+            ));
+        }
+        FileMode::InMemory if req.max_buffers < 4 => {
+            return Err(refuse(
+                ErrorCode::Invalid,
+                "an in-memory session needs at least 4 buffers; raise --max-buffers",
+            ));
+        }
+        _ => {}
+    }
+    if req.realtime && req.buffer_kib > MAX_REALTIME_BUFFER_KIB {
+        return Err(refuse(
+            ErrorCode::Invalid,
             format!(
-                "{} buffers of {} KiB exceed the 1 GiB a session may hold; use fewer or smaller buffers",
-                req.max_buffers, req.buffer_kib
+                "real-time sessions use buffers of at most {MAX_REALTIME_BUFFER_KIB} KiB (each travels as one socket packet); lower --buffer-size"
             ),
         ));
     }
-    if req.flush_timer_ms > 86_400_000 {
+    Ok(())
+}
+
+/// Checks a flush timer in milliseconds.
+pub fn validate_flush_timer(ms: u32) -> Result<(), ErrorReply> {
+    if ms > 86_400_000 {
         return Err(refuse(
             ErrorCode::Invalid,
             "flush timer is longer than a day; use 0 (none) to 86400 seconds",
         ));
+    }
+    Ok(())
+}
+
+/// Checks a maximum buffer count against the session's buffer size.
+pub fn validate_max_buffers(max_buffers: u32, buffer_kib: u32) -> Result<(), ErrorReply> {
+    if !(2..=65536).contains(&max_buffers) {
+        return Err(refuse(
+            ErrorCode::Invalid,
+            format!("maximum buffers {max_buffers} is out of range; use 2 to 65536"),
+        ));
+    }
+    if buffer_kib as u64 * 1024 * max_buffers as u64 > MAX_SESSION_MEMORY {
+        return Err(refuse(
+            ErrorCode::Resources,
+            format!(
+                "{max_buffers} buffers of {buffer_kib} KiB exceed the 1 GiB a session may hold; use fewer or smaller buffers"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a provider list: names, count, no repeats.
+pub fn validate_providers(providers: &[ProviderSpec]) -> Result<(), ErrorReply> {
+    if providers.len() > MAX_SESSION_PROVIDERS {
+        return Err(refuse(
+            ErrorCode::Invalid,
+            format!(
+                "{} providers; a session may enable at most {MAX_SESSION_PROVIDERS}",
+                providers.len()
+            ),
+        ));
+    }
+    for (i, p) in providers.iter().enumerate() {
+        validate_provider_name(&p.name).map_err(|m| refuse(ErrorCode::Invalid, m))?;
+        if providers[..i].iter().any(|q| q.name == p.name) {
+            return Err(refuse(
+                ErrorCode::Invalid,
+                format!("provider '{}' is given twice; give it once", p.name),
+            ));
+        }
     }
     Ok(())
 }
@@ -175,6 +284,7 @@ impl SessionTable {
         owner_uid: u32,
         clock: &str,
         now_unix_ns: u64,
+        controller_token: u64,
     ) -> Result<&Session, ErrorReply> {
         validate_start(req)?;
         if let Some(s) = self
@@ -208,7 +318,7 @@ impl SessionTable {
             return Err(refuse(
                 ErrorCode::Resources,
                 format!(
-                    "the limit of {} active sessions is reached; stop one first",
+                    "the limit of {} active sessions is reached; stop one first (or run the daemon with a higher --session-limit)",
                     self.limit
                 ),
             ));
@@ -233,6 +343,13 @@ impl SessionTable {
             started_unix_ns: now_unix_ns,
             stopped_unix_ns: 0,
             counters: Arc::new(SessionCounters::default()),
+            min_buffers: req.min_buffers,
+            file_mode: req.file_mode,
+            max_file_bytes: req.max_file_bytes,
+            realtime: req.realtime,
+            consumers: 0,
+            controller: req.controller.clone(),
+            controller_token,
         };
         Ok(self.sessions.entry(logger_id).or_insert(session))
     }
@@ -275,6 +392,11 @@ impl SessionTable {
     }
 
     /// The session with this key.
+    pub fn by_key(&self, key: SessionKey) -> Option<&Session> {
+        self.sessions.values().find(|s| s.key == key)
+    }
+
+    /// The session with this key, to change it.
     pub fn by_key_mut(&mut self, key: SessionKey) -> Option<&mut Session> {
         self.sessions.values_mut().find(|s| s.key == key)
     }
@@ -326,36 +448,41 @@ mod tests {
             buffer_kib: DEFAULT_BUFFER_KIB,
             max_buffers: DEFAULT_MAX_BUFFERS,
             flush_timer_ms: DEFAULT_FLUSH_TIMER_MS,
+            min_buffers: 4,
+            file_mode: FileMode::Sequential,
+            max_file_bytes: 0,
+            realtime: false,
+            controller: "test".into(),
         }
     }
 
     #[test]
     fn logger_ids_are_the_lowest_free_positive_integers() {
         let mut t = SessionTable::new(64);
-        assert_eq!(t.insert(&req("a"), 0, "tsc", 0).unwrap().logger_id, 1);
-        assert_eq!(t.insert(&req("b"), 0, "tsc", 0).unwrap().logger_id, 2);
-        assert_eq!(t.insert(&req("c"), 0, "tsc", 0).unwrap().logger_id, 3);
+        assert_eq!(t.insert(&req("a"), 0, "tsc", 0, 7).unwrap().logger_id, 1);
+        assert_eq!(t.insert(&req("b"), 0, "tsc", 0, 7).unwrap().logger_id, 2);
+        assert_eq!(t.insert(&req("c"), 0, "tsc", 0, 7).unwrap().logger_id, 3);
         t.find_mut(&SessionRef::Id(2)).unwrap().state = SessionState::Stopped;
         t.remove(&SessionRef::Name("b".into())).unwrap();
-        assert_eq!(t.insert(&req("d"), 0, "tsc", 0).unwrap().logger_id, 2);
+        assert_eq!(t.insert(&req("d"), 0, "tsc", 0, 7).unwrap().logger_id, 2);
     }
 
     #[test]
     fn names_are_unique_regardless_of_case_and_stopped_sessions_stay() {
         let mut t = SessionTable::new(64);
-        t.insert(&req("Net"), 0, "tsc", 0).unwrap();
-        let e = t.insert(&req("net"), 0, "tsc", 0).unwrap_err();
+        t.insert(&req("Net"), 0, "tsc", 0, 7).unwrap();
+        let e = t.insert(&req("net"), 0, "tsc", 0, 7).unwrap_err();
         assert_eq!(e.code, ErrorCode::AlreadyExists);
         assert!(e.message.contains("ferret stop Net"), "{}", e.message);
         t.find_mut(&SessionRef::Name("NET".into())).unwrap().state = SessionState::Stopped;
-        let e = t.insert(&req("net"), 0, "tsc", 0).unwrap_err();
+        let e = t.insert(&req("net"), 0, "tsc", 0, 7).unwrap_err();
         assert!(e.message.contains("ferret remove Net"), "{}", e.message);
     }
 
     #[test]
     fn running_sessions_cannot_be_removed() {
         let mut t = SessionTable::new(64);
-        t.insert(&req("a"), 0, "tsc", 0).unwrap();
+        t.insert(&req("a"), 0, "tsc", 0, 7).unwrap();
         let e = t.remove(&SessionRef::Id(1)).unwrap_err();
         assert_eq!(e.code, ErrorCode::WrongState);
         assert!(t.find(&SessionRef::Id(1)).is_ok());
@@ -364,13 +491,13 @@ mod tests {
     #[test]
     fn the_session_limit_counts_active_sessions_only() {
         let mut t = SessionTable::new(2);
-        t.insert(&req("a"), 0, "tsc", 0).unwrap();
-        t.insert(&req("b"), 0, "tsc", 0).unwrap();
-        let e = t.insert(&req("c"), 0, "tsc", 0).unwrap_err();
+        t.insert(&req("a"), 0, "tsc", 0, 7).unwrap();
+        t.insert(&req("b"), 0, "tsc", 0, 7).unwrap();
+        let e = t.insert(&req("c"), 0, "tsc", 0, 7).unwrap_err();
         assert_eq!(e.code, ErrorCode::Resources);
         assert!(e.message.contains("limit of 2"));
         t.find_mut(&SessionRef::Id(1)).unwrap().state = SessionState::Stopped;
-        t.insert(&req("c"), 0, "tsc", 0).unwrap();
+        t.insert(&req("c"), 0, "tsc", 0, 7).unwrap();
     }
 
     #[test]

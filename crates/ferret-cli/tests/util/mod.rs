@@ -3,8 +3,11 @@
 
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, ChildStdout, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ferret_client::Client;
@@ -53,8 +56,20 @@ impl Env {
         env
     }
 
+    /// A directory with `ferret daemon ARGS...` running on its socket.
+    pub fn with_daemon_args(args: &[&str]) -> Env {
+        let mut env = Env::without_daemon();
+        env.start_daemon_with(args);
+        env
+    }
+
     /// Starts `ferret daemon` and waits until it answers.
     pub fn start_daemon(&mut self) {
+        self.start_daemon_with(&[]);
+    }
+
+    /// Starts `ferret daemon ARGS...` and waits until it answers.
+    pub fn start_daemon_with(&mut self, args: &[&str]) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -64,6 +79,7 @@ impl Env {
             .arg("--socket")
             .arg(&self.socket)
             .arg("daemon")
+            .args(args)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("dup"))
             .stderr(log)
@@ -179,6 +195,269 @@ impl Env {
         assert_eq!(s["state"], "RUNNING");
         s["logger_id"].as_u64().expect("logger id")
     }
+
+    /// `ferret start NAME ARGS...`; returns the LoggerID.
+    pub fn start_with(&self, name: &str, args: &[&str]) -> u64 {
+        let mut all = vec!["start", name];
+        all.extend_from_slice(args);
+        let s = self.json(&all);
+        assert_eq!(s["state"], "RUNNING");
+        s["logger_id"].as_u64().expect("logger id")
+    }
+
+    /// `ferret emit --provider PROVIDER --count N EXTRA... --json`, asserting
+    /// that every event was written (some session wanted each one) and none
+    /// dropped; returns emit's JSON report.
+    pub fn emit(&self, provider: &str, count: u64, extra: &[&str]) -> serde_json::Value {
+        let count_text = count.to_string();
+        let mut args = vec!["emit", "--provider", provider, "--count", &count_text];
+        args.extend_from_slice(extra);
+        let v = self.json(&args);
+        assert_eq!(v["enabled_events"], count, "emit {provider} {extra:?}: {v}");
+        assert_eq!(v["dropped"], 0, "emit {provider} {extra:?}: {v}");
+        v
+    }
+
+    /// Waits until the session called `name` has counted `events` events.
+    pub fn wait_events(&self, name: &str, events: u64) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let s = self.session(name);
+            if s.counters.events == events {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline && s.counters.events < events,
+                "session '{name}' counted {} events, waiting for {events}: {s:?}",
+                s.counters.events
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// `ferret fmt --format json FILES...`: every event and loss record,
+    /// asserting that fmt found no damage (it reports damage on stderr).
+    pub fn fmt_json(&self, files: &[&Path]) -> Vec<serde_json::Value> {
+        let mut args = vec!["fmt", "--format", "json"];
+        args.extend(files.iter().map(|f| f.to_str().expect("path")));
+        let out = self.run(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && stderr.is_empty(),
+            "ferret {args:?} ({}): {stderr}",
+            out.status
+        );
+        String::from_utf8(out.stdout)
+            .expect("utf-8 stdout")
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l}: {e}")))
+            .collect()
+    }
+
+    /// Runs `ferret ARGS...` in the background with stdout and stderr piped;
+    /// stderr is collected as it comes, stdout is left alone until
+    /// [`Background::follow`] or [`Background::read_to_end`].
+    pub fn spawn(&self, args: &[&str]) -> Background {
+        let mut child = self
+            .command(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn ferret");
+        let stdout = child.stdout.take();
+        let mut stderr = child.stderr.take().expect("stderr");
+        let collected = Arc::new(Mutex::new(String::new()));
+        let sink = collected.clone();
+        let stderr_reader = std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stderr.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        Background {
+            child,
+            stdout,
+            lines: None,
+            stderr: collected,
+            stderr_reader: Some(stderr_reader),
+            args: args.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+}
+
+/// A `ferret` command running in the background.
+pub struct Background {
+    pub child: Child,
+    stdout: Option<ChildStdout>,
+    lines: Option<Receiver<String>>,
+    stderr: Arc<Mutex<String>>,
+    stderr_reader: Option<std::thread::JoinHandle<()>>,
+    args: Vec<String>,
+}
+
+impl Background {
+    /// Starts reading stdout line by line in a thread.
+    pub fn follow(&mut self) {
+        if self.lines.is_some() {
+            return;
+        }
+        let stdout = self.stdout.take().expect("stdout not yet read");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        self.lines = Some(rx);
+    }
+
+    /// The next stdout line, or None at the end of output or after `limit`.
+    pub fn next_line(&mut self, limit: Duration) -> Option<String> {
+        self.follow();
+        self.lines
+            .as_ref()
+            .expect("following")
+            .recv_timeout(limit)
+            .ok()
+    }
+
+    /// Reads stdout lines until one satisfies `pred`, for at most `limit`;
+    /// panics naming `what` (and the lines seen) if none does.
+    pub fn wait_for_line(
+        &mut self,
+        limit: Duration,
+        what: &str,
+        mut pred: impl FnMut(&str) -> bool,
+    ) -> String {
+        self.follow();
+        let deadline = Instant::now() + limit;
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.as_ref().expect("following").recv_timeout(left) {
+                Ok(line) if pred(&line) => return line,
+                Ok(line) => seen.push(line),
+                Err(e) => panic!(
+                    "{:?}: no line with {what} ({e:?}); saw {} lines, the last: {:#?}\nstderr: {}",
+                    self.args,
+                    seen.len(),
+                    &seen[seen.len().saturating_sub(10)..],
+                    self.stderr()
+                ),
+            }
+        }
+    }
+
+    /// Reads every remaining stdout line until the command closes its
+    /// output, for at most `limit`.
+    pub fn read_to_end(&mut self, limit: Duration) -> Vec<String> {
+        self.follow();
+        let deadline = Instant::now() + limit;
+        let mut lines = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.as_ref().expect("following").recv_timeout(left) {
+                Ok(line) => lines.push(line),
+                Err(RecvTimeoutError::Disconnected) => return lines,
+                Err(RecvTimeoutError::Timeout) => panic!(
+                    "{:?} did not finish its output within {limit:?} ({} lines read)\nstderr: {}",
+                    self.args,
+                    lines.len(),
+                    self.stderr()
+                ),
+            }
+        }
+    }
+
+    /// Everything written to stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Waits up to `limit` for the command to exit.
+    pub fn wait(&mut self, limit: Duration) -> ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                // The command's stderr closed when it exited: collect the
+                // rest of it, so that what it said last is in `stderr()`.
+                if let Some(reader) = self.stderr_reader.take() {
+                    let _ = reader.join();
+                }
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{:?} did not exit within {limit:?}; stderr: {}",
+                self.args,
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            terminate(&mut self.child);
+        }
+    }
+}
+
+/// The `seq` field of each event in `fmt --format json` output, skipping
+/// loss records.
+pub fn seqs(entries: &[serde_json::Value]) -> Vec<u64> {
+    entries
+        .iter()
+        .filter(|e| e.get("lost").is_none())
+        .map(|e| {
+            e["fields"]["seq"]
+                .as_u64()
+                .unwrap_or_else(|| panic!("no seq in {e}"))
+        })
+        .collect()
+}
+
+/// Runs `ferret` as the unprivileged user 65534 (the caller must be root).
+pub fn run_as_nobody(env: &Env, args: &[&str]) -> Output {
+    use std::os::unix::process::CommandExt;
+    Command::new(ferret_bin())
+        .arg("--socket")
+        .arg(&env.socket)
+        .args(args)
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .expect("run as nobody")
+}
+
+/// True if the tests run as root, which may switch to other users.
+pub fn running_as_root() -> bool {
+    rustix::process::getuid().is_root()
+}
+
+/// Lets user 65534 reach the daemon's socket, so that the daemon's own
+/// ownership checks are what refuses.
+pub fn open_socket_to_everyone(env: &Env) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(env.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&env.socket, std::fs::Permissions::from_mode(0o666)).unwrap();
+}
+
+/// Asserts that `err` is one line and returns it.
+pub fn one_line(err: &str) -> &str {
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "one line expected, got: {err}");
+    lines[0]
 }
 
 impl Drop for Env {

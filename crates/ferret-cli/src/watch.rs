@@ -1,0 +1,83 @@
+//! `ferret watch`: every session change, one line or JSON object each, as
+//! the daemon reports it.
+
+use std::io::{ErrorKind, Write};
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use ferret_abi::proto::{ChangeKind, SessionInfo};
+use ferret_client::{ClientError, TransportError};
+use ferret_decode::format_timestamp;
+
+use crate::control::{JsonArgs, session_json};
+use crate::daemon;
+
+/// `HH:MM:SS.mmm` (UTC) of now, to stamp each text line.
+fn clock_now() -> String {
+    let ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    // format_timestamp gives `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`; a watcher
+    // wants the time of day to the millisecond.
+    let full = format_timestamp(ns);
+    full.get(11..23).unwrap_or(&full).to_string()
+}
+
+fn line(kind: ChangeKind, s: &SessionInfo) -> String {
+    let c = &s.counters;
+    let mut text = format!(
+        "{} {:<8} {:>3} {} {} events={} lost={}",
+        clock_now(),
+        kind.name(),
+        s.logger_id,
+        s.name,
+        s.state.name(),
+        c.events,
+        c.events_lost
+    );
+    if c.rt_buffers_lost > 0 {
+        text.push_str(&format!(" rt-buffers-lost={}", c.rt_buffers_lost));
+    }
+    if s.realtime {
+        text.push_str(&format!(" consumers={}", s.consumers));
+    }
+    text
+}
+
+pub fn run(socket: &Path, a: JsonArgs) -> Result<ExitCode> {
+    let client = daemon::connect(socket)?;
+    let mut watch = client.watch()?;
+    let stdout = std::io::stdout();
+    loop {
+        let (kind, s) = match watch.next() {
+            Ok(change) => change,
+            // The daemon went away: the feed is over, which is how a watch
+            // normally ends besides Ctrl-C.
+            Err(ClientError::Transport(TransportError::Closed)) => {
+                eprintln!("ferret watch: the daemon closed the connection");
+                return Ok(ExitCode::SUCCESS);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let text = if a.json {
+            serde_json::json!({
+                "change": kind.name(),
+                "session": session_json(&s),
+            })
+            .to_string()
+        } else {
+            line(kind, &s)
+        };
+        // Flush every line: readers (people and tests) follow the stream
+        // through pipes, and a change is news only when it arrives.
+        let mut out = stdout.lock();
+        let written = writeln!(out, "{text}").and_then(|()| out.flush());
+        match written {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::BrokenPipe => return Ok(ExitCode::SUCCESS),
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
