@@ -43,6 +43,9 @@ pub mod kind {
     pub const EVENT_ABS: u8 = 0x02;
     /// Ring padding: the rest of the ring up to its end is unused.
     pub const PAD: u8 = 0x03;
+    /// Rings only: u32 thread id of the thread that writes the records after
+    /// it (a ring passes from thread to thread as threads exit and start).
+    pub const THREAD: u8 = 0x04;
     /// Metadata: a provider instance (name, GUID, process).
     pub const PROVIDER: u8 = 0x10;
     /// Metadata: an event type (names and field types).
@@ -359,6 +362,11 @@ pub enum Record<'a> {
     },
     /// Ring padding.
     Pad,
+    /// Rings only: the thread writing the records that follow.
+    Thread {
+        /// Its thread id.
+        tid: u32,
+    },
     /// Provider metadata.
     Provider(ProviderMeta),
     /// Event type metadata.
@@ -566,6 +574,12 @@ pub fn parse_untrusted(bytes: &[u8]) -> Result<(Record<'_>, usize), RecordError>
             let name = c.str(len, MAX_NAME, "process name")?.to_string();
             Record::Process(ProcessMeta { pid, name })
         }
+        kind::THREAD => {
+            let mut c = Cursor::new(body, "thread");
+            Record::Thread {
+                tid: c.u32("thread id")?,
+            }
+        }
         kind::CONTEXT => {
             let mut c = Cursor::new(body, "context");
             Record::Context(ContextMeta {
@@ -755,6 +769,18 @@ pub fn context_record(ctx: &ContextMeta) -> [u8; CONTEXT_LEN] {
     b
 }
 
+/// Bytes of a THREAD record.
+pub const THREAD_LEN: usize = HEADER_LEN + 4;
+
+/// The bytes of a THREAD record (rings only).
+pub fn thread_record(tid: u32) -> [u8; THREAD_LEN] {
+    let mut b = [0u8; THREAD_LEN];
+    b[0..2].copy_from_slice(&(THREAD_LEN as u16).to_le_bytes());
+    b[2] = kind::THREAD;
+    b[3..7].copy_from_slice(&tid.to_le_bytes());
+    b
+}
+
 /// Bytes of a LOST record.
 pub const LOST_LEN: usize = HEADER_LEN + 24;
 
@@ -879,6 +905,11 @@ mod tests {
         let bytes = lost_record(&lost);
         let (rec, _) = parse_untrusted(&bytes).unwrap();
         assert_eq!(rec, Record::Lost(lost));
+        let bytes = thread_record(4321);
+        assert_eq!(
+            parse_untrusted(&bytes).unwrap(),
+            (Record::Thread { tid: 4321 }, THREAD_LEN)
+        );
         let mut t = Vec::new();
         encode_trailer(&[1, 2, 3], &mut t).unwrap();
         assert_eq!(

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use ferret_abi::shm::{RegionLayout, RegionParams};
 use ferret_client::Client;
 
 #[derive(Args, Debug)]
@@ -16,6 +17,13 @@ pub struct DaemonArgs {
     /// The most sessions that may be RUNNING or STOPPING at once
     #[arg(long, value_name = "N", default_value_t = ferret_session::DEFAULT_SESSION_LIMIT)]
     pub session_limit: usize,
+    /// Rings in each provider process's region: the most threads of one
+    /// process that hold a ring at once (1-4096)
+    #[arg(long, value_name = "N", default_value_t = RegionParams::default().ring_count)]
+    pub rings: u32,
+    /// Bytes of each ring, in KiB: a power of two from 4 to 1048576
+    #[arg(long, value_name = "KIB", default_value_t = RegionParams::default().ring_capacity / 1024)]
+    pub ring_kib: u64,
 }
 
 /// `ferret daemon`: serves until SIGTERM or SIGINT, then stops every session.
@@ -23,8 +31,17 @@ pub fn run_foreground(socket: PathBuf, a: DaemonArgs) -> Result<ExitCode> {
     if a.session_limit == 0 {
         bail!("--session-limit 0 would refuse every session; give 1 or more");
     }
+    let region = RegionParams {
+        ring_count: a.rings,
+        ring_capacity: a.ring_kib.saturating_mul(1024),
+        ..RegionParams::default()
+    };
+    if let Err(e) = RegionLayout::new(region) {
+        bail!("--rings {} --ring-kib {}: {e}", a.rings, a.ring_kib);
+    }
     let mut config = ferret_daemon::Config::new(socket);
     config.session_limit = a.session_limit;
+    config.region = region;
     ferret_daemon::run(config)?;
     Ok(ExitCode::SUCCESS)
 }

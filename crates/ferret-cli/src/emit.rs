@@ -1,8 +1,11 @@
 //! `ferret emit`: a real provider process that writes sample events, the
 //! load generator for tests, demos and benchmarks.
 
+use std::collections::VecDeque;
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::{Arc, Barrier};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
@@ -24,6 +27,11 @@ pub struct EmitArgs {
     /// Events per second in all (0: as fast as possible)
     #[arg(long, default_value_t = 0.0)]
     pub rate: f64,
+    /// Thread churn: each thread writes this many events and exits, and new
+    /// threads take over until --count events are written, at most
+    /// --threads of them alive at once. Event N has seq N.
+    #[arg(long, value_name = "N")]
+    pub thread_events: Option<u64>,
     /// The events' level (1-5 or a name)
     #[arg(long, default_value = "information")]
     pub level: Level,
@@ -74,6 +82,39 @@ fn descriptor(level: Level, keywords: u64) -> &'static EventDescriptor {
 struct ThreadResult {
     written: u64,
     elapsed: Duration,
+    /// Paced runs only: the longest single write, and the furthest behind
+    /// its schedule an event was written.
+    max_write: Duration,
+    max_lag: Duration,
+}
+
+/// What one thread writes: `count` events numbered from `first_seq`.
+#[derive(Clone, Copy)]
+struct Work {
+    provider: Provider,
+    desc: &'static EventDescriptor,
+    first_seq: u64,
+    count: u64,
+    /// Events per second for this thread (0: as fast as possible).
+    rate: f64,
+}
+
+fn spawn(
+    name: String,
+    work: Work,
+    barrier: Option<Arc<Barrier>>,
+) -> Result<JoinHandle<ThreadResult>> {
+    Ok(std::thread::Builder::new().name(name).spawn(move || {
+        if let Some(b) = barrier {
+            b.wait();
+        }
+        emit_thread(work)
+    })?)
+}
+
+fn join(h: JoinHandle<ThreadResult>) -> Result<ThreadResult> {
+    h.join()
+        .map_err(|_| anyhow::anyhow!("an emit thread panicked"))
 }
 
 pub fn run(socket: &Path, a: EmitArgs) -> Result<ExitCode> {
@@ -83,6 +124,9 @@ pub fn run(socket: &Path, a: EmitArgs) -> Result<ExitCode> {
     if !a.rate.is_finite() || a.rate < 0.0 {
         bail!("--rate must be a number of events per second, 0 for as fast as possible");
     }
+    if a.thread_events == Some(0) {
+        bail!("--thread-events must be 1 or more");
+    }
     ferret_provider::configure(Options {
         socket: socket.to_path_buf(),
         ..Options::default()
@@ -90,25 +134,69 @@ pub fn run(socket: &Path, a: EmitArgs) -> Result<ExitCode> {
     let provider = Provider::register(&a.provider);
     let desc = descriptor(a.level, a.keywords);
     let status = ferret_provider::link_status();
-    let per_thread_rate = a.rate / a.threads as f64;
+    let rate = a.rate / a.threads as f64;
     let start = Instant::now();
-    let handles: Vec<_> = (0..a.threads)
-        .map(|t| {
-            let n = a.count / a.threads as u64 + u64::from((t as u64) < a.count % a.threads as u64);
-            std::thread::Builder::new()
-                .name(format!("emit-{t}"))
-                .spawn(move || emit_thread(provider, desc, n, per_thread_rate))
-        })
-        .collect::<Result<_, _>>()?;
-    let results: Vec<ThreadResult> = handles
-        .into_iter()
-        .map(|h| {
-            h.join()
-                .map_err(|_| anyhow::anyhow!("an emit thread panicked"))
-        })
-        .collect::<Result<_>>()?;
+    let mut results = Vec::new();
+    let mut threads_started = 0u64;
+    match a.thread_events {
+        Some(per_thread) => {
+            // Short-lived threads, at most --threads alive: each new one
+            // starts when the oldest has finished.
+            let mut live = VecDeque::new();
+            let mut next = 0;
+            while next < a.count {
+                if live.len() >= a.threads as usize {
+                    results.push(join(live.pop_front().expect("not empty"))?);
+                }
+                let count = per_thread.min(a.count - next);
+                let work = Work {
+                    provider,
+                    desc,
+                    first_seq: next,
+                    count,
+                    rate,
+                };
+                live.push_back(spawn(format!("emit-{threads_started}"), work, None)?);
+                next += count;
+                threads_started += 1;
+            }
+            for h in live {
+                results.push(join(h)?);
+            }
+        }
+        None => {
+            // Every thread starts writing at once, so that they all hold
+            // rings together.
+            let barrier = Arc::new(Barrier::new(a.threads as usize));
+            let handles = (0..a.threads)
+                .map(|t| {
+                    let count = a.count / a.threads as u64
+                        + u64::from((t as u64) < a.count % a.threads as u64);
+                    let work = Work {
+                        provider,
+                        desc,
+                        first_seq: 0,
+                        count,
+                        rate,
+                    };
+                    spawn(format!("emit-{t}"), work, Some(barrier.clone()))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            threads_started = handles.len() as u64;
+            for h in handles {
+                results.push(join(h)?);
+            }
+        }
+    }
     let wall = start.elapsed();
     let written: u64 = results.iter().map(|r| r.written).sum();
+    let paced = a.rate > 0.0;
+    let max_write = results
+        .iter()
+        .map(|r| r.max_write)
+        .max()
+        .unwrap_or_default();
+    let max_lag = results.iter().map(|r| r.max_lag).max().unwrap_or_default();
     let dropped = provider.events_dropped();
     let per_thread_ns = results
         .iter()
@@ -132,6 +220,10 @@ pub fn run(socket: &Path, a: EmitArgs) -> Result<ExitCode> {
             "ns_per_event": per_thread_ns,
             "wall_ns_per_event": wall_ns,
             "connected": status.connected,
+            "pid": std::process::id(),
+            "threads_started": threads_started,
+            "max_write_us": paced.then_some(max_write.as_micros() as u64),
+            "max_lag_ms": paced.then_some(max_lag.as_millis() as u64),
         });
         println!("{v}");
     } else {
@@ -158,34 +250,42 @@ pub fn run(socket: &Path, a: EmitArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn emit_thread(
-    provider: Provider,
-    desc: &'static EventDescriptor,
-    count: u64,
-    rate: f64,
-) -> ThreadResult {
+fn emit_thread(w: Work) -> ThreadResult {
     let start = Instant::now();
     let mut written = 0;
-    let interval = if rate > 0.0 {
-        Some(Duration::from_secs_f64(1.0 / rate))
-    } else {
-        None
-    };
-    for seq in 0..count {
-        if let Some(interval) = interval {
-            let due = start + interval.mul_f64(seq as f64);
-            let now = Instant::now();
-            if due > now {
-                std::thread::sleep(due - now);
+    let mut max_write = Duration::ZERO;
+    let mut max_lag = Duration::ZERO;
+    let interval = (w.rate > 0.0).then(|| Duration::from_secs_f64(1.0 / w.rate));
+    for i in 0..w.count {
+        let seq = w.first_seq + i;
+        let Some(interval) = interval else {
+            // As fast as possible: nothing but the write, so that the
+            // figures measure the provider.
+            if w.provider.enabled(w.desc.level, w.desc.keywords) {
+                w.provider
+                    .write(w.desc, &[Value::U64(seq), Value::Str("hello")]);
+                written += 1;
             }
+            continue;
+        };
+        let due = start + interval.mul_f64(i as f64);
+        let now = Instant::now();
+        if due > now {
+            std::thread::sleep(due - now);
         }
-        if provider.enabled(desc.level, desc.keywords) {
-            provider.write(desc, &[Value::U64(seq), Value::Str("hello")]);
+        let before = Instant::now();
+        max_lag = max_lag.max(before.saturating_duration_since(due));
+        if w.provider.enabled(w.desc.level, w.desc.keywords) {
+            w.provider
+                .write(w.desc, &[Value::U64(seq), Value::Str("hello")]);
             written += 1;
         }
+        max_write = max_write.max(before.elapsed());
     }
     ThreadResult {
         written,
         elapsed: start.elapsed(),
+        max_write,
+        max_lag,
     }
 }

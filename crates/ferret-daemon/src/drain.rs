@@ -29,7 +29,7 @@ use ferret_session::{RegionId, RouteTable, SessionCounters, SessionKey};
 use rustix::event::{PollFd, PollFlags};
 
 use crate::control::{ConnId, StreamItem};
-use crate::ring::{self, RingEvent, TimeBase};
+use crate::ring::{self, RingEvent, RingSink, TimeBase};
 use crate::shm::{ReadBytes, SharedBytes, ShmRegion};
 use crate::writer::WriteCmd;
 
@@ -133,6 +133,9 @@ struct RingCursor {
     time: TimeBase,
     /// When the drain first saw records it left for a bigger batch.
     pending_since: Option<Instant>,
+    /// The thread writing the ring, from the last THREAD record consumed
+    /// (the ring passes from thread to thread inside the process).
+    tid: Option<u32>,
 }
 
 /// A region as the drain sees it.
@@ -922,7 +925,11 @@ impl Drain {
             }
             region.rings[i].pending_since = None;
             if head != tail {
-                let tid = desc.tid.load(Ordering::Relaxed);
+                // The stream names its writer in THREAD records; the
+                // descriptor's tid is only for a provider that writes none.
+                let tid = region.rings[i]
+                    .tid
+                    .unwrap_or_else(|| desc.tid.load(Ordering::Relaxed));
                 runs.clear();
                 runs.resize(region.listeners.len(), None);
                 let bytes = shm.ring_bytes(i);
@@ -944,9 +951,11 @@ impl Drain {
                     fast_word: *epoch | (1 << 63),
                 };
                 let cap = shm.layout.params.ring_capacity;
-                let outcome = ring::scan(&bytes, cap, tail, head, &mut time, |e| ctx.event(e));
+                let outcome = ring::scan(&bytes, cap, tail, head, &mut time, &mut ctx);
                 ctx.flush_all();
                 let bad = ctx.bad;
+                let tid = ctx.tid;
+                region.rings[i].tid = Some(tid);
                 // Nothing after a bad length can be framed, and the next
                 // delta has no known base.
                 time.known &= outcome.fault.is_none();
@@ -979,6 +988,7 @@ impl Drain {
                 // the ring can go to another thread, which starts its own
                 // time base.
                 region.rings[i].time.known = false;
+                region.rings[i].tid = None;
                 let _ = desc.state.compare_exchange(
                     RING_RELEASED,
                     RING_FREE,
@@ -1036,6 +1046,22 @@ struct RingCtx<'a> {
     bad: u64,
     /// The route word meaning "fast path" in this epoch.
     fast_word: u64,
+}
+
+impl RingSink for RingCtx<'_> {
+    #[inline]
+    fn event(&mut self, e: RingEvent) -> bool {
+        RingCtx::event(self, e)
+    }
+
+    /// Another thread of the process took the ring over: its records need
+    /// a CONTEXT record of their own. Ending every pending run here does
+    /// that, since a run that ends before the THREAD record does not
+    /// continue into what follows it.
+    fn thread(&mut self, tid: u32) {
+        self.flush_all();
+        self.tid = tid;
+    }
 }
 
 impl RingCtx<'_> {

@@ -38,10 +38,11 @@ pub mod fuzzing {
         );
         let mut n = 0;
         let mut time = crate::ring::TimeBase::default();
-        let out = crate::ring::scan(ring, cap, tail, head, &mut time, |_| {
+        let mut count = crate::ring::EventsOnly(|_| {
             n += 1;
             true
         });
+        let out = crate::ring::scan(ring, cap, tail, head, &mut time, &mut count);
         (n, out.tail)
     }
 }

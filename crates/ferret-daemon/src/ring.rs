@@ -3,7 +3,7 @@
 //! ring's capacity and the committed span.
 
 use ferret_abi::record::{
-    EVENT_ABS_HEADER_LEN, HEADER_LEN, Ticks, decode_event_header, kind, peek_header,
+    EVENT_ABS_HEADER_LEN, HEADER_LEN, THREAD_LEN, Ticks, decode_event_header, kind, peek_header,
 };
 
 use crate::shm::ReadBytes;
@@ -54,9 +54,29 @@ pub(crate) struct RingEvent {
     pub(crate) ticks: Ticks,
 }
 
-/// Calls `on_event` for each event record committed between `tail` and
-/// `head`, and returns where consumption ended. `on_event` returns false to
-/// leave that record and everything after it unconsumed, for a later scan.
+/// What a scan reports the records it frames to.
+pub(crate) trait RingSink {
+    /// One event record. Returns false to leave it and everything after it
+    /// unconsumed, for a later scan.
+    fn event(&mut self, e: RingEvent) -> bool;
+    /// A THREAD record: the records after it were written by thread `tid`.
+    fn thread(&mut self, tid: u32);
+}
+
+/// A sink that takes events with a closure and ignores THREAD records
+/// (for tests and fuzzing).
+pub(crate) struct EventsOnly<F: FnMut(RingEvent) -> bool>(pub(crate) F);
+
+impl<F: FnMut(RingEvent) -> bool> RingSink for EventsOnly<F> {
+    fn event(&mut self, e: RingEvent) -> bool {
+        (self.0)(e)
+    }
+
+    fn thread(&mut self, _tid: u32) {}
+}
+
+/// Reports each event record committed between `tail` and `head` to `sink`
+/// (and each THREAD record), and returns where consumption ended.
 ///
 /// `ring` holds the ring's `capacity` bytes (a power of two). A malformed
 /// record ends the scan: the tail jumps to the head and the fault says how
@@ -69,7 +89,7 @@ pub(crate) fn scan<B: ReadBytes + ?Sized>(
     mut tail: u64,
     head: u64,
     time: &mut TimeBase,
-    mut on_event: impl FnMut(RingEvent) -> bool,
+    sink: &mut impl RingSink,
 ) -> ScanOutcome {
     debug_assert!(capacity.is_power_of_two() && ring.len() as u64 >= capacity);
     if head < tail || head - tail > capacity {
@@ -108,6 +128,14 @@ pub(crate) fn scan<B: ReadBytes + ?Sized>(
             tail += contiguous;
             continue;
         }
+        if k == kind::THREAD {
+            if size != THREAD_LEN || n < THREAD_LEN {
+                return fault(tail);
+            }
+            sink.thread(u32::from_le_bytes([raw[3], raw[4], raw[5], raw[6]]));
+            tail += THREAD_LEN as u64;
+            continue;
+        }
         let Some((type_id, ticks, header_len)) = decode_event_header(&raw[..n]) else {
             return fault(tail);
         };
@@ -115,7 +143,7 @@ pub(crate) fn scan<B: ReadBytes + ?Sized>(
             return fault(tail);
         }
         let base = *time;
-        let consumed = on_event(RingEvent {
+        let consumed = sink.event(RingEvent {
             base,
             position: tail,
             offset: pos as usize,
@@ -175,11 +203,18 @@ mod tests {
     fn events_are_framed_across_the_wrap() {
         let (ring, head, offsets) = produce(200, &[8, 20, 40, 3]);
         let mut seen = Vec::new();
-        let out = scan(&ring[..], CAP, 200, head, &mut TimeBase::default(), |e| {
-            assert_eq!(e.type_id, 9);
-            seen.push(e.offset);
-            true
-        });
+        let out = scan(
+            &ring[..],
+            CAP,
+            200,
+            head,
+            &mut TimeBase::default(),
+            &mut EventsOnly(|e| {
+                assert_eq!(e.type_id, 9);
+                seen.push(e.offset);
+                true
+            }),
+        );
         assert_eq!(
             out,
             ScanOutcome {
@@ -198,10 +233,17 @@ mod tests {
         assert_eq!(offsets, vec![0, 0]);
         assert_eq!(head, 256 + 14);
         let mut seen = Vec::new();
-        let out = scan(&ring[..], CAP, 254, head, &mut TimeBase::default(), |e| {
-            seen.push(e.offset);
-            true
-        });
+        let out = scan(
+            &ring[..],
+            CAP,
+            254,
+            head,
+            &mut TimeBase::default(),
+            &mut EventsOnly(|e| {
+                seen.push(e.offset);
+                true
+            }),
+        );
         assert_eq!(out.fault, None);
         assert_eq!(seen, vec![0]);
     }
@@ -215,7 +257,7 @@ mod tests {
             64,
             32,
             &mut TimeBase::default(),
-            |_| -> bool { panic!("no events") },
+            &mut EventsOnly(|_| -> bool { panic!("no events") }),
         );
         assert_eq!(out.fault.map(|f| f.0), Some(RingFault::BadHead));
         let out = scan(
@@ -224,7 +266,7 @@ mod tests {
             0,
             CAP + 8,
             &mut TimeBase::default(),
-            |_| -> bool { panic!("no events") },
+            &mut EventsOnly(|_| -> bool { panic!("no events") }),
         );
         assert_eq!(out.fault.map(|f| f.0), Some(RingFault::BadHead));
         assert_eq!(out.tail, CAP + 8);
@@ -235,10 +277,17 @@ mod tests {
         let (mut ring, head, offsets) = produce(0, &[8, 8]);
         ring[offsets[1]] = 200; // second record's size now runs past the head
         let mut n = 0;
-        let out = scan(&ring[..], CAP, 0, head, &mut TimeBase::default(), |_| {
-            n += 1;
-            true
-        });
+        let out = scan(
+            &ring[..],
+            CAP,
+            0,
+            head,
+            &mut TimeBase::default(),
+            &mut EventsOnly(|_| {
+                n += 1;
+                true
+            }),
+        );
         assert_eq!(n, 1);
         assert_eq!(
             out.fault,
@@ -247,15 +296,83 @@ mod tests {
         assert_eq!(out.tail, head);
     }
 
+    /// Records what a scan reports, THREAD records included.
+    #[derive(Default)]
+    struct Log(Vec<(char, u64)>);
+
+    impl RingSink for Log {
+        fn event(&mut self, e: RingEvent) -> bool {
+            self.0.push(('e', e.offset as u64));
+            true
+        }
+        fn thread(&mut self, tid: u32) {
+            self.0.push(('t', tid as u64));
+        }
+    }
+
+    #[test]
+    fn thread_records_name_the_writer_of_what_follows() {
+        let mut ring = vec![0u8; CAP as usize];
+        let mut at = 0;
+        for (tid, events) in [(5u32, 2), (6, 1)] {
+            ring[at..at + THREAD_LEN].copy_from_slice(&ferret_abi::record::thread_record(tid));
+            at += THREAD_LEN;
+            for i in 0..events {
+                let ticks = if i == 0 {
+                    Ticks::Absolute(1)
+                } else {
+                    Ticks::Delta(1)
+                };
+                let size = if i == 0 { 13 } else { 9 };
+                encode_event_header(&mut ring[at..], size, 0, ticks);
+                at += size;
+            }
+        }
+        let mut log = Log::default();
+        let out = scan(
+            &ring[..],
+            CAP,
+            0,
+            at as u64,
+            &mut TimeBase::default(),
+            &mut log,
+        );
+        assert_eq!(out.fault, None);
+        assert_eq!(
+            log.0,
+            vec![('t', 5), ('e', 7), ('e', 20), ('t', 6), ('e', 36)]
+        );
+        // A THREAD record of the wrong size cannot be framed past.
+        ring[0] = 9;
+        let mut log = Log::default();
+        let out = scan(
+            &ring[..],
+            CAP,
+            0,
+            at as u64,
+            &mut TimeBase::default(),
+            &mut log,
+        );
+        assert_eq!(out.fault.map(|f| f.0), Some(RingFault::BadRecord));
+        assert!(log.0.is_empty());
+    }
+
     #[test]
     fn deltas_accumulate_on_the_time_base() {
         let (ring, head, _) = produce(0, &[1, 1, 1]);
         let mut time = TimeBase::default();
         let mut bases = Vec::new();
-        scan(&ring[..], CAP, 0, head, &mut time, |e| {
-            bases.push(e.base);
-            true
-        });
+        scan(
+            &ring[..],
+            CAP,
+            0,
+            head,
+            &mut time,
+            &mut EventsOnly(|e| {
+                bases.push(e.base);
+                true
+            }),
+        );
         // The first record is absolute (1000), then deltas of 1 and 2.
         assert_eq!(
             bases[1],
@@ -284,10 +401,17 @@ mod tests {
     fn a_refused_record_stays_unconsumed() {
         let (ring, head, offsets) = produce(0, &[8, 8, 8]);
         let mut n = 0;
-        let out = scan(&ring[..], CAP, 0, head, &mut TimeBase::default(), |_| {
-            n += 1;
-            n < 2
-        });
+        let out = scan(
+            &ring[..],
+            CAP,
+            0,
+            head,
+            &mut TimeBase::default(),
+            &mut EventsOnly(|_| {
+                n += 1;
+                n < 2
+            }),
+        );
         assert_eq!(
             out,
             ScanOutcome {
@@ -306,7 +430,7 @@ mod tests {
             0,
             64,
             &mut TimeBase::default(),
-            |_| -> bool { panic!("no events") },
+            &mut EventsOnly(|_| -> bool { panic!("no events") }),
         );
         assert_eq!(out.fault, Some((RingFault::BadRecord, 64)));
     }
@@ -318,11 +442,11 @@ mod tests {
             tail in 0u64..2048, span in 0u64..600,
         ) {
             let head = tail + span;
-            let out = scan(&bytes[..], CAP, tail, head, &mut TimeBase::default(), |e| {
+            let out = scan(&bytes[..], CAP, tail, head, &mut TimeBase::default(), &mut EventsOnly(|e| {
                 assert!(e.offset + e.size <= CAP as usize);
                 assert!(e.position + e.size as u64 <= head);
                 true
-            });
+            }));
             prop_assert!(out.tail == head);
         }
 
@@ -332,10 +456,10 @@ mod tests {
             prop_assume!(total as u64 + 120 < CAP);
             let (ring, head, offsets) = produce(start, &sizes);
             let mut seen = Vec::new();
-            let out = scan(&ring[..], CAP, start, head, &mut TimeBase::default(), |e| {
+            let out = scan(&ring[..], CAP, start, head, &mut TimeBase::default(), &mut EventsOnly(|e| {
             seen.push(e.offset);
             true
-        });
+        }));
             prop_assert_eq!(out.fault, None);
             prop_assert_eq!(seen, offsets);
         }

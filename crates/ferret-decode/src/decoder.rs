@@ -372,7 +372,8 @@ impl DecodeState {
                     processes.clear();
                     f(Entry::Trailer(t))?;
                 }
-                Record::Pad | Record::Unknown { .. } => {}
+                // THREAD records live in rings only; a file never needs one.
+                Record::Pad | Record::Thread { .. } | Record::Unknown { .. } => {}
             }
         }
         Ok(())

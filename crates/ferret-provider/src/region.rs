@@ -4,9 +4,9 @@ use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
 use std::ptr::NonNull;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use ferret_abi::record::{self, EventTypeMeta, FieldMeta};
+use ferret_abi::record::{self, EventTypeMeta, FieldMeta, HEADER_LEN, kind};
 use ferret_abi::shm::{
     ENABLE_TABLE_BYTES, RING_FREE, RING_OWNED, RegionHeader, RegionLayout, RingDesc,
 };
@@ -25,6 +25,15 @@ pub(crate) struct Region {
     pub(crate) clock: u32,
     eventfd: Option<OwnedFd>,
     meta: Mutex<MetaState>,
+    /// Rings whose threads have exited, still owned by this process, ready
+    /// for the next thread that writes. Handing a ring over inside the
+    /// process does not wait for the daemon to drain and free it, so threads
+    /// that come and go faster than the drain runs keep finding rings; the
+    /// THREAD record the next owner writes first tells the daemon whose
+    /// records follow.
+    spare: Mutex<Vec<u32>>,
+    /// `spare.len()`, readable without the lock.
+    spare_count: AtomicUsize,
 }
 
 #[derive(Debug, Default)]
@@ -93,6 +102,8 @@ impl Region {
             clock: header.clock,
             eventfd,
             meta: Mutex::new(MetaState::default()),
+            spare: Mutex::new(Vec::new()),
+            spare_count: AtomicUsize::new(0),
         })
     }
 
@@ -146,8 +157,14 @@ impl Region {
         }
     }
 
-    /// Claims a free ring for the calling thread.
+    /// Claims a ring for the calling thread: one an exited thread of this
+    /// process left, else a free one. The ring's stream starts with a
+    /// THREAD record naming the caller, so that the daemon attributes what
+    /// follows to it.
     pub(crate) fn acquire_ring(&self, tid: u32) -> Option<RingHandle> {
+        if let Some(ring) = self.acquire_spare(tid) {
+            return Some(ring);
+        }
         for i in 0..self.layout.params.ring_count as usize {
             let desc = self.ring_desc(i);
             if desc.state.load(Ordering::Relaxed) != RING_FREE {
@@ -158,21 +175,70 @@ impl Region {
                 .compare_exchange(RING_FREE, RING_OWNED, Ordering::AcqRel, Ordering::Relaxed)
                 .is_ok()
             {
-                desc.tid.store(tid, Ordering::Relaxed);
-                let head = desc.head.load(Ordering::Relaxed);
-                let tail = desc.tail.load(Ordering::Acquire);
-                return Some(RingHandle {
-                    desc: NonNull::from(desc),
-                    data: NonNull::new(self.at(self.layout.ring_data_at(i)))?,
-                    capacity: self.layout.params.ring_capacity,
-                    head,
-                    cached_tail: tail,
-                    last_ticks: 0,
-                    has_last: false,
-                });
+                let mut ring = self.handle(i)?;
+                if ring.push_thread(tid) {
+                    return Some(ring);
+                }
+                // The daemon freed a ring it had not drained (it never
+                // should): keep it for later rather than lose track of it.
+                self.give_back(ring);
             }
         }
         None
+    }
+
+    /// Takes over a ring an exited thread left, if one has room for the
+    /// THREAD record.
+    pub(crate) fn acquire_spare(&self, tid: u32) -> Option<RingHandle> {
+        if self.spare_count.load(Ordering::Relaxed) == 0 {
+            return None;
+        }
+        let mut spare = self.spare.lock().unwrap_or_else(|e| e.into_inner());
+        for k in (0..spare.len()).rev() {
+            let Some(mut ring) = self.handle(spare[k] as usize) else {
+                continue;
+            };
+            if ring.push_thread(tid) {
+                spare.swap_remove(k);
+                self.spare_count.store(spare.len(), Ordering::Relaxed);
+                return Some(ring);
+            }
+        }
+        None
+    }
+
+    /// Keeps the ring of an exiting thread for the next thread that writes.
+    /// Its records stay where they are; the daemon drains them as usual.
+    pub(crate) fn give_back(&self, ring: RingHandle) {
+        let mut spare = self.spare.lock().unwrap_or_else(|e| e.into_inner());
+        spare.push(ring.index);
+        self.spare_count.store(spare.len(), Ordering::Relaxed);
+    }
+
+    /// True if an exited thread left a ring to take over.
+    #[inline]
+    pub(crate) fn has_spare(&self) -> bool {
+        self.spare_count.load(Ordering::Relaxed) > 0
+    }
+
+    /// A handle on ring `i`, which this process owns, positioned at its head.
+    fn handle(&self, i: usize) -> Option<RingHandle> {
+        let desc = self.ring_desc(i);
+        // The head is this process's own line: the last owner stored it
+        // before handing the ring over (under the spare lock), or the
+        // daemon's drain left it where the last owner stopped.
+        let head = desc.head.load(Ordering::Acquire);
+        let tail = desc.tail.load(Ordering::Acquire);
+        Some(RingHandle {
+            desc: NonNull::from(desc),
+            data: NonNull::new(self.at(self.layout.ring_data_at(i)))?,
+            index: i as u32,
+            capacity: self.layout.params.ring_capacity,
+            head,
+            cached_tail: tail,
+            last_ticks: 0,
+            has_last: false,
+        })
     }
 
     fn ring_desc(&self, i: usize) -> &RingDesc {
@@ -279,6 +345,8 @@ impl Drop for Region {
 pub(crate) struct RingHandle {
     pub(crate) desc: NonNull<RingDesc>,
     pub(crate) data: NonNull<u8>,
+    /// The ring's number in the region.
+    pub(crate) index: u32,
     pub(crate) capacity: u64,
     /// The next write position (bytes ever written); published to `desc.head` on commit.
     pub(crate) head: u64,
@@ -296,11 +364,53 @@ impl RingHandle {
         // mapped (it holds the Region's Arc next to this handle).
         unsafe { self.desc.as_ref() }
     }
-}
 
-/// The ring state value for a thread that has exited.
-pub(crate) fn release(ring: &RingHandle) {
-    ring.desc()
-        .state
-        .store(ferret_abi::shm::RING_RELEASED, Ordering::Release);
+    /// Starts this thread's stream in the ring with a THREAD record. False
+    /// if the ring has no room for it (the previous owner's records are not
+    /// drained yet).
+    fn push_thread(&mut self, tid: u32) -> bool {
+        if !self.push_raw(&record::thread_record(tid)) {
+            return false;
+        }
+        // For display only: the daemon goes by the THREAD record.
+        self.desc().tid.store(tid, Ordering::Relaxed);
+        true
+    }
+
+    /// Appends one whole record and publishes it, padding to the end of the
+    /// ring first if it does not fit before the end (as the event path does).
+    fn push_raw(&mut self, rec: &[u8]) -> bool {
+        let size = rec.len() as u64;
+        let cap = self.capacity;
+        let pos = self.head & (cap - 1);
+        let contiguous = cap - pos;
+        let need = if size <= contiguous {
+            size
+        } else {
+            contiguous + size
+        };
+        self.cached_tail = self.desc().tail.load(Ordering::Acquire);
+        if self.head.wrapping_add(need).wrapping_sub(self.cached_tail) > cap {
+            return false;
+        }
+        let data = self.data.as_ptr();
+        let mut at = pos as usize;
+        if size > contiguous {
+            if contiguous as usize >= HEADER_LEN {
+                let pad = [HEADER_LEN as u8, 0, kind::PAD];
+                // SAFETY: at least HEADER_LEN bytes remain before the ring's
+                // end, in space checked free above; only this thread writes
+                // the ring.
+                unsafe { std::ptr::copy_nonoverlapping(pad.as_ptr(), data.add(at), HEADER_LEN) };
+            }
+            self.head += contiguous;
+            at = 0;
+        }
+        // SAFETY: [at, at + size) lies inside the ring and inside the free
+        // space checked above; the daemon reads only below the published head.
+        unsafe { std::ptr::copy_nonoverlapping(rec.as_ptr(), data.add(at), rec.len()) };
+        self.head += size;
+        self.desc().head.store(self.head, Ordering::Release);
+        true
+    }
 }

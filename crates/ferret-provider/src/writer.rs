@@ -19,7 +19,7 @@ use ferret_abi::record::{
 use crate::EventDescriptor;
 use crate::clock;
 use crate::link::{GENERATION, ProviderInner, global};
-use crate::region::{Region, RingHandle, release};
+use crate::region::{Region, RingHandle};
 
 /// Writes after a failed ring claim before trying again.
 const RING_RETRY: u32 = 4096;
@@ -31,6 +31,8 @@ struct ThreadWriter {
     clock: u32,
     /// Writes left before the next attempt to claim a ring.
     retry_in: u32,
+    /// The thread's id, once known (0 before).
+    tid: u32,
 }
 
 impl ThreadWriter {
@@ -41,14 +43,21 @@ impl ThreadWriter {
             ring: None,
             clock: 0,
             retry_in: 0,
+            tid: 0,
+        }
+    }
+
+    /// Hands the thread's ring back to its region, for the next thread
+    /// that writes (see [`Region::give_back`]).
+    fn give_back_ring(&mut self) {
+        if let (Some(ring), Some(region)) = (self.ring.take(), &self.region) {
+            region.give_back(ring);
         }
     }
 
     #[cold]
     fn reattach(&mut self, generation: u64) {
-        if let Some(ring) = self.ring.take() {
-            release(&ring);
-        }
+        self.give_back_ring();
         self.generation = generation;
         self.region = global().and_then(|g| g.current_region());
         self.retry_in = 0;
@@ -59,10 +68,30 @@ impl ThreadWriter {
     fn claim(&mut self) {
         if let Some(region) = &self.region {
             self.clock = region.clock;
-            let tid = rustix::thread::gettid().as_raw_nonzero().get() as u32;
-            self.ring = region.acquire_ring(tid);
+            if self.tid == 0 {
+                self.tid = rustix::thread::gettid().as_raw_nonzero().get() as u32;
+            }
+            self.ring = region.acquire_ring(self.tid);
             if self.ring.is_none() {
                 self.retry_in = RING_RETRY;
+            }
+        }
+    }
+
+    /// A thread without a ring: takes over one an exited thread left as
+    /// soon as there is one (cheap), and scans the region for a free ring
+    /// (not cheap) only every [`RING_RETRY`] writes.
+    #[cold]
+    fn retry_claim(&mut self) {
+        let Some(region) = &self.region else {
+            return;
+        };
+        if self.retry_in == 0 {
+            self.claim();
+        } else {
+            self.retry_in -= 1;
+            if region.has_spare() && self.tid != 0 {
+                self.ring = region.acquire_spare(self.tid);
             }
         }
     }
@@ -73,12 +102,8 @@ impl ThreadWriter {
         if generation != self.generation {
             self.reattach(generation);
         }
-        if self.ring.is_none() && self.region.is_some() {
-            if self.retry_in == 0 {
-                self.claim();
-            } else {
-                self.retry_in -= 1;
-            }
+        if self.ring.is_none() {
+            self.retry_claim();
         }
         let Some(region) = self.region.as_deref() else {
             return;
@@ -189,11 +214,9 @@ impl ThreadWriter {
 
 impl Drop for ThreadWriter {
     fn drop(&mut self) {
-        // The thread is exiting: hand the ring back so the daemon can drain
-        // what is left in it and give it to another thread.
-        if let Some(ring) = self.ring.take() {
-            release(&ring);
-        }
+        // The thread is exiting: its ring goes to the next thread that
+        // writes; the daemon drains what is left in it meanwhile.
+        self.give_back_ring();
     }
 }
 
