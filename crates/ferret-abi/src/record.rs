@@ -52,6 +52,9 @@ pub mod kind {
     pub const EVENT_TYPE: u8 = 0x11;
     /// Metadata: a process id and its name.
     pub const PROCESS: u8 = 0x12;
+    /// A provider process ended (its connection to the daemon closed) and
+    /// everything it committed before is in the stream.
+    pub const PROCESS_END: u8 = 0x13;
     /// The source, process, thread and base time of the events that follow in a buffer.
     pub const CONTEXT: u8 = 0x20;
     /// A count of events lost at this point of the stream, with the reason.
@@ -274,6 +277,18 @@ pub struct ProcessMeta {
     pub name: String,
 }
 
+/// The end of a provider process, as the daemon saw it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProcessEndMeta {
+    /// The source (provider process as one daemon saw it) that ended.
+    pub source: u32,
+    /// Its process id.
+    pub pid: u32,
+    /// When the daemon had drained its rings after its connection closed,
+    /// in the session's ticks.
+    pub ticks: u64,
+}
+
 /// The stream the events after a CONTEXT record belong to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ContextMeta {
@@ -373,6 +388,8 @@ pub enum Record<'a> {
     EventType(EventTypeMeta),
     /// Process metadata.
     Process(ProcessMeta),
+    /// A provider process ended.
+    ProcessEnd(ProcessEndMeta),
     /// The stream of the following events.
     Context(ContextMeta),
     /// Lost events.
@@ -580,6 +597,14 @@ pub fn parse_untrusted(bytes: &[u8]) -> Result<(Record<'_>, usize), RecordError>
                 tid: c.u32("thread id")?,
             }
         }
+        kind::PROCESS_END => {
+            let mut c = Cursor::new(body, "process end");
+            Record::ProcessEnd(ProcessEndMeta {
+                source: c.u32("source")?,
+                pid: c.u32("process id")?,
+                ticks: c.u64("ticks")?,
+            })
+        }
         kind::CONTEXT => {
             let mut c = Cursor::new(body, "context");
             Record::Context(ContextMeta {
@@ -781,6 +806,20 @@ pub fn thread_record(tid: u32) -> [u8; THREAD_LEN] {
     b
 }
 
+/// Bytes of a PROCESS_END record.
+pub const PROCESS_END_LEN: usize = HEADER_LEN + 16;
+
+/// The bytes of a PROCESS_END record.
+pub fn process_end_record(end: &ProcessEndMeta) -> [u8; PROCESS_END_LEN] {
+    let mut b = [0u8; PROCESS_END_LEN];
+    b[0..2].copy_from_slice(&(PROCESS_END_LEN as u16).to_le_bytes());
+    b[2] = kind::PROCESS_END;
+    b[3..7].copy_from_slice(&end.source.to_le_bytes());
+    b[7..11].copy_from_slice(&end.pid.to_le_bytes());
+    b[11..19].copy_from_slice(&end.ticks.to_le_bytes());
+    b
+}
+
 /// Bytes of a LOST record.
 pub const LOST_LEN: usize = HEADER_LEN + 24;
 
@@ -910,6 +949,24 @@ mod tests {
             parse_untrusted(&bytes).unwrap(),
             (Record::Thread { tid: 4321 }, THREAD_LEN)
         );
+        let end = ProcessEndMeta {
+            source: 3,
+            pid: 99,
+            ticks: 1 << 40,
+        };
+        let bytes = process_end_record(&end);
+        assert_eq!(
+            parse_untrusted(&bytes).unwrap(),
+            (Record::ProcessEnd(end), PROCESS_END_LEN)
+        );
+        for cut in 0..PROCESS_END_LEN {
+            let mut short = bytes;
+            short[0] = cut as u8;
+            assert!(
+                parse_untrusted(&short[..cut.max(3)]).is_err(),
+                "cut at {cut}"
+            );
+        }
         let mut t = Vec::new();
         encode_trailer(&[1, 2, 3], &mut t).unwrap();
         assert_eq!(

@@ -18,6 +18,8 @@ fn sample_log(env: &Env) -> std::path::PathBuf {
         "--level",
         "warning",
     ]);
+    // The log then ends with the emit process's end.
+    env.wait_no_providers();
     env.ok(&["stop", "fmt"]);
     log
 }
@@ -27,8 +29,13 @@ fn text_has_one_line_per_event() {
     let env = Env::new();
     let log = sample_log(&env);
     let out = env.ok(&["fmt", log.to_str().unwrap()]);
-    let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines.len(), 6, "{out}");
+    let mut lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 7, "{out}");
+    // The emit process's end comes last, after everything it wrote.
+    let end: Vec<&str> = lines.pop().unwrap().split(' ').collect();
+    assert!(end[0].ends_with('Z'), "{end:?}");
+    assert!(end[1].parse::<u32>().is_ok(), "pid in {end:?}");
+    assert_eq!(end[2..], ["ENDED", "process", "ferret"]);
     for line in &lines {
         let parts: Vec<&str> = line.splitn(5, ' ').collect();
         assert!(parts[0].ends_with('Z') && parts[0].contains('T'), "{line}");
@@ -48,7 +55,12 @@ fn json_has_the_documented_keys() {
     let log = sample_log(&env);
     let out = env.ok(&["fmt", log.to_str().unwrap(), "--format", "json"]);
     let mut seqs = Vec::new();
-    for line in out.lines() {
+    let mut lines: Vec<&str> = out.lines().collect();
+    let end: serde_json::Value = serde_json::from_str(lines.pop().unwrap()).unwrap();
+    assert_eq!(end["process_end"], true, "{end}");
+    assert_eq!(end["process"], "ferret", "{end}");
+    assert!(end["pid"].as_u64().is_some() && end["timestamp_ns"].as_u64().is_some());
+    for line in lines {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
         for key in [
             "timestamp",
@@ -100,6 +112,10 @@ fn the_summary_counts_events_and_losses() {
         "{out}"
     );
     assert!(out.contains("Lost:       0"), "{out}");
+    assert!(
+        out.contains("Processes:  1 ended while the session ran"),
+        "{out}"
+    );
     assert!(out.contains("events 6, events lost 0"), "{out}");
     assert!(out.contains("6  E2E.Fmt/Sample"), "{out}");
 }

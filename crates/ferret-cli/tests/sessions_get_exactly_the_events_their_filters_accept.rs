@@ -17,6 +17,9 @@ fn by_level_and_keywords(env: &Env, log: &std::path::Path) -> BTreeMap<(u64, Str
     let mut counts = BTreeMap::new();
     for e in env.fmt_json(&[log]) {
         assert!(e.get("lost").is_none(), "no losses expected: {e}");
+        if e.get("process_end").is_some() {
+            continue;
+        }
         let key = (
             e["level"].as_u64().unwrap(),
             e["keywords"].as_str().unwrap().to_string(),

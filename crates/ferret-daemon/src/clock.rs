@@ -85,6 +85,15 @@ impl Clock {
         clock
     }
 
+    /// The current time in this clock's ticks, as providers read it.
+    pub(crate) fn now_ticks(&self) -> u64 {
+        if self.kind == CLOCK_TSC {
+            tsc()
+        } else {
+            ns(ClockId::Monotonic)
+        }
+    }
+
     /// "tsc" or "monotonic".
     pub(crate) fn name(&self) -> &'static str {
         if self.kind == CLOCK_TSC {

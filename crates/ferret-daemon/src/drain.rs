@@ -20,14 +20,15 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 use ferret_abi::proto::Response;
 use ferret_abi::record::{
-    self, CONTEXT_LEN, ContextMeta, EventTypeMeta, LostMeta, LostReason, ProcessMeta, ProviderMeta,
-    Record, Ticks,
+    self, CONTEXT_LEN, ContextMeta, EventTypeMeta, LostMeta, LostReason, ProcessEndMeta,
+    ProcessMeta, ProviderMeta, Record, Ticks,
 };
 use ferret_abi::shm::{RING_FREE, RING_RELEASED};
 use ferret_format::{BUFFER_HEADER_LEN, BufferBuilder, buffer_kind};
 use ferret_session::{RegionId, RouteTable, SessionCounters, SessionKey};
 use rustix::event::{PollFd, PollFlags};
 
+use crate::clock::Clock;
 use crate::control::{ConnId, StreamItem};
 use crate::ring::{self, RingEvent, RingSink, TimeBase};
 use crate::shm::{ReadBytes, SharedBytes, ShmRegion};
@@ -41,7 +42,8 @@ pub(crate) enum DrainCmd {
         region: Arc<ShmRegion>,
         process: String,
     },
-    /// A provider process went away: drain what it committed, then forget it.
+    /// A provider process went away: drain what it committed, record its
+    /// end in the sessions that took events from it, then forget it.
     CloseRegion(RegionId),
     /// Sessions or providers changed.
     Routes(Arc<RouteTable>),
@@ -519,6 +521,9 @@ pub(crate) struct Drain {
     stalled: bool,
     /// When the oldest records left for a bigger batch must be taken.
     next_due: Option<Instant>,
+    /// The clock providers stamp events with, for the records the drain
+    /// writes itself.
+    clock: Clock,
 }
 
 impl Drain {
@@ -527,6 +532,7 @@ impl Drain {
         wake: Arc<OwnedFd>,
         writer: Sender<WriteCmd>,
         returned: Receiver<(SessionKey, BufferBuilder)>,
+        clock: Clock,
     ) -> Drain {
         Drain {
             cmds,
@@ -541,6 +547,7 @@ impl Drain {
             plans: Vec::new(),
             stalled: false,
             next_due: None,
+            clock,
         }
     }
 
@@ -644,6 +651,7 @@ impl Drain {
             }
             DrainCmd::CloseRegion(id) => {
                 self.drain_all();
+                self.record_end(id);
                 self.regions.retain(|r| r.shm.id != id);
             }
             DrainCmd::Routes(routes) => {
@@ -802,6 +810,36 @@ impl Drain {
                     token,
                 });
             }
+        }
+    }
+
+    /// Writes a PROCESS_END record into every session that takes events
+    /// from region `id`, whose rings `drain_all` has just emptied: the log
+    /// then says the process ended and that nothing of it is missing after
+    /// this point. The routes still include the region (the control thread
+    /// sends the close before the routes without it).
+    fn record_end(&mut self, id: RegionId) {
+        let Some(region) = self.regions.iter().find(|r| r.shm.id == id) else {
+            return;
+        };
+        let end = ProcessEndMeta {
+            source: id.0 as u32,
+            pid: region.shm.pid,
+            ticks: self.clock.now_ticks(),
+        };
+        for si in listeners_of(id, &self.routes, &self.sessions) {
+            let s = &mut self.sessions[si];
+            // Room for both records first, so that a new buffer does not
+            // separate the end from the PROCESS record that names it.
+            s.room_for(
+                record::PROCESS_END_LEN + 64 + region.process.len(),
+                &self.writer,
+            );
+            describe_process(s, region, &self.writer);
+            s.push_record(&record::process_end_record(&end), &self.writer);
+        }
+        for s in &mut self.sessions {
+            s.publish();
         }
     }
 
@@ -1335,19 +1373,11 @@ fn describe_provider(
     let Some(info) = routes.slot(id, slot) else {
         return false;
     };
+    if !describe_process(s, region, writer) {
+        return false;
+    }
     let pid = region.shm.pid;
     let mut bytes = Vec::new();
-    if !s.described_processes.contains(&pid) {
-        let meta = ProcessMeta {
-            pid,
-            name: region.process.clone(),
-        };
-        if record::encode_process(&meta, &mut bytes).is_err() || !s.push_record(&bytes, writer) {
-            return false;
-        }
-        s.described_processes.insert(pid);
-        bytes.clear();
-    }
     let meta = ProviderMeta {
         source: id.0 as u32,
         provider: slot,
@@ -1359,6 +1389,25 @@ fn describe_provider(
         return false;
     }
     s.described_providers.insert((id, slot));
+    true
+}
+
+/// Writes the PROCESS record for a region's process if the session's file
+/// lacks it. False if it could not be stored.
+fn describe_process(s: &mut DrainSession, region: &DrainRegion, writer: &Sender<WriteCmd>) -> bool {
+    let pid = region.shm.pid;
+    if s.described_processes.contains(&pid) {
+        return true;
+    }
+    let meta = ProcessMeta {
+        pid,
+        name: region.process.clone(),
+    };
+    let mut bytes = Vec::new();
+    if record::encode_process(&meta, &mut bytes).is_err() || !s.push_record(&bytes, writer) {
+        return false;
+    }
+    s.described_processes.insert(pid);
     true
 }
 

@@ -122,7 +122,13 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         })
         .map_err(setup)?;
 
-    let drain = drain::Drain::new(drain_rx, drain_wake.clone(), writer_tx.clone(), returned_rx);
+    let drain = drain::Drain::new(
+        drain_rx,
+        drain_wake.clone(),
+        writer_tx.clone(),
+        returned_rx,
+        clock,
+    );
     let drain_thread = std::thread::Builder::new()
         .name("ferretd-drain".into())
         .spawn(move || drain.run())

@@ -79,6 +79,15 @@ pub enum Entry<'a> {
         /// How many.
         count: u64,
     },
+    /// A provider process ended: everything it committed before is above.
+    ProcessEnd {
+        /// When the daemon noticed and had drained the process's rings.
+        timestamp_ns: u64,
+        /// The process id.
+        pid: u32,
+        /// Its command name, if the file recorded it.
+        process: &'a str,
+    },
     /// A stretch of the file that was skipped.
     Corrupt(Corruption),
     /// A record or event that could not be decoded; the buffer's remaining
@@ -128,6 +137,9 @@ pub struct Stats {
     pub buffers_after_trailer: u64,
     /// Notes about how the input was read (also given as [`Entry::Note`]).
     pub notes: Vec<String>,
+    /// PROCESS_END records read: provider processes that ended while the
+    /// session ran.
+    pub process_ends: u64,
 }
 
 impl Stats {
@@ -340,6 +352,15 @@ impl DecodeState {
                     );
                 }
                 Record::Process(p) => define(processes, p.pid, p.name),
+                Record::ProcessEnd(end) => {
+                    stats.process_ends += 1;
+                    let process = processes.get(&end.pid).map_or("", String::as_str);
+                    f(Entry::ProcessEnd {
+                        timestamp_ns: timebase.unix_ns(end.ticks),
+                        pid: end.pid,
+                        process,
+                    })?;
+                }
                 Record::Lost(l) => {
                     stats.add_lost(l.reason, l.count);
                     let provider = providers

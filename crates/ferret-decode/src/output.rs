@@ -185,6 +185,11 @@ impl<W: Write, D: Write> Printer<W, D> {
                 reason,
                 count,
             } => self.lost(*timestamp_ns, *pid, provider, *reason, *count),
+            Entry::ProcessEnd {
+                timestamp_ns,
+                pid,
+                process,
+            } => self.process_end(*timestamp_ns, *pid, process),
             Entry::Corrupt(c) => writeln!(self.diag, "{}: {}: {c}", self.program, self.source),
             Entry::BadRecord {
                 buffer_offset,
@@ -287,6 +292,30 @@ impl<W: Write, D: Write> Printer<W, D> {
                 self.source,
                 reason.name()
             ),
+        }
+    }
+
+    /// A provider process ended. CSV rows are events only, and an end is
+    /// no problem to report on standard error, so CSV leaves it out.
+    fn process_end(&mut self, ts: u64, pid: u32, process: &str) -> io::Result<()> {
+        let process = if process.is_empty() { "?" } else { process };
+        match self.format {
+            OutputFormat::Text => writeln!(
+                self.out,
+                "{} {pid} ENDED process {process}",
+                format_timestamp(ts)
+            ),
+            OutputFormat::Json => {
+                let obj = serde_json::json!({
+                    "timestamp": format_timestamp(ts),
+                    "timestamp_ns": ts,
+                    "process_end": true,
+                    "pid": pid,
+                    "process": process,
+                });
+                writeln!(self.out, "{obj}")
+            }
+            OutputFormat::Csv => Ok(()),
         }
     }
 

@@ -101,6 +101,13 @@ pub fn write_summary(
         format!(" ({})", reasons.join(", "))
     };
     writeln!(out, "Lost:       {}{detail}", stats.lost_total())?;
+    if stats.process_ends > 0 {
+        writeln!(
+            out,
+            "Processes:  {} ended while the session ran",
+            stats.process_ends
+        )?;
+    }
     if let Some(t) = trailer {
         writeln!(
             out,

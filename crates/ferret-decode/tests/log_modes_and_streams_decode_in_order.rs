@@ -9,7 +9,8 @@ use std::path::Path;
 use ferret_abi::Guid;
 use ferret_abi::Value;
 use ferret_abi::record::{
-    self, ContextMeta, EventTypeMeta, FieldMeta, FieldType, ProcessMeta, ProviderMeta, Ticks,
+    self, ContextMeta, EventTypeMeta, FieldMeta, FieldType, ProcessEndMeta, ProcessMeta,
+    ProviderMeta, Ticks,
 };
 use ferret_decode::{
     Entry, FileDecoder, OutputFormat, Printer, Stats, StreamDecoder, Trailer, write_summary,
@@ -288,6 +289,7 @@ fn describe(e: &Entry<'_>) -> String {
             format!("{}/{} {n}", ev.ty.provider.name, ev.ty.name)
         }
         Entry::Lost { count, .. } => format!("lost {count}"),
+        Entry::ProcessEnd { pid, process, .. } => format!("ended {pid} {process}"),
         Entry::Corrupt(c) => format!("corrupt {}", c.reason),
         Entry::BadRecord { error, .. } => format!("bad {error}"),
         Entry::Trailer(t) => format!("trailer {}", t.events),
@@ -434,6 +436,65 @@ fn an_appended_file_decodes_each_session_with_its_own_definitions() {
         "{out}"
     );
     assert!(out.contains("6  Clock/Tick") && out.contains("6  Shop/Order"));
+}
+
+#[test]
+fn a_process_end_is_decoded_after_the_events_and_printed_in_each_format() {
+    // One buffer: metadata, three events at 1 ms, the process's end at 3 ms
+    // and one more event, whose time must not depend on the end record.
+    let mut b = BufferBuilder::new(BUF);
+    assert!(b.push(&metadata(&tick())));
+    assert!(b.push(&record::context_record(&ContextMeta {
+        source: 1,
+        pid: 42,
+        tid: 43,
+        base_ticks: 1_000_000,
+    })));
+    for i in 0..3 {
+        assert!(b.push(&event(&values(&tick(), 1, i))));
+    }
+    assert!(b.push(&record::process_end_record(&ProcessEndMeta {
+        source: 1,
+        pid: 42,
+        ticks: 3_000_000,
+    })));
+    assert!(b.push(&event(&values(&tick(), 1, 3))));
+    let h = header(mode::SEQUENTIAL, 0);
+    let mut file = h.encode();
+    put_slot(
+        &mut file,
+        h.data_offset() as usize,
+        0,
+        b.seal(buffer_kind::DATA, 0),
+    );
+    let (_dir, path) = write_temp(&file);
+    let mut d = open(&path);
+    let (lines, times) = decode_all(&mut d);
+    let mut want = ticks([1]);
+    want.push("ended 42 app".into());
+    want.push("Clock/Tick 13".into());
+    assert_eq!(lines, want);
+    assert_eq!(times[3], ANCHOR_UNIX_NS + 1_000_040, "{times:?}");
+    assert_eq!(d.stats().process_ends, 1);
+
+    let (text, _) = print_file(&file, OutputFormat::Text);
+    assert!(
+        text.contains("2026-11-23T09:35:00.003000000Z 42 ENDED process app\n"),
+        "{text}"
+    );
+    let (json, _) = print_file(&file, OutputFormat::Json);
+    let end: serde_json::Value = serde_json::from_str(json.lines().nth(3).unwrap()).unwrap();
+    assert_eq!(end["process_end"], true);
+    assert_eq!(end["pid"], 42);
+    assert_eq!(end["process"], "app");
+    assert_eq!(end["timestamp_ns"], ANCHOR_UNIX_NS + 3_000_000);
+    let (csv, diag) = print_file(&file, OutputFormat::Csv);
+    assert_eq!(
+        csv.lines().count(),
+        5,
+        "a header and the four events: {csv}"
+    );
+    assert!(diag.is_empty(), "{diag}");
 }
 
 #[test]

@@ -7,7 +7,7 @@ pub const FILE_MAGIC: [u8; 8] = *b"FERRETLG";
 /// The format's major version: readers refuse other majors.
 pub const FORMAT_MAJOR: u16 = 1;
 /// The format's minor version: fields are appended within a major.
-pub const FORMAT_MINOR: u16 = 1;
+pub const FORMAT_MINOR: u16 = 2;
 /// Bytes of the fixed part of the header.
 pub const FIXED_HEADER_LEN: usize = 128;
 /// Buffers start at a multiple of this.

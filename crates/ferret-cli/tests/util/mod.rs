@@ -235,6 +235,17 @@ impl Env {
         }
     }
 
+    /// Waits until no provider process is attached to the daemon: the
+    /// daemon has seen every provider process end, and a session stopped
+    /// after this has the PROCESS_END records of those it took events from.
+    pub fn wait_no_providers(&self) {
+        wait_until(
+            Duration::from_secs(30),
+            "provider processes to detach",
+            || self.client().providers().expect("providers").is_empty(),
+        );
+    }
+
     /// `ferret fmt --format json FILES...`: every event and loss record,
     /// asserting that fmt found no damage (it reports damage on stderr).
     pub fn fmt_json(&self, files: &[&Path]) -> Vec<serde_json::Value> {
@@ -414,11 +425,11 @@ impl Drop for Background {
 }
 
 /// The `seq` field of each event in `fmt --format json` output, skipping
-/// loss records.
+/// loss and process-end records.
 pub fn seqs(entries: &[serde_json::Value]) -> Vec<u64> {
     entries
         .iter()
-        .filter(|e| e.get("lost").is_none())
+        .filter(|e| e.get("event").is_some())
         .map(|e| {
             e["fields"]["seq"]
                 .as_u64()
