@@ -4,6 +4,7 @@
 use std::collections::VecDeque;
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -32,6 +33,12 @@ pub struct EmitArgs {
     /// --threads of them alive at once. Event N has seq N.
     #[arg(long, value_name = "N")]
     pub thread_events: Option<u64>,
+    /// fork() once about half the events are written: the parent goes on,
+    /// and the child, a provider process of its own, writes --count events
+    /// on its main thread once its daemon enables it. Each prints a report
+    /// (the child's first), with "role" and "pid" in JSON.
+    #[arg(long, conflicts_with = "thread_events")]
+    pub fork: bool,
     /// The events' level (1-5 or a name)
     #[arg(long, default_value = "information")]
     pub level: Level,
@@ -97,7 +104,13 @@ struct Work {
     count: u64,
     /// Events per second for this thread (0: as fast as possible).
     rate: f64,
+    /// Count written events in [`PROGRESS`] (for `--fork`, which forks half
+    /// way; not otherwise, as it costs an atomic add per event).
+    progress: bool,
 }
+
+/// Events written so far, when the threads count them.
+static PROGRESS: AtomicU64 = AtomicU64::new(0);
 
 fn spawn(
     name: String,
@@ -135,9 +148,18 @@ pub fn run(socket: &Path, a: EmitArgs) -> Result<ExitCode> {
     let desc = descriptor(a.level, a.keywords);
     let status = ferret_provider::link_status();
     let rate = a.rate / a.threads as f64;
+    let work = |first_seq, count| Work {
+        provider,
+        desc,
+        first_seq,
+        count,
+        rate,
+        progress: a.fork,
+    };
     let start = Instant::now();
     let mut results = Vec::new();
     let mut threads_started = 0u64;
+    let mut extra = serde_json::Map::new();
     match a.thread_events {
         Some(per_thread) => {
             // Short-lived threads, at most --threads alive: each new one
@@ -149,14 +171,8 @@ pub fn run(socket: &Path, a: EmitArgs) -> Result<ExitCode> {
                     results.push(join(live.pop_front().expect("not empty"))?);
                 }
                 let count = per_thread.min(a.count - next);
-                let work = Work {
-                    provider,
-                    desc,
-                    first_seq: next,
-                    count,
-                    rate,
-                };
-                live.push_back(spawn(format!("emit-{threads_started}"), work, None)?);
+                let name = format!("emit-{threads_started}");
+                live.push_back(spawn(name, work(next, count), None)?);
                 next += count;
                 threads_started += 1;
             }
@@ -165,30 +181,132 @@ pub fn run(socket: &Path, a: EmitArgs) -> Result<ExitCode> {
             }
         }
         None => {
+            // With --fork the main thread writes a share first, so that the
+            // thread that forks holds a ring the child must forget.
+            let main_share = if a.fork {
+                a.count / (a.threads as u64 + 1)
+            } else {
+                0
+            };
+            if main_share > 0 {
+                results.push(emit_thread(work(0, main_share)));
+            }
+            let rest = a.count - main_share;
             // Every thread starts writing at once, so that they all hold
             // rings together.
             let barrier = Arc::new(Barrier::new(a.threads as usize));
             let handles = (0..a.threads)
                 .map(|t| {
-                    let count = a.count / a.threads as u64
-                        + u64::from((t as u64) < a.count % a.threads as u64);
-                    let work = Work {
-                        provider,
-                        desc,
-                        first_seq: 0,
-                        count,
-                        rate,
-                    };
-                    spawn(format!("emit-{t}"), work, Some(barrier.clone()))
+                    let count =
+                        rest / a.threads as u64 + u64::from((t as u64) < rest % a.threads as u64);
+                    spawn(format!("emit-{t}"), work(0, count), Some(barrier.clone()))
                 })
                 .collect::<Result<Vec<_>>>()?;
             threads_started = handles.len() as u64;
+            let mut child = None;
+            if a.fork {
+                // Fork while the threads are writing.
+                while PROGRESS.load(Ordering::Relaxed) < main_share + rest / 2
+                    && !handles.iter().all(JoinHandle::is_finished)
+                {
+                    std::thread::sleep(Duration::from_micros(100));
+                }
+                match fork()? {
+                    None => {
+                        // The child has only this thread: the handles name
+                        // threads of the parent, which must be neither
+                        // joined nor detached here.
+                        std::mem::forget(handles);
+                        return run_child(&a, provider, desc);
+                    }
+                    Some(pid) => child = Some(pid),
+                }
+            }
             for h in handles {
                 results.push(join(h)?);
+            }
+            if let Some(pid) = child {
+                extra.insert("role".into(), "parent".into());
+                extra.insert("child_pid".into(), pid.into());
+                extra.insert("child_exit_code".into(), wait_child(pid)?.into());
             }
         }
     }
     let wall = start.elapsed();
+    report(&a, provider, &results, wall, threads_started, status, extra);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The child of `--fork`: a new provider process with only this thread. It
+/// waits (at most 10 s) for its daemon to enable it, writes --count events
+/// on this thread, whose writer held one of the parent's rings at the fork,
+/// and reports.
+fn run_child(a: &EmitArgs, provider: Provider, desc: &'static EventDescriptor) -> Result<ExitCode> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !provider.enabled(desc.level, desc.keywords) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let status = ferret_provider::link_status();
+    let start = Instant::now();
+    let result = emit_thread(Work {
+        provider,
+        desc,
+        first_seq: 0,
+        count: a.count,
+        rate: a.rate,
+        progress: false,
+    });
+    let mut extra = serde_json::Map::new();
+    extra.insert("role".into(), "child".into());
+    report(a, provider, &[result], start.elapsed(), 1, status, extra);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// fork(2): `None` in the child, the child's pid in the parent.
+fn fork() -> Result<Option<u32>> {
+    // SAFETY: the child goes on with this thread only and never joins the
+    // parent's threads; the provider library's fork handlers leave its own
+    // state usable in the child.
+    match unsafe { libc::fork() } {
+        -1 => Err(std::io::Error::last_os_error().into()),
+        0 => Ok(None),
+        pid => Ok(Some(pid as u32)),
+    }
+}
+
+/// Waits for the child of `--fork`: its exit code, or 128 + the signal that
+/// ended it.
+fn wait_child(pid: u32) -> Result<i32> {
+    let mut status = 0;
+    loop {
+        // SAFETY: waits for our own child; `status` is a valid out-pointer.
+        let r = unsafe { libc::waitpid(pid as libc::pid_t, &mut status, 0) };
+        if r == pid as libc::pid_t {
+            break;
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(e.into());
+        }
+    }
+    Ok(if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        128 + libc::WTERMSIG(status)
+    })
+}
+
+/// Prints what this process wrote: one JSON object, with `extra` merged in,
+/// or a line of text.
+fn report(
+    a: &EmitArgs,
+    provider: Provider,
+    results: &[ThreadResult],
+    wall: Duration,
+    threads_started: u64,
+    status: ferret_provider::LinkStatus,
+    extra: serde_json::Map<String, serde_json::Value>,
+) {
     let written: u64 = results.iter().map(|r| r.written).sum();
     let paced = a.rate > 0.0;
     let max_write = results
@@ -198,19 +316,19 @@ pub fn run(socket: &Path, a: EmitArgs) -> Result<ExitCode> {
         .unwrap_or_default();
     let max_lag = results.iter().map(|r| r.max_lag).max().unwrap_or_default();
     let dropped = provider.events_dropped();
-    let per_thread_ns = results
+    let busy: Vec<&ThreadResult> = results.iter().filter(|r| r.written > 0).collect();
+    let per_thread_ns = busy
         .iter()
-        .filter(|r| r.written > 0)
         .map(|r| r.elapsed.as_nanos() as f64 / r.written as f64)
         .sum::<f64>()
-        / results.iter().filter(|r| r.written > 0).count().max(1) as f64;
+        / busy.len().max(1) as f64;
     let wall_ns = if a.count > 0 {
         wall.as_nanos() as f64 / a.count as f64
     } else {
         0.0
     };
     if a.json {
-        let v = serde_json::json!({
+        let mut v = serde_json::json!({
             "provider": a.provider,
             "count": a.count,
             "threads": a.threads,
@@ -225,12 +343,18 @@ pub fn run(socket: &Path, a: EmitArgs) -> Result<ExitCode> {
             "max_write_us": paced.then_some(max_write.as_micros() as u64),
             "max_lag_ms": paced.then_some(max_lag.as_millis() as u64),
         });
+        if let Some(map) = v.as_object_mut() {
+            map.extend(extra);
+        }
         println!("{v}");
     } else {
+        let who = match extra.get("role").and_then(|r| r.as_str()) {
+            Some(role) => format!("{role} pid {}: ", std::process::id()),
+            None => String::new(),
+        };
         println!(
-            "wrote {written} of {} events over {} thread(s) in {:.1} ms: {per_thread_ns:.1} ns per event per thread, {wall_ns:.1} ns wall per event; {dropped} dropped",
+            "{who}wrote {written} of {} events over {threads_started} thread(s) in {:.1} ms: {per_thread_ns:.1} ns per event per thread, {wall_ns:.1} ns wall per event; {dropped} dropped",
             a.count,
-            a.threads,
             wall.as_secs_f64() * 1e3
         );
         if written < a.count {
@@ -247,7 +371,9 @@ pub fn run(socket: &Path, a: EmitArgs) -> Result<ExitCode> {
             );
         }
     }
-    Ok(ExitCode::SUCCESS)
+    // The parent of --fork reports after its child: the child's report
+    // must be out of its buffer before the child exits.
+    let _ = std::io::Write::flush(&mut std::io::stdout());
 }
 
 fn emit_thread(w: Work) -> ThreadResult {
@@ -266,6 +392,9 @@ fn emit_thread(w: Work) -> ThreadResult {
                     .write(w.desc, &[Value::U64(seq), Value::Str("hello")]);
                 written += 1;
             }
+            if w.progress {
+                PROGRESS.fetch_add(1, Ordering::Relaxed);
+            }
             continue;
         };
         let due = start + interval.mul_f64(i as f64);
@@ -281,6 +410,9 @@ fn emit_thread(w: Work) -> ThreadResult {
             written += 1;
         }
         max_write = max_write.max(before.elapsed());
+        if w.progress {
+            PROGRESS.fetch_add(1, Ordering::Relaxed);
+        }
     }
     ThreadResult {
         written,

@@ -7,10 +7,18 @@
 //! for the life of the process: attaching maps the region's table over it,
 //! detaching maps zero pages over it, so `enabled()` never follows a pointer
 //! that can change.
+//!
+//! A child made by `fork()` is a new provider process: `pthread_atfork`
+//! handlers take this module's locks around the fork (so none is held by a
+//! thread that does not exist in the child), and in the child disable every
+//! provider, forget the parent's region and connection without touching
+//! them, and start a link thread that attaches the child as its own process.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -25,6 +33,11 @@ use crate::region::Region;
 /// Bumped on every attach and detach; each thread compares it with the
 /// generation of the ring it holds.
 pub(crate) static GENERATION: AtomicU64 = AtomicU64::new(0);
+
+/// Bumped in the child of every `fork()`. A region mapped under another
+/// value belongs to an ancestor process: the child never writes to it,
+/// hands rings back to it or unmaps it.
+pub(crate) static FORK_EPOCH: AtomicU64 = AtomicU64::new(0);
 
 /// How the provider library finds and waits for the daemon.
 #[derive(Clone, Debug)]
@@ -95,6 +108,10 @@ pub(crate) struct Global {
     region: Mutex<Option<Arc<Region>>>,
     link: Mutex<LinkState>,
     changed: Condvar,
+    /// The descriptor of the link thread's connection while it has one (-1
+    /// otherwise), so that a forked child can close its copy: the daemon
+    /// sees a process end only once every copy of its connection is closed.
+    link_fd: AtomicI32,
 }
 
 static GLOBAL: OnceLock<Option<&'static Global>> = OnceLock::new();
@@ -140,15 +157,134 @@ pub(crate) fn global() -> Option<&'static Global> {
             region: Mutex::new(None),
             link: Mutex::new(LinkState::default()),
             changed: Condvar::new(),
+            link_fd: AtomicI32::new(-1),
         }));
-        let spawned = std::thread::Builder::new()
-            .name("ferret-provider".into())
-            .spawn(move || run(g));
-        if spawned.is_err() {
-            lock(&g.link).attempted = true;
+        // SAFETY: the handlers are `extern "C"` functions that never unwind
+        // (every fallible step is checked) and only use this module's state.
+        unsafe {
+            libc::pthread_atfork(
+                Some(before_fork),
+                Some(after_fork_in_parent),
+                Some(after_fork_in_child),
+            );
         }
+        spawn_link(g);
         Some(g)
     })
+}
+
+/// Starts the link thread; if that fails, the process stays detached and
+/// `register` does not wait for it.
+fn spawn_link(g: &'static Global) {
+    let spawned = std::thread::Builder::new()
+        .name("ferret-provider".into())
+        .spawn(move || run(g));
+    if spawned.is_err() {
+        lock(&g.link).attempted = true;
+    }
+}
+
+/// The locks `before_fork` took, released after the fork on each side.
+struct ForkGuards {
+    link: MutexGuard<'static, LinkState>,
+    _providers: MutexGuard<'static, Vec<&'static ProviderInner>>,
+    region: MutexGuard<'static, Option<Arc<Region>>>,
+}
+
+thread_local! {
+    static FORK_GUARDS: RefCell<Option<ForkGuards>> = const { RefCell::new(None) };
+}
+
+/// Runs in the forking thread before `fork()`: takes every lock of this
+/// module (in the order the rest of the module nests them: link, providers,
+/// region), so that no other thread holds one at the moment of the fork.
+/// In the child those threads do not exist and would never release them.
+extern "C" fn before_fork() {
+    let Some(Some(g)) = GLOBAL.get() else {
+        return;
+    };
+    let guards = ForkGuards {
+        link: lock(&g.link),
+        _providers: lock(&g.providers),
+        region: lock(&g.region),
+    };
+    let _ = FORK_GUARDS.try_with(|slot| {
+        if let Ok(mut slot) = slot.try_borrow_mut() {
+            *slot = Some(guards);
+        }
+    });
+}
+
+/// Runs in the parent after `fork()`: releases the locks.
+extern "C" fn after_fork_in_parent() {
+    let _ = FORK_GUARDS.try_with(|slot| {
+        if let Ok(mut slot) = slot.try_borrow_mut() {
+            slot.take();
+        }
+    });
+}
+
+/// Runs in the child after `fork()`, before `fork()` returns there: turns
+/// the child into a new, detached provider process and starts its link
+/// thread, which attaches it to the daemon as a process of its own.
+extern "C" fn after_fork_in_child() {
+    let Some(Some(g)) = GLOBAL.get() else {
+        return;
+    };
+    // From here on every region mapped so far belongs to the parent: the
+    // child never writes into it, never hands its rings back and never
+    // unmaps it (its rings are not even mapped in the child, see
+    // `Region::map`).
+    FORK_EPOCH.fetch_add(1, Ordering::Relaxed);
+    // The table still shows the parent's enable words, which would let the
+    // child write into the parent's rings; zero pages disable everything
+    // until the child's own region arrives.
+    map_zero_table(g);
+    let Some(mut guards) = FORK_GUARDS
+        .try_with(|slot| slot.try_borrow_mut().ok().and_then(|mut s| s.take()))
+        .ok()
+        .flatten()
+    else {
+        // `before_fork` could not take the locks (a fork from a thread that
+        // is exiting): nothing can safely be reset, so stay detached.
+        return;
+    };
+    *guards.region = None;
+    let link = &mut *guards.link;
+    // The parent's connection: the child closes its copies, so that the
+    // daemon sees the parent's connection close when the parent ends.
+    link.sender = None;
+    let fd = g.link_fd.swap(-1, Ordering::Relaxed);
+    if fd >= 0 {
+        // SAFETY: `fd` is the child's copy of the link thread's socket; that
+        // thread does not exist in the child, so nothing else will use or
+        // close this descriptor.
+        unsafe { drop(std::os::fd::OwnedFd::from_raw_fd(fd)) };
+    }
+    link.pending.clear();
+    link.generation = 0;
+    link.attempted = false;
+    link.last_error = None;
+    // Threads (here only the forking one) drop their parent's ring on their
+    // next write and look for the child's region.
+    GENERATION.fetch_add(1, Ordering::Release);
+    drop(guards);
+    spawn_link(g);
+}
+
+/// Maps zero pages over the enable table: every provider reads as disabled.
+fn map_zero_table(g: &Global) {
+    // SAFETY: replaces the fixed table range with zero pages; the range is
+    // the process-lifetime reservation made in `global`, so nothing else
+    // lives there. Concurrent readers see the old page or zeros.
+    let _ = unsafe {
+        rustix::mm::mmap_anonymous(
+            g.table as *mut _,
+            ENABLE_TABLE_BYTES,
+            ProtFlags::READ,
+            MapFlags::PRIVATE | MapFlags::FIXED,
+        )
+    };
 }
 
 impl Global {
@@ -273,6 +409,11 @@ fn attach(g: &'static Global) -> Result<Conn, String> {
     let socket = &g.options.socket;
     let mut conn =
         Conn::connect(socket).map_err(|e| format!("no daemon at {}: {e}", socket.display()))?;
+    // Known to a forked child from now on; forgotten before the connection
+    // closes (the guard drops before `conn` on every early return), so the
+    // child never closes a descriptor number that was reused meanwhile.
+    g.link_fd.store(conn.as_fd().as_raw_fd(), Ordering::Relaxed);
+    let tracked = LinkFd(g);
     let handshake = Duration::from_secs(5);
     let fail = |what: &str, e: &dyn std::fmt::Display| format!("{what}: {e}");
     conn.set_timeouts(Some(handshake), Some(handshake))
@@ -327,7 +468,18 @@ fn attach(g: &'static Global) -> Result<Conn, String> {
     link.attempted = true;
     link.last_error = None;
     g.changed.notify_all();
+    // `detach` forgets the descriptor once this connection is over.
+    std::mem::forget(tracked);
     Ok(conn)
+}
+
+/// Forgets the link thread's descriptor when dropped.
+struct LinkFd(&'static Global);
+
+impl Drop for LinkFd {
+    fn drop(&mut self) {
+        self.0.link_fd.store(-1, Ordering::Relaxed);
+    }
 }
 
 /// Receives answers until the connection closes.
@@ -352,19 +504,11 @@ fn serve(g: &'static Global, conn: &mut Conn) {
     }
 }
 
-/// Disables every provider and forgets the region.
+/// Disables every provider and forgets the region and the connection's
+/// descriptor (the caller closes the connection after this).
 fn detach(g: &'static Global) {
-    // SAFETY: replaces the fixed table range with zero pages; the range is
-    // the process-lifetime reservation made in `global`, so nothing else
-    // lives there. Concurrent readers see the old page or zeros.
-    let _ = unsafe {
-        rustix::mm::mmap_anonymous(
-            g.table as *mut _,
-            ENABLE_TABLE_BYTES,
-            ProtFlags::READ,
-            MapFlags::PRIVATE | MapFlags::FIXED,
-        )
-    };
+    map_zero_table(g);
+    g.link_fd.store(-1, Ordering::Relaxed);
     *lock(&g.region) = None;
     GENERATION.fetch_add(1, Ordering::Release);
     let mut link = lock(&g.link);

@@ -13,6 +13,7 @@ use ferret_abi::shm::{
 use rustix::mm::{MapFlags, ProtFlags};
 
 use crate::EventDescriptor;
+use crate::link::FORK_EPOCH;
 
 /// A mapped region. Threads hold it through an `Arc` while they use one of
 /// its rings, so it stays mapped until the last writer lets go, even after
@@ -34,6 +35,9 @@ pub(crate) struct Region {
     spare: Mutex<Vec<u32>>,
     /// `spare.len()`, readable without the lock.
     spare_count: AtomicUsize,
+    /// [`FORK_EPOCH`] when the region was mapped: a forked child sees a
+    /// different value and leaves the region alone.
+    fork_epoch: u64,
 }
 
 #[derive(Debug, Default)]
@@ -81,6 +85,12 @@ impl Region {
         }
         .map_err(|e| AttachError(format!("mmap: {e}")))?;
         let base = NonNull::new(ptr.cast::<u8>()).ok_or_else(|| AttachError("null map".into()))?;
+        // A forked child must never write into this process's rings: with
+        // MADV_DONTFORK it does not even inherit them. (The link's fork
+        // handler makes the child forget the region; this makes a mistake
+        // fault in the child instead of corrupting the parent's events.)
+        // SAFETY: advice on the mapping just made; it changes no contents.
+        let _ = unsafe { rustix::mm::madvise(ptr, len, rustix::mm::Advice::LinuxDontFork) };
         // SAFETY: the mapping is at least HEADER_BYTES long (checked above)
         // and page-aligned; RegionHeader's fields are integers and atomics,
         // valid for any bit pattern.
@@ -104,6 +114,7 @@ impl Region {
             meta: Mutex::new(MetaState::default()),
             spare: Mutex::new(Vec::new()),
             spare_count: AtomicUsize::new(0),
+            fork_epoch: FORK_EPOCH.load(Ordering::Relaxed),
         })
     }
 
@@ -207,9 +218,21 @@ impl Region {
         None
     }
 
+    /// True if this region was mapped by an ancestor of this process (it
+    /// forked since): the region is not this process's to use.
+    fn inherited(&self) -> bool {
+        self.fork_epoch != FORK_EPOCH.load(Ordering::Relaxed)
+    }
+
     /// Keeps the ring of an exiting thread for the next thread that writes.
     /// Its records stay where they are; the daemon drains them as usual.
+    /// In a forked child the ring is the parent's, still in use there: the
+    /// child just forgets it (and never touches the lock, which a thread
+    /// that does not exist in the child may have held at the fork).
     pub(crate) fn give_back(&self, ring: RingHandle) {
+        if self.inherited() {
+            return;
+        }
         let mut spare = self.spare.lock().unwrap_or_else(|e| e.into_inner());
         spare.push(ring.index);
         self.spare_count.store(spare.len(), Ordering::Relaxed);
@@ -334,6 +357,11 @@ impl Region {
 
 impl Drop for Region {
     fn drop(&mut self) {
+        // A forked child did not inherit the mapping (MADV_DONTFORK), and
+        // the range may hold one of its own mappings by now.
+        if self.inherited() {
+            return;
+        }
         // SAFETY: the mapping was made in `map` with this base and length, and
         // the last Arc is going away, so no thread references it.
         let _ = unsafe { rustix::mm::munmap(self.base.as_ptr().cast(), self.len) };

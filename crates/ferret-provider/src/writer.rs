@@ -58,6 +58,8 @@ impl ThreadWriter {
     #[cold]
     fn reattach(&mut self, generation: u64) {
         self.give_back_ring();
+        // After a fork this thread has a new id, so ask again.
+        self.tid = 0;
         self.generation = generation;
         self.region = global().and_then(|g| g.current_region());
         self.retry_in = 0;
