@@ -103,6 +103,14 @@ impl Env {
         terminate(&mut child)
     }
 
+    /// Sends SIGKILL to the daemon, as a crash would, and waits for it:
+    /// it stops nothing cleanly and leaves its socket file behind.
+    pub fn kill_daemon(&mut self) {
+        let mut child = self.daemon.take().expect("daemon running");
+        child.kill().expect("kill the daemon");
+        child.wait().expect("wait for the daemon");
+    }
+
     /// The daemon's log so far (for failure messages).
     pub fn daemon_log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
