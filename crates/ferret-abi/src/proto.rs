@@ -170,6 +170,13 @@ pub struct StartRequest {
     /// A short description of the controller (e.g. "ferret view pid 42"),
     /// shown by `list`.
     pub controller: String,
+    /// No-loss mode: a provider thread whose ring is full waits for the
+    /// daemon to make room, up to `no_loss_wait_ms`, before it drops an
+    /// event (and counts it).
+    pub no_loss: bool,
+    /// The longest a writer waits for ring space in no-loss mode, in
+    /// milliseconds (1 to 60000; ignored without `no_loss`).
+    pub no_loss_wait_ms: u32,
 }
 
 /// Changes to a running session that ETW allows (`ferret update`); each
@@ -286,6 +293,10 @@ pub struct SessionInfo {
     pub controller: String,
     /// Events lost per provider name, for providers that lost any.
     pub provider_lost: Vec<(String, u64)>,
+    /// No-loss mode: writers wait for ring space rather than drop.
+    pub no_loss: bool,
+    /// How long writers wait for ring space in no-loss mode, milliseconds.
+    pub no_loss_wait_ms: u32,
 }
 
 /// A provider registered with the daemon.
@@ -688,6 +699,8 @@ mod tests {
             max_file_bytes: 1 << 20,
             realtime: true,
             controller: "test".into(),
+            no_loss: true,
+            no_loss_wait_ms: 250,
         });
         let bytes = encode(&req).unwrap();
         assert_eq!(decode_untrusted::<Request>(&bytes).unwrap(), req);

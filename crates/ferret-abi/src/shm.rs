@@ -126,12 +126,23 @@ pub struct RegionHeader {
 /// the event may be wanted if that word is non-zero and either the event's
 /// keywords are 0 or they share a bit with the word. The word over-approximates
 /// sessions that also use match-all masks; the daemon applies the exact filter.
+///
+/// `no_loss_wait_us` is read only when a writer finds its ring full: 0 means
+/// drop the event and count it (the default); otherwise some session that
+/// enables this provider asked for no loss, and the writer waits up to that
+/// many microseconds for the daemon to make room before it drops.
 #[repr(C, align(64))]
 #[derive(Debug)]
 pub struct EnableSlot {
     /// One mask per level, Critical first.
     pub levels: [AtomicU64; 5],
+    /// How long a writer may wait for ring space, in microseconds (0: no wait).
+    pub no_loss_wait_us: AtomicU64,
 }
+
+/// The longest no-loss wait the daemon publishes, in microseconds (60 s):
+/// the bound on how long one stalled daemon can hold up one writing thread.
+pub const MAX_NO_LOSS_WAIT_US: u64 = 60_000_000;
 
 /// The descriptor of one ring. Each line has one writer.
 #[repr(C, align(64))]
@@ -216,7 +227,7 @@ pub enum LayoutError {
 /// The ABI major version of regions and of the control protocol.
 pub const ABI_MAJOR: u16 = 1;
 /// The ABI minor version.
-pub const ABI_MINOR: u16 = 1;
+pub const ABI_MINOR: u16 = 2;
 
 impl RegionLayout {
     /// Lays out a region for `params`.

@@ -86,6 +86,15 @@ pub struct StartArgs {
     /// Replace the log file if it exists
     #[arg(long)]
     pub overwrite: bool,
+    /// No-loss mode: a provider thread whose ring is full waits for room
+    /// (see --no-loss-wait-ms) instead of dropping the event at once, so
+    /// programs slow down rather than lose events
+    #[arg(long)]
+    pub no_loss: bool,
+    /// With --no-loss: the longest a writer waits for ring space, in
+    /// milliseconds (1-60000), before it drops the event and counts it
+    #[arg(long, value_name = "MS", requires = "no_loss")]
+    pub no_loss_wait_ms: Option<u32>,
     /// Print the session as JSON
     #[arg(long)]
     pub json: bool,
@@ -265,6 +274,8 @@ pub fn session_json(s: &SessionInfo) -> serde_json::Value {
         "max_file_bytes": s.max_file_bytes,
         "realtime": s.realtime,
         "consumers": s.consumers,
+        "no_loss": s.no_loss,
+        "no_loss_wait_ms": s.no_loss_wait_ms,
         "events": c.events,
         "events_lost": c.events_lost,
         "lost_ring_full": c.lost_ring_full,
@@ -353,6 +364,17 @@ pub fn print_properties(s: &SessionInfo) {
             "Real Time",
             if s.realtime {
                 format!("yes, {} consumer(s) attached", s.consumers)
+            } else {
+                "no".into()
+            },
+        ),
+        (
+            "No Loss",
+            if s.no_loss {
+                format!(
+                    "yes, writers wait up to {} ms for ring space",
+                    s.no_loss_wait_ms
+                )
             } else {
                 "no".into()
             },
@@ -651,6 +673,10 @@ pub fn start(socket: &Path, a: StartArgs) -> Result<ExitCode> {
         max_file_bytes,
         realtime,
         controller: format!("ferret start pid {}", std::process::id()),
+        no_loss: a.no_loss,
+        no_loss_wait_ms: a
+            .no_loss_wait_ms
+            .unwrap_or(ferret_session::DEFAULT_NO_LOSS_WAIT_MS),
     };
     let result = client.start(req, opened.fd());
     match result {

@@ -81,6 +81,8 @@ pub fn run(socket: &Path, a: DemoArgs) -> Result<ExitCode> {
                 max_file_bytes: 0,
                 realtime: false,
                 controller: format!("ferret demo pid {}", std::process::id()),
+                no_loss: false,
+                no_loss_wait_ms: 0,
             },
             Some(file.as_fd()),
         )?

@@ -56,6 +56,20 @@ fn bad_requests_are_refused_clearly_and_the_daemon_keeps_serving() {
         (
             vec![
                 "start".into(),
+                "patient".into(),
+                "-p".into(),
+                "X".into(),
+                "-f".into(),
+                env.path("p.ferret").display().to_string(),
+                "--no-loss".into(),
+                "--no-loss-wait-ms".into(),
+                "0".into(),
+            ],
+            "a no-loss wait of 0 ms is out of range; use 1 to 60000 ms",
+        ),
+        (
+            vec![
+                "start".into(),
                 "spec2".into(),
                 "-p".into(),
                 "X:4:zz".into(),

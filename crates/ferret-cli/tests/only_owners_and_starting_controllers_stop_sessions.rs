@@ -83,6 +83,8 @@ fn start_request(name: &str, log: &std::path::Path) -> StartRequest {
         max_file_bytes: 0,
         realtime: false,
         controller: "only-mine test".into(),
+        no_loss: false,
+        no_loss_wait_ms: 0,
     }
 }
 

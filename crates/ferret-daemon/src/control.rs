@@ -20,7 +20,8 @@ use ferret_abi::shm::{ABI_MAJOR, ABI_MINOR, RegionParams};
 use ferret_format::{FileHeader, mode};
 use ferret_session::{
     MIN_FILE_SLOTS, ProviderEntry, RegionId, Registry, RouteTable, Session, SessionKey,
-    SessionTable, enable_words, validate_flush_timer, validate_max_buffers, validate_providers,
+    SessionTable, enable_words, no_loss_wait_us, validate_flush_timer, validate_max_buffers,
+    validate_providers,
 };
 
 use crate::clock::{Clock, unix_now_ns};
@@ -612,7 +613,11 @@ impl Control {
             return refuse(code, message);
         }
         if let Some(region) = self.regions.get(&id) {
-            region.set_enable(slot, enable_words(&self.sessions, &name));
+            region.set_enable(
+                slot,
+                enable_words(&self.sessions, &name),
+                no_loss_wait_us(&self.sessions, &name),
+            );
         }
         self.publish_routes();
         Response::ProviderRegistered { slot }
@@ -629,9 +634,10 @@ impl Control {
     fn update_enables<'a>(&self, names: impl IntoIterator<Item = &'a str>) {
         for name in names {
             let words = enable_words(&self.sessions, name);
+            let wait = no_loss_wait_us(&self.sessions, name);
             for (region, slot, _) in self.registry.by_name(name) {
                 if let Some(r) = self.regions.get(&region) {
-                    r.set_enable(slot, words);
+                    r.set_enable(slot, words, wait);
                 }
             }
         }
@@ -730,6 +736,7 @@ impl Control {
             realtime_only: req.file_mode == FileMode::None,
             describe_every,
             first_seq,
+            no_loss: req.no_loss,
         }));
         self.headers.insert(key, header);
         self.publish_routes();

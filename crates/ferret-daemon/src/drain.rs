@@ -125,6 +125,9 @@ pub(crate) struct SessionSetup {
     pub(crate) describe_every: Option<u64>,
     /// The sequence number of the first buffer.
     pub(crate) first_seq: u64,
+    /// No-loss mode: hold events in the rings much longer (providers wait
+    /// for room) rather than count them lost for want of a buffer.
+    pub(crate) no_loss: bool,
 }
 
 /// Per-ring state the daemon keeps; never read back from shared memory.
@@ -177,6 +180,12 @@ struct TypeSlot {
 /// rings before it starts losing them, so that one slow log file cannot stop
 /// every session that shares its providers.
 const STALL_LIMIT: Duration = Duration::from_millis(500);
+
+/// The same for a no-loss session: its providers wait for ring space, so
+/// events held in the rings slow them down rather than get lost. The limit
+/// is still finite, so that a log file that stopped taking writes cannot
+/// hold every session sharing those rings for ever.
+const NO_LOSS_STALL_LIMIT: Duration = Duration::from_secs(10);
 
 /// How long records may wait in a ring for a bigger batch.
 const MAX_AGE: Duration = Duration::from_millis(10);
@@ -261,6 +270,8 @@ struct DrainSession {
     /// Set when descriptions were forgotten: the drain must re-derive its
     /// cached routing words.
     forgot: bool,
+    /// How long the session may hold events in the rings without a buffer.
+    stall_limit: Duration,
 }
 
 impl DrainSession {
@@ -307,6 +318,11 @@ impl DrainSession {
             rt_events_mark: 0,
             rt_buffers_lost: 0,
             forgot: false,
+            stall_limit: if setup.no_loss {
+                NO_LOSS_STALL_LIMIT
+            } else {
+                STALL_LIMIT
+            },
         }
     }
 
@@ -1268,7 +1284,7 @@ impl RingCtx<'_> {
         if s.current.remaining() < need {
             if !s.can_rotate() {
                 let since = *s.starved_since.get_or_insert_with(Instant::now);
-                if since.elapsed() < STALL_LIMIT {
+                if since.elapsed() < s.stall_limit {
                     *self.stalled = true;
                     return Plan::Stall;
                 }

@@ -108,12 +108,17 @@ impl ShmRegion {
         unsafe { &*self.base.as_ptr().cast::<RegionHeader>() }
     }
 
-    /// Publishes the enable words of provider slot `slot`.
-    pub(crate) fn set_enable(&self, slot: u32, words: [u64; 5]) {
+    /// Publishes the enable words of provider slot `slot`, and how long its
+    /// writers may wait for ring space (microseconds, 0: not at all).
+    pub(crate) fn set_enable(&self, slot: u32, words: [u64; 5], no_loss_wait_us: u64) {
         let p = self.at(self.layout.enable_slot_offset(slot as usize));
         // SAFETY: slot < ENABLE_SLOTS (checked by the registry), so the slot
-        // lies inside the enable table; EnableSlot is five atomics.
+        // lies inside the enable table; EnableSlot is atomics only.
         let slot = unsafe { &*p.cast::<ferret_abi::shm::EnableSlot>() };
+        // The wait goes first: a writer that sees the new words may already
+        // find its ring full.
+        slot.no_loss_wait_us
+            .store(no_loss_wait_us, Ordering::Release);
         for (w, v) in slot.levels.iter().zip(words) {
             w.store(v, Ordering::Release);
         }

@@ -38,6 +38,7 @@
 mod clock;
 mod link;
 mod region;
+mod wait;
 mod writer;
 
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -82,6 +82,7 @@ pub(crate) struct ProviderInner {
 /// A slot that is never enabled, for providers that could not register.
 pub(crate) static DISABLED_SLOT: EnableSlot = EnableSlot {
     levels: [const { AtomicU64::new(0) }; 5],
+    no_loss_wait_us: AtomicU64::new(0),
 };
 
 #[derive(Debug, Default)]

@@ -261,6 +261,7 @@ impl Region {
             cached_tail: tail,
             last_ticks: 0,
             has_last: false,
+            stalled_at: None,
         })
     }
 
@@ -384,6 +385,9 @@ pub(crate) struct RingHandle {
     pub(crate) last_ticks: u64,
     /// False until this thread writes its first record to the ring.
     pub(crate) has_last: bool,
+    /// The tail at which a no-loss wait last ran out: while the daemon has
+    /// not moved past it, the writer drops at once instead of waiting again.
+    pub(crate) stalled_at: Option<u64>,
 }
 
 impl RingHandle {

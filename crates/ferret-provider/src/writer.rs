@@ -20,6 +20,7 @@ use crate::EventDescriptor;
 use crate::clock;
 use crate::link::{GENERATION, ProviderInner, global};
 use crate::region::{Region, RingHandle};
+use crate::wait;
 
 /// Writes after a failed ring claim before trying again.
 const RING_RETRY: u32 = 4096;
@@ -171,7 +172,9 @@ impl ThreadWriter {
         };
         if ring.head.wrapping_add(need).wrapping_sub(ring.cached_tail) > cap {
             ring.cached_tail = ring.desc().tail.load(Ordering::Acquire);
-            if ring.head.wrapping_add(need).wrapping_sub(ring.cached_tail) > cap {
+            if ring.head.wrapping_add(need).wrapping_sub(ring.cached_tail) > cap
+                && !wait::for_room(region, ring, p.words, need, generation)
+            {
                 region.lost_counter(p.slot).fetch_add(1, Ordering::Relaxed);
                 region.wake_drain();
                 return;

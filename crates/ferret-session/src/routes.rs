@@ -83,6 +83,21 @@ pub fn enable_words(sessions: &SessionTable, name: &str) -> [u64; 5] {
     ferret_abi::shm::level_words(&filters)
 }
 
+/// How long writers of the provider called `name` wait for ring space, in
+/// microseconds: the longest wait any running no-loss session that enables
+/// it asked for, 0 (drop at once) when none did. Published in the enable
+/// table next to the level words (see `ferret_abi::shm::EnableSlot`).
+pub fn no_loss_wait_us(sessions: &SessionTable, name: &str) -> u64 {
+    sessions
+        .iter()
+        .filter(|s| s.state == SessionState::Running && s.no_loss)
+        .filter(|s| s.providers.iter().any(|p| p.name == name))
+        .map(|s| u64::from(s.no_loss_wait_ms) * 1000)
+        .max()
+        .unwrap_or(0)
+        .min(ferret_abi::shm::MAX_NO_LOSS_WAIT_US)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,6 +106,16 @@ mod tests {
     use ferret_abi::{Guid, Level};
 
     fn start(t: &mut SessionTable, name: &str, provider: &str, level: Level) {
+        start_waiting(t, name, provider, level, None);
+    }
+
+    fn start_waiting(
+        t: &mut SessionTable,
+        name: &str,
+        provider: &str,
+        level: Level,
+        no_loss_wait_ms: Option<u32>,
+    ) {
         let req = StartRequest {
             name: name.into(),
             providers: vec![ProviderSpec {
@@ -106,6 +131,8 @@ mod tests {
             max_file_bytes: 0,
             realtime: false,
             controller: String::new(),
+            no_loss: no_loss_wait_ms.is_some(),
+            no_loss_wait_ms: no_loss_wait_ms.unwrap_or(0),
         };
         t.insert(&req, 0, "tsc", 0, 1).unwrap();
     }
@@ -138,5 +165,20 @@ mod tests {
         assert_eq!(rt.slot(RegionId(7), 0).unwrap().sessions.len(), 1);
         assert_eq!(enable_words(&t, "A"), [u64::MAX, u64::MAX, u64::MAX, 0, 0]);
         assert_eq!(enable_words(&t, "B"), [0; 5]);
+    }
+
+    #[test]
+    fn writers_wait_as_long_as_the_longest_running_no_loss_session_asks() {
+        let mut t = SessionTable::new(64);
+        start(&mut t, "plain", "A", Level::Verbose);
+        assert_eq!(no_loss_wait_us(&t, "A"), 0);
+        start_waiting(&mut t, "short", "A", Level::Error, Some(200));
+        start_waiting(&mut t, "long", "A", Level::Error, Some(5000));
+        start_waiting(&mut t, "other", "B", Level::Error, Some(60_000));
+        assert_eq!(no_loss_wait_us(&t, "A"), 5_000_000);
+        t.find_mut(&SessionRef::Name("long".into())).unwrap().state = SessionState::Stopping;
+        assert_eq!(no_loss_wait_us(&t, "A"), 200_000);
+        assert_eq!(no_loss_wait_us(&t, "B"), 60_000_000);
+        assert_eq!(no_loss_wait_us(&t, "C"), 0);
     }
 }

@@ -24,6 +24,10 @@ pub const DEFAULT_MIN_BUFFERS: u32 = 64;
 /// consumers as one packet, and a Unix socket's default send buffer
 /// (208 KiB) caps the packet size.
 pub const MAX_REALTIME_BUFFER_KIB: u32 = 128;
+/// How long writers wait for ring space in a no-loss session unless told.
+pub const DEFAULT_NO_LOSS_WAIT_MS: u32 = 1000;
+/// The longest no-loss wait a session may ask for, in milliseconds.
+pub const MAX_NO_LOSS_WAIT_MS: u32 = 60_000;
 /// The fewest slots a circular or new-file log may have: two data slots and
 /// the trailer's.
 pub const MIN_FILE_SLOTS: u64 = 3;
@@ -80,6 +84,10 @@ pub struct Session {
     pub controller: String,
     /// The starting controller's token (secret: never in [`SessionInfo`]).
     pub controller_token: u64,
+    /// No-loss mode: writers wait for ring space, up to `no_loss_wait_ms`.
+    pub no_loss: bool,
+    /// The wait bound in milliseconds (0 when not in no-loss mode).
+    pub no_loss_wait_ms: u32,
 }
 
 impl Session {
@@ -107,6 +115,8 @@ impl Session {
             consumers: self.consumers,
             controller: self.controller.clone(),
             provider_lost: self.counters.provider_lost(),
+            no_loss: self.no_loss,
+            no_loss_wait_ms: self.no_loss_wait_ms,
         }
     }
 
@@ -200,6 +210,15 @@ pub fn validate_start(req: &StartRequest) -> Result<(), ErrorReply> {
             ErrorCode::Invalid,
             format!(
                 "real-time sessions use buffers of at most {MAX_REALTIME_BUFFER_KIB} KiB (each travels as one socket packet); lower --buffer-size"
+            ),
+        ));
+    }
+    if req.no_loss && !(1..=MAX_NO_LOSS_WAIT_MS).contains(&req.no_loss_wait_ms) {
+        return Err(refuse(
+            ErrorCode::Invalid,
+            format!(
+                "a no-loss wait of {} ms is out of range; use 1 to {MAX_NO_LOSS_WAIT_MS} ms",
+                req.no_loss_wait_ms
             ),
         ));
     }
@@ -349,6 +368,8 @@ impl SessionTable {
             realtime: req.realtime,
             consumers: 0,
             controller: req.controller.clone(),
+            no_loss: req.no_loss,
+            no_loss_wait_ms: if req.no_loss { req.no_loss_wait_ms } else { 0 },
             controller_token,
         };
         Ok(self.sessions.entry(logger_id).or_insert(session))
@@ -453,6 +474,8 @@ mod tests {
             max_file_bytes: 0,
             realtime: false,
             controller: "test".into(),
+            no_loss: false,
+            no_loss_wait_ms: 0,
         }
     }
 
@@ -524,6 +547,20 @@ mod tests {
         r.max_buffers = 65536;
         r.buffer_kib = 16384;
         assert_eq!(validate_start(&r).unwrap_err().code, ErrorCode::Resources);
+        for wait in [0, MAX_NO_LOSS_WAIT_MS + 1] {
+            r = req("ok");
+            r.no_loss = true;
+            r.no_loss_wait_ms = wait;
+            assert!(
+                validate_start(&r)
+                    .unwrap_err()
+                    .message
+                    .contains("no-loss wait"),
+                "{wait}"
+            );
+        }
+        r.no_loss_wait_ms = MAX_NO_LOSS_WAIT_MS;
+        assert!(validate_start(&r).is_ok());
     }
 
     #[test]
