@@ -1,5 +1,5 @@
-//! `ferretd [--socket PATH] [--session-limit N]`: runs Ferret's session
-//! daemon in the foreground.
+//! `ferretd [--socket PATH] [--session-limit N] [--rings N] [--ring-kib KIB]`:
+//! runs Ferret's session daemon in the foreground.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,7 +8,9 @@ fn main() -> ExitCode {
     let mut args = std::env::args_os().skip(1);
     let mut socket: Option<PathBuf> = None;
     let mut limit = ferret_session::DEFAULT_SESSION_LIMIT;
-    const USAGE: &str = "usage: ferretd [--socket PATH] [--session-limit N]";
+    let mut region = ferret_abi::shm::RegionParams::default();
+    const USAGE: &str =
+        "usage: ferretd [--socket PATH] [--session-limit N] [--rings N] [--ring-kib KIB]";
     while let Some(arg) = args.next() {
         match arg.to_str() {
             Some("--socket") => match args.next() {
@@ -27,10 +29,26 @@ fn main() -> ExitCode {
                     }
                 }
             }
+            Some("--rings") => match args.next().and_then(|v| v.to_str()?.parse::<u32>().ok()) {
+                Some(n) => region.ring_count = n,
+                None => {
+                    eprintln!("ferretd: --rings needs a number from 1 to 4096");
+                    return ExitCode::from(2);
+                }
+            },
+            Some("--ring-kib") => match args.next().and_then(|v| v.to_str()?.parse::<u64>().ok()) {
+                Some(n) => region.ring_capacity = n.saturating_mul(1024),
+                None => {
+                    eprintln!("ferretd: --ring-kib needs a power of two from 4 to 1048576");
+                    return ExitCode::from(2);
+                }
+            },
             Some("-h") | Some("--help") => {
                 println!(
-                    "{USAGE}\nRuns Ferret's session daemon in the foreground until SIGTERM or SIGINT.\n--session-limit: the most sessions RUNNING or STOPPING at once (default {})",
-                    ferret_session::DEFAULT_SESSION_LIMIT
+                    "{USAGE}\nRuns Ferret's session daemon in the foreground until SIGTERM or SIGINT.\n--session-limit: the most sessions RUNNING or STOPPING at once (default {})\n--rings, --ring-kib: rings per provider process and their size (default {} of {} KiB)",
+                    ferret_session::DEFAULT_SESSION_LIMIT,
+                    region.ring_count,
+                    region.ring_capacity / 1024
                 );
                 return ExitCode::SUCCESS;
             }
@@ -40,8 +58,13 @@ fn main() -> ExitCode {
             }
         }
     }
+    if let Err(e) = ferret_abi::shm::RegionLayout::new(region) {
+        eprintln!("ferretd: --rings/--ring-kib: {e}");
+        return ExitCode::from(2);
+    }
     let mut config = ferret_daemon::Config::new(ferret_abi::paths::socket_path(socket));
     config.session_limit = limit;
+    config.region = region;
     match ferret_daemon::run(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

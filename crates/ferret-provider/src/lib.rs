@@ -31,7 +31,12 @@
 //! [`Provider::register`] waits a bounded time for the daemon's answer so a
 //! program started after its session writes its first event into it.
 //!
-//! This crate never panics into its host and never blocks on the event path.
+//! This crate never panics into its host and never blocks on the event path,
+//! except for the bounded wait for ring space that a session started in
+//! no-loss mode asks for. Threads may come and go freely (a ring passes
+//! from an exiting thread to the next one), and a forked child becomes a
+//! provider process of its own.
+//!
 //! It does not decode, store or filter events beyond the enable check; the
 //! daemon does that.
 

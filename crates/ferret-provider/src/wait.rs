@@ -42,10 +42,11 @@ pub(crate) fn for_room(
         .no_loss_wait_us
         .load(Ordering::Relaxed)
         .min(MAX_NO_LOSS_WAIT_US);
-    if bound == 0 || ring.stalled_at == Some(ring.cached_tail) {
+    let cap = ring.capacity;
+    // A record larger than the whole ring never fits, however long we wait.
+    if bound == 0 || need > cap || ring.stalled_at == Some(ring.cached_tail) {
         return false;
     }
-    let cap = ring.capacity;
     let deadline = Instant::now() + Duration::from_micros(bound);
     let mut sleep = FIRST_SLEEP;
     region.wake_drain();

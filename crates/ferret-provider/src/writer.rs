@@ -3,9 +3,14 @@
 //! Each writing thread claims one single-producer ring in the region and
 //! keeps it in thread-local storage. Writing an event reserves space behind
 //! the ring's head, copies the record in, and publishes the new head with
-//! one release store: no lock, no syscall, no allocation. The only syscall
-//! is a rare wake-up of a sleeping drain thread when the ring passes half
-//! full.
+//! one release store: no lock, no syscall, no allocation. The only syscalls
+//! are a rare wake-up of a sleeping drain thread when the ring fills up,
+//! and, when the ring is full and a no-loss session enables the provider,
+//! the bounded wait for room in `wait.rs`.
+//!
+//! A thread that exits hands its ring to the next thread of the process
+//! that writes (see `Region::give_back`); that thread starts its stream in
+//! the ring with a THREAD record.
 
 use std::cell::RefCell;
 use std::sync::Arc;
