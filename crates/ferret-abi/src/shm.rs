@@ -215,8 +215,13 @@ pub enum LayoutError {
 
 /// The ABI major version of regions and of the control protocol.
 pub const ABI_MAJOR: u16 = 1;
-/// The ABI minor version.
-pub const ABI_MINOR: u16 = 1;
+/// The ABI minor version. 2: rings may carry event records with activity
+/// ids (docs/FORMAT.md), so a provider writes them only into regions whose
+/// header says 2 or later.
+pub const ABI_MINOR: u16 = 2;
+/// The first region minor version whose daemon reads event records with
+/// activity ids.
+pub const MINOR_ACTIVITY_IDS: u16 = 2;
 
 impl RegionLayout {
     /// Lays out a region for `params`.
