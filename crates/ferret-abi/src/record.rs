@@ -306,6 +306,9 @@ pub enum FieldType {
     Str = 11,
     /// Raw bytes: u16 length, then the bytes.
     Bytes = 12,
+    /// A GUID: 16 bytes in the form of provider GUIDs (first three fields
+    /// little-endian). Since format minor 2.
+    Guid = 13,
 }
 
 impl FieldType {
@@ -324,6 +327,7 @@ impl FieldType {
             10 => FieldType::Bool,
             11 => FieldType::Str,
             12 => FieldType::Bytes,
+            13 => FieldType::Guid,
             _ => return None,
         })
     }
@@ -335,6 +339,7 @@ impl FieldType {
             FieldType::U16 | FieldType::I16 => Some(2),
             FieldType::U32 | FieldType::I32 => Some(4),
             FieldType::U64 | FieldType::I64 | FieldType::F64 => Some(8),
+            FieldType::Guid => Some(16),
             FieldType::Str | FieldType::Bytes => None,
         }
     }
@@ -354,6 +359,7 @@ impl FieldType {
             FieldType::Bool => "bool",
             FieldType::Str => "str",
             FieldType::Bytes => "bytes",
+            FieldType::Guid => "guid",
         }
     }
 }

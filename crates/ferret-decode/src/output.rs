@@ -101,6 +101,7 @@ fn write_value_text(out: &mut String, v: &Value<'_>) {
             }
             Ok(())
         }
+        Value::Guid(g) => write!(out, "{g}"),
     };
 }
 
@@ -159,6 +160,7 @@ fn value_json(v: &Value<'_>) -> serde_json::Value {
             }
             J::from(hex)
         }
+        Value::Guid(g) => J::from(g.to_string()),
     }
 }
 

@@ -120,10 +120,16 @@ fn sample_log() -> Vec<u8> {
         (
             1,
             1,
-            vec![FieldMeta {
-                name: "order".into(),
-                ty: FieldType::U64,
-            }],
+            vec![
+                FieldMeta {
+                    name: "order".into(),
+                    ty: FieldType::U64,
+                },
+                FieldMeta {
+                    name: "cart".into(),
+                    ty: FieldType::Guid,
+                },
+            ],
         ),
         (2, 2, vec![]),
     ] {
@@ -187,7 +193,12 @@ fn sample_log() -> Vec<u8> {
         activity: Some(JOB),
         related: None,
     };
-    assert!(b.push(&event_ids(1, Ticks::Delta(10), start, &[Value::U64(77)])));
+    assert!(b.push(&event_ids(
+        1,
+        Ticks::Delta(10),
+        start,
+        &[Value::U64(77), Value::Guid(Guid::from_name("MyProvider"))]
+    )));
     assert!(b.push(&event_ids(0, Ticks::Delta(10), inside, &vals(5, "eve"))));
     assert!(b.push(&event_ids(2, Ticks::Delta(10), inside, &[])));
     file.extend_from_slice(b.seal(buffer_kind::DATA, 1));
