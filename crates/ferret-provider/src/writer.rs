@@ -12,11 +12,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use ferret_abi::Value;
-use ferret_abi::record::{
-    self, EVENT_ABS_HEADER_LEN, EVENT_HEADER_LEN, HEADER_LEN, MAX_RECORD, Ticks, kind,
-};
+use ferret_abi::record::{self, ActivityIds, HEADER_LEN, MAX_RECORD, Ticks, kind};
 
-use crate::EventDescriptor;
+use crate::Described;
 use crate::clock;
 use crate::link::{GENERATION, ProviderInner, global};
 use crate::region::{Region, RingHandle, release};
@@ -68,7 +66,13 @@ impl ThreadWriter {
     }
 
     #[inline]
-    fn write(&mut self, p: &ProviderInner, desc: &'static EventDescriptor, values: &[Value<'_>]) {
+    fn write<D: Described + ?Sized>(
+        &mut self,
+        p: &ProviderInner,
+        desc: &D,
+        values: &[Value<'_>],
+        ids: &ActivityIds,
+    ) {
         let generation = GENERATION.load(Ordering::Acquire);
         if generation != self.generation {
             self.reattach(generation);
@@ -102,18 +106,18 @@ impl ThreadWriter {
         };
         // The payload must match the declared fields; a mismatch would make
         // the record undecodable, so it is dropped and counted instead.
-        if values.len() != desc.fields.len() {
+        if !desc.accepts(values) {
             region.count_invalid();
             return;
         }
-        let mut payload = 0;
-        for (v, f) in values.iter().zip(desc.fields) {
-            if v.field_type() != f.ty {
-                region.count_invalid();
-                return;
-            }
-            payload += v.encoded_len();
-        }
+        let payload: usize = values.iter().map(Value::encoded_len).sum();
+        // A daemon older than activity ids would find the records
+        // malformed: it gets the event without them.
+        let ids = if region.activity_ids {
+            ids
+        } else {
+            &ActivityIds::NONE
+        };
         let now = clock::now(self.clock);
         // Deltas keep event records small; the first record of a ring, a
         // clock that went backwards across cores, or a gap too long for 32
@@ -124,11 +128,7 @@ impl ThreadWriter {
         } else {
             Ticks::Absolute(now)
         };
-        let header_len = match ticks {
-            Ticks::Delta(_) => EVENT_HEADER_LEN,
-            Ticks::Absolute(_) => EVENT_ABS_HEADER_LEN,
-        };
-        let size = header_len + payload;
+        let size = record::event_header_len(ticks, ids) + payload;
         if size > MAX_RECORD {
             region.count_invalid();
             return;
@@ -170,7 +170,7 @@ impl ThreadWriter {
         // other thread writes this ring and the daemon reads only below the
         // published head.
         let dst = unsafe { std::slice::from_raw_parts_mut(data.add(at), size) };
-        let mut off = record::encode_event_header(dst, size, type_id, ticks);
+        let mut off = record::encode_event_header_ids(dst, size, type_id, ticks, ids);
         for v in values {
             off += v.encode(&mut dst[off..]);
         }
@@ -201,15 +201,20 @@ thread_local! {
     static WRITER: RefCell<ThreadWriter> = const { RefCell::new(ThreadWriter::new()) };
 }
 
-/// Writes one event from the calling thread.
+/// Writes one event from the calling thread, with the activity ids given.
 #[inline]
-pub(crate) fn write(p: &ProviderInner, desc: &'static EventDescriptor, values: &[Value<'_>]) {
+pub(crate) fn write<D: Described + ?Sized>(
+    p: &ProviderInner,
+    desc: &D,
+    values: &[Value<'_>],
+    ids: &ActivityIds,
+) {
     let _ = WRITER.try_with(|cell| {
         // A write from a signal handler that interrupted another write on
         // this thread finds the writer busy; it is dropped rather than
         // corrupting the ring.
         if let Ok(mut w) = cell.try_borrow_mut() {
-            w.write(p, desc, values);
+            w.write(p, desc, values, ids);
         }
     });
 }
