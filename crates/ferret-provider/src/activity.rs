@@ -82,9 +82,9 @@ pub fn set_current(id: Option<Guid>) -> Option<Guid> {
 }
 
 /// A new activity id, unique in practice across threads, processes and
-/// machines: a counter of the ids this thread made, and 62 bits chosen at
-/// random once per thread, laid out as a version 4 GUID. Makes no system
-/// call after the thread's first id.
+/// machines: 60 bits chosen at random once per thread and a count of the
+/// ids the thread made, laid out as a version 4 GUID. Makes no system call
+/// after the thread's first id.
 ///
 /// ```
 /// let a = ferret_provider::activity::new_id();
@@ -98,9 +98,12 @@ pub fn new_id() -> Guid {
     }
     count += 1;
     let _ = IDS.try_with(|c| c.set((random, count)));
+    // The random part comes first and the count last (big-endian), so that
+    // the registry form reads as the thread's prefix then a sequence
+    // number: `1f0c9a2e-77d1-4b3e-8000-000000000005`.
     let mut b = [0u8; 16];
-    b[0..8].copy_from_slice(&count.to_le_bytes());
-    b[8..16].copy_from_slice(&random.to_le_bytes());
+    b[0..8].copy_from_slice(&random.to_le_bytes());
+    b[8..16].copy_from_slice(&count.to_be_bytes());
     // Version 4 in the high nibble of Data3 (byte 7 in the Windows layout)
     // and the RFC 4122 variant in byte 8.
     b[7] = (b[7] & 0x0F) | 0x40;
@@ -359,7 +362,9 @@ mod tests {
         assert_eq!(a.0[7] >> 4, 4);
         assert_eq!(a.0[8] & 0xC0, 0x80);
         let c = std::thread::spawn(new_id).join().unwrap();
-        assert_ne!(a.0[8..], c.0[8..], "each thread draws its own random part");
+        assert_ne!(a.0[..8], c.0[..8], "each thread draws its own random part");
+        assert_eq!(a.0[..8], b.0[..8], "a thread keeps its random part");
+        assert_eq!(a.to_string()[24..], *"000000000001");
     }
 
     #[test]
