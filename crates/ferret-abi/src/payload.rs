@@ -12,6 +12,17 @@ use crate::record::{FieldMeta, FieldType};
 
 /// One field value, borrowed from the caller (when writing) or from the
 /// record (when decoding).
+///
+/// ```
+/// use ferret_abi::Value;
+/// use ferret_abi::record::FieldType;
+///
+/// let v = Value::Str("hello");
+/// assert_eq!(v.field_type(), FieldType::Str);
+/// let mut buf = [0u8; 7];
+/// assert_eq!(v.encode(&mut buf), v.encoded_len());
+/// assert_eq!(buf, [5, 0, b'h', b'e', b'l', b'l', b'o']);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Value<'a> {
     /// Unsigned 8-bit integer.

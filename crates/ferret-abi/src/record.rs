@@ -120,6 +120,15 @@ impl Ticks {
 /// activity id and a related activity id (ETW's `ActivityId` and
 /// `RelatedActivityId`). Events written outside any activity carry none and
 /// keep their size.
+///
+/// ```
+/// use ferret_abi::Guid;
+/// use ferret_abi::record::{ActivityIds, Ticks, event_header_len};
+///
+/// let inside = ActivityIds { activity: Some(Guid([1; 16])), related: None };
+/// assert_eq!(event_header_len(Ticks::Delta(0), &ActivityIds::NONE), 9);
+/// assert_eq!(event_header_len(Ticks::Delta(0), &inside), 25);
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ActivityIds {
     /// The activity the event belongs to.
@@ -140,10 +149,12 @@ impl ActivityIds {
     /// How many 16-byte ids the record carries (0, 1 or 2).
     #[inline]
     pub const fn count(&self) -> usize {
-        match (self.activity, self.related) {
-            (_, Some(_)) => 2,
-            (Some(_), None) => 1,
-            (None, None) => 0,
+        if self.related.is_some() {
+            2
+        } else if self.activity.is_some() {
+            1
+        } else {
+            0
         }
     }
 }
@@ -166,11 +177,25 @@ pub const fn event_header_len(ticks: Ticks, ids: &ActivityIds) -> usize {
 /// If `dst` is shorter than the header; callers size it first.
 #[inline]
 pub fn encode_event_header(dst: &mut [u8], size: usize, type_id: u16, ticks: Ticks) -> usize {
-    encode_event_header_ids(dst, size, type_id, ticks, &ActivityIds::NONE)
+    dst[0..2].copy_from_slice(&(size as u16).to_le_bytes());
+    dst[3..5].copy_from_slice(&type_id.to_le_bytes());
+    match ticks {
+        Ticks::Delta(d) => {
+            dst[2] = kind::EVENT;
+            dst[5..9].copy_from_slice(&d.to_le_bytes());
+            EVENT_HEADER_LEN
+        }
+        Ticks::Absolute(t) => {
+            dst[2] = kind::EVENT_ABS;
+            dst[5..13].copy_from_slice(&t.to_le_bytes());
+            EVENT_ABS_HEADER_LEN
+        }
+    }
 }
 
 /// Writes the header of an event record carrying `ids` into `dst` and
-/// returns its length ([`event_header_len`]).
+/// returns its length ([`event_header_len`]). Without ids it is
+/// [`encode_event_header`], at the same cost.
 ///
 /// # Panics
 ///
@@ -183,30 +208,30 @@ pub fn encode_event_header_ids(
     ticks: Ticks,
     ids: &ActivityIds,
 ) -> usize {
-    dst[0..2].copy_from_slice(&(size as u16).to_le_bytes());
-    dst[3..5].copy_from_slice(&type_id.to_le_bytes());
-    let (mut k, mut at) = match ticks {
-        Ticks::Delta(d) => {
-            dst[5..9].copy_from_slice(&d.to_le_bytes());
-            (kind::EVENT, EVENT_HEADER_LEN)
-        }
-        Ticks::Absolute(t) => {
-            dst[5..13].copy_from_slice(&t.to_le_bytes());
-            (kind::EVENT_ABS, EVENT_ABS_HEADER_LEN)
-        }
-    };
-    if ids.activity.is_some() || ids.related.is_some() {
-        k |= kind::ACTIVITY_BIT;
-        let activity = ids.activity.unwrap_or_default();
-        dst[at..at + ACTIVITY_ID_LEN].copy_from_slice(&activity.0);
-        at += ACTIVITY_ID_LEN;
-        if let Some(related) = ids.related {
-            k |= kind::RELATED_BIT;
-            dst[at..at + ACTIVITY_ID_LEN].copy_from_slice(&related.0);
-            at += ACTIVITY_ID_LEN;
-        }
+    let at = encode_event_header(dst, size, type_id, ticks);
+    if ids.activity.is_none() && ids.related.is_none() {
+        return at;
     }
-    dst[2] = k;
+    encode_activity_ids(dst, at, ids)
+}
+
+/// Appends `ids` (at least one) to an event header that
+/// [`encode_event_header`] wrote into `dst` and whose time ends at `at`,
+/// sets the kind's bits, and returns the header's new length.
+///
+/// # Panics
+///
+/// If `dst` is shorter than the header; callers size it first.
+pub fn encode_activity_ids(dst: &mut [u8], mut at: usize, ids: &ActivityIds) -> usize {
+    dst[2] |= kind::ACTIVITY_BIT;
+    let activity = ids.activity.unwrap_or_default();
+    dst[at..at + ACTIVITY_ID_LEN].copy_from_slice(&activity.0);
+    at += ACTIVITY_ID_LEN;
+    if let Some(related) = ids.related {
+        dst[2] |= kind::RELATED_BIT;
+        dst[at..at + ACTIVITY_ID_LEN].copy_from_slice(&related.0);
+        at += ACTIVITY_ID_LEN;
+    }
     at
 }
 
@@ -279,6 +304,14 @@ pub fn decode_activity_ids(record: &[u8]) -> Option<ActivityIds> {
 }
 
 /// The type of one event field.
+///
+/// ```
+/// use ferret_abi::record::FieldType;
+///
+/// assert_eq!(FieldType::from_u8(13), Some(FieldType::Guid));
+/// assert_eq!(FieldType::U32.fixed_size(), Some(4));
+/// assert_eq!(FieldType::Str.name(), "str");
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[repr(u8)]
 pub enum FieldType {

@@ -364,6 +364,15 @@ pub fn level_words<'a>(filters: impl IntoIterator<Item = &'a EnableFilter>) -> [
 }
 
 /// The provider-side test on one level word (see [`EnableSlot`]).
+///
+/// ```
+/// use ferret_abi::shm::word_accepts;
+///
+/// assert!(!word_accepts(0, 0x1), "no session");
+/// assert!(word_accepts(0x3, 0x2));
+/// assert!(word_accepts(0x3, 0), "keyword 0 is wanted by any session");
+/// assert!(!word_accepts(0x3, 0x4));
+/// ```
 #[inline(always)]
 pub const fn word_accepts(word: u64, keywords: u64) -> bool {
     word != 0 && (keywords == 0 || word & keywords != 0)

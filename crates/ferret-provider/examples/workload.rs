@@ -141,7 +141,7 @@ fn process(job: &Job) -> u64 {
                 "checksum" => Value::U64(checksum),
                 _ => Value::Str("unknown"),
             };
-            event = event.field(metric, value);
+            event.field(metric, value);
         }
         event.write();
     }

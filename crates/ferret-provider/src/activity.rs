@@ -41,8 +41,9 @@ use crate::{__private::EventSite, EventDescriptor, FieldTuple, Provider};
 const NONE: Guid = Guid([0; 16]);
 
 thread_local! {
-    /// The calling thread's current activity, all zeros for none.
-    static CURRENT: Cell<Guid> = const { Cell::new(NONE) };
+    /// The calling thread's current activity. Never `Some` of the zero GUID,
+    /// which means none.
+    static CURRENT: Cell<Option<Guid>> = const { Cell::new(None) };
     /// State for new activity ids: a random 64-bit part chosen once per
     /// thread and a counter (0 until the thread creates its first id).
     static IDS: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
@@ -59,8 +60,7 @@ thread_local! {
 /// ```
 #[inline]
 pub fn current() -> Option<Guid> {
-    let id = CURRENT.try_with(Cell::get).unwrap_or(NONE);
-    (id != NONE).then_some(id)
+    CURRENT.try_with(Cell::get).unwrap_or(None)
 }
 
 /// Makes `id` the calling thread's current activity (`None` clears it) and
@@ -76,9 +76,8 @@ pub fn current() -> Option<Guid> {
 /// activity::set_current(before);
 /// ```
 pub fn set_current(id: Option<Guid>) -> Option<Guid> {
-    let id = id.unwrap_or(NONE);
-    let previous = CURRENT.try_with(|c| c.replace(id)).unwrap_or(NONE);
-    (previous != NONE).then_some(previous)
+    let id = id.filter(|g| *g != NONE);
+    CURRENT.try_with(|c| c.replace(id)).unwrap_or(None)
 }
 
 /// A new activity id, unique in practice across threads, processes and
@@ -305,7 +304,12 @@ impl Drop for Activity {
         match live.stop {
             StopEvent::Site(site) => {
                 if live.provider.enabled(site.level, site.keywords) {
-                    crate::__private::write_site_ids(live.provider, site, &(), &ids);
+                    crate::__private::write_site_ids(
+                        live.provider,
+                        site,
+                        &(),
+                        crate::writer::Ids::Given(&ids),
+                    );
                 }
             }
             StopEvent::Descriptor(desc) => {
@@ -330,7 +334,7 @@ pub fn start_site<F: FieldTuple>(
     related: Option<Guid>,
 ) -> Activity {
     Activity::begin(provider, StopEvent::Site(stop), id, related, |ids| {
-        crate::__private::write_site_ids(provider, start, fields, ids)
+        crate::__private::write_site_ids(provider, start, fields, crate::writer::Ids::Given(ids))
     })
 }
 

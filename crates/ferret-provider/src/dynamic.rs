@@ -6,10 +6,9 @@
 //! kept (interned) for the rest of the process, so the daemon receives its
 //! metadata once and its events are as compact as any others.
 //!
-//! What each event costs once its shape has been seen: hashing the shape
-//! (its name and field names, about one nanosecond per byte), a lookup in a
-//! 64-entry cache of the calling thread and a comparison with the cached
-//! descriptor; no lock and no allocation. A thread meeting a shape that is
+//! What each event costs once its shape has been seen: a probe of a
+//! 64-entry cache of the calling thread with a cheap key and a comparison of
+//! the whole shape with the cached descriptor; no lock and no allocation. A thread meeting a shape that is
 //! not in its cache takes a process-wide lock once to find it, and the
 //! first use of a shape in the process allocates its descriptor.
 //!
@@ -33,21 +32,45 @@ use crate::{Activity, EventDescriptor, FieldDesc, Opcode, Provider, activity, wr
 
 /// The most fields a [`DynamicEvent`] holds; an event given more is
 /// dropped and counted as invalid.
+///
+/// ```
+/// use ferret_provider::{Level, MAX_DYNAMIC_FIELDS, Value};
+///
+/// ferret_provider::provider!(static P = "Example.Many");
+/// let names: Vec<String> = (0..MAX_DYNAMIC_FIELDS).map(|i| format!("f{i}")).collect();
+/// let mut event = P.dynamic_event("Wide", Level::Verbose, 0);
+/// for name in &names {
+///     event.field(name, Value::U8(0));
+/// }
+/// event.write(); // at the limit: written if enabled
+/// ```
 pub const MAX_DYNAMIC_FIELDS: usize = 32;
 /// The most shapes a process interns.
+///
+/// ```
+/// assert!(ferret_provider::dynamic_cache_stats().shapes <= ferret_provider::MAX_SHAPES);
+/// ```
 pub const MAX_SHAPES: usize = 4096;
 /// The most bytes of interned descriptors (names, field lists and the
 /// descriptors themselves) a process keeps.
+///
+/// ```
+/// assert!(ferret_provider::dynamic_cache_stats().bytes <= ferret_provider::MAX_SHAPE_BYTES);
+/// ```
 pub const MAX_SHAPE_BYTES: usize = 1 << 20;
 /// Entries in each thread's cache of recently used shapes.
 const RECENT: usize = 64;
 
 /// An event being built field by field; see [`Provider::dynamic_event`].
 ///
-/// If no session wants the event when it is begun, adding fields and
-/// writing do nothing. Field names and string values are borrowed until
-/// the event is written; nothing is copied or allocated for a shape the
-/// process has seen before.
+/// The builder's methods take and return `&mut Self`, like
+/// `std::process::Command`'s, so that a chain ending in
+/// [`write`](DynamicEvent::write) works on the temporary and the builder's
+/// field arrays are never moved. If no session wants the event when it is
+/// begun, adding fields and writing do nothing. Field names and string
+/// values are borrowed until the event is written; nothing is copied or
+/// allocated for a shape the process has seen before. Writing twice writes
+/// the event twice.
 ///
 /// ```
 /// use ferret_provider::{Level, Opcode, Value};
@@ -56,9 +79,10 @@ const RECENT: usize = 64;
 ///
 /// // A script's event, described by data the program got at run time.
 /// let (name, fields) = ("Score", [("player", Value::Str("ada")), ("points", Value::I64(12))]);
-/// let mut event = SCRIPT.dynamic_event(name, Level::Information, 0x1).opcode(Opcode::Info).id(4);
+/// let mut event = SCRIPT.dynamic_event(name, Level::Information, 0x1);
+/// event.opcode(Opcode::Info).id(4);
 /// for (field, value) in fields {
-///     event = event.field(field, value);
+///     event.field(field, value);
 /// }
 /// event.write();
 /// ```
@@ -120,7 +144,7 @@ impl<'a> DynamicEvent<'a> {
     /// use ferret_provider::{Level, Value};
     ///
     /// ferret_provider::provider!(static SCRIPT = "Example.DynamicEnabled");
-    /// let event = SCRIPT.dynamic_event("Costly", Level::Verbose, 0);
+    /// let mut event = SCRIPT.dynamic_event("Costly", Level::Verbose, 0);
     /// if event.is_enabled() {
     ///     let summary = String::from("expensive");
     ///     event.field("summary", Value::Str(&summary)).write();
@@ -139,7 +163,7 @@ impl<'a> DynamicEvent<'a> {
     /// P.dynamic_event("E", Level::Information, 0).id(12).write();
     /// ```
     #[inline]
-    pub fn id(mut self, id: u16) -> Self {
+    pub fn id(&mut self, id: u16) -> &mut Self {
         self.id = id;
         self
     }
@@ -152,7 +176,7 @@ impl<'a> DynamicEvent<'a> {
     /// P.dynamic_event("Reply", Level::Information, 0).opcode(Opcode::Reply).write();
     /// ```
     #[inline]
-    pub fn opcode(mut self, opcode: Opcode) -> Self {
+    pub fn opcode(&mut self, opcode: Opcode) -> &mut Self {
         self.opcode = opcode as u8;
         self
     }
@@ -168,7 +192,7 @@ impl<'a> DynamicEvent<'a> {
     /// P.dynamic_event("Queued", Level::Information, 0).activity(job).write();
     /// ```
     #[inline]
-    pub fn activity(mut self, id: Guid) -> Self {
+    pub fn activity(&mut self, id: Guid) -> &mut Self {
         self.activity = Some(id);
         self
     }
@@ -184,7 +208,7 @@ impl<'a> DynamicEvent<'a> {
     /// P.dynamic_event("Handoff", Level::Information, 0).activity(job).related(request).write();
     /// ```
     #[inline]
-    pub fn related(mut self, id: Guid) -> Self {
+    pub fn related(&mut self, id: Guid) -> &mut Self {
         self.related = Some(id);
         self
     }
@@ -201,7 +225,7 @@ impl<'a> DynamicEvent<'a> {
     ///     .write();
     /// ```
     #[inline]
-    pub fn field(mut self, name: &'a str, value: Value<'a>) -> Self {
+    pub fn field(&mut self, name: &'a str, value: Value<'a>) -> &mut Self {
         if self.enabled {
             if let (Some(n), Some(v)) =
                 (self.names.get_mut(self.len), self.values.get_mut(self.len))
@@ -223,10 +247,16 @@ impl<'a> DynamicEvent<'a> {
     /// # ferret_provider::provider!(static P = "Example.DynamicWrite");
     /// P.dynamic_event("Tick", Level::Verbose, 0).field("n", Value::U64(1)).write();
     /// ```
-    pub fn write(self) {
-        if !self.enabled {
-            return;
+    #[inline]
+    pub fn write(&mut self) {
+        if self.enabled {
+            self.write_enabled();
         }
+    }
+
+    /// Out of line, so that the disabled path stays a test.
+    #[inline(never)]
+    fn write_enabled(&self) {
         if self.len > MAX_DYNAMIC_FIELDS {
             count_drop(DropReason::Invalid);
             return;
@@ -236,7 +266,7 @@ impl<'a> DynamicEvent<'a> {
                 self.provider.inner,
                 desc,
                 self.values(),
-                &activity::ids(self.activity, self.related),
+                writer::Ids::Given(&activity::ids(self.activity, self.related)),
             ),
             Err(_) => count_drop(DropReason::NoMetadata),
         }
@@ -259,7 +289,7 @@ impl<'a> DynamicEvent<'a> {
     /// // ... events of the run carry its activity id ...
     /// drop(job);
     /// ```
-    pub fn start_activity(self) -> Activity {
+    pub fn start_activity(&mut self) -> Activity {
         if !self.enabled {
             return Activity::inert();
         }
@@ -527,25 +557,49 @@ impl Shape<'_> {
         }
     }
 
-    /// FNV-1a over everything the shape holds. UTF-8 never contains 0xFF,
-    /// so it separates names unambiguously.
+    /// A hash of everything the shape holds, eight bytes at a time (a
+    /// byte-at-a-time hash costs a dependent multiply per byte, which is
+    /// most of a dynamic event's cost). Each name's length is mixed in, so
+    /// names cannot run into each other.
     fn hash(&self) -> u64 {
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        let mut eat = |bytes: &[u8]| {
-            for b in bytes {
-                h ^= u64::from(*b);
-                h = h.wrapping_mul(0x0000_0100_0000_01b3);
-            }
-        };
-        eat(self.name.as_bytes());
-        eat(&[0xFF, self.level as u8, self.opcode]);
-        eat(&self.id.to_le_bytes());
-        eat(&self.keywords.to_le_bytes());
+        let mut h = WordHash(0);
+        h.bytes(self.name.as_bytes());
+        h.word(u64::from(self.id) | (self.level as u64) << 16 | u64::from(self.opcode) << 24);
+        h.word(self.keywords);
         for (i, name) in self.names.iter().enumerate() {
-            eat(&[0xFF, self.ty(i) as u8]);
-            eat(name.as_bytes());
+            h.word(self.ty(i) as u64);
+            h.bytes(name.as_bytes());
         }
-        h
+        h.0
+    }
+
+    /// A cheap key for the thread's cache: the name's length and its first
+    /// and last eight bytes, the field count and types, level, opcode and
+    /// keywords. Shapes that share it are told apart by `matches`.
+    #[inline]
+    fn probe(&self) -> u64 {
+        let name = self.name.as_bytes();
+        let edge = |b: &[u8]| {
+            let mut w = [0u8; 8];
+            w[..b.len()].copy_from_slice(b);
+            u64::from_le_bytes(w)
+        };
+        let mut types = 0u64;
+        for i in 0..self.names.len().min(16) {
+            types = types << 4 | self.ty(i) as u64;
+        }
+        let mut h = WordHash(0);
+        h.word(
+            name.len() as u64
+                | (self.names.len() as u64) << 16
+                | (self.level as u64) << 32
+                | u64::from(self.opcode) << 40,
+        );
+        h.word(edge(&name[..name.len().min(8)]));
+        h.word(edge(&name[name.len().saturating_sub(8)..]));
+        h.word(types);
+        h.word(self.keywords ^ u64::from(self.id));
+        h.0
     }
 
     fn matches(&self, d: &EventDescriptor) -> bool {
@@ -598,6 +652,33 @@ impl Shape<'_> {
             self.opcode,
             Box::leak(fields.into_boxed_slice()),
         )))
+    }
+}
+
+/// A multiply-rotate hash over 64-bit words (as rustc's FxHash).
+struct WordHash(u64);
+
+impl WordHash {
+    #[inline]
+    fn word(&mut self, w: u64) {
+        self.0 = (self.0.rotate_left(26) ^ w).wrapping_mul(0xf135_7aea_2e62_a9c5);
+    }
+
+    #[inline]
+    fn bytes(&mut self, b: &[u8]) {
+        self.word(b.len() as u64);
+        let mut chunks = b.chunks_exact(8);
+        for c in &mut chunks {
+            self.word(u64::from_le_bytes([
+                c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7],
+            ]));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut last = [0u8; 8];
+            last[..rest.len()].copy_from_slice(rest);
+            self.word(u64::from_le_bytes(last));
+        }
     }
 }
 
@@ -678,24 +759,26 @@ thread_local! {
 /// The descriptor for `shape`: from the thread's cache, else the process's
 /// table, else created if the bounds allow.
 fn intern(shape: &Shape<'_>) -> Result<&'static EventDescriptor, InternError> {
-    let h = shape.hash();
-    let slot = (h % RECENT as u64) as usize;
+    // The thread's cache is probed with a cheap key and confirmed by
+    // comparing the whole shape; only a miss hashes everything.
+    let probe = shape.probe();
+    let slot = (probe % RECENT as u64) as usize;
     let cached = RECENT_SHAPES
         .try_with(|r| r.try_borrow().ok().and_then(|r| r[slot]))
         .ok()
         .flatten();
-    if let Some((ch, d)) = cached {
-        if ch == h && shape.matches(d) {
+    if let Some((key, d)) = cached {
+        if key == probe && shape.matches(d) {
             return Ok(d);
         }
     }
     let desc = interner()
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .find_or_add(shape, h)?;
+        .find_or_add(shape, shape.hash())?;
     let _ = RECENT_SHAPES.try_with(|r| {
         if let Ok(mut r) = r.try_borrow_mut() {
-            r[slot] = Some((h, desc));
+            r[slot] = Some((probe, desc));
         }
     });
     Ok(desc)

@@ -76,6 +76,7 @@ pub use link::{LinkStatus, Options, configure, link_status};
 use ferret_abi::record::{EventTypeMeta, FieldMeta};
 use field::FieldTuple;
 use link::ProviderInner;
+use writer::Ids;
 
 /// One declared field of an event: its name and type.
 ///
@@ -205,8 +206,9 @@ pub(crate) trait Described {
     fn key(&self) -> (usize, u64);
     /// The EVENT_TYPE record's contents for provider slot `slot`.
     fn meta(&self, slot: u32) -> EventTypeMeta;
-    /// True if `values` have the declared fields' number and types.
-    fn accepts(&self, values: &[Value<'_>]) -> bool;
+    /// The payload's length if `values` have the declared fields' number
+    /// and types; `None` if they do not.
+    fn payload_len(&self, values: &[Value<'_>]) -> Option<usize>;
 }
 
 /// Declares one kind of event for [`Provider::write`]. Descriptors are
@@ -308,12 +310,18 @@ impl Described for EventDescriptor {
     }
 
     #[inline]
-    fn accepts(&self, values: &[Value<'_>]) -> bool {
-        values.len() == self.fields.len()
-            && values
-                .iter()
-                .zip(self.fields)
-                .all(|(v, f)| v.field_type() == f.ty)
+    fn payload_len(&self, values: &[Value<'_>]) -> Option<usize> {
+        if values.len() != self.fields.len() {
+            return None;
+        }
+        let mut len = 0;
+        for (v, f) in values.iter().zip(self.fields) {
+            if v.field_type() != f.ty {
+                return None;
+            }
+            len += v.encoded_len();
+        }
+        Some(len)
     }
 }
 
@@ -486,7 +494,7 @@ impl Provider {
     #[inline]
     pub fn write(&self, desc: &'static EventDescriptor, values: &[Value<'_>]) {
         if self.enabled(desc.level, desc.keywords) {
-            writer::write(self.inner, desc, values, &activity::ids(None, None));
+            writer::write(self.inner, desc, values, Ids::Current);
         }
     }
 
@@ -512,14 +520,15 @@ impl Provider {
         values: &[Value<'_>],
     ) {
         if self.enabled(desc.level, desc.keywords) {
-            writer::write(self.inner, desc, values, &activity::ids(activity, related));
+            let ids = activity::ids(activity, related);
+            writer::write(self.inner, desc, values, Ids::Given(&ids));
         }
     }
 
     /// Writes with the ids given; the caller has checked that the event is
     /// enabled.
     fn write_ids(&self, desc: &'static EventDescriptor, values: &[Value<'_>], ids: &ActivityIds) {
-        writer::write(self.inner, desc, values, ids);
+        writer::write(self.inner, desc, values, Ids::Given(ids));
     }
 
     /// Starts an activity if a session wants its start event: writes the
@@ -583,11 +592,12 @@ impl Provider {
 pub mod __private {
     use std::sync::atomic::{AtomicU64, Ordering};
 
-    use ferret_abi::record::{ActivityIds, EventTypeMeta, FieldMeta, FieldType, MAX_FIELD_NAME};
+    use ferret_abi::record::{EventTypeMeta, FieldMeta, FieldType, MAX_FIELD_NAME};
     use ferret_abi::{Guid, Level};
 
     pub use crate::activity::start_site;
     pub use crate::field::{FieldTuple, signature};
+    use crate::writer::Ids;
     use crate::{Described, LazyProvider, Provider, TypeCache};
 
     /// The static declaration a [`write_event!`](crate::write_event) call
@@ -711,10 +721,10 @@ pub mod __private {
         }
 
         #[inline]
-        fn accepts(&self, _values: &[crate::Value<'_>]) -> bool {
+        fn payload_len(&self, values: &[crate::Value<'_>]) -> Option<usize> {
             // The values come from the same tuple as the types, through
             // the sealed `WireValue`, so they always match.
-            true
+            Some(values.iter().map(crate::Value::encoded_len).sum())
         }
     }
 
@@ -761,12 +771,13 @@ pub mod __private {
         activity: Option<Guid>,
         related: Option<Guid>,
     ) {
-        write_site_ids(
-            provider,
-            site,
-            fields,
-            &crate::activity::ids(activity, related),
-        );
+        match (activity, related) {
+            (None, None) => write_site_ids(provider, site, fields, Ids::Current),
+            _ => {
+                let ids = crate::activity::ids(activity, related);
+                write_site_ids(provider, site, fields, Ids::Given(&ids))
+            }
+        }
     }
 
     /// Writes a call site's event with the ids given.
@@ -775,7 +786,7 @@ pub mod __private {
         provider: Provider,
         site: &'static EventSite,
         fields: &F,
-        ids: &ActivityIds,
+        ids: Ids<'_>,
     ) {
         let described = SiteTypes {
             site,

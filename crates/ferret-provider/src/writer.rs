@@ -12,12 +12,24 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use ferret_abi::Value;
-use ferret_abi::record::{self, ActivityIds, HEADER_LEN, MAX_RECORD, Ticks, kind};
+use ferret_abi::record::{
+    self, ACTIVITY_ID_LEN, ActivityIds, EVENT_ABS_HEADER_LEN, EVENT_HEADER_LEN, HEADER_LEN,
+    MAX_RECORD, Ticks, kind,
+};
 
 use crate::Described;
 use crate::clock;
 use crate::link::{GENERATION, ProviderInner, global};
 use crate::region::{Region, RingHandle, release};
+
+/// The activity ids an event carries.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Ids<'a> {
+    /// The thread's current activity, if any: what most events carry.
+    Current,
+    /// These.
+    Given(&'a ActivityIds),
+}
 
 /// Writes after a failed ring claim before trying again.
 const RING_RETRY: u32 = 4096;
@@ -71,7 +83,7 @@ impl ThreadWriter {
         p: &ProviderInner,
         desc: &D,
         values: &[Value<'_>],
-        ids: &ActivityIds,
+        ids: Ids<'_>,
     ) {
         let generation = GENERATION.load(Ordering::Acquire);
         if generation != self.generation {
@@ -106,18 +118,31 @@ impl ThreadWriter {
         };
         // The payload must match the declared fields; a mismatch would make
         // the record undecodable, so it is dropped and counted instead.
-        if !desc.accepts(values) {
+        let Some(payload) = desc.payload_len(values) else {
             region.count_invalid();
             return;
-        }
-        let payload: usize = values.iter().map(Value::encoded_len).sum();
+        };
+        // Most events are written outside any activity: for them this is
+        // one thread-local load and a test.
+        let current;
+        let (ids, mut id_count) = match ids {
+            Ids::Given(ids) => (ids, ids.count()),
+            Ids::Current => match crate::activity::current() {
+                None => (&ActivityIds::NONE, 0),
+                Some(id) => {
+                    current = ActivityIds {
+                        activity: Some(id),
+                        related: None,
+                    };
+                    (&current, 1)
+                }
+            },
+        };
         // A daemon older than activity ids would find the records
         // malformed: it gets the event without them.
-        let ids = if region.activity_ids {
-            ids
-        } else {
-            &ActivityIds::NONE
-        };
+        if !region.activity_ids {
+            id_count = 0;
+        }
         let now = clock::now(self.clock);
         // Deltas keep event records small; the first record of a ring, a
         // clock that went backwards across cores, or a gap too long for 32
@@ -128,7 +153,11 @@ impl ThreadWriter {
         } else {
             Ticks::Absolute(now)
         };
-        let size = record::event_header_len(ticks, ids) + payload;
+        let header_len = match ticks {
+            Ticks::Delta(_) => EVENT_HEADER_LEN,
+            Ticks::Absolute(_) => EVENT_ABS_HEADER_LEN,
+        } + id_count * ACTIVITY_ID_LEN;
+        let size = header_len + payload;
         if size > MAX_RECORD {
             region.count_invalid();
             return;
@@ -170,7 +199,10 @@ impl ThreadWriter {
         // other thread writes this ring and the daemon reads only below the
         // published head.
         let dst = unsafe { std::slice::from_raw_parts_mut(data.add(at), size) };
-        let mut off = record::encode_event_header_ids(dst, size, type_id, ticks, ids);
+        let mut off = record::encode_event_header(dst, size, type_id, ticks);
+        if id_count != 0 {
+            off = record::encode_activity_ids(dst, off, ids);
+        }
         for v in values {
             off += v.encode(&mut dst[off..]);
         }
@@ -202,12 +234,14 @@ thread_local! {
 }
 
 /// Writes one event from the calling thread, with the activity ids given.
+/// `Ids::Current` reads the thread's current activity only once the event
+/// is known to be written.
 #[inline]
 pub(crate) fn write<D: Described + ?Sized>(
     p: &ProviderInner,
     desc: &D,
     values: &[Value<'_>],
-    ids: &ActivityIds,
+    ids: Ids<'_>,
 ) {
     let _ = WRITER.try_with(|cell| {
         // A write from a signal handler that interrupted another write on
