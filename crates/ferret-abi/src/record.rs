@@ -222,6 +222,7 @@ pub fn encode_event_header_ids(
 /// # Panics
 ///
 /// If `dst` is shorter than the header; callers size it first.
+#[inline]
 pub fn encode_activity_ids(dst: &mut [u8], mut at: usize, ids: &ActivityIds) -> usize {
     dst[2] |= kind::ACTIVITY_BIT;
     let activity = ids.activity.unwrap_or_default();
