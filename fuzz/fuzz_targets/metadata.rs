@@ -19,7 +19,7 @@ fuzz_target!(|data: &[u8]| {
             .enumerate()
             .map(|(i, &b)| FieldMeta {
                 name: format!("f{i}"),
-                ty: FieldType::from_u8(b % 12 + 1).expect("codes 1 to 12 are field types"),
+                ty: FieldType::from_u8(b % 13 + 1).expect("codes 1 to 13 are field types"),
             })
             .collect();
         if let Ok(values) = decode_untrusted(&fields, payload) {

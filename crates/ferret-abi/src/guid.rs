@@ -25,6 +25,14 @@ const NAMESPACE: [u8; 16] = [
 
 /// A GUID, stored as the 16 bytes of its Windows in-memory form (the first
 /// three fields little-endian).
+///
+/// ```
+/// use ferret_abi::Guid;
+///
+/// let g = Guid::from_name("MyProvider");
+/// assert_eq!(g.to_string(), "b3864c38-4273-58c5-545b-8b3608343471");
+/// assert_eq!(g.data1(), 0xb3864c38);
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
 pub struct Guid(pub [u8; 16]);
 

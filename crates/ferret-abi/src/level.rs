@@ -9,6 +9,14 @@ use serde::{Deserialize, Serialize};
 ///
 /// A session that enables a provider at level `L` receives every event whose
 /// level is `L` or more severe (numerically lower or equal).
+///
+/// ```
+/// use ferret_abi::Level;
+///
+/// assert_eq!(Level::Warning.as_u8(), 3);
+/// assert_eq!("information".parse::<Level>(), Ok(Level::Information));
+/// assert!(Level::Error < Level::Verbose);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[repr(u8)]
 pub enum Level {

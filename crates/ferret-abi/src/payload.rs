@@ -2,15 +2,27 @@
 //!
 //! A payload is the event type's fields in declaration order, with no names
 //! and no padding: fixed-size types take their size in little-endian, `bool`
-//! one byte (0 or 1), `str` and `bytes` a u16 length followed by that many
-//! bytes.
+//! one byte (0 or 1), `guid` its 16 bytes, `str` and `bytes` a u16 length
+//! followed by that many bytes.
 
 use thiserror::Error;
 
+use crate::Guid;
 use crate::record::{FieldMeta, FieldType};
 
 /// One field value, borrowed from the caller (when writing) or from the
 /// record (when decoding).
+///
+/// ```
+/// use ferret_abi::Value;
+/// use ferret_abi::record::FieldType;
+///
+/// let v = Value::Str("hello");
+/// assert_eq!(v.field_type(), FieldType::Str);
+/// let mut buf = [0u8; 7];
+/// assert_eq!(v.encode(&mut buf), v.encoded_len());
+/// assert_eq!(buf, [5, 0, b'h', b'e', b'l', b'l', b'o']);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Value<'a> {
     /// Unsigned 8-bit integer.
@@ -37,6 +49,8 @@ pub enum Value<'a> {
     Str(&'a str),
     /// Raw bytes (at most 65535 are kept).
     Bytes(&'a [u8]),
+    /// A GUID.
+    Guid(Guid),
 }
 
 /// The most bytes a `str` or `bytes` value keeps; longer ones are cut.
@@ -58,6 +72,7 @@ impl Value<'_> {
             Value::Bool(_) => FieldType::Bool,
             Value::Str(_) => FieldType::Str,
             Value::Bytes(_) => FieldType::Bytes,
+            Value::Guid(_) => FieldType::Guid,
         }
     }
 
@@ -69,6 +84,7 @@ impl Value<'_> {
             Value::U16(_) | Value::I16(_) => 2,
             Value::U32(_) | Value::I32(_) => 4,
             Value::U64(_) | Value::I64(_) | Value::F64(_) => 8,
+            Value::Guid(_) => 16,
             Value::Str(s) => 2 + s.len().min(MAX_VARIABLE),
             Value::Bytes(b) => 2 + b.len().min(MAX_VARIABLE),
         }
@@ -111,6 +127,7 @@ impl Value<'_> {
                 var(dst, &s.as_bytes()[..n])
             }
             Value::Bytes(b) => var(dst, b),
+            Value::Guid(g) => put(dst, g.0),
         }
     }
 }
@@ -171,6 +188,7 @@ pub fn decode_untrusted<'a>(
                 Value::Str(s)
             }
             FieldType::Bytes => Value::Bytes(take_variable(&mut rest).ok_or_else(truncated)?),
+            FieldType::Guid => Value::Guid(Guid(take(&mut rest).ok_or_else(truncated)?)),
         };
         out.push(value);
     }
@@ -221,6 +239,7 @@ mod tests {
             Value::Bool(true),
             Value::Str("héllo"),
             Value::Bytes(&[0, 1, 2, 255]),
+            Value::Guid(Guid::from_name("MyProvider")),
         ];
         let fields: Vec<_> = values
             .iter()
@@ -266,7 +285,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn decode_never_panics(codes in proptest::collection::vec(1u8..=12, 0..8),
+        fn decode_never_panics(codes in proptest::collection::vec(1u8..=13, 0..8),
                                bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
             let fields: Vec<_> = codes.iter().map(|c| field("x", FieldType::from_u8(*c).unwrap())).collect();
             let _ = decode_untrusted(&fields, &bytes);

@@ -5,7 +5,10 @@
 //! `kind: u8`, little-endian, and records follow each other with no
 //! padding. Event records are compact: a 16-bit event type, then either a
 //! 32-bit tick delta from the previous record of the same stream (EVENT) or
-//! a full 64-bit tick count (EVENT_ABS), then the payload. Type ids, provider
+//! a full 64-bit tick count (EVENT_ABS), then, only for events written
+//! inside an activity, the 16-byte activity id and possibly the 16-byte
+//! related activity id (two flag bits of the kind say which), then the
+//! payload. Type ids, provider
 //! ids and timestamps are scoped by the CONTEXT record that precedes them, so
 //! the daemon can copy runs of ring records into log buffers unchanged.
 //!
@@ -24,6 +27,8 @@ pub const HEADER_LEN: usize = 3;
 pub const EVENT_HEADER_LEN: usize = 9;
 /// Bytes before the payload of an EVENT_ABS record.
 pub const EVENT_ABS_HEADER_LEN: usize = 13;
+/// Bytes of one activity id in an event record.
+pub const ACTIVITY_ID_LEN: usize = 16;
 /// The largest record.
 pub const MAX_RECORD: usize = u16::MAX as usize;
 /// The longest name (provider, event, process) the encoders write.
@@ -41,11 +46,38 @@ pub mod kind {
     pub const EVENT: u8 = 0x01;
     /// An event: u16 type, u64 ticks, payload.
     pub const EVENT_ABS: u8 = 0x02;
+    /// Set in an event kind when a 16-byte activity id follows the time.
+    pub const ACTIVITY_BIT: u8 = 0x04;
+    /// Set in an event kind (with [`ACTIVITY_BIT`]) when a 16-byte related
+    /// activity id follows the activity id.
+    pub const RELATED_BIT: u8 = 0x08;
+    /// EVENT with an activity id: u16 type, u32 delta, activity, payload.
+    pub const EVENT_ACTIVITY: u8 = EVENT | ACTIVITY_BIT;
+    /// EVENT_ABS with an activity id: u16 type, u64 ticks, activity, payload.
+    pub const EVENT_ABS_ACTIVITY: u8 = EVENT_ABS | ACTIVITY_BIT;
+    /// EVENT with activity and related activity ids.
+    pub const EVENT_RELATED: u8 = EVENT | ACTIVITY_BIT | RELATED_BIT;
+    /// EVENT_ABS with activity and related activity ids.
+    pub const EVENT_ABS_RELATED: u8 = EVENT_ABS | ACTIVITY_BIT | RELATED_BIT;
+
+    /// True for the six event kinds.
+    #[inline]
+    pub const fn is_event(kind: u8) -> bool {
+        matches!(
+            kind,
+            EVENT
+                | EVENT_ABS
+                | EVENT_ACTIVITY
+                | EVENT_ABS_ACTIVITY
+                | EVENT_RELATED
+                | EVENT_ABS_RELATED
+        )
+    }
     /// Ring padding: the rest of the ring up to its end is unused.
     pub const PAD: u8 = 0x03;
     /// Rings only: u32 thread id of the thread that writes the records after
     /// it (a ring passes from thread to thread as threads exit and start).
-    pub const THREAD: u8 = 0x04;
+    pub const THREAD: u8 = 0x21;
     /// Metadata: a provider instance (name, GUID, process).
     pub const PROVIDER: u8 = 0x10;
     /// Metadata: an event type (names and field types).
@@ -90,6 +122,60 @@ impl Ticks {
     }
 }
 
+/// The activity ids an event record carries: none, an activity id, or an
+/// activity id and a related activity id (ETW's `ActivityId` and
+/// `RelatedActivityId`). Events written outside any activity carry none and
+/// keep their size.
+///
+/// ```
+/// use ferret_abi::Guid;
+/// use ferret_abi::record::{ActivityIds, Ticks, event_header_len};
+///
+/// let inside = ActivityIds { activity: Some(Guid([1; 16])), related: None };
+/// assert_eq!(event_header_len(Ticks::Delta(0), &ActivityIds::NONE), 9);
+/// assert_eq!(event_header_len(Ticks::Delta(0), &inside), 25);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ActivityIds {
+    /// The activity the event belongs to.
+    pub activity: Option<Guid>,
+    /// The activity that started this one (start events) or that this
+    /// event transfers from. Written only with `activity`: a related id
+    /// without an activity id is written with the all-zero activity id.
+    pub related: Option<Guid>,
+}
+
+impl ActivityIds {
+    /// No activity ids.
+    pub const NONE: ActivityIds = ActivityIds {
+        activity: None,
+        related: None,
+    };
+
+    /// How many 16-byte ids the record carries (0, 1 or 2).
+    #[inline]
+    pub const fn count(&self) -> usize {
+        if self.related.is_some() {
+            2
+        } else if self.activity.is_some() {
+            1
+        } else {
+            0
+        }
+    }
+}
+
+/// Bytes before the payload of an event record with this time form and
+/// these ids.
+#[inline]
+pub const fn event_header_len(ticks: Ticks, ids: &ActivityIds) -> usize {
+    let time = match ticks {
+        Ticks::Delta(_) => EVENT_HEADER_LEN,
+        Ticks::Absolute(_) => EVENT_ABS_HEADER_LEN,
+    };
+    time + ids.count() * ACTIVITY_ID_LEN
+}
+
 /// Writes an event record's header into `dst` and returns its length.
 ///
 /// # Panics
@@ -113,19 +199,72 @@ pub fn encode_event_header(dst: &mut [u8], size: usize, type_id: u16, ticks: Tic
     }
 }
 
+/// Writes the header of an event record carrying `ids` into `dst` and
+/// returns its length ([`event_header_len`]). Without ids it is
+/// [`encode_event_header`], at the same cost.
+///
+/// # Panics
+///
+/// If `dst` is shorter than the header; callers size it first.
+#[inline]
+pub fn encode_event_header_ids(
+    dst: &mut [u8],
+    size: usize,
+    type_id: u16,
+    ticks: Ticks,
+    ids: &ActivityIds,
+) -> usize {
+    let at = encode_event_header(dst, size, type_id, ticks);
+    if ids.activity.is_none() && ids.related.is_none() {
+        return at;
+    }
+    encode_activity_ids(dst, at, ids)
+}
+
+/// Appends `ids` (at least one) to an event header that
+/// [`encode_event_header`] wrote into `dst` and whose time ends at `at`,
+/// sets the kind's bits, and returns the header's new length.
+///
+/// # Panics
+///
+/// If `dst` is shorter than the header; callers size it first.
+#[inline]
+pub fn encode_activity_ids(dst: &mut [u8], mut at: usize, ids: &ActivityIds) -> usize {
+    dst[2] |= kind::ACTIVITY_BIT;
+    let activity = ids.activity.unwrap_or_default();
+    dst[at..at + ACTIVITY_ID_LEN].copy_from_slice(&activity.0);
+    at += ACTIVITY_ID_LEN;
+    if let Some(related) = ids.related {
+        dst[2] |= kind::RELATED_BIT;
+        dst[at..at + ACTIVITY_ID_LEN].copy_from_slice(&related.0);
+        at += ACTIVITY_ID_LEN;
+    }
+    at
+}
+
 /// Reads the type and time of an event record from its first bytes (at
-/// least [`EVENT_ABS_HEADER_LEN`] of them, or [`EVENT_HEADER_LEN`] for EVENT).
+/// least [`EVENT_ABS_HEADER_LEN`] of them, or [`EVENT_HEADER_LEN`] for
+/// EVENT and its activity forms) and returns them with the length of the
+/// whole header, activity ids included. The ids themselves are not read:
+/// the caller checks that the record is at least that long and reads them
+/// with [`decode_activity_ids`] if it needs them.
 #[inline]
 pub fn decode_event_header(b: &[u8]) -> Option<(u16, Ticks, usize)> {
     let (_, k) = peek_header(b)?;
     let type_id = u16::from_le_bytes([*b.get(3)?, *b.get(4)?]);
-    match k {
+    let ids = match k & (kind::ACTIVITY_BIT | kind::RELATED_BIT) {
+        0 => 0,
+        kind::ACTIVITY_BIT => 1,
+        _ if kind::is_event(k) => 2,
+        _ => return None,
+    };
+    match k & !(kind::ACTIVITY_BIT | kind::RELATED_BIT) {
         kind::EVENT => {
             let d = b.get(5..9)?;
             Some((
                 type_id,
                 Ticks::Delta(u32::from_le_bytes([d[0], d[1], d[2], d[3]])),
-                EVENT_HEADER_LEN,
+                EVENT_HEADER_LEN + ids * ACTIVITY_ID_LEN,
             ))
         }
         kind::EVENT_ABS => {
@@ -133,14 +272,53 @@ pub fn decode_event_header(b: &[u8]) -> Option<(u16, Ticks, usize)> {
             Some((
                 type_id,
                 Ticks::Absolute(u64::from_le_bytes(t)),
-                EVENT_ABS_HEADER_LEN,
+                EVENT_ABS_HEADER_LEN + ids * ACTIVITY_ID_LEN,
             ))
         }
         _ => None,
     }
 }
 
+/// The activity ids of the event record `record` (the whole record, as
+/// framed by its size). `None` if it is not an event record or is too
+/// short for the ids its kind announces.
+pub fn decode_activity_ids(record: &[u8]) -> Option<ActivityIds> {
+    let (_, k) = peek_header(record)?;
+    if !kind::is_event(k) {
+        return None;
+    }
+    let at = if k & !(kind::ACTIVITY_BIT | kind::RELATED_BIT) == kind::EVENT {
+        EVENT_HEADER_LEN
+    } else {
+        EVENT_ABS_HEADER_LEN
+    };
+    let id = |n: usize| -> Option<Guid> {
+        let start = at + n * ACTIVITY_ID_LEN;
+        let b: [u8; ACTIVITY_ID_LEN] = record
+            .get(start..start + ACTIVITY_ID_LEN)?
+            .try_into()
+            .ok()?;
+        Some(Guid(b))
+    };
+    let mut ids = ActivityIds::NONE;
+    if k & kind::ACTIVITY_BIT != 0 {
+        ids.activity = Some(id(0)?);
+    }
+    if k & kind::RELATED_BIT != 0 {
+        ids.related = Some(id(1)?);
+    }
+    Some(ids)
+}
+
 /// The type of one event field.
+///
+/// ```
+/// use ferret_abi::record::FieldType;
+///
+/// assert_eq!(FieldType::from_u8(13), Some(FieldType::Guid));
+/// assert_eq!(FieldType::U32.fixed_size(), Some(4));
+/// assert_eq!(FieldType::Str.name(), "str");
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[repr(u8)]
 pub enum FieldType {
@@ -168,6 +346,9 @@ pub enum FieldType {
     Str = 11,
     /// Raw bytes: u16 length, then the bytes.
     Bytes = 12,
+    /// A GUID: 16 bytes in the form of provider GUIDs (first three fields
+    /// little-endian). Since format minor 2.
+    Guid = 13,
 }
 
 impl FieldType {
@@ -186,6 +367,7 @@ impl FieldType {
             10 => FieldType::Bool,
             11 => FieldType::Str,
             12 => FieldType::Bytes,
+            13 => FieldType::Guid,
             _ => return None,
         })
     }
@@ -197,6 +379,7 @@ impl FieldType {
             FieldType::U16 | FieldType::I16 => Some(2),
             FieldType::U32 | FieldType::I32 => Some(4),
             FieldType::U64 | FieldType::I64 | FieldType::F64 => Some(8),
+            FieldType::Guid => Some(16),
             FieldType::Str | FieldType::Bytes => None,
         }
     }
@@ -216,6 +399,7 @@ impl FieldType {
             FieldType::Bool => "bool",
             FieldType::Str => "str",
             FieldType::Bytes => "bytes",
+            FieldType::Guid => "guid",
         }
     }
 }
@@ -366,12 +550,14 @@ pub struct LostMeta {
 /// One parsed record. Borrowed parts point into the bytes given to [`parse_untrusted`].
 #[derive(Clone, Debug, PartialEq)]
 pub enum Record<'a> {
-    /// An event record (EVENT or EVENT_ABS).
+    /// An event record (EVENT or EVENT_ABS, with or without activity ids).
     Event {
         /// The event type id, scoped by the current context's source.
         type_id: u16,
         /// The record's time.
         ticks: Ticks,
+        /// The activity ids the record carries, if any.
+        ids: ActivityIds,
         /// The encoded field values.
         payload: &'a [u8],
     },
@@ -569,16 +755,23 @@ pub fn parse_untrusted(bytes: &[u8]) -> Result<(Record<'_>, usize), RecordError>
     }
     let body = &bytes[HEADER_LEN..size];
     let record = match k {
-        kind::EVENT | kind::EVENT_ABS => {
-            let Some((type_id, ticks, header)) = decode_event_header(&bytes[..size]) else {
-                return Err(RecordError::Truncated {
-                    kind_name: "event",
-                    detail: "header",
-                });
+        k if kind::is_event(k) => {
+            let record = &bytes[..size];
+            let truncated = RecordError::Truncated {
+                kind_name: "event",
+                detail: "header",
             };
+            let Some((type_id, ticks, header)) = decode_event_header(record) else {
+                return Err(truncated);
+            };
+            if header > size {
+                return Err(truncated);
+            }
+            let ids = decode_activity_ids(record).ok_or(truncated)?;
             Record::Event {
                 type_id,
                 ticks,
+                ids,
                 payload: &bytes[header..size],
             }
         }
@@ -914,12 +1107,103 @@ mod tests {
                 Record::Event {
                     type_id: 0xBEEF,
                     ticks,
+                    ids: ActivityIds::NONE,
                     payload: &b[h..16]
                 }
             );
         }
         assert_eq!(Ticks::Delta(5).resolve(10), 15);
         assert_eq!(Ticks::Absolute(3).resolve(10), 3);
+    }
+
+    #[test]
+    fn activity_ids_round_trip_in_every_form_and_cost_nothing_when_absent() {
+        let a = Guid([0x11; 16]);
+        let r = Guid([0x22; 16]);
+        let forms = [
+            (ActivityIds::NONE, 0),
+            (
+                ActivityIds {
+                    activity: Some(a),
+                    related: None,
+                },
+                16,
+            ),
+            (
+                ActivityIds {
+                    activity: Some(a),
+                    related: Some(r),
+                },
+                32,
+            ),
+        ];
+        for ticks in [Ticks::Delta(7), Ticks::Absolute(1 << 40)] {
+            let plain = event_header_len(ticks, &ActivityIds::NONE);
+            for (ids, extra) in forms {
+                let header = event_header_len(ticks, &ids);
+                assert_eq!(header, plain + extra, "{ids:?}");
+                let size = header + 4;
+                let mut b = vec![0u8; size];
+                assert_eq!(
+                    encode_event_header_ids(&mut b, size, 3, ticks, &ids),
+                    header
+                );
+                b[header..].copy_from_slice(&[1, 2, 3, 4]);
+                // The ring reader frames the record from its first 13 bytes.
+                let (t, tk, h) =
+                    decode_event_header(&b[..b.len().min(EVENT_ABS_HEADER_LEN)]).expect("header");
+                assert_eq!((t, tk, h), (3, ticks, header));
+                let (rec, n) = parse_untrusted(&b).unwrap();
+                assert_eq!(n, size);
+                assert_eq!(
+                    rec,
+                    Record::Event {
+                        type_id: 3,
+                        ticks,
+                        ids,
+                        payload: &[1, 2, 3, 4]
+                    }
+                );
+                // A record too short for the ids its kind announces is an
+                // error, not a payload read from the wrong place.
+                if extra > 0 {
+                    let mut short = b[..header - 1].to_vec();
+                    short[0..2].copy_from_slice(&((header - 1) as u16).to_le_bytes());
+                    assert!(parse_untrusted(&short).is_err());
+                }
+            }
+        }
+        // A related id alone is written with the zero activity id.
+        let mut b = [0u8; 64];
+        let ids = ActivityIds {
+            activity: None,
+            related: Some(r),
+        };
+        let h = encode_event_header_ids(&mut b, 41, 0, Ticks::Delta(0), &ids);
+        assert_eq!(h, 41);
+        assert_eq!(
+            decode_activity_ids(&b[..41]),
+            Some(ActivityIds {
+                activity: Some(Guid::default()),
+                related: Some(r)
+            })
+        );
+    }
+
+    #[test]
+    fn only_the_six_event_kinds_frame_as_events() {
+        let events: Vec<u8> = (0..=255u8).filter(|k| kind::is_event(*k)).collect();
+        assert_eq!(events, vec![0x01, 0x02, 0x05, 0x06, 0x0d, 0x0e]);
+        for k in 0..=255u8 {
+            let mut b = [0u8; 64];
+            b[0] = 64;
+            b[2] = k;
+            assert_eq!(
+                decode_event_header(&b).is_some(),
+                kind::is_event(k),
+                "kind {k:#x}"
+            );
+        }
     }
 
     #[test]

@@ -226,8 +226,14 @@ pub enum LayoutError {
 
 /// The ABI major version of regions and of the control protocol.
 pub const ABI_MAJOR: u16 = 1;
-/// The ABI minor version.
+/// The ABI minor version. 2: rings may carry THREAD records and event
+/// records with activity ids (docs/FORMAT.md), and enable slots carry the
+/// no-loss wait; a provider writes activity ids only into regions whose
+/// header says 2 or later.
 pub const ABI_MINOR: u16 = 2;
+/// The first region minor version whose daemon reads event records with
+/// activity ids.
+pub const MINOR_ACTIVITY_IDS: u16 = 2;
 
 impl RegionLayout {
     /// Lays out a region for `params`.
@@ -370,6 +376,15 @@ pub fn level_words<'a>(filters: impl IntoIterator<Item = &'a EnableFilter>) -> [
 }
 
 /// The provider-side test on one level word (see [`EnableSlot`]).
+///
+/// ```
+/// use ferret_abi::shm::word_accepts;
+///
+/// assert!(!word_accepts(0, 0x1), "no session");
+/// assert!(word_accepts(0x3, 0x2));
+/// assert!(word_accepts(0x3, 0), "keyword 0 is wanted by any session");
+/// assert!(!word_accepts(0x3, 0x4));
+/// ```
 #[inline(always)]
 pub const fn word_accepts(word: u64, keywords: u64) -> bool {
     word != 0 && (keywords == 0 || word & keywords != 0)

@@ -1,6 +1,10 @@
 //! Framing the records committed to one provider ring, trusting nothing the
 //! producer wrote: positions, lengths and kinds are all checked against the
 //! ring's capacity and the committed span.
+//!
+//! Event records with activity ids frame like any other event: the kind
+//! says how long the header is, and the drain copies the record, ids
+//! included, without looking at them.
 
 use ferret_abi::record::{
     EVENT_ABS_HEADER_LEN, HEADER_LEN, THREAD_LEN, Ticks, decode_event_header, kind, peek_header,
@@ -164,7 +168,10 @@ pub(crate) fn scan<B: ReadBytes + ?Sized>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ferret_abi::record::encode_event_header;
+    use ferret_abi::Guid;
+    use ferret_abi::record::{
+        ActivityIds, encode_event_header, encode_event_header_ids, event_header_len,
+    };
     use proptest::prelude::*;
 
     const CAP: u64 = 256;
@@ -173,6 +180,15 @@ mod tests {
     /// provider does (padding at the end when a record does not fit) and
     /// returns the ring, the head and each event's offset.
     fn produce(start: u64, sizes: &[usize]) -> (Vec<u8>, u64, Vec<usize>) {
+        produce_with_ids(start, sizes, |_| ActivityIds::NONE)
+    }
+
+    /// As `produce`, with the activity ids `ids(i)` on event `i`.
+    fn produce_with_ids(
+        start: u64,
+        sizes: &[usize],
+        ids: impl Fn(usize) -> ActivityIds,
+    ) -> (Vec<u8>, u64, Vec<usize>) {
         let mut ring = vec![0u8; CAP as usize];
         let mut head = start;
         let mut offsets = Vec::new();
@@ -182,7 +198,7 @@ mod tests {
             } else {
                 Ticks::Delta(i as u32)
             };
-            let header = if i == 0 { 13 } else { 9 };
+            let header = event_header_len(ticks, &ids(i));
             let size = header + payload;
             let pos = head % CAP;
             if size as u64 > CAP - pos {
@@ -192,7 +208,7 @@ mod tests {
                 head += CAP - pos;
             }
             let pos = (head % CAP) as usize;
-            encode_event_header(&mut ring[pos..], size, 9, ticks);
+            encode_event_header_ids(&mut ring[pos..], size, 9, ticks, &ids(i));
             offsets.push(pos);
             head += size as u64;
         }
@@ -223,6 +239,76 @@ mod tests {
             }
         );
         assert_eq!(seen, offsets);
+    }
+
+    #[test]
+    fn events_with_activity_ids_are_framed_whole_across_the_wrap() {
+        // Plain, activity and activity-plus-related records in turn; the
+        // run crosses the end of the ring.
+        let ids = |i: usize| match i % 3 {
+            0 => ActivityIds::NONE,
+            1 => ActivityIds {
+                activity: Some(Guid([i as u8; 16])),
+                related: None,
+            },
+            _ => ActivityIds {
+                activity: Some(Guid([i as u8; 16])),
+                related: Some(Guid([0xee; 16])),
+            },
+        };
+        let (ring, head, offsets) = produce_with_ids(150, &[4, 4, 4, 4, 4, 4], ids);
+        let mut seen = Vec::new();
+        let out = scan(
+            &ring[..],
+            CAP,
+            150,
+            head,
+            &mut TimeBase::default(),
+            &mut EventsOnly(|e: RingEvent| {
+                seen.push((e.offset, e.size));
+                true
+            }),
+        );
+        assert_eq!(out.fault, None);
+        assert_eq!(out.tail, head);
+        let sizes: Vec<usize> = seen.iter().map(|s| s.1).collect();
+        assert_eq!(
+            sizes,
+            vec![
+                13 + 4,
+                9 + 16 + 4,
+                9 + 32 + 4,
+                9 + 4,
+                9 + 16 + 4,
+                9 + 32 + 4
+            ]
+        );
+        assert_eq!(seen.iter().map(|s| s.0).collect::<Vec<_>>(), offsets);
+    }
+
+    #[test]
+    fn an_activity_record_shorter_than_its_ids_is_a_fault() {
+        let ids = |_| ActivityIds {
+            activity: Some(Guid([1; 16])),
+            related: Some(Guid([2; 16])),
+        };
+        let (mut ring, head, offsets) = produce_with_ids(0, &[0, 0], ids);
+        // The second record's size now ends inside its related id.
+        ring[offsets[1]] = 20;
+        let mut n = 0;
+        let out = scan(
+            &ring[..],
+            CAP,
+            0,
+            head,
+            &mut TimeBase::default(),
+            &mut EventsOnly(|_| {
+                n += 1;
+                true
+            }),
+        );
+        assert_eq!(n, 1);
+        assert_eq!(out.fault.map(|f| f.0), Some(RingFault::BadRecord));
     }
 
     #[test]

@@ -59,6 +59,11 @@ pub struct Event<'a> {
     pub tid: u32,
     /// Field values, in the order of `ty.fields`.
     pub values: Vec<Value<'a>>,
+    /// The activity the event belongs to, if it was written inside one.
+    pub activity_id: Option<Guid>,
+    /// The related activity: for a start event, the activity that was
+    /// current when this one started.
+    pub related_activity_id: Option<Guid>,
 }
 
 /// What the decoder found next.
@@ -256,6 +261,7 @@ impl DecodeState {
                 Record::Event {
                     type_id,
                     ticks: t,
+                    ids,
                     payload,
                 } => {
                     ticks = t.resolve(ticks);
@@ -308,6 +314,8 @@ impl DecodeState {
                         pid: ctx.pid,
                         tid: ctx.tid,
                         values,
+                        activity_id: ids.activity,
+                        related_activity_id: ids.related,
                     }))?;
                 }
                 Record::Context(c) => {

@@ -61,6 +61,26 @@ pub fn level_name(level: u8) -> &'static str {
     }
 }
 
+/// The word text output adds after the level for an event with a non-zero
+/// opcode: ETW's names for the standard opcodes, else `opcode=N`.
+fn opcode_text(opcode: u8) -> Option<String> {
+    let name = match opcode {
+        0 => return None,
+        1 => "start",
+        2 => "stop",
+        3 => "dc_start",
+        4 => "dc_stop",
+        5 => "extension",
+        6 => "reply",
+        7 => "resume",
+        8 => "suspend",
+        9 => "send",
+        240 => "receive",
+        n => return Some(format!("opcode={n}")),
+    };
+    Some(name.to_string())
+}
+
 fn write_value_text(out: &mut String, v: &Value<'_>) {
     let _ = match v {
         Value::U8(x) => write!(out, "{x}"),
@@ -81,6 +101,7 @@ fn write_value_text(out: &mut String, v: &Value<'_>) {
             }
             Ok(())
         }
+        Value::Guid(g) => write!(out, "{g}"),
     };
 }
 
@@ -95,6 +116,27 @@ fn fields_text(e: &Event<'_>) -> String {
         write_value_text(&mut s, v);
     }
     s
+}
+
+/// What text output prints after the level: the opcode's name when it is
+/// not 0, `activity=` and `related=` when the event carries them, then the
+/// fields. Empty parts leave no extra space.
+fn details_text(e: &Event<'_>) -> String {
+    let mut parts = Vec::with_capacity(4);
+    if let Some(op) = opcode_text(e.ty.opcode) {
+        parts.push(op);
+    }
+    if let Some(a) = e.activity_id {
+        parts.push(format!("activity={a}"));
+    }
+    if let Some(r) = e.related_activity_id {
+        parts.push(format!("related={r}"));
+    }
+    let fields = fields_text(e);
+    if !fields.is_empty() {
+        parts.push(fields);
+    }
+    parts.join(" ")
 }
 
 fn value_json(v: &Value<'_>) -> serde_json::Value {
@@ -118,6 +160,7 @@ fn value_json(v: &Value<'_>) -> serde_json::Value {
             }
             J::from(hex)
         }
+        Value::Guid(g) => J::from(g.to_string()),
     }
 }
 
@@ -172,7 +215,7 @@ impl<W: Write, D: Write> Printer<W, D> {
         if self.format == OutputFormat::Csv && !self.wrote_header {
             writeln!(
                 self.out,
-                "timestamp,timestamp_ns,provider,event,event_id,level,keywords,opcode,pid,tid,process,fields"
+                "timestamp,timestamp_ns,provider,event,event_id,level,keywords,opcode,pid,tid,process,fields,activity_id,related_activity_id"
             )?;
             self.wrote_header = true;
         }
@@ -216,14 +259,14 @@ impl<W: Write, D: Write> Printer<W, D> {
                 ty.provider.name,
                 ty.name,
                 level_name(ty.level),
-                fields_text(e)
+                details_text(e)
             ),
             OutputFormat::Json => {
                 let mut fields = serde_json::Map::new();
                 for (f, v) in ty.fields.iter().zip(&e.values) {
                     fields.insert(f.name.clone(), value_json(v));
                 }
-                let obj = serde_json::json!({
+                let mut obj = serde_json::json!({
                     "timestamp": format_timestamp(e.timestamp_ns),
                     "timestamp_ns": e.timestamp_ns,
                     "provider": ty.provider.name,
@@ -237,11 +280,21 @@ impl<W: Write, D: Write> Printer<W, D> {
                     "process": e.process,
                     "fields": fields,
                 });
+                // The ids appear only on events that carry them, as in the
+                // text output.
+                if let Some(map) = obj.as_object_mut() {
+                    if let Some(a) = e.activity_id {
+                        map.insert("activity_id".into(), a.to_string().into());
+                    }
+                    if let Some(r) = e.related_activity_id {
+                        map.insert("related_activity_id".into(), r.to_string().into());
+                    }
+                }
                 writeln!(self.out, "{obj}")
             }
             OutputFormat::Csv => writeln!(
                 self.out,
-                "{},{},{},{},{},{},0x{:x},{},{},{},{},{}",
+                "{},{},{},{},{},{},0x{:x},{},{},{},{},{},{},{}",
                 format_timestamp(e.timestamp_ns),
                 e.timestamp_ns,
                 csv_field(&ty.provider.name),
@@ -253,7 +306,11 @@ impl<W: Write, D: Write> Printer<W, D> {
                 e.pid,
                 e.tid,
                 csv_field(e.process),
-                csv_field(&fields_text(e))
+                csv_field(&fields_text(e)),
+                e.activity_id.map(|g| g.to_string()).unwrap_or_default(),
+                e.related_activity_id
+                    .map(|g| g.to_string())
+                    .unwrap_or_default()
             ),
         }
     }

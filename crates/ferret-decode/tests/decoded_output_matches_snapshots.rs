@@ -2,8 +2,8 @@
 //! and the summary reports its losses.
 
 use ferret_abi::record::{
-    self, ContextMeta, EventTypeMeta, FieldMeta, FieldType, LostMeta, LostReason, ProcessMeta,
-    ProviderMeta, Ticks,
+    self, ActivityIds, ContextMeta, EventTypeMeta, FieldMeta, FieldType, LostMeta, LostReason,
+    ProcessMeta, ProviderMeta, Ticks,
 };
 use ferret_abi::{Guid, Value};
 use ferret_decode::{FileDecoder, OutputFormat, Printer, write_summary};
@@ -12,21 +12,29 @@ use ferret_format::{BufferBuilder, ClockInfo, FileHeader, Trailer, buffer_kind, 
 const BUF: usize = 4096;
 
 fn event(type_id: u16, ticks: Ticks, values: &[Value<'_>]) -> Vec<u8> {
-    let header = match ticks {
-        Ticks::Delta(_) => record::EVENT_HEADER_LEN,
-        Ticks::Absolute(_) => record::EVENT_ABS_HEADER_LEN,
-    };
+    event_ids(type_id, ticks, ActivityIds::NONE, values)
+}
+
+fn event_ids(type_id: u16, ticks: Ticks, ids: ActivityIds, values: &[Value<'_>]) -> Vec<u8> {
+    let header = record::event_header_len(ticks, &ids);
     let size = header + values.iter().map(Value::encoded_len).sum::<usize>();
     let mut b = vec![0u8; size];
-    let mut at = record::encode_event_header(&mut b, size, type_id, ticks);
+    let mut at = record::encode_event_header_ids(&mut b, size, type_id, ticks, &ids);
     for v in values {
         at += v.encode(&mut b[at..]);
     }
     b
 }
 
+/// The activity of the sample's second buffer and the one it started in.
+const JOB: Guid = Guid([
+    0x10, 0x32, 0x54, 0x76, 0x98, 0xba, 0xdc, 0x4e, 0x80, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07,
+]);
+const PARENT: Guid = Guid([0xaa; 16]);
+
 /// Two buffers: metadata and three events of two threads, a loss, then a
-/// buffer with one more event; then a trailer.
+/// buffer with one more event and an activity (start, an event inside it,
+/// stop); then a trailer.
 fn sample_log() -> Vec<u8> {
     let header = FileHeader {
         session_name: "snap".into(),
@@ -108,6 +116,39 @@ fn sample_log() -> Vec<u8> {
         &mut meta,
     )
     .unwrap();
+    for (type_id, opcode, fields) in [
+        (
+            1,
+            1,
+            vec![
+                FieldMeta {
+                    name: "order".into(),
+                    ty: FieldType::U64,
+                },
+                FieldMeta {
+                    name: "cart".into(),
+                    ty: FieldType::Guid,
+                },
+            ],
+        ),
+        (2, 2, vec![]),
+    ] {
+        record::encode_event_type(
+            &EventTypeMeta {
+                source: 9,
+                type_id,
+                provider: 0,
+                event_id: 8,
+                level: 4,
+                opcode,
+                keywords: 0x30,
+                name: "Payment".into(),
+                fields,
+            },
+            &mut meta,
+        )
+        .unwrap();
+    }
     assert!(b.push(&meta));
     let ctx = |tid, base| {
         record::context_record(&ContextMeta {
@@ -144,11 +185,27 @@ fn sample_log() -> Vec<u8> {
     b.clear();
     assert!(b.push(&ctx(43, 1_002_500)));
     assert!(b.push(&event(0, Ticks::Delta(1), &vals(4, "dee"))));
+    let start = ActivityIds {
+        activity: Some(JOB),
+        related: Some(PARENT),
+    };
+    let inside = ActivityIds {
+        activity: Some(JOB),
+        related: None,
+    };
+    assert!(b.push(&event_ids(
+        1,
+        Ticks::Delta(10),
+        start,
+        &[Value::U64(77), Value::Guid(Guid::from_name("MyProvider"))]
+    )));
+    assert!(b.push(&event_ids(0, Ticks::Delta(10), inside, &vals(5, "eve"))));
+    assert!(b.push(&event_ids(2, Ticks::Delta(10), inside, &[])));
     file.extend_from_slice(b.seal(buffer_kind::DATA, 1));
     file.resize(header.data_offset() as usize + 2 * BUF, 0);
     b.clear();
     let t = Trailer {
-        events: 4,
+        events: 7,
         events_lost: 17,
         lost_ring_full: 17,
         buffers_written: 2,
@@ -236,8 +293,8 @@ fn an_event_before_any_context_is_reported_not_guessed() {
     .unwrap();
     assert_eq!(bad, vec!["event before any context record"; 2]);
     assert_eq!(
-        events, 2,
-        "the second context and the second buffer still decode"
+        events, 5,
+        "the second context (1 event) and the second buffer (4) still decode"
     );
 }
 

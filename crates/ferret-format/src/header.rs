@@ -6,7 +6,11 @@ use crate::FormatError;
 pub const FILE_MAGIC: [u8; 8] = *b"FERRETLG";
 /// The format's major version: readers refuse other majors.
 pub const FORMAT_MAJOR: u16 = 1;
-/// The format's minor version: fields are appended within a major.
+/// The format's minor version: fields and record kinds are appended within
+/// a major. 1 added the log modes' header fields; 2 added event records
+/// with activity ids and PROCESS_END records. Readers decode every kind
+/// they know whatever minor a header says, since an appended file keeps its
+/// first session's header.
 pub const FORMAT_MINOR: u16 = 2;
 /// Bytes of the fixed part of the header.
 pub const FIXED_HEADER_LEN: usize = 128;

@@ -40,6 +40,17 @@ pub(crate) static GENERATION: AtomicU64 = AtomicU64::new(0);
 pub(crate) static FORK_EPOCH: AtomicU64 = AtomicU64::new(0);
 
 /// How the provider library finds and waits for the daemon.
+///
+/// ```
+/// use std::time::Duration;
+/// use ferret_provider::Options;
+///
+/// let options = Options {
+///     register_timeout: Duration::from_millis(500),
+///     ..Options::default()
+/// };
+/// assert_eq!(options.reconnect_interval, Options::default().reconnect_interval);
+/// ```
 #[derive(Clone, Debug)]
 pub struct Options {
     /// The control socket; by default `FERRET_SOCKET` or the per-user default.
@@ -126,6 +137,17 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// Sets the options used when the first provider registers. Returns false if
 /// providers were already registered (the options then in force stay).
+///
+/// ```
+/// use ferret_provider::{Options, configure};
+///
+/// // A program that talks to a daemon on a socket of its own.
+/// let configured = configure(Options {
+///     socket: std::env::temp_dir().join("my-app-ferret.sock"),
+///     ..Options::default()
+/// });
+/// assert!(configured, "no provider was used before");
+/// ```
 pub fn configure(options: Options) -> bool {
     if GLOBAL.get().is_some() {
         return false;
@@ -520,6 +542,13 @@ fn detach(g: &'static Global) {
 }
 
 /// The state of the process's link to the daemon.
+///
+/// ```
+/// let status = ferret_provider::link_status();
+/// if !status.connected {
+///     eprintln!("not traced: {}", status.last_error.as_deref().unwrap_or("no daemon yet"));
+/// }
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LinkStatus {
     /// True while attached to a daemon.
@@ -529,6 +558,18 @@ pub struct LinkStatus {
 }
 
 /// The state of the process's link to the daemon.
+///
+/// ```
+/// use ferret_provider::{Options, configure, link_status};
+///
+/// configure(Options {
+///     socket: std::env::temp_dir().join("no-daemon-here.sock"),
+///     ..Options::default()
+/// });
+/// ferret_provider::provider!(static APP = "Example.Status");
+/// APP.get();
+/// assert!(!link_status().connected);
+/// ```
 pub fn link_status() -> LinkStatus {
     match global() {
         Some(g) => {

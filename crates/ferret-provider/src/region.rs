@@ -6,13 +6,14 @@ use std::ptr::NonNull;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use ferret_abi::record::{self, EventTypeMeta, FieldMeta, HEADER_LEN, kind};
+use ferret_abi::record::{self, HEADER_LEN, kind};
 use ferret_abi::shm::{
-    ENABLE_TABLE_BYTES, RING_FREE, RING_OWNED, RegionHeader, RegionLayout, RingDesc,
+    ENABLE_TABLE_BYTES, MINOR_ACTIVITY_IDS, RING_FREE, RING_OWNED, RegionHeader, RegionLayout,
+    RingDesc,
 };
 use rustix::mm::{MapFlags, ProtFlags};
 
-use crate::EventDescriptor;
+use crate::Described;
 use crate::link::FORK_EPOCH;
 
 /// A mapped region. Threads hold it through an `Arc` while they use one of
@@ -24,6 +25,8 @@ pub(crate) struct Region {
     len: usize,
     pub(crate) layout: RegionLayout,
     pub(crate) clock: u32,
+    /// True if the daemon reads event records with activity ids.
+    pub(crate) activity_ids: bool,
     eventfd: Option<OwnedFd>,
     meta: Mutex<MetaState>,
     /// Rings whose threads have exited, still owned by this process, ready
@@ -44,8 +47,9 @@ pub(crate) struct Region {
 struct MetaState {
     /// Bytes this process has written to the metadata area.
     tail: u64,
-    /// Event types registered in this region, by (descriptor address, provider slot).
-    types: HashMap<(usize, u32), u16>,
+    /// Event types registered in this region, by the declaration's key
+    /// ([`Described::key`]) and provider slot.
+    types: HashMap<(usize, u64, u32), u16>,
 }
 
 // SAFETY: the mapping is shared memory accessed only through atomics (ring
@@ -110,6 +114,7 @@ impl Region {
             len,
             layout,
             clock: header.clock,
+            activity_ids: header.minor >= MINOR_ACTIVITY_IDS,
             eventfd,
             meta: Mutex::new(MetaState::default()),
             spare: Mutex::new(Vec::new()),
@@ -284,9 +289,10 @@ impl Region {
 
     /// Registers an event type in the metadata area, or returns the type id
     /// it already has. `None` if the metadata area is full.
-    pub(crate) fn register_type(&self, desc: &EventDescriptor, slot: u32) -> Option<u16> {
+    pub(crate) fn register_type<D: Described + ?Sized>(&self, desc: &D, slot: u32) -> Option<u16> {
         let mut meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
-        let key = (desc as *const EventDescriptor as usize, slot);
+        let (address, signature) = desc.key();
+        let key = (address, signature, slot);
         if let Some(&t) = meta.types.get(&key) {
             return Some(t);
         }
@@ -294,23 +300,9 @@ impl Region {
             return None;
         }
         let type_id = meta.types.len() as u16;
-        let record = EventTypeMeta {
-            source: 0,
+        let record = record::EventTypeMeta {
             type_id,
-            provider: slot,
-            event_id: desc.id,
-            level: desc.level.as_u8(),
-            opcode: desc.opcode,
-            keywords: desc.keywords,
-            name: desc.name.to_string(),
-            fields: desc
-                .fields
-                .iter()
-                .map(|f| FieldMeta {
-                    name: f.name.to_string(),
-                    ty: f.ty,
-                })
-                .collect(),
+            ..desc.meta(slot)
         };
         let mut bytes = Vec::new();
         if record::encode_event_type(&record, &mut bytes).is_err() {

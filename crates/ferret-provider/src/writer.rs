@@ -18,14 +18,24 @@ use std::sync::atomic::Ordering;
 
 use ferret_abi::Value;
 use ferret_abi::record::{
-    self, EVENT_ABS_HEADER_LEN, EVENT_HEADER_LEN, HEADER_LEN, MAX_RECORD, Ticks, kind,
+    self, ACTIVITY_ID_LEN, ActivityIds, EVENT_ABS_HEADER_LEN, EVENT_HEADER_LEN, HEADER_LEN,
+    MAX_RECORD, Ticks, kind,
 };
 
-use crate::EventDescriptor;
+use crate::Described;
 use crate::clock;
 use crate::link::{GENERATION, ProviderInner, global};
 use crate::region::{Region, RingHandle};
 use crate::wait;
+
+/// The activity ids an event carries.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Ids<'a> {
+    /// The thread's current activity, if any: what most events carry.
+    Current,
+    /// These.
+    Given(&'a ActivityIds),
+}
 
 /// Writes after a failed ring claim before trying again.
 const RING_RETRY: u32 = 4096;
@@ -105,7 +115,13 @@ impl ThreadWriter {
     }
 
     #[inline]
-    fn write(&mut self, p: &ProviderInner, desc: &'static EventDescriptor, values: &[Value<'_>]) {
+    fn write<D: Described + ?Sized>(
+        &mut self,
+        p: &ProviderInner,
+        desc: &D,
+        values: &[Value<'_>],
+        ids: Ids<'_>,
+    ) {
         let generation = GENERATION.load(Ordering::Acquire);
         if generation != self.generation {
             self.reattach(generation);
@@ -135,17 +151,30 @@ impl ThreadWriter {
         };
         // The payload must match the declared fields; a mismatch would make
         // the record undecodable, so it is dropped and counted instead.
-        if values.len() != desc.fields.len() {
+        let Some(payload) = desc.payload_len(values) else {
             region.count_invalid();
             return;
-        }
-        let mut payload = 0;
-        for (v, f) in values.iter().zip(desc.fields) {
-            if v.field_type() != f.ty {
-                region.count_invalid();
-                return;
-            }
-            payload += v.encoded_len();
+        };
+        // Most events are written outside any activity: for them this is
+        // one thread-local load and a test.
+        let current;
+        let (ids, mut id_count) = match ids {
+            Ids::Given(ids) => (ids, ids.count()),
+            Ids::Current => match crate::activity::current() {
+                None => (&ActivityIds::NONE, 0),
+                Some(id) => {
+                    current = ActivityIds {
+                        activity: Some(id),
+                        related: None,
+                    };
+                    (&current, 1)
+                }
+            },
+        };
+        // A daemon older than activity ids would find the records
+        // malformed: it gets the event without them.
+        if !region.activity_ids {
+            id_count = 0;
         }
         let now = clock::now(self.clock);
         // Deltas keep event records small; the first record of a ring, a
@@ -160,7 +189,7 @@ impl ThreadWriter {
         let header_len = match ticks {
             Ticks::Delta(_) => EVENT_HEADER_LEN,
             Ticks::Absolute(_) => EVENT_ABS_HEADER_LEN,
-        };
+        } + id_count * ACTIVITY_ID_LEN;
         let size = header_len + payload;
         if size > MAX_RECORD {
             region.count_invalid();
@@ -206,6 +235,9 @@ impl ThreadWriter {
         // published head.
         let dst = unsafe { std::slice::from_raw_parts_mut(data.add(at), size) };
         let mut off = record::encode_event_header(dst, size, type_id, ticks);
+        if id_count != 0 {
+            off = record::encode_activity_ids(dst, off, ids);
+        }
         for v in values {
             off += v.encode(&mut dst[off..]);
         }
@@ -234,15 +266,22 @@ thread_local! {
     static WRITER: RefCell<ThreadWriter> = const { RefCell::new(ThreadWriter::new()) };
 }
 
-/// Writes one event from the calling thread.
+/// Writes one event from the calling thread, with the activity ids given.
+/// `Ids::Current` reads the thread's current activity only once the event
+/// is known to be written.
 #[inline]
-pub(crate) fn write(p: &ProviderInner, desc: &'static EventDescriptor, values: &[Value<'_>]) {
+pub(crate) fn write<D: Described + ?Sized>(
+    p: &ProviderInner,
+    desc: &D,
+    values: &[Value<'_>],
+    ids: Ids<'_>,
+) {
     let _ = WRITER.try_with(|cell| {
         // A write from a signal handler that interrupted another write on
         // this thread finds the writer busy; it is dropped rather than
         // corrupting the ring.
         if let Ok(mut w) = cell.try_borrow_mut() {
-            w.write(p, desc, values);
+            w.write(p, desc, values, ids);
         }
     });
 }
