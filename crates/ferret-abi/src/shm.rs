@@ -52,6 +52,11 @@ pub struct DaemonLine {
     /// 1 while the drain thread sleeps; a producer that sees it and a ring
     /// past its watermark signals the region's eventfd.
     pub drain_sleeping: AtomicU32,
+    /// Bumped (then futex-woken, as a shared futex) each time the daemon
+    /// changes a word of this region's enable table, so that a provider can
+    /// sleep until its enable state changes instead of polling it. Added in
+    /// ABI 1.2.
+    pub enable_version: AtomicU32,
 }
 
 /// The cache line of the header that only the provider writes.
@@ -227,8 +232,8 @@ pub enum LayoutError {
 /// The ABI major version of regions and of the control protocol.
 pub const ABI_MAJOR: u16 = 1;
 /// The ABI minor version. 2: rings may carry THREAD records and event
-/// records with activity ids (docs/FORMAT.md), and enable slots carry the
-/// no-loss wait; a provider writes activity ids only into regions whose
+/// records with activity ids (docs/FORMAT.md), enable slots carry the
+/// no-loss wait, and the header's daemon line `enable_version`; a provider writes activity ids only into regions whose
 /// header says 2 or later.
 pub const ABI_MINOR: u16 = 2;
 /// The first region minor version whose daemon reads event records with
@@ -353,6 +358,7 @@ impl RegionLayout {
             reserved: [0; 3],
             daemon: DaemonLine {
                 drain_sleeping: AtomicU32::new(0),
+                enable_version: AtomicU32::new(0),
             },
             provider: ProviderLine {
                 meta_head: AtomicU64::new(0),

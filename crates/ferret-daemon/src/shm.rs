@@ -119,8 +119,23 @@ impl ShmRegion {
         // find its ring full.
         slot.no_loss_wait_us
             .store(no_loss_wait_us, Ordering::Release);
+        let mut changed = false;
         for (w, v) in slot.levels.iter().zip(words) {
-            w.store(v, Ordering::Release);
+            // The daemon is the only writer of the table, so a swap tells
+            // whether this store changed what providers see.
+            changed |= w.swap(v, Ordering::Release) != v;
+        }
+        if changed {
+            // Providers that watch for enable changes (the tracing and log
+            // bridges) sleep on this word; wake them all. The wake is
+            // harmless if nobody waits.
+            let version = &self.header().daemon.enable_version;
+            version.fetch_add(1, Ordering::Release);
+            let _ = rustix::thread::futex::wake(
+                version,
+                rustix::thread::futex::Flags::empty(),
+                i32::MAX as u32,
+            );
         }
     }
 

@@ -61,6 +61,7 @@ mod field;
 mod lazy;
 mod link;
 mod macros;
+mod notify;
 mod region;
 mod wait;
 mod writer;
@@ -78,6 +79,7 @@ pub use ferret_abi::{Guid, Level, Value};
 pub use field::{FieldValue, WireValue};
 pub use lazy::LazyProvider;
 pub use link::{LinkStatus, Options, configure, link_status};
+pub use notify::on_enable_change;
 
 use ferret_abi::record::{EventTypeMeta, FieldMeta};
 use field::FieldTuple;
@@ -457,6 +459,27 @@ impl Provider {
     pub fn enabled(&self, level: Level, keywords: u64) -> bool {
         let word = self.inner.words.levels[level as usize - 1].load(Ordering::Relaxed);
         word_accepts(word, keywords)
+    }
+
+    /// The most verbose level at which some session enables this provider,
+    /// whatever its keywords, or `None` when no session does. Bridges that
+    /// keep a global level filter (as `log` does) set it from this.
+    ///
+    /// ```
+    /// use ferret_provider::Provider;
+    ///
+    /// let provider = Provider::register("MyCompany.Levels");
+    /// match provider.max_level() {
+    ///     Some(level) => println!("enabled up to {level:?}"),
+    ///     None => println!("no session wants these events"),
+    /// }
+    /// ```
+    pub fn max_level(&self) -> Option<Level> {
+        Level::ALL
+            .iter()
+            .rev()
+            .copied()
+            .find(|&level| self.enabled(level, 0))
     }
 
     /// Events of this provider dropped in this process since it attached to

@@ -293,6 +293,8 @@ extern "C" fn after_fork_in_child() {
     GENERATION.fetch_add(1, Ordering::Release);
     drop(guards);
     spawn_link(g);
+    // The parent's enable-change watcher did not survive the fork either.
+    crate::notify::after_fork_in_child();
 }
 
 /// Maps zero pages over the enable table: every provider reads as disabled.
