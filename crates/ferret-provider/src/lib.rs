@@ -55,6 +55,7 @@
 //! daemon does that.
 
 pub mod activity;
+mod buffer;
 mod clock;
 mod dynamic;
 mod field;
@@ -69,6 +70,7 @@ mod writer;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use activity::{Activity, ActivityScope};
+pub use buffer::FieldBuffer;
 pub use dynamic::{
     DynamicCacheStats, DynamicEvent, EventShape, InternError, MAX_DYNAMIC_FIELDS, MAX_SHAPE_BYTES,
     MAX_SHAPES, dynamic_cache_stats,
