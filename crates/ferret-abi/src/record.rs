@@ -1212,7 +1212,12 @@ mod tests {
         #[test]
         fn parse_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
             let mut rest = &bytes[..];
-            while let Ok((_, n)) = parse_untrusted(rest) {
+            while let Ok((record, n)) = parse_untrusted(rest) {
+                // An event's ids are never read from its payload, nor its
+                // payload from past its size.
+                if let Record::Event { ticks, ids, payload, .. } = &record {
+                    prop_assert_eq!(event_header_len(*ticks, ids) + payload.len(), n);
+                }
                 rest = &rest[n.max(1).min(rest.len())..];
                 if rest.is_empty() { break; }
             }
