@@ -251,31 +251,37 @@ pub fn encode_activity_ids(dst: &mut [u8], mut at: usize, ids: &ActivityIds) -> 
 #[inline]
 pub fn decode_event_header(b: &[u8]) -> Option<(u16, Ticks, usize)> {
     let (_, k) = peek_header(b)?;
-    let type_id = u16::from_le_bytes([*b.get(3)?, *b.get(4)?]);
-    let ids = match k & (kind::ACTIVITY_BIT | kind::RELATED_BIT) {
-        0 => 0,
-        kind::ACTIVITY_BIT => 1,
-        _ if kind::is_event(k) => 2,
-        _ => return None,
-    };
-    match k & !(kind::ACTIVITY_BIT | kind::RELATED_BIT) {
-        kind::EVENT => {
-            let d = b.get(5..9)?;
-            Some((
-                type_id,
-                Ticks::Delta(u32::from_le_bytes([d[0], d[1], d[2], d[3]])),
-                EVENT_HEADER_LEN + ids * ACTIVITY_ID_LEN,
-            ))
-        }
-        kind::EVENT_ABS => {
-            let t: [u8; 8] = b.get(5..13)?.try_into().ok()?;
-            Some((
-                type_id,
-                Ticks::Absolute(u64::from_le_bytes(t)),
-                EVENT_ABS_HEADER_LEN + ids * ACTIVITY_ID_LEN,
-            ))
-        }
+    // The daemon frames every ring record with this: the two plain kinds
+    // come first and cost what they did before activity ids existed.
+    match k {
+        kind::EVENT => decode_time(b, false, 0),
+        kind::EVENT_ABS => decode_time(b, true, 0),
+        kind::EVENT_ACTIVITY => decode_time(b, false, 1),
+        kind::EVENT_ABS_ACTIVITY => decode_time(b, true, 1),
+        kind::EVENT_RELATED => decode_time(b, false, 2),
+        kind::EVENT_ABS_RELATED => decode_time(b, true, 2),
         _ => None,
+    }
+}
+
+/// The type and time of an event header, and its length with `ids` ids.
+#[inline(always)]
+fn decode_time(b: &[u8], absolute: bool, ids: usize) -> Option<(u16, Ticks, usize)> {
+    let type_id = u16::from_le_bytes([*b.get(3)?, *b.get(4)?]);
+    if absolute {
+        let t: [u8; 8] = b.get(5..13)?.try_into().ok()?;
+        Some((
+            type_id,
+            Ticks::Absolute(u64::from_le_bytes(t)),
+            EVENT_ABS_HEADER_LEN + ids * ACTIVITY_ID_LEN,
+        ))
+    } else {
+        let d = b.get(5..9)?;
+        Some((
+            type_id,
+            Ticks::Delta(u32::from_le_bytes([d[0], d[1], d[2], d[3]])),
+            EVENT_HEADER_LEN + ids * ACTIVITY_ID_LEN,
+        ))
     }
 }
 
@@ -1294,7 +1300,12 @@ mod tests {
         #[test]
         fn parse_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
             let mut rest = &bytes[..];
-            while let Ok((_, n)) = parse_untrusted(rest) {
+            while let Ok((record, n)) = parse_untrusted(rest) {
+                // An event's ids are never read from its payload, nor its
+                // payload from past its size.
+                if let Record::Event { ticks, ids, payload, .. } = &record {
+                    prop_assert_eq!(event_header_len(*ticks, ids) + payload.len(), n);
+                }
                 rest = &rest[n.max(1).min(rest.len())..];
                 if rest.is_empty() { break; }
             }

@@ -1261,20 +1261,20 @@ impl RingCtx<'_> {
             self.flush(j);
             return Plan::Skip;
         }
-        let region_id = self.region.shm.id;
-        let si = self.region.listeners[j];
         if let Some(run) = &self.runs[j] {
             // An event may join the run only if its type is described in
             // the session's stream already: the first event of a new type
             // ends the run, so that the type's metadata lands before it.
-            let described = self.sessions[si]
-                .described_types
-                .contains(&(region_id, e.type_id));
+            // (`ready` is exact while a run is open: a buffer that must
+            // describe everything again starts only after a flush.)
+            let described = self.region.types[type_id].ready[j];
             if described && run.offset + run.len == e.offset && run.len + e.size <= run.room {
                 return Plan::Extend;
             }
         }
         self.flush(j);
+        let region_id = self.region.shm.id;
+        let si = self.region.listeners[j];
         let s = &mut self.sessions[si];
         // Metadata records and the event must both fit; a whole free buffer
         // always holds them. The session's own record of what it described
