@@ -109,11 +109,13 @@ fn watch_ends_cleanly_when_the_daemon_goes_away() {
 fn a_stop_waiting_for_a_slow_consumer_shows_stopping_in_watch_and_list() {
     let env = Env::new();
     let log = env.path("slow.ferret");
+    // No-loss, so that a drain starved by a loaded machine makes the writer
+    // wait rather than drop: the count checks below are about the consumer.
     env.start(
         "slow",
         "E2E.SlowStop",
         &log,
-        &["--realtime", "--flush-timer", "0.05"],
+        &["--realtime", "--no-loss", "--flush-timer", "0.05"],
     );
     let mut watch = env.spawn(&["watch", "--json"]);
     wait_change(&mut watch, "present", "slow", Some("RUNNING"));
