@@ -9,59 +9,11 @@ mod util;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
-use std::path::Path;
 use std::time::Duration;
 
-use util::Env;
+use util::{Env, TypedEvent};
 
 const LIMIT: Duration = Duration::from_secs(30);
-
-/// One decoded event: name, level, keywords and fields as `(name, Debug of
-/// the value)`, which shows each value's type (`U64(3)`, `Str("a")`).
-struct Event {
-    name: String,
-    provider: String,
-    level: u8,
-    keywords: u64,
-    fields: Vec<(String, String)>,
-}
-
-impl Event {
-    fn field(&self, name: &str) -> Option<&str> {
-        self.fields
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-fn decode(path: &Path) -> Vec<Event> {
-    let mut d = ferret_decode::FileDecoder::open(path).expect("open log");
-    let mut events = Vec::new();
-    d.for_each(|e| {
-        match e {
-            ferret_decode::Entry::Event(ev) => events.push(Event {
-                name: ev.ty.name.clone(),
-                provider: ev.ty.provider.name.clone(),
-                level: ev.ty.level,
-                keywords: ev.ty.keywords,
-                fields: ev
-                    .ty
-                    .fields
-                    .iter()
-                    .zip(&ev.values)
-                    .map(|(f, v)| (f.name.clone(), format!("{v:?}")))
-                    .collect(),
-            }),
-            ferret_decode::Entry::Corrupt(c) => panic!("damaged log: {c}"),
-            ferret_decode::Entry::BadRecord { error, .. } => panic!("bad record: {error}"),
-            _ => {}
-        }
-        Ok(())
-    })
-    .expect("decode");
-    events
-}
 
 /// A one-request-per-connection HTTP server on a loopback port, serving
 /// `count` requests from a thread.
@@ -147,7 +99,7 @@ fn ureq_logs_reach_the_session_with_their_fields_and_the_max_level_follows_the_s
         log::max_level() == log::LevelFilter::Off
     });
 
-    let all = decode(&all_log);
+    let all = util::typed_events(&all_log);
     assert!(
         all.iter()
             .all(|e| e.provider == "E2E.Log" && e.name == "Log")
@@ -159,7 +111,7 @@ fn ureq_logs_reach_the_session_with_their_fields_and_the_max_level_follows_the_s
     );
     // ureq says, at debug level, each connection it makes.
     let connected = format!("Str(\"Connected TcpStream to 127.0.0.1:{port}\")");
-    let connects: Vec<&Event> = all
+    let connects: Vec<&TypedEvent> = all
         .iter()
         .filter(|e| e.field("message") == Some(connected.as_str()))
         .collect();
@@ -198,7 +150,7 @@ fn ureq_logs_reach_the_session_with_their_fields_and_the_max_level_follows_the_s
     assert_eq!(trace.keywords, ferret_log::KEYWORD_TRACE);
 
     // Each other session got exactly what its filter accepts.
-    let info = decode(&info_log);
+    let info = util::typed_events(&info_log);
     assert!(!info.is_empty());
     assert!(
         info.iter().all(|e| e.level <= 4),
@@ -208,7 +160,7 @@ fn ureq_logs_reach_the_session_with_their_fields_and_the_max_level_follows_the_s
         info.iter()
             .any(|e| e.field("message") == Some("Str(\"kv record 7\")"))
     );
-    let debug = decode(&debug_log);
+    let debug = util::typed_events(&debug_log);
     assert_eq!(
         debug
             .iter()

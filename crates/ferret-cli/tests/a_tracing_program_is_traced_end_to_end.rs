@@ -9,71 +9,13 @@
 
 mod util;
 
-use std::path::Path;
 use std::time::Duration;
 
-use ferret_abi::Guid;
 use tracing::level_filters::LevelFilter;
 use tracing_subscriber::prelude::*;
-use util::Env;
+use util::{Env, TypedEvent};
 
 const LIMIT: Duration = Duration::from_secs(30);
-
-/// One decoded event, with fields as `(name, Debug of the value)`, which
-/// shows each value's type (`I64(200)`, `Str("GET")`).
-#[derive(Debug)]
-struct Event {
-    name: String,
-    level: u8,
-    opcode: u8,
-    keywords: u64,
-    activity: Option<Guid>,
-    related: Option<Guid>,
-    fields: Vec<(String, String)>,
-}
-
-impl Event {
-    fn field(&self, name: &str) -> Option<&str> {
-        self.fields
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn message(&self) -> Option<&str> {
-        self.field("message")
-    }
-}
-
-fn decode(path: &Path) -> Vec<Event> {
-    let mut d = ferret_decode::FileDecoder::open(path).expect("open log");
-    let mut events = Vec::new();
-    d.for_each(|e| {
-        match e {
-            ferret_decode::Entry::Event(ev) => events.push(Event {
-                name: ev.ty.name.clone(),
-                level: ev.ty.level,
-                opcode: ev.ty.opcode,
-                keywords: ev.ty.keywords,
-                activity: ev.activity_id,
-                related: ev.related_activity_id,
-                fields: ev
-                    .ty
-                    .fields
-                    .iter()
-                    .zip(&ev.values)
-                    .map(|(f, v)| (f.name.clone(), format!("{v:?}")))
-                    .collect(),
-            }),
-            ferret_decode::Entry::Corrupt(c) => panic!("damaged log: {c}"),
-            ferret_decode::Entry::BadRecord { error, .. } => panic!("bad record: {error}"),
-            _ => {}
-        }
-        Ok(())
-    })
-    .expect("decode");
-    events
-}
 
 async fn hello() -> &'static str {
     // An event of the program's own, inside the request's span.
@@ -159,17 +101,17 @@ fn axum_requests_become_activities_with_typed_fields_and_disabled_sites_stay_off
     });
     probe(2);
 
-    let events = decode(&log);
+    let events = util::typed_events(&log);
     let probes: Vec<&str> = events
         .iter()
-        .filter(|e| e.message() == Some("Str(\"probe\")"))
+        .filter(|e| e.field("message") == Some("Str(\"probe\")"))
         .filter_map(|e| e.field("n"))
         .collect();
     assert_eq!(probes, ["U64(1)"], "only the probe written while enabled");
 
     // One activity per request: a start event of the span "request" with
     // its fields, events inside carrying its id, a stop event.
-    let starts: Vec<&Event> = events
+    let starts: Vec<&TypedEvent> = events
         .iter()
         .filter(|e| e.name == "request" && e.opcode == 1)
         .collect();
@@ -197,21 +139,21 @@ fn axum_requests_become_activities_with_typed_fields_and_disabled_sites_stay_off
     assert_eq!(ids.len(), requests, "each request its own activity");
 
     for id in &ids {
-        let of = |pred: &dyn Fn(&Event) -> bool| -> Vec<&Event> {
+        let of = |pred: &dyn Fn(&TypedEvent) -> bool| -> Vec<&TypedEvent> {
             events
                 .iter()
                 .filter(|e| e.activity == Some(*id) && pred(e))
                 .collect()
         };
-        let started = of(&|e| e.message() == Some("Str(\"started processing request\")"));
+        let started = of(&|e| e.field("message") == Some("Str(\"started processing request\")"));
         assert_eq!(started.len(), 1, "{id:?}");
-        let handled = of(&|e| e.message() == Some("Str(\"handling hello\")"));
+        let handled = of(&|e| e.field("message") == Some("Str(\"handling hello\")"));
         assert_eq!(handled.len(), 1, "{id:?}");
         assert_eq!(handled[0].level, 4);
         assert_eq!(handled[0].keywords, 0);
         assert_eq!(handled[0].field("user"), Some("Str(\"ada\")"));
         assert_eq!(handled[0].field("attempt"), Some("U64(1)"));
-        let finished = of(&|e| e.message() == Some("Str(\"finished processing request\")"));
+        let finished = of(&|e| e.field("message") == Some("Str(\"finished processing request\")"));
         assert_eq!(finished.len(), 1, "{id:?}");
         assert_eq!(finished[0].field("status"), Some("I64(200)"));
         let latency = finished[0].field("latency").expect("latency");

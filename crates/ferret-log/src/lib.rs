@@ -45,15 +45,28 @@ use ferret_provider::{FieldBuffer, Level, Provider, Value};
 use log::kv::{Key, VisitSource};
 
 /// Keyword of `Debug` records, to tell them from `Trace` ones (both are
-/// ETW's Verbose level).
+/// ETW's Verbose level): `ferret start s -p MyCompany.App:verbose:0x1`
+/// takes every record but the trace ones.
 pub const KEYWORD_DEBUG: u64 = 0x1;
-/// Keyword of `Trace` records.
+/// Keyword of `Trace` records: `ferret start s -p MyCompany.App:verbose:0x2`
+/// takes trace records and those of levels Information and above.
 pub const KEYWORD_TRACE: u64 = 0x2;
 
-/// The event name of every record.
+/// The event name of every record, as `ferret fmt` shows it:
+/// `MyCompany.App/Log`.
 pub const EVENT_NAME: &str = "Log";
 
 /// The ETW level and keywords of a `log` level.
+///
+/// ```
+/// use ferret_provider::Level;
+///
+/// assert_eq!(ferret_log::level_and_keywords(log::Level::Warn), (Level::Warning, 0));
+/// assert_eq!(
+///     ferret_log::level_and_keywords(log::Level::Trace),
+///     (Level::Verbose, ferret_log::KEYWORD_TRACE)
+/// );
+/// ```
 pub fn level_and_keywords(level: log::Level) -> (Level, u64) {
     match level {
         log::Level::Error => (Level::Error, 0),
@@ -66,6 +79,12 @@ pub fn level_and_keywords(level: log::Level) -> (Level, u64) {
 
 /// The `log` level filter that lets through what some session of
 /// `provider` wants: the most verbose enabled level, `Off` when none is.
+///
+/// ```
+/// let provider = ferret_provider::Provider::register("Example.LogLevels");
+/// // With no session enabling the provider, `log` needs to let nothing by.
+/// assert_eq!(ferret_log::max_level_filter(provider), log::LevelFilter::Off);
+/// ```
 pub fn max_level_filter(provider: Provider) -> log::LevelFilter {
     match provider.max_level() {
         None => log::LevelFilter::Off,
@@ -84,7 +103,7 @@ pub fn max_level_filter(provider: Provider) -> log::LevelFilter {
     }
 }
 
-/// The logger: writes records to one provider.
+/// The logger: writes records to one provider (see [`FerretLogger::new`]).
 #[derive(Debug, Clone, Copy)]
 pub struct FerretLogger {
     provider: Provider,
@@ -94,7 +113,15 @@ static MAX_LEVEL_SYNC: AtomicBool = AtomicBool::new(false);
 
 impl FerretLogger {
     /// A logger writing to the provider called `provider_name` (registered
-    /// now). Install it with [`log::set_logger`] or use [`init`].
+    /// now). Install it with [`log::set_boxed_logger`] and call
+    /// [`keep_max_level_in_step`], or use [`init`], which does both.
+    ///
+    /// ```no_run
+    /// let logger = ferret_log::FerretLogger::new("MyCompany.App");
+    /// let provider = logger.provider();
+    /// log::set_boxed_logger(Box::new(logger)).expect("the only logger");
+    /// ferret_log::keep_max_level_in_step(provider);
+    /// ```
     pub fn new(provider_name: &str) -> FerretLogger {
         FerretLogger {
             provider: Provider::register(provider_name),
@@ -102,6 +129,11 @@ impl FerretLogger {
     }
 
     /// The provider records go to.
+    ///
+    /// ```
+    /// let logger = ferret_log::FerretLogger::new("Example.LogProvider");
+    /// assert_eq!(logger.provider().name(), "Example.LogProvider");
+    /// ```
     pub fn provider(&self) -> Provider {
         self.provider
     }
@@ -114,6 +146,11 @@ impl FerretLogger {
 /// # Errors
 ///
 /// Fails if the process already has a logger; `log` allows only one.
+///
+/// ```no_run
+/// ferret_log::init("MyCompany.App").expect("no other logger was installed");
+/// log::warn!("disk {}% full", 91);
+/// ```
 pub fn init(provider_name: &str) -> Result<(), log::SetLoggerError> {
     let logger = FerretLogger::new(provider_name);
     log::set_boxed_logger(Box::new(logger))?;
@@ -122,7 +159,15 @@ pub fn init(provider_name: &str) -> Result<(), log::SetLoggerError> {
 }
 
 /// Sets `log::set_max_level` from `provider`'s sessions now and whenever
-/// they change. Call it once, after installing a [`FerretLogger`] by hand.
+/// they change. Call it once, after installing a [`FerretLogger`] by hand
+/// (see [`FerretLogger::new`]).
+///
+/// ```
+/// let provider = ferret_provider::Provider::register("Example.LogSync");
+/// ferret_log::keep_max_level_in_step(provider);
+/// // No session enables the provider, so `log` filters everything out.
+/// assert_eq!(log::max_level(), log::LevelFilter::Off);
+/// ```
 pub fn keep_max_level_in_step(provider: Provider) {
     log::set_max_level(max_level_filter(provider));
     if !MAX_LEVEL_SYNC.swap(true, Ordering::AcqRel) {

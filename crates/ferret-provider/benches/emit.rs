@@ -22,11 +22,10 @@
 mod common;
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{Daemon, wait_until};
+use common::{Daemon, bench_in_bursts, wait_until};
 use criterion::{Criterion, criterion_group, criterion_main};
-use ferret_abi::proto::SessionRef;
 use ferret_provider::{
     EventDescriptor, EventShape, FieldDesc, FieldType, Level, Provider, Value, provider,
     start_activity, write_event,
@@ -100,48 +99,14 @@ fn disabled(c: &mut Criterion) {
     g.finish();
 }
 
-/// Iterations between two flushes. At most 75 bytes of records each (an
-/// activity's start and stop), they fill less than an eighth of the 8 MiB
-/// ring: no event is dropped for a full ring, and the writer never reaches
-/// the fill level at which it checks the drain's position on every event
-/// and wakes it (the cost of a ring the drain is not keeping up with,
-/// which `benches/emit.sh` measures).
-const CHUNK: u64 = 10_000;
-
-/// Runs one enabled benchmark: the timed loop writes at most `CHUNK`
-/// events, then (untimed) a flush waits until the drain has taken
-/// everything from the ring. It measures what writing costs while the ring
-/// has room, and prints how many events were dropped anyway.
+/// Runs one enabled benchmark in bursts (see [`bench_in_bursts`]).
 fn counted(
     g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
     daemon: &Daemon,
     name: &str,
-    mut f: impl FnMut(),
+    f: impl FnMut(),
 ) {
-    let mut client = daemon.client();
-    let session = SessionRef::Name("bench".into());
-    let before = ON.events_dropped();
-    g.bench_function(name, |b| {
-        b.iter_custom(|iters| {
-            let mut timed = Duration::ZERO;
-            let mut left = iters;
-            while left > 0 {
-                let n = left.min(CHUNK);
-                let start = Instant::now();
-                for _ in 0..n {
-                    f();
-                }
-                timed += start.elapsed();
-                left -= n;
-                client.flush(&session).expect("flush");
-            }
-            timed
-        })
-    });
-    eprintln!(
-        "enabled/{name}: {} events dropped",
-        ON.events_dropped() - before
-    );
+    bench_in_bursts(g, daemon, "bench", name, || ON.events_dropped(), f);
 }
 
 fn enabled(c: &mut Criterion, daemon: &Daemon) {

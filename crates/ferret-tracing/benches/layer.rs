@@ -22,20 +22,15 @@
 mod common;
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{Daemon, wait_until};
+use common::{Daemon, bench_in_bursts, wait_until};
 use criterion::{Criterion, criterion_group, criterion_main};
-use ferret_abi::proto::SessionRef;
 use ferret_provider::Level;
 use tracing::level_filters::LevelFilter;
 use tracing_subscriber::prelude::*;
 
 const PROVIDER: &str = "Bench.Tracing";
-
-/// Iterations between two flushes; a span costs at most about 120 bytes of
-/// records, so a burst fills well under an eighth of the 8 MiB ring.
-const CHUNK: u64 = 10_000;
 
 fn disabled(c: &mut Criterion) {
     assert_eq!(LevelFilter::current(), LevelFilter::OFF);
@@ -62,37 +57,15 @@ fn disabled(c: &mut Criterion) {
     g.finish();
 }
 
+/// Runs one enabled benchmark in bursts (see [`bench_in_bursts`]).
 fn counted(
     g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
     daemon: &Daemon,
     name: &str,
-    mut f: impl FnMut(),
+    f: impl FnMut(),
 ) {
-    let mut client = daemon.client();
-    let session = SessionRef::Name("bench".into());
     let provider = ferret_provider::Provider::register(PROVIDER);
-    let before = provider.events_dropped();
-    g.bench_function(name, |b| {
-        b.iter_custom(|iters| {
-            let mut timed = Duration::ZERO;
-            let mut left = iters;
-            while left > 0 {
-                let n = left.min(CHUNK);
-                let start = Instant::now();
-                for _ in 0..n {
-                    f();
-                }
-                timed += start.elapsed();
-                left -= n;
-                client.flush(&session).expect("flush");
-            }
-            timed
-        })
-    });
-    eprintln!(
-        "enabled/{name}: {} events dropped",
-        provider.events_dropped() - before
-    );
+    bench_in_bursts(g, daemon, "bench", name, || provider.events_dropped(), f);
 }
 
 fn enabled(c: &mut Criterion, daemon: &Daemon) {

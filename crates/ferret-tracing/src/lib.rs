@@ -72,15 +72,30 @@ use tracing_subscriber::layer::{Context, Filter};
 use tracing_subscriber::registry::LookupSpan;
 
 /// Keyword of span start and stop events (and of values recorded into a
-/// span later).
+/// span later): `ferret start s -p MyCompany.App:verbose:0x1` takes spans
+/// and the events of levels Information and above.
 pub const KEYWORD_SPAN: u64 = 0x1;
 /// Keyword of `DEBUG` events and spans, to tell them from `TRACE` ones
 /// (both are ETW's Verbose level).
 pub const KEYWORD_DEBUG: u64 = 0x2;
-/// Keyword of `TRACE` events and spans.
+/// Keyword of `TRACE` events and spans: a session whose keywords leave
+/// this bit out gets no `TRACE` call site.
 pub const KEYWORD_TRACE: u64 = 0x4;
 
 /// The ETW level and keywords of a call site.
+///
+/// ```
+/// use ferret_provider::Level;
+///
+/// tracing::subscriber::with_default(tracing_subscriber::registry(), || {
+///     let span = tracing::debug_span!("work");
+///     let meta = span.metadata().expect("the registry enables every span");
+///     assert_eq!(
+///         ferret_tracing::level_and_keywords(meta),
+///         (Level::Verbose, ferret_tracing::KEYWORD_SPAN | ferret_tracing::KEYWORD_DEBUG)
+///     );
+/// });
+/// ```
 pub fn level_and_keywords(meta: &Metadata<'_>) -> (Level, u64) {
     let span = if meta.is_span() { KEYWORD_SPAN } else { 0 };
     let (level, keywords) = match *meta.level() {
@@ -93,11 +108,29 @@ pub fn level_and_keywords(meta: &Metadata<'_>) -> (Level, u64) {
     (level, keywords | span)
 }
 
-/// The layer returned by [`layer`]: the event writer with its filter.
+/// The layer returned by [`layer`]: the event writer with its filter,
+/// for programs that name the layer's type (in a struct field, say).
+///
+/// ```
+/// use tracing_subscriber::Registry;
+///
+/// let layer: ferret_tracing::FerretLayer<Registry> = ferret_tracing::layer("Example.Typed");
+/// # drop(layer);
+/// ```
 pub type FerretLayer<S> = Filtered<EventWriter, ProviderFilter, S>;
 
 /// A layer writing to the provider called `provider_name` (registered now),
 /// with the filter that follows the provider's sessions.
+///
+/// ```no_run
+/// use tracing_subscriber::prelude::*;
+///
+/// tracing_subscriber::registry()
+///     .with(ferret_tracing::layer("MyCompany.App"))
+///     .init();
+/// let _request = tracing::info_span!("request", path = "/").entered();
+/// tracing::info!(status = 200u16, "done");
+/// ```
 pub fn layer<S>(provider_name: &str) -> FerretLayer<S>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
@@ -118,6 +151,18 @@ pub struct ProviderFilter {
 impl ProviderFilter {
     /// The filter for `provider`. From now on, every change to what the
     /// provider's sessions enable rebuilds `tracing`'s interest cache.
+    /// [`layer`] makes one; this is for putting the filter on a layer of
+    /// the program's own.
+    ///
+    /// ```
+    /// use tracing_subscriber::prelude::*;
+    ///
+    /// let provider = ferret_provider::Provider::register("Example.Filter");
+    /// let filter = ferret_tracing::ProviderFilter::new(provider);
+    /// let subscriber = tracing_subscriber::registry()
+    ///     .with(tracing_subscriber::layer::Identity::new().with_filter(filter));
+    /// # drop(subscriber);
+    /// ```
     pub fn new(provider: Provider) -> ProviderFilter {
         if !REBUILD_ON_CHANGE.swap(true, Ordering::AcqRel) {
             ferret_provider::on_enable_change(tracing_core::callsite::rebuild_interest_cache);
@@ -164,6 +209,8 @@ impl<S> Filter<S> for ProviderFilter {
 }
 
 /// Writes events and spans; see the crate documentation for their shape.
+/// [`layer`] pairs it with its [`ProviderFilter`]; without the filter it
+/// would see every call site some other layer wants.
 #[derive(Debug, Clone, Copy)]
 pub struct EventWriter {
     provider: Provider,

@@ -594,3 +594,60 @@ pub fn decode(path: &Path) -> Decoded {
         trailer,
     }
 }
+
+/// One decoded event with every field, each as `(name, Debug of the
+/// value)`, which shows the value's type (`U64(3)`, `Str("a")`), for tests
+/// that check what bridges and macros wrote.
+#[derive(Debug)]
+pub struct TypedEvent {
+    pub provider: String,
+    pub name: String,
+    pub level: u8,
+    pub opcode: u8,
+    pub keywords: u64,
+    pub activity: Option<ferret_abi::Guid>,
+    pub related: Option<ferret_abi::Guid>,
+    pub fields: Vec<(String, String)>,
+}
+
+impl TypedEvent {
+    /// The field called `name`, as `Debug` of its value.
+    pub fn field(&self, name: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Every event in a log file with its typed fields; panics on any damage.
+pub fn typed_events(path: &Path) -> Vec<TypedEvent> {
+    let mut d = ferret_decode::FileDecoder::open(path).expect("open log");
+    let mut events = Vec::new();
+    d.for_each(|e| {
+        match e {
+            ferret_decode::Entry::Event(ev) => events.push(TypedEvent {
+                provider: ev.ty.provider.name.clone(),
+                name: ev.ty.name.clone(),
+                level: ev.ty.level,
+                opcode: ev.ty.opcode,
+                keywords: ev.ty.keywords,
+                activity: ev.activity_id,
+                related: ev.related_activity_id,
+                fields: ev
+                    .ty
+                    .fields
+                    .iter()
+                    .zip(&ev.values)
+                    .map(|(f, v)| (f.name.clone(), format!("{v:?}")))
+                    .collect(),
+            }),
+            ferret_decode::Entry::Corrupt(c) => panic!("damaged log: {c}"),
+            ferret_decode::Entry::BadRecord { error, .. } => panic!("bad record: {error}"),
+            _ => {}
+        }
+        Ok(())
+    })
+    .expect("decode");
+    events
+}

@@ -119,3 +119,47 @@ pub fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(2));
     }
 }
+
+/// Iterations between two flushes in [`bench_in_bursts`]. A burst of
+/// events of at most about 120 bytes fills well under an eighth of the
+/// 8 MiB ring: no event is dropped for a full ring, and the writer never
+/// reaches the fill level at which it checks the drain's position on every
+/// event and wakes it (the cost of a ring the drain is not keeping up with,
+/// which `benches/emit.sh` measures).
+pub const BURST: u64 = 10_000;
+
+/// Benchmarks `f` writing into session `session` of `daemon`: the timed
+/// loop runs at most [`BURST`] iterations, then (untimed) a flush waits
+/// until the drain has taken everything from the ring. It measures what
+/// writing costs while the ring has room, and prints how many events
+/// `dropped` says were dropped anyway.
+pub fn bench_in_bursts(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    daemon: &Daemon,
+    session: &str,
+    name: &str,
+    dropped: impl Fn() -> u64,
+    mut f: impl FnMut(),
+) {
+    let mut client = daemon.client();
+    let session = SessionRef::Name(session.into());
+    let before = dropped();
+    g.bench_function(name, |b| {
+        b.iter_custom(|iters| {
+            let mut timed = Duration::ZERO;
+            let mut left = iters;
+            while left > 0 {
+                let n = left.min(BURST);
+                let start = Instant::now();
+                for _ in 0..n {
+                    f();
+                }
+                timed += start.elapsed();
+                left -= n;
+                client.flush(&session).expect("flush");
+            }
+            timed
+        })
+    });
+    eprintln!("{name}: {} events dropped", dropped() - before);
+}
