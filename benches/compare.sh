@@ -22,7 +22,7 @@ runs=${2:-5}
 need=()
 command -v lttng >/dev/null || need+=(lttng-tools)
 command -v babeltrace2 >/dev/null || need+=(babeltrace2)
-[ -e /usr/include/lttng/tracepoint.h ] || need+=(liblttng-ust-dev)
+echo '#include <lttng/tracepoint.h>' | gcc -E -x c - >/dev/null 2>&1 || need+=(liblttng-ust-dev)
 command -v gcc >/dev/null || need+=(gcc)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
