@@ -52,7 +52,8 @@ fn main() {
         .collect();
     start.wait();
     let began = Instant::now();
-    let per_thread: f64 = handles.into_iter().map(|h| h.join().unwrap()).sum::<f64>() / threads as f64;
+    let per_thread: f64 =
+        handles.into_iter().map(|h| h.join().unwrap()).sum::<f64>() / threads as f64;
     let wall = began.elapsed();
     let flush_began = Instant::now();
     drop(guard);
