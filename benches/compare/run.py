@@ -309,11 +309,10 @@ def fmt(vals):
         if min(vals) != max(vals):
             s += f" ({min(vals):,.0f} to {max(vals):,.0f})"
         return s
-    med = statistics.median(vals)
-    s = f"{med:,.2f}" if med < 100 else f"{med:,.0f}"
+    one = lambda v: f"{v:,.2f}" if v < 100 else f"{v:,.0f}"
+    s = one(statistics.median(vals))
     if len(vals) > 1 and min(vals) != max(vals):
-        lo, hi = min(vals), max(vals)
-        s += f" ({lo:,.2f} to {hi:,.2f})" if hi < 100 else f" ({lo:,.0f} to {hi:,.0f})"
+        s += f" ({one(min(vals))} to {one(max(vals))})"
     return s
 
 
