@@ -211,3 +211,56 @@ fn log_has_events(path: &Path) -> bool {
         .iter()
         .any(|e| e.provider == "E2E.View")
 }
+
+#[test]
+fn the_viewer_shows_the_messages_of_log_files() {
+    if !tmux_available() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must have tmux installed"
+        );
+        eprintln!("skipped: tmux is not installed");
+        return;
+    }
+    let env = Env::new();
+    let log = env.path("old.ferret");
+    env.start("old", "E2E.File", &log, &[]);
+    env.emit("E2E.File", 10, &["--level", "error"]);
+    env.ok(&["stop", "old"]);
+
+    let tmux = Tmux {
+        socket: env.path("tmux.sock"),
+    };
+    let view_cmd = format!(
+        "{} --socket {} view {}",
+        ferret_bin(),
+        env.socket.to_str().expect("socket path"),
+        log.to_str().expect("log path")
+    );
+    tmux.ok(&[
+        "-f",
+        "/dev/null",
+        "new-session",
+        "-d",
+        "-s",
+        "view",
+        "-x",
+        "100",
+        "-y",
+        "30",
+        &view_cmd,
+    ]);
+    let screen = tmux.wait_screen("the file's events and its name", |s| {
+        s.contains("old.ferret") && s.contains("E2E.File/Sample") && s.contains("seq=9")
+    });
+    // Files only: no session list.
+    assert!(!screen.contains("Trace Sessions"), "{screen}");
+    assert!(
+        screen.contains("10 messages") || screen.contains("11 messages"),
+        "{screen}"
+    );
+    tmux.keys(&["q"]);
+    wait_until(LIMIT, "the viewer to exit", || {
+        !tmux.cmd(&["has-session", "-t", "view"]).status.success()
+    });
+}

@@ -31,7 +31,19 @@ pub fn key(m: &mut Model, k: KeyEvent) -> Outcome {
     }
     match std::mem::take(&mut m.overlay) {
         Overlay::None => {}
-        Overlay::Help | Overlay::Properties(_) => return Outcome::Nothing,
+        Overlay::Help => return Outcome::Nothing,
+        Overlay::Properties(info, scroll) => {
+            // Arrows scroll the panel; any other key closes it.
+            let scroll = match k.code {
+                KeyCode::Up => scroll.saturating_sub(1),
+                KeyCode::Down => scroll.saturating_add(1).min(40),
+                KeyCode::PageUp => scroll.saturating_sub(10),
+                KeyCode::PageDown => scroll.saturating_add(10).min(40),
+                _ => return Outcome::Nothing,
+            };
+            m.overlay = Overlay::Properties(info, scroll);
+            return Outcome::Nothing;
+        }
         Overlay::Menu(mut menu) => {
             let n = Action::ALL.len();
             match k.code {

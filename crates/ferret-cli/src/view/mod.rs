@@ -328,6 +328,8 @@ impl App {
             return;
         };
         let info = row.info.clone();
+        // The last result was about the row left behind.
+        self.model.status.clear();
         self.tailing = Some(SessionKey::of(&info));
         let generation = self.next_generation();
         self.model.set_source(format!("live: {}", info.name));
@@ -379,7 +381,7 @@ impl App {
             Effect::Query { name } => {
                 self.call(|c| Ok(c.query(&SessionRef::Name(name))?))
                     .map(|s| {
-                        self.model.overlay = Overlay::Properties(Box::new(s));
+                        self.model.overlay = Overlay::Properties(Box::new(s), 0);
                         String::new()
                     })
             }

@@ -463,7 +463,9 @@ pub enum Overlay {
     #[default]
     None,
     Help,
-    Properties(Box<SessionInfo>),
+    /// The Query panel, scrolled down by that many lines (it is taller
+    /// than an 80×24 screen).
+    Properties(Box<SessionInfo>, u16),
     Menu(Menu),
     Form(StartForm),
     Prompt(Prompt, String),

@@ -80,7 +80,7 @@ pub fn draw(f: &mut Frame<'_>, m: &Model) {
     match &m.overlay {
         Overlay::None | Overlay::Prompt(..) => {}
         Overlay::Help => help(f),
-        Overlay::Properties(info) => properties(f, info),
+        Overlay::Properties(info, scroll) => properties(f, info, *scroll),
         Overlay::Menu(menu) => {
             if let Some(row) = m.sessions.iter().find(|r| {
                 r.info.logger_id == menu.key.logger_id
@@ -123,7 +123,7 @@ fn sessions(f: &mut Frame<'_>, m: &Model, area: Rect) {
     } else if wide {
         30
     } else {
-        10
+        8
     };
     let spark_title = format!("LAST {spark_w}s");
     let mut header = vec![
@@ -243,9 +243,22 @@ fn message_line(msg: &Message, wide: bool) -> Line<'static> {
         Span::raw(time).dark_gray(),
         Span::raw(" "),
         Span::styled(format!("{level:<7}"), style),
-        Span::raw(format!(" {:<11} ", format!("{}.{}", msg.pid, msg.tid))),
+        // Lines that are not events (a process end, a loss, a note) have
+        // no thread and, for some, no provider: show only what they have.
+        Span::raw(format!(
+            " {:<11} ",
+            if msg.tid == 0 {
+                msg.pid.to_string()
+            } else {
+                format!("{}.{}", msg.pid, msg.tid)
+            }
+        )),
         Span::styled(
-            format!("{}/{}", msg.provider, msg.event),
+            if msg.provider == "-" {
+                msg.event.clone()
+            } else {
+                format!("{}/{}", msg.provider, msg.event)
+            },
             style.add_modifier(Modifier::BOLD),
         ),
         Span::raw(" "),
@@ -334,7 +347,8 @@ fn footer(f: &mut Frame<'_>, m: &Model, area: Rect) {
             ("Esc", "cancel"),
         ],
         Overlay::Prompt(..) => &[("Enter", "apply"), ("Esc", "cancel")],
-        Overlay::Help | Overlay::Properties(_) => &[("Esc", "close")],
+        Overlay::Help => &[("Esc", "close")],
+        Overlay::Properties(..) => &[("↑↓ PgUp PgDn", "scroll"), ("Esc", "close")],
         // Each footer fits 80 columns; the rest is on the help screen.
         Overlay::None if m.live && m.focus == Focus::Sessions => &[
             ("q", "quit"),
@@ -422,16 +436,22 @@ fn help(f: &mut Frame<'_>) {
     );
 }
 
-fn properties(f: &mut Frame<'_>, info: &ferret_abi::proto::SessionInfo) {
+fn properties(f: &mut Frame<'_>, info: &ferret_abi::proto::SessionInfo, scroll: u16) {
     let rows = crate::control::properties(info);
-    let area = centered(f.area(), 100, rows.len() as u16 + 2);
+    // The panel covers everything but the footer, which says how to scroll.
+    let screen = f.area();
+    let above_footer = Rect::new(0, 0, screen.width, screen.height.saturating_sub(1));
+    let area = centered(above_footer, 100, rows.len() as u16 + 2);
+    let scroll = scroll.min((rows.len() as u16 + 2).saturating_sub(area.height));
     let lines: Vec<Line<'_>> = rows
         .into_iter()
         .map(|(k, v)| Line::from(vec![Span::raw(format!("{k:<22}: ")).bold(), Span::raw(v)]))
         .collect();
     f.render_widget(Clear, area);
     f.render_widget(
-        Paragraph::new(lines).block(Block::bordered().title(format!(" Query: {} ", info.name))),
+        Paragraph::new(lines)
+            .scroll((scroll, 0))
+            .block(Block::bordered().title(format!(" Query: {} ", info.name))),
         area,
     );
 }
@@ -583,8 +603,21 @@ mod tests {
     #[test]
     fn snapshot_properties() {
         let mut m = sample();
-        m.overlay = Overlay::Properties(Box::new(m.sessions[0].info.clone()));
+        m.overlay = Overlay::Properties(Box::new(m.sessions[0].info.clone()), 0);
         insta::assert_snapshot!(screen(&m, 80, 40));
+    }
+
+    #[test]
+    fn snapshot_properties_scrolled_on_80x24() {
+        let mut m = sample();
+        m.overlay = Overlay::Properties(Box::new(m.sessions[0].info.clone()), 0);
+        for _ in 0..100 {
+            let _ = crate::view::input::key(
+                &mut m,
+                crossterm::event::KeyEvent::from(crossterm::event::KeyCode::Down),
+            );
+        }
+        insta::assert_snapshot!(screen(&m, 80, 24));
     }
 
     #[test]
