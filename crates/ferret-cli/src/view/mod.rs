@@ -616,3 +616,35 @@ fn main_loop(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferret_abi::record::LostReason;
+
+    #[test]
+    fn losses_and_process_ends_are_lines_of_their_own() {
+        let lost = to_message(&Entry::Lost {
+            timestamp_ns: 5,
+            pid: 7,
+            provider: "",
+            reason: LostReason::RingFull,
+            count: 12,
+        })
+        .expect("a line");
+        assert_eq!(
+            (lost.event.as_str(), lost.provider.as_str(), lost.level),
+            ("LOST", "?", 0)
+        );
+        assert!(lost.fields.starts_with("12 events lost"), "{}", lost.fields);
+
+        let end = to_message(&Entry::ProcessEnd {
+            timestamp_ns: 6,
+            pid: 7,
+            process: "worker",
+        })
+        .expect("a line");
+        assert_eq!((end.event.as_str(), end.tid), ("ENDED", 0));
+        assert_eq!(end.fields, "process worker");
+    }
+}

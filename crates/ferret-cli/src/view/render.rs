@@ -38,10 +38,18 @@ pub fn layout(area: Rect, m: &Model) -> Areas {
     } else {
         0
     };
+    // A status longer than the screen is wide (the hint for a session
+    // started elsewhere, on 80 columns) gets a second line rather than
+    // losing its end.
+    let status_h = if m.status.chars().count() > area.width as usize {
+        2
+    } else {
+        1
+    };
     let [sessions, messages, status, footer] = Layout::vertical([
         Constraint::Length(sessions_h),
         Constraint::Min(3),
-        Constraint::Length(1),
+        Constraint::Length(status_h),
         Constraint::Length(1),
     ])
     .areas(area);
@@ -332,7 +340,10 @@ fn status(f: &mut Frame<'_>, m: &Model, area: Rect) {
         ]),
         _ => Line::from(m.status.clone()).yellow(),
     };
-    f.render_widget(Paragraph::new(line), area);
+    f.render_widget(
+        Paragraph::new(line).wrap(ratatui::widgets::Wrap { trim: true }),
+        area,
+    );
 }
 
 /// The keys that apply now, most useful first; what does not fit is on `?`.
