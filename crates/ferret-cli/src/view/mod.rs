@@ -417,6 +417,11 @@ impl App {
             .map(|p| spec::parse_provider(p))
             .collect::<Result<Vec<_>, String>>()
             .map_err(|e| anyhow!(e))?;
+        // Checked before any file is created, so a bad size leaves none.
+        let max_file_bytes = match form.max_size.trim() {
+            "" => 0,
+            size => control::parse_size(size).map_err(|e| anyhow!("max size: {e}"))?,
+        };
         let path = PathBuf::from(form.log_file.trim());
         let (file, created) = match form.mode {
             FileMode::Append => {
@@ -439,7 +444,7 @@ impl App {
             flush_timer_ms: 1000,
             min_buffers: ferret_session::DEFAULT_MIN_BUFFERS.min(64),
             file_mode: form.mode,
-            max_file_bytes: 0,
+            max_file_bytes,
             realtime: form.realtime || form.mode == FileMode::None,
             controller: format!("ferret view pid {}", std::process::id()),
             no_loss: false,

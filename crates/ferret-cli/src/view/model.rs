@@ -321,6 +321,9 @@ pub struct StartForm {
     pub log_file: String,
     pub mode: FileMode,
     pub realtime: bool,
+    /// The largest log file, as `--max-file-size` takes it (`64M`); empty
+    /// for no limit. Circular mode needs one.
+    pub max_size: String,
     /// The field being edited.
     pub focus: usize,
 }
@@ -335,14 +338,22 @@ impl Default for StartForm {
             // The viewer shows live messages only from real-time sessions,
             // so the form offers that by default.
             realtime: true,
+            max_size: String::new(),
             focus: 0,
         }
     }
 }
 
 impl StartForm {
-    pub const FIELDS: usize = 5;
-    pub const LABELS: [&'static str; 5] = ["Name", "Providers", "Log file", "Mode", "Real time"];
+    pub const FIELDS: usize = 6;
+    pub const LABELS: [&'static str; 6] = [
+        "Name",
+        "Providers",
+        "Log file",
+        "Mode",
+        "Real time",
+        "Max size",
+    ];
 
     /// The text field in focus, if the focus is on one.
     pub fn text_mut(&mut self) -> Option<&mut String> {
@@ -350,6 +361,7 @@ impl StartForm {
             0 => Some(&mut self.name),
             1 => Some(&mut self.providers),
             2 => Some(&mut self.log_file),
+            5 => Some(&mut self.max_size),
             _ => None,
         }
     }
@@ -410,11 +422,24 @@ impl StartForm {
                 self.mode.name()
             ));
         }
-        if matches!(self.mode, FileMode::Circular | FileMode::NewFile) {
-            return Some(format!(
-                "{} mode needs a maximum file size; use 'ferret start --max-file-size'",
-                self.mode.name()
-            ));
+        if self.mode == FileMode::NewFile {
+            // A series of files needs its directory opened as 'ferret
+            // start' does; the form leaves that to the command line.
+            return Some("new-file mode: use 'ferret start --mode new-file'".into());
+        }
+        let size = self.max_size.trim();
+        if !size.is_empty() {
+            if !self.mode.has_file() {
+                return Some(format!(
+                    "{} mode writes no log file; clear the size",
+                    self.mode.name()
+                ));
+            }
+            if let Err(e) = crate::control::parse_size(size) {
+                return Some(format!("max size: {e}"));
+            }
+        } else if self.mode == FileMode::Circular {
+            return Some("circular mode needs a max size (e.g. 64M)".into());
         }
         None
     }
@@ -1189,6 +1214,14 @@ pub mod tests {
         assert_eq!(f.problem(), None);
         f.next_mode();
         assert_eq!(f.mode, FileMode::Circular);
-        assert!(f.problem().unwrap().contains("maximum file size"));
+        assert!(f.problem().unwrap().contains("needs a max size"));
+        f.max_size = "lots".into();
+        assert!(f.problem().unwrap().starts_with("max size:"));
+        f.max_size = "1M".into();
+        assert_eq!(f.problem(), None);
+        f.next_mode();
+        f.next_mode();
+        assert_eq!(f.mode, FileMode::NewFile);
+        assert!(f.problem().unwrap().contains("ferret start"));
     }
 }

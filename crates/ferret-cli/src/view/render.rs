@@ -498,13 +498,18 @@ fn context_menu(f: &mut Frame<'_>, items: &[(String, bool)], selected: usize, x:
 }
 
 fn start_form(f: &mut Frame<'_>, form: &StartForm) {
-    let area = centered(f.area(), 70, 10);
+    let area = centered(f.area(), 70, 11);
     let values = [
         form.name.clone(),
         form.providers.clone(),
         form.log_file.clone(),
         format!("{} (Space cycles)", form.mode.name()),
         if form.realtime { "on" } else { "off" }.to_string(),
+        if form.max_size.is_empty() {
+            "none".to_string()
+        } else {
+            form.max_size.clone()
+        },
     ];
     let mut lines: Vec<Line<'_>> = StartForm::LABELS
         .iter()
