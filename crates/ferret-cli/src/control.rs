@@ -230,7 +230,7 @@ fn flush_timer_ms(seconds: f64) -> Result<u32> {
     Ok((seconds * 1000.0).round() as u32)
 }
 
-fn provider_text(p: &ferret_abi::proto::ProviderSpec) -> String {
+pub fn provider_text(p: &ferret_abi::proto::ProviderSpec) -> String {
     format!(
         "{}:{}:0x{:x}{}",
         p.name,
@@ -331,6 +331,14 @@ const KEY_WIDTH: usize = 22;
 
 /// The properties and counters, one per line, as `tracelog -q` prints them.
 pub fn print_properties(s: &SessionInfo) {
+    for (k, v) in properties(s) {
+        println!("{k:<KEY_WIDTH$}: {v}");
+    }
+}
+
+/// Every property and counter as (name, value), in `query`'s order; the
+/// viewer's properties panel shows the same list.
+pub fn properties(s: &SessionInfo) -> Vec<(&'static str, String)> {
     let c = &s.counters;
     let providers: Vec<String> = s.providers.iter().map(provider_text).collect();
     let provider_lost: Vec<String> = s
@@ -338,7 +346,7 @@ pub fn print_properties(s: &SessionInfo) {
         .iter()
         .map(|(name, n)| format!("{name} {n}"))
         .collect();
-    let rows: Vec<(&str, String)> = vec![
+    vec![
         ("Logger Name", s.name.clone()),
         ("Logger Id", s.logger_id.to_string()),
         ("State", s.state.name().to_string()),
@@ -430,10 +438,7 @@ pub fn print_properties(s: &SessionInfo) {
             "Last Error",
             s.last_error.clone().unwrap_or_else(|| "-".into()),
         ),
-    ];
-    for (k, v) in rows {
-        println!("{k:<KEY_WIDTH$}: {v}");
-    }
+    ]
 }
 
 fn open_error(path: &Path, e: std::io::Error) -> anyhow::Error {
@@ -459,7 +464,7 @@ fn log_options() -> OpenOptions {
 }
 
 /// Creates a new log file (or truncates one with `overwrite`).
-fn open_log(path: &Path, overwrite: bool) -> Result<File> {
+pub(crate) fn open_log(path: &Path, overwrite: bool) -> Result<File> {
     create_log(path, overwrite, false)
 }
 
@@ -482,7 +487,7 @@ fn create_log(path: &Path, overwrite: bool, read: bool) -> Result<File> {
 /// Opens a log to append to, creating it if absent. Returns the file and
 /// whether it was created, so that a failed start can take it away again.
 /// The daemon reads the existing header and buffers, hence read and write.
-fn open_append(path: &Path) -> Result<(File, bool)> {
+pub(crate) fn open_append(path: &Path) -> Result<(File, bool)> {
     let mut opts = log_options();
     opts.read(true).write(true).create_new(true);
     match opts.open(path) {
@@ -579,7 +584,7 @@ impl Opened {
 }
 
 /// The path the daemon keeps for display: an absolute one is unambiguous.
-fn shown_path(p: &Path) -> String {
+pub(crate) fn shown_path(p: &Path) -> String {
     std::path::absolute(p)
         .unwrap_or_else(|_| p.to_path_buf())
         .display()

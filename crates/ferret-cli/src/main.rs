@@ -12,6 +12,7 @@ mod emit;
 mod fmt;
 mod spec;
 mod tail;
+mod view;
 mod watch;
 
 use std::path::PathBuf;
@@ -73,6 +74,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Run the session daemon in the foreground
     Daemon(daemon::DaemonArgs),
+    /// The live trace viewer: sessions on top, their messages below; or log files
+    View(view::ViewArgs),
 }
 
 fn main() -> ExitCode {
@@ -96,6 +99,7 @@ fn main() -> ExitCode {
         Command::Emit(a) => emit::run(&socket, a),
         Command::Demo(a) => demo::run(&socket, a),
         Command::Daemon(a) => daemon::run_foreground(socket, a),
+        Command::View(a) => view::run(&socket, a),
     };
     match result {
         Ok(code) => code,

@@ -120,8 +120,9 @@ fn fields_text(e: &Event<'_>) -> String {
 
 /// What text output prints after the level: the opcode's name when it is
 /// not 0, `activity=` and `related=` when the event carries them, then the
-/// fields. Empty parts leave no extra space.
-fn details_text(e: &Event<'_>) -> String {
+/// fields. Empty parts leave no extra space. Public so that other views
+/// of events (the terminal viewer) show them exactly as text output does.
+pub fn details_text(e: &Event<'_>) -> String {
     let mut parts = Vec::with_capacity(4);
     if let Some(op) = opcode_text(e.ty.opcode) {
         parts.push(op);

@@ -1,0 +1,1227 @@
+//! The viewer's state, with no terminal and no sockets: the session rows
+//! the watch feed describes, their event-rate history, which sessions this
+//! viewer started, the message store, filters, find, follow and pause,
+//! selection, overlays and which actions a row allows. Every input is a
+//! plain value, so the tests drive it directly.
+
+use std::collections::{HashMap, VecDeque};
+
+use ferret_abi::proto::{ChangeKind, FileMode, SessionInfo, SessionState};
+
+/// Seconds of history behind each row's sparkline.
+pub const RATE_SECONDS: usize = 60;
+
+/// The most messages the store keeps; older ones are dropped first, and
+/// counted, so that a viewer left open on a busy session stays bounded.
+pub const DEFAULT_CAPACITY: usize = 100_000;
+
+/// Events per second over the last minute, one bucket a second, built from
+/// the cumulative event counter the watch feed reports each second.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RateHistory {
+    buckets: VecDeque<u64>,
+    last_events: Option<u64>,
+    last_second: u64,
+}
+
+impl RateHistory {
+    /// Records the cumulative `events` seen at `second` (any monotonic
+    /// count of seconds). The increase since the previous sample goes into
+    /// the bucket of `second`; seconds with no sample become empty buckets.
+    pub fn record(&mut self, second: u64, events: u64) {
+        let Some(prev) = self.last_events else {
+            // The first sample only sets the base: the events before it
+            // happened at unknown times.
+            self.last_events = Some(events);
+            self.last_second = second;
+            return;
+        };
+        // A counter that goes back means a new session reused the row's
+        // identity; start counting from it.
+        let delta = events.saturating_sub(prev);
+        self.last_events = Some(events);
+        if second <= self.last_second && !self.buckets.is_empty() {
+            if let Some(b) = self.buckets.back_mut() {
+                *b += delta;
+            }
+            return;
+        }
+        let gap = second.saturating_sub(self.last_second).max(1);
+        for _ in 1..gap.min(RATE_SECONDS as u64) {
+            self.push(0);
+        }
+        self.push(delta);
+        self.last_second = second;
+    }
+
+    fn push(&mut self, v: u64) {
+        if self.buckets.len() == RATE_SECONDS {
+            self.buckets.pop_front();
+        }
+        self.buckets.push_back(v);
+    }
+
+    /// The newest bucket: events in the last second.
+    pub fn rate(&self) -> u64 {
+        self.buckets.back().copied().unwrap_or(0)
+    }
+
+    /// The buckets, oldest first (the sparkline reads them directly).
+    #[cfg(test)]
+    pub fn buckets(&self) -> impl Iterator<Item = u64> + '_ {
+        self.buckets.iter().copied()
+    }
+
+    /// The newest `width` buckets as block characters scaled to their
+    /// maximum, right-aligned in `width` cells so that time flows leftwards
+    /// from the present at the right edge.
+    pub fn sparkline(&self, width: usize) -> String {
+        const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+        let n = self.buckets.len().min(width);
+        let recent: Vec<u64> = self
+            .buckets
+            .iter()
+            .skip(self.buckets.len() - n)
+            .copied()
+            .collect();
+        let max = recent.iter().copied().max().unwrap_or(0);
+        let mut s = " ".repeat(width - n);
+        for v in recent {
+            s.push(if max == 0 || v == 0 {
+                ' '
+            } else {
+                // Any non-zero second shows at least the lowest bar, so a
+                // trickle of events is still visible next to a burst.
+                BARS[((v * 7) / max) as usize]
+            });
+        }
+        s
+    }
+}
+
+/// What identifies one session across the feed: LoggerIDs are reused after
+/// a remove, but not together with the same start time.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct SessionKey {
+    pub logger_id: u32,
+    pub started_unix_ns: u64,
+}
+
+impl SessionKey {
+    pub fn of(s: &SessionInfo) -> SessionKey {
+        SessionKey {
+            logger_id: s.logger_id,
+            started_unix_ns: s.started_unix_ns,
+        }
+    }
+}
+
+/// One row of the Trace Session List.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SessionRow {
+    pub info: SessionInfo,
+    pub rate: RateHistory,
+}
+
+/// Actions on a session row, from keys or the context menu.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    Stop,
+    Flush,
+    Query,
+    Remove,
+    OpenLog,
+}
+
+impl Action {
+    pub const ALL: [Action; 5] = [
+        Action::Stop,
+        Action::Flush,
+        Action::Query,
+        Action::Remove,
+        Action::OpenLog,
+    ];
+
+    /// The menu label, with the key that does the same.
+    pub fn label(self) -> &'static str {
+        match self {
+            Action::Stop => "Stop Trace      s",
+            Action::Flush => "Flush           f",
+            Action::Query => "Query           i",
+            Action::Remove => "Remove          r",
+            Action::OpenLog => "Open log        o",
+        }
+    }
+}
+
+/// What the I/O layer must do for an action or a form; the model never
+/// talks to the daemon itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// Stop with `stop_mine`, proving ownership with the token.
+    Stop {
+        name: String,
+        token: u64,
+    },
+    Flush {
+        name: String,
+    },
+    Query {
+        name: String,
+    },
+    Remove {
+        name: String,
+    },
+    /// Decode a log file into the message pane.
+    OpenLog {
+        path: String,
+    },
+    /// Start a session from the form's values.
+    Start(StartForm),
+}
+
+/// One line of the message pane.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message {
+    pub timestamp_ns: u64,
+    pub provider: String,
+    /// The event's name, or what the line reports (`LOST`, `ENDED`).
+    pub event: String,
+    /// 1 (critical) to 5 (verbose); 0 for lines that are not events.
+    pub level: u8,
+    pub pid: u32,
+    pub tid: u32,
+    /// `name=value` pairs, as `ferret fmt` prints them.
+    pub fields: String,
+}
+
+/// Which messages the pane shows. Empty parts accept everything.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Filter {
+    /// A substring of the provider name (case-insensitive).
+    pub provider: String,
+    /// The least severe level shown (1 critical ... 5 verbose); 0 for all.
+    pub max_level: u8,
+    /// A substring of the event name or fields (case-insensitive).
+    pub text: String,
+}
+
+impl Filter {
+    pub fn is_empty(&self) -> bool {
+        self.provider.is_empty() && self.max_level == 0 && self.text.is_empty()
+    }
+
+    pub fn accepts(&self, m: &Message) -> bool {
+        if self.max_level != 0 && m.level != 0 && m.level > self.max_level {
+            return false;
+        }
+        if !self.provider.is_empty() && !contains_ci(&m.provider, &self.provider) {
+            return false;
+        }
+        if !self.text.is_empty()
+            && !contains_ci(&m.event, &self.text)
+            && !contains_ci(&m.fields, &self.text)
+        {
+            return false;
+        }
+        true
+    }
+
+    /// A short description for the pane's title.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if !self.provider.is_empty() {
+            parts.push(format!("provider~{}", self.provider));
+        }
+        if self.max_level != 0 {
+            parts.push(format!(
+                "level<={}",
+                ferret_decode::level_name(self.max_level)
+            ));
+        }
+        if !self.text.is_empty() {
+            parts.push(format!("text~{}", self.text));
+        }
+        parts.join(" ")
+    }
+}
+
+/// Case-insensitive substring test; `needle` is short and typed by hand.
+pub fn contains_ci(hay: &str, needle: &str) -> bool {
+    hay.to_lowercase().contains(&needle.to_lowercase())
+}
+
+/// A bounded ring of messages with sequence numbers, so that positions
+/// (the cursor) stay valid while old messages are dropped.
+#[derive(Clone, Debug)]
+pub struct MessageStore {
+    ring: VecDeque<Message>,
+    capacity: usize,
+    /// The sequence number of `ring[0]`.
+    first_seq: u64,
+    /// Events the source could not deliver (real-time loss), as reported.
+    pub missed: u64,
+    /// Messages dropped from the front to stay within the capacity.
+    pub evicted: u64,
+}
+
+impl MessageStore {
+    pub fn new(capacity: usize) -> MessageStore {
+        MessageStore {
+            ring: VecDeque::new(),
+            capacity: capacity.max(1),
+            first_seq: 0,
+            missed: 0,
+            evicted: 0,
+        }
+    }
+
+    pub fn push(&mut self, m: Message) {
+        if self.ring.len() == self.capacity {
+            self.ring.pop_front();
+            self.first_seq += 1;
+            self.evicted += 1;
+        }
+        self.ring.push_back(m);
+    }
+
+    pub fn clear(&mut self) {
+        self.first_seq += self.ring.len() as u64;
+        self.ring.clear();
+        self.missed = 0;
+        self.evicted = 0;
+    }
+
+    pub fn len(&self) -> usize {
+        self.ring.len()
+    }
+
+    pub fn get(&self, seq: u64) -> Option<&Message> {
+        seq.checked_sub(self.first_seq)
+            .and_then(|i| self.ring.get(i as usize))
+    }
+
+    /// Sequence numbers and messages, oldest first.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (u64, &Message)> {
+        let first = self.first_seq;
+        self.ring
+            .iter()
+            .enumerate()
+            .map(move |(i, m)| (first + i as u64, m))
+    }
+}
+
+/// The start form: what `ferret start` takes, in fields.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StartForm {
+    pub name: String,
+    /// Provider specs as `ferret start -p` takes them, separated by spaces
+    /// or commas: `NAME[:LEVEL[:KEYWORDS[:ALL]]]`.
+    pub providers: String,
+    pub log_file: String,
+    pub mode: FileMode,
+    pub realtime: bool,
+    /// The largest log file, as `--max-file-size` takes it (`64M`); empty
+    /// for no limit. Circular mode needs one.
+    pub max_size: String,
+    /// The field being edited.
+    pub focus: usize,
+}
+
+impl Default for StartForm {
+    fn default() -> StartForm {
+        StartForm {
+            name: String::new(),
+            providers: String::new(),
+            log_file: String::new(),
+            mode: FileMode::Sequential,
+            // The viewer shows live messages only from real-time sessions,
+            // so the form offers that by default.
+            realtime: true,
+            max_size: String::new(),
+            focus: 0,
+        }
+    }
+}
+
+impl StartForm {
+    pub const FIELDS: usize = 6;
+    pub const LABELS: [&'static str; 6] = [
+        "Name",
+        "Providers",
+        "Log file",
+        "Mode",
+        "Real time",
+        "Max size",
+    ];
+
+    /// The text field in focus, if the focus is on one.
+    pub fn text_mut(&mut self) -> Option<&mut String> {
+        match self.focus {
+            0 => Some(&mut self.name),
+            1 => Some(&mut self.providers),
+            2 => Some(&mut self.log_file),
+            5 => Some(&mut self.max_size),
+            _ => None,
+        }
+    }
+
+    /// Cycles the mode through the file modes.
+    pub fn next_mode(&mut self) {
+        let i = FileMode::ALL
+            .iter()
+            .position(|m| *m == self.mode)
+            .unwrap_or(0);
+        self.mode = FileMode::ALL[(i + 1) % FileMode::ALL.len()];
+    }
+
+    /// Completes the provider name being typed (the last word of the
+    /// providers field) from `registered`: to the only match, or to the
+    /// longest common prefix of several. Returns the candidates.
+    pub fn complete(&mut self, registered: &[String]) -> Vec<String> {
+        let start = self.providers.rfind([' ', ',']).map(|i| i + 1).unwrap_or(0);
+        let word = &self.providers[start..];
+        if word.contains(':') {
+            return Vec::new();
+        }
+        let mut matches: Vec<String> = registered
+            .iter()
+            .filter(|p| p.starts_with(word))
+            .cloned()
+            .collect();
+        matches.sort();
+        matches.dedup();
+        if let Some(first) = matches.first() {
+            let common = matches.iter().fold(first.clone(), |acc, m| {
+                acc.chars()
+                    .zip(m.chars())
+                    .take_while(|(a, b)| a == b)
+                    .map(|(a, _)| a)
+                    .collect()
+            });
+            self.providers.truncate(start);
+            self.providers.push_str(&common);
+        }
+        matches
+    }
+
+    /// Why the form cannot be submitted yet, if it cannot.
+    pub fn problem(&self) -> Option<String> {
+        if let Err(e) = ferret_abi::proto::validate_session_name(self.name.trim()) {
+            return Some(e);
+        }
+        if self.providers.trim().is_empty() {
+            return Some("name at least one provider".into());
+        }
+        if self.mode.has_file() && self.log_file.trim().is_empty() {
+            return Some(format!("{} mode needs a log file", self.mode.name()));
+        }
+        if !self.mode.has_file() && !self.log_file.trim().is_empty() {
+            return Some(format!(
+                "{} mode writes no log file; clear it",
+                self.mode.name()
+            ));
+        }
+        if self.mode == FileMode::NewFile {
+            // A series of files needs its directory opened as 'ferret
+            // start' does; the form leaves that to the command line.
+            return Some("new-file mode: use 'ferret start --mode new-file'".into());
+        }
+        let size = self.max_size.trim();
+        if !size.is_empty() {
+            if !self.mode.has_file() {
+                return Some(format!(
+                    "{} mode writes no log file; clear the size",
+                    self.mode.name()
+                ));
+            }
+            if let Err(e) = crate::control::parse_size(size) {
+                return Some(format!("max size: {e}"));
+            }
+        } else if self.mode == FileMode::Circular {
+            return Some("circular mode needs a max size (e.g. 64M)".into());
+        }
+        None
+    }
+
+    /// The provider specs, one per word.
+    pub fn provider_specs(&self) -> Vec<String> {
+        self.providers
+            .split([' ', ','])
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+/// A line of text being typed at the bottom: filter parts and find.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Prompt {
+    FilterProvider,
+    FilterText,
+    Find,
+}
+
+impl Prompt {
+    pub fn label(self) -> &'static str {
+        match self {
+            Prompt::FilterProvider => "Filter by provider: ",
+            Prompt::FilterText => "Filter by text: ",
+            Prompt::Find => "Find: ",
+        }
+    }
+}
+
+/// The context menu of a session row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Menu {
+    pub key: SessionKey,
+    /// Where it opens (the clicked cell), in terminal cells.
+    pub x: u16,
+    pub y: u16,
+    pub selected: usize,
+}
+
+/// What covers the panes.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum Overlay {
+    #[default]
+    None,
+    Help,
+    /// The Query panel, scrolled down by that many lines (it is taller
+    /// than an 80×24 screen).
+    Properties(Box<SessionInfo>, u16),
+    Menu(Menu),
+    Form(StartForm),
+    Prompt(Prompt, String),
+}
+
+/// Which pane keys move in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Focus {
+    #[default]
+    Sessions,
+    Messages,
+}
+
+/// The whole viewer state.
+#[derive(Debug)]
+pub struct Model {
+    /// Rows in LoggerID order.
+    pub sessions: Vec<SessionRow>,
+    /// The selected row's session.
+    pub selected: Option<SessionKey>,
+    /// Tokens of the sessions this viewer started.
+    tokens: HashMap<SessionKey, u64>,
+    /// Names of the sessions this viewer started before the feed listed
+    /// them, with their tokens (a start races the feed's Created message).
+    pub messages: MessageStore,
+    /// What the message pane shows now, e.g. `live: web` or a file name.
+    pub source: String,
+    pub filter: Filter,
+    /// The last text searched for.
+    pub find: String,
+    /// The message under the cursor while paused; None while following.
+    pub cursor: Option<u64>,
+    pub overlay: Overlay,
+    pub focus: Focus,
+    /// One line at the bottom: the last result, hint or error.
+    pub status: String,
+    /// Providers registered now, for the form's completion.
+    pub registered: Vec<String>,
+    /// Whether the session list is shown (not when viewing files only).
+    pub live: bool,
+}
+
+impl Model {
+    pub fn new(live: bool) -> Model {
+        Model {
+            sessions: Vec::new(),
+            selected: None,
+            tokens: HashMap::new(),
+            messages: MessageStore::new(DEFAULT_CAPACITY),
+            source: String::new(),
+            filter: Filter::default(),
+            find: String::new(),
+            cursor: None,
+            overlay: Overlay::None,
+            focus: if live {
+                Focus::Sessions
+            } else {
+                Focus::Messages
+            },
+            status: String::new(),
+            registered: Vec::new(),
+            live,
+        }
+    }
+
+    // ---- sessions ----
+
+    /// Applies one change from the watch feed; `second` is the viewer's
+    /// clock in seconds, for the rate history.
+    pub fn apply(&mut self, kind: ChangeKind, info: SessionInfo, second: u64) {
+        let key = SessionKey::of(&info);
+        let pos = self
+            .sessions
+            .iter()
+            .position(|r| SessionKey::of(&r.info) == key);
+        if kind == ChangeKind::Removed {
+            if let Some(i) = pos {
+                self.sessions.remove(i);
+                self.tokens.remove(&key);
+                if self.selected.as_ref() == Some(&key) {
+                    self.selected = self
+                        .sessions
+                        .get(i.min(self.sessions.len().saturating_sub(1)))
+                        .map(|r| SessionKey::of(&r.info));
+                }
+            }
+            return;
+        }
+        let i = match pos {
+            Some(i) => {
+                self.sessions[i].info = info;
+                i
+            }
+            None => {
+                let at = self
+                    .sessions
+                    .iter()
+                    .position(|r| r.info.logger_id > info.logger_id)
+                    .unwrap_or(self.sessions.len());
+                self.sessions.insert(
+                    at,
+                    SessionRow {
+                        info,
+                        rate: RateHistory::default(),
+                    },
+                );
+                at
+            }
+        };
+        let events = self.sessions[i].info.counters.events;
+        self.sessions[i].rate.record(second, events);
+        if self.selected.is_none() {
+            self.selected = Some(key);
+        }
+    }
+
+    /// Remembers that this viewer started the session, with its token.
+    pub fn started(&mut self, info: &SessionInfo, token: u64) {
+        self.tokens.insert(SessionKey::of(info), token);
+    }
+
+    /// Whether this viewer started the session.
+    pub fn is_mine(&self, info: &SessionInfo) -> bool {
+        self.tokens.contains_key(&SessionKey::of(info))
+    }
+
+    pub fn selected_index(&self) -> Option<usize> {
+        let key = self.selected.as_ref()?;
+        self.sessions
+            .iter()
+            .position(|r| SessionKey::of(&r.info) == *key)
+    }
+
+    pub fn selected_row(&self) -> Option<&SessionRow> {
+        self.selected_index().map(|i| &self.sessions[i])
+    }
+
+    /// Moves the selection by `delta` rows, staying in the list.
+    pub fn select_by(&mut self, delta: isize) {
+        if self.sessions.is_empty() {
+            return;
+        }
+        let i = self.selected_index().unwrap_or(0) as isize + delta;
+        let i = i.clamp(0, self.sessions.len() as isize - 1) as usize;
+        self.selected = Some(SessionKey::of(&self.sessions[i].info));
+    }
+
+    pub fn select_index(&mut self, i: usize) {
+        if let Some(r) = self.sessions.get(i) {
+            self.selected = Some(SessionKey::of(&r.info));
+        }
+    }
+
+    /// Each action and whether the row allows it.
+    pub fn actions(&self, info: &SessionInfo) -> Vec<(Action, bool)> {
+        Action::ALL
+            .iter()
+            .map(|&a| {
+                let enabled = match a {
+                    Action::Stop => self.is_mine(info) && info.state == SessionState::Running,
+                    Action::Flush => info.state == SessionState::Running,
+                    Action::Query => true,
+                    Action::Remove => info.state == SessionState::Stopped,
+                    Action::OpenLog => info.file_mode.has_file() && !info.log_file.is_empty(),
+                };
+                (a, enabled)
+            })
+            .collect()
+    }
+
+    /// Carries out `action` on the selected row: an effect for the I/O
+    /// layer, or None with the reason in the status line.
+    pub fn choose(&mut self, action: Action) -> Option<Effect> {
+        let Some(row) = self.selected_row() else {
+            self.status = "no session is selected".into();
+            return None;
+        };
+        let info = row.info.clone();
+        let enabled = self.actions(&info).iter().any(|&(a, on)| a == action && on);
+        if !enabled {
+            self.status = disabled_reason(action, &info, self.is_mine(&info));
+            return None;
+        }
+        let name = info.name.clone();
+        Some(match action {
+            Action::Stop => Effect::Stop {
+                name,
+                token: self.tokens[&SessionKey::of(&info)],
+            },
+            Action::Flush => Effect::Flush { name },
+            Action::Query => Effect::Query { name },
+            Action::Remove => Effect::Remove { name },
+            Action::OpenLog => Effect::OpenLog {
+                path: info.log_file.clone(),
+            },
+        })
+    }
+
+    /// Opens the context menu on row `i` at a cell.
+    pub fn open_menu(&mut self, i: usize, x: u16, y: u16) {
+        self.select_index(i);
+        if let Some(key) = self.selected.clone() {
+            self.overlay = Overlay::Menu(Menu {
+                key,
+                x,
+                y,
+                selected: 0,
+            });
+        }
+    }
+
+    // ---- messages ----
+
+    /// Shows messages from a new source, forgetting the old ones.
+    pub fn set_source(&mut self, source: String) {
+        self.messages.clear();
+        self.source = source;
+        self.cursor = None;
+    }
+
+    pub fn push_message(&mut self, m: Message) {
+        self.messages.push(m);
+    }
+
+    /// Records the source's running total of missed events.
+    pub fn set_missed(&mut self, total: u64) {
+        self.messages.missed = self.messages.missed.max(total);
+    }
+
+    pub fn following(&self) -> bool {
+        self.cursor.is_none()
+    }
+
+    /// The sequence numbers the filter lets through, oldest first.
+    pub fn visible(&self) -> Vec<u64> {
+        self.messages
+            .iter()
+            .filter(|(_, m)| self.filter.accepts(m))
+            .map(|(s, _)| s)
+            .collect()
+    }
+
+    /// The cursor's message: the chosen one while paused, else the newest.
+    pub fn cursor_seq(&self, visible: &[u64]) -> Option<u64> {
+        match self.cursor {
+            Some(c) if self.messages.get(c).is_some() => {
+                // The cursor's message may be filtered out now: take the
+                // nearest visible one before it.
+                match visible.binary_search(&c) {
+                    Ok(_) => Some(c),
+                    Err(0) => visible.first().copied(),
+                    Err(i) => Some(visible[i - 1]),
+                }
+            }
+            Some(_) => visible.first().copied(),
+            None => visible.last().copied(),
+        }
+    }
+
+    /// Pauses (the view stops moving) or follows the newest message again.
+    pub fn toggle_follow(&mut self) {
+        if self.cursor.is_some() {
+            self.cursor = None;
+        } else {
+            let v = self.visible();
+            self.cursor = v.last().copied();
+        }
+    }
+
+    /// Moves the cursor by `delta` visible messages and pauses; moving past
+    /// the newest follows again.
+    pub fn scroll(&mut self, delta: isize) {
+        let v = self.visible();
+        if v.is_empty() {
+            return;
+        }
+        let cur = self.cursor_seq(&v).unwrap_or(v[v.len() - 1]);
+        let i = v.binary_search(&cur).unwrap_or_else(|i| i.min(v.len() - 1)) as isize;
+        let j = i + delta;
+        if j >= v.len() as isize {
+            self.cursor = None;
+        } else {
+            self.cursor = Some(v[j.max(0) as usize]);
+        }
+    }
+
+    pub fn scroll_home(&mut self) {
+        self.cursor = self.visible().first().copied();
+    }
+
+    /// Finds the next (or previous) visible message after the cursor whose
+    /// provider, event or fields contain the find text, and pauses there.
+    /// Returns whether one was found.
+    pub fn find_next(&mut self, forward: bool) -> bool {
+        if self.find.is_empty() {
+            self.status = "nothing to find: press / first".into();
+            return false;
+        }
+        let v = self.visible();
+        let cur = self.cursor_seq(&v);
+        let hit = |s: &u64| {
+            self.messages.get(*s).is_some_and(|m| {
+                contains_ci(&m.provider, &self.find)
+                    || contains_ci(&m.event, &self.find)
+                    || contains_ci(&m.fields, &self.find)
+            })
+        };
+        let found = if forward {
+            v.iter()
+                .copied()
+                .find(|s| cur.is_none_or(|c| *s > c) && hit(s))
+        } else {
+            v.iter()
+                .rev()
+                .copied()
+                .find(|s| cur.is_none_or(|c| *s < c) && hit(s))
+        };
+        match found {
+            Some(s) => {
+                self.cursor = Some(s);
+                self.status.clear();
+                true
+            }
+            None => {
+                self.status = format!(
+                    "'{}' not found {} the cursor",
+                    self.find,
+                    if forward { "after" } else { "before" }
+                );
+                false
+            }
+        }
+    }
+
+    /// Cycles the level filter: all, then verbose down to critical.
+    pub fn cycle_level(&mut self) {
+        self.filter.max_level = match self.filter.max_level {
+            0 => 4,
+            1 => 0,
+            n => n - 1,
+        };
+    }
+}
+
+/// Why an action is not available on a row, and for a session this viewer
+/// did not start, the command that stops it.
+pub fn disabled_reason(action: Action, info: &SessionInfo, mine: bool) -> String {
+    let name = &info.name;
+    match action {
+        // The command comes first so that even an 80-column status line
+        // shows it whole.
+        Action::Stop if !mine => format!(
+            "'{name}' was started elsewhere: stop it with 'ferret stop {name}' (this viewer stops only the sessions it started; this one: {})",
+            if info.controller.is_empty() {
+                "another controller"
+            } else {
+                &info.controller
+            }
+        ),
+        Action::Stop => format!("'{name}' is {} already", info.state.name()),
+        Action::Flush => format!(
+            "'{name}' is {}; only running sessions flush",
+            info.state.name()
+        ),
+        Action::Remove => format!(
+            "'{name}' is {}; only STOPPED sessions can be removed",
+            info.state.name()
+        ),
+        Action::OpenLog => format!("'{name}' has no log file ({} mode)", info.file_mode.name()),
+        Action::Query => String::new(),
+    }
+}
+
+#[cfg(test)]
+pub mod tests {
+    use super::*;
+    use ferret_abi::proto::Counters;
+
+    /// A session as the feed would describe it, with fixed times.
+    pub fn session(id: u32, name: &str, state: SessionState) -> SessionInfo {
+        SessionInfo {
+            logger_id: id,
+            name: name.into(),
+            state,
+            providers: Vec::new(),
+            log_file: format!("/tmp/{name}.ferret"),
+            buffer_kib: 64,
+            max_buffers: 64,
+            flush_timer_ms: 1000,
+            clock: "tsc".into(),
+            owner_uid: 1000,
+            started_unix_ns: 1_796_136_357_000_000_000 + u64::from(id),
+            stopped_unix_ns: 0,
+            counters: Counters::default(),
+            last_error: None,
+            min_buffers: 64,
+            file_mode: FileMode::Sequential,
+            max_file_bytes: 0,
+            realtime: true,
+            consumers: 0,
+            controller: format!("ferret start pid {}", 100 + id),
+            provider_lost: Vec::new(),
+            no_loss: false,
+            no_loss_wait_ms: 1000,
+        }
+    }
+
+    pub fn message(i: u64, provider: &str, level: u8, fields: &str) -> Message {
+        Message {
+            timestamp_ns: 1_796_136_357_910_000_000 + i * 1_000_000,
+            provider: provider.into(),
+            event: "Sample".into(),
+            level,
+            pid: 42,
+            tid: 43,
+            fields: fields.into(),
+        }
+    }
+
+    #[test]
+    fn rows_follow_the_feed_in_logger_id_order_and_go_on_remove() {
+        let mut m = Model::new(true);
+        m.apply(
+            ChangeKind::Present,
+            session(2, "b", SessionState::Running),
+            0,
+        );
+        m.apply(
+            ChangeKind::Created,
+            session(1, "a", SessionState::Running),
+            0,
+        );
+        let ids: Vec<u32> = m.sessions.iter().map(|r| r.info.logger_id).collect();
+        assert_eq!(ids, [1, 2]);
+        // The first session seen is selected, and stays so.
+        assert_eq!(m.selected_row().unwrap().info.name, "b");
+
+        m.apply(
+            ChangeKind::State,
+            session(2, "b", SessionState::Stopping),
+            1,
+        );
+        assert_eq!(m.sessions[1].info.state, SessionState::Stopping);
+        m.apply(ChangeKind::State, session(2, "b", SessionState::Stopped), 1);
+        assert_eq!(m.sessions[1].info.state, SessionState::Stopped);
+
+        m.apply(
+            ChangeKind::Removed,
+            session(2, "b", SessionState::Stopped),
+            2,
+        );
+        assert_eq!(m.sessions.len(), 1);
+        // The selection moves to a row that is still there.
+        assert_eq!(m.selected_row().unwrap().info.name, "a");
+    }
+
+    #[test]
+    fn a_reused_logger_id_is_a_new_row_not_an_update() {
+        let mut m = Model::new(true);
+        let old = session(1, "a", SessionState::Stopped);
+        m.apply(ChangeKind::Present, old.clone(), 0);
+        m.started(&old, 7);
+        m.apply(ChangeKind::Removed, old, 1);
+        let mut new = session(1, "c", SessionState::Running);
+        new.started_unix_ns += 5;
+        m.apply(ChangeKind::Created, new.clone(), 2);
+        assert_eq!(m.sessions.len(), 1);
+        // The token belonged to the removed session, not to the new one.
+        assert!(!m.is_mine(&new));
+    }
+
+    #[test]
+    fn rate_history_makes_per_second_buckets_from_cumulative_counters() {
+        let mut r = RateHistory::default();
+        r.record(10, 100);
+        assert_eq!(r.rate(), 0);
+        r.record(11, 150);
+        r.record(12, 450);
+        assert_eq!(r.buckets().collect::<Vec<_>>(), [50, 300]);
+        // Two samples in one second add up.
+        r.record(12, 460);
+        assert_eq!(r.rate(), 310);
+        // A silent gap becomes empty buckets.
+        r.record(15, 460);
+        assert_eq!(r.buckets().collect::<Vec<_>>(), [50, 310, 0, 0, 0]);
+        for s in 16..200 {
+            r.record(s, 460 + s);
+        }
+        assert_eq!(r.buckets().count(), RATE_SECONDS);
+        assert_eq!(r.rate(), 1);
+    }
+
+    #[test]
+    fn sparkline_scales_to_the_maximum_and_fills_from_the_right() {
+        let mut r = RateHistory::default();
+        r.record(0, 0);
+        for (s, total) in [(1, 10), (2, 10), (3, 90), (4, 100)] {
+            r.record(s, total);
+        }
+        assert_eq!(r.sparkline(6), "  ▁ █▁");
+        assert_eq!(RateHistory::default().sparkline(3), "   ");
+    }
+
+    #[test]
+    fn counters_from_the_feed_fill_the_rate_history() {
+        let mut m = Model::new(true);
+        let mut s = session(1, "a", SessionState::Running);
+        m.apply(ChangeKind::Present, s.clone(), 100);
+        s.counters.events = 2000;
+        m.apply(ChangeKind::Counters, s.clone(), 101);
+        s.counters.events = 2500;
+        m.apply(ChangeKind::Counters, s, 102);
+        assert_eq!(
+            m.sessions[0].rate.buckets().collect::<Vec<_>>(),
+            [2000, 500]
+        );
+    }
+
+    #[test]
+    fn only_sessions_started_here_can_be_stopped_and_the_hint_names_the_command() {
+        let mut m = Model::new(true);
+        let theirs = session(1, "web", SessionState::Running);
+        let mine = session(2, "mine", SessionState::Running);
+        m.apply(ChangeKind::Present, theirs.clone(), 0);
+        m.apply(ChangeKind::Created, mine.clone(), 0);
+        m.started(&mine, 99);
+
+        assert!(!m.actions(&theirs).contains(&(Action::Stop, true)));
+        assert!(m.actions(&mine).contains(&(Action::Stop, true)));
+
+        m.select_index(0);
+        assert_eq!(m.choose(Action::Stop), None);
+        assert!(m.status.contains("started elsewhere"), "{}", m.status);
+        assert!(m.status.contains("ferret start pid 101"), "{}", m.status);
+        assert!(
+            m.status.contains("stop it with 'ferret stop web'"),
+            "{}",
+            m.status
+        );
+
+        m.select_index(1);
+        assert_eq!(
+            m.choose(Action::Stop),
+            Some(Effect::Stop {
+                name: "mine".into(),
+                token: 99
+            })
+        );
+    }
+
+    #[test]
+    fn remove_only_for_stopped_flush_only_for_running_open_log_only_with_a_file() {
+        let mut m = Model::new(true);
+        let running = session(1, "run", SessionState::Running);
+        let mut stopped = session(2, "done", SessionState::Stopped);
+        stopped.file_mode = FileMode::None;
+        stopped.log_file.clear();
+        m.apply(ChangeKind::Present, running.clone(), 0);
+        m.apply(ChangeKind::Present, stopped.clone(), 0);
+        let on = |acts: Vec<(Action, bool)>| -> Vec<Action> {
+            acts.into_iter().filter(|a| a.1).map(|a| a.0).collect()
+        };
+        assert_eq!(
+            on(m.actions(&running)),
+            [Action::Flush, Action::Query, Action::OpenLog]
+        );
+        assert_eq!(on(m.actions(&stopped)), [Action::Query, Action::Remove]);
+
+        m.select_index(0);
+        assert_eq!(m.choose(Action::Remove), None);
+        assert!(m.status.contains("only STOPPED sessions"), "{}", m.status);
+        assert_eq!(
+            m.choose(Action::OpenLog),
+            Some(Effect::OpenLog {
+                path: "/tmp/run.ferret".into()
+            })
+        );
+        m.select_index(1);
+        assert_eq!(
+            m.choose(Action::Remove),
+            Some(Effect::Remove {
+                name: "done".into()
+            })
+        );
+    }
+
+    #[test]
+    fn the_context_menu_opens_on_the_clicked_row() {
+        let mut m = Model::new(true);
+        m.apply(
+            ChangeKind::Present,
+            session(1, "a", SessionState::Running),
+            0,
+        );
+        m.apply(
+            ChangeKind::Present,
+            session(2, "b", SessionState::Running),
+            0,
+        );
+        m.open_menu(1, 30, 4);
+        assert_eq!(m.selected_row().unwrap().info.name, "b");
+        match &m.overlay {
+            Overlay::Menu(menu) => assert_eq!((menu.x, menu.y, menu.key.logger_id), (30, 4, 2)),
+            o => panic!("no menu: {o:?}"),
+        }
+    }
+
+    #[test]
+    fn the_store_is_bounded_and_counts_what_it_dropped_and_missed() {
+        let mut s = MessageStore::new(3);
+        for i in 0..5 {
+            s.push(message(i, "P", 4, &format!("seq={i}")));
+        }
+        assert_eq!(s.len(), 3);
+        assert_eq!(s.evicted, 2);
+        assert_eq!(s.get(1), None);
+        assert_eq!(s.get(2).unwrap().fields, "seq=2");
+        let mut m = Model::new(true);
+        m.set_missed(10);
+        m.set_missed(4);
+        assert_eq!(m.messages.missed, 10);
+    }
+
+    #[test]
+    fn filters_by_provider_level_and_text() {
+        let mut m = Model::new(false);
+        m.push_message(message(0, "MyCompany.Web", 4, "path=/a"));
+        m.push_message(message(1, "MyCompany.Db", 2, "query=select"));
+        m.push_message(message(2, "MyCompany.Web", 5, "path=/b"));
+        assert_eq!(m.visible(), [0, 1, 2]);
+        m.filter.provider = "web".into();
+        assert_eq!(m.visible(), [0, 2]);
+        m.filter.max_level = 4;
+        assert_eq!(m.visible(), [0]);
+        m.filter = Filter {
+            text: "SELECT".into(),
+            ..Filter::default()
+        };
+        assert_eq!(m.visible(), [1]);
+        m.filter = Filter::default();
+        m.cycle_level();
+        assert_eq!(m.filter.max_level, 4);
+        for _ in 0..4 {
+            m.cycle_level();
+        }
+        assert_eq!(m.filter.max_level, 0);
+    }
+
+    #[test]
+    fn follow_pause_scroll_and_find() {
+        let mut m = Model::new(false);
+        for i in 0..10 {
+            let p = if i % 3 == 0 { "Needle" } else { "Hay" };
+            m.push_message(message(i, p, 4, &format!("seq={i}")));
+        }
+        assert!(m.following());
+        assert_eq!(m.cursor_seq(&m.visible()), Some(9));
+        m.scroll(-2);
+        assert_eq!(m.cursor, Some(7));
+        // New messages do not move a paused view.
+        m.push_message(message(10, "Hay", 4, "seq=10"));
+        assert_eq!(m.cursor_seq(&m.visible()), Some(7));
+        m.scroll(100);
+        assert!(m.following());
+
+        m.find = "needle".into();
+        m.scroll_home();
+        assert!(m.find_next(true));
+        assert_eq!(m.cursor, Some(3));
+        assert!(m.find_next(true));
+        assert_eq!(m.cursor, Some(6));
+        assert!(m.find_next(false));
+        assert_eq!(m.cursor, Some(3));
+        assert!(m.find_next(false));
+        assert_eq!(m.cursor, Some(0));
+        assert!(!m.find_next(false));
+        assert!(m.status.contains("not found"));
+
+        m.toggle_follow();
+        assert!(m.following());
+        m.toggle_follow();
+        assert_eq!(m.cursor, Some(10));
+    }
+
+    #[test]
+    fn a_filtered_out_cursor_lands_on_the_nearest_visible_message() {
+        let mut m = Model::new(false);
+        for i in 0..5 {
+            m.push_message(message(i, if i == 2 { "B" } else { "A" }, 4, ""));
+        }
+        m.cursor = Some(2);
+        m.filter.provider = "a".into();
+        assert_eq!(m.cursor_seq(&m.visible()), Some(1));
+    }
+
+    #[test]
+    fn the_start_form_completes_providers_and_checks_its_fields() {
+        let registered = vec![
+            "MyCompany.Web".to_string(),
+            "MyCompany.Db".to_string(),
+            "Other".to_string(),
+        ];
+        let mut f = StartForm {
+            providers: "Other:5 My".into(),
+            ..StartForm::default()
+        };
+        assert_eq!(f.complete(&registered).len(), 2);
+        assert_eq!(f.providers, "Other:5 MyCompany.");
+        f.providers.push('W');
+        assert_eq!(f.complete(&registered), ["MyCompany.Web"]);
+        assert_eq!(f.providers, "Other:5 MyCompany.Web");
+        assert_eq!(f.provider_specs(), ["Other:5", "MyCompany.Web"]);
+
+        assert!(f.problem().is_some(), "no name");
+        f.name = "live".into();
+        assert_eq!(
+            f.problem().as_deref(),
+            Some("sequential mode needs a log file")
+        );
+        f.log_file = "live.ferret".into();
+        assert_eq!(f.problem(), None);
+        f.next_mode();
+        assert_eq!(f.mode, FileMode::Circular);
+        assert!(f.problem().unwrap().contains("needs a max size"));
+        f.max_size = "lots".into();
+        assert!(f.problem().unwrap().starts_with("max size:"));
+        f.max_size = "1M".into();
+        assert_eq!(f.problem(), None);
+        f.next_mode();
+        f.next_mode();
+        assert_eq!(f.mode, FileMode::NewFile);
+        assert!(f.problem().unwrap().contains("ferret start"));
+    }
+}

@@ -1,0 +1,266 @@
+//! `ferret view` driven as a person drives it: the real binary in a tmux
+//! pane, keys and a right-click sent with send-keys, the screen read back
+//! with capture-pane. A session started from the viewer shows live
+//! messages from `ferret emit` and goes RUNNING to STOPPED when stopped
+//! there; a session started from the CLI cannot be stopped from the viewer,
+//! whose hint names the command that can; Remove keeps the log file.
+
+mod util;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use util::{Env, ferret_bin, wait_until};
+
+/// Long enough for a loaded 2-core machine; a wait ends as soon as its
+/// condition holds.
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// A tmux server of this test's own, on a socket in the test's directory.
+struct Tmux {
+    socket: PathBuf,
+}
+
+impl Tmux {
+    fn cmd(&self, args: &[&str]) -> Output {
+        Command::new("tmux")
+            .arg("-S")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("run tmux")
+    }
+
+    fn ok(&self, args: &[&str]) {
+        let out = self.cmd(args);
+        assert!(
+            out.status.success(),
+            "tmux {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn screen(&self) -> String {
+        String::from_utf8_lossy(&self.cmd(&["capture-pane", "-p", "-t", "view"]).stdout)
+            .into_owned()
+    }
+
+    /// Types text literally (no key names).
+    fn type_text(&self, text: &str) {
+        self.ok(&["send-keys", "-t", "view", "-l", text]);
+    }
+
+    /// Sends keys by tmux's names (Enter, Tab, Down).
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "view"];
+        args.extend_from_slice(keys);
+        self.ok(&args);
+    }
+
+    /// Waits until the screen satisfies `cond`, and returns it.
+    fn wait_screen(&self, what: &str, cond: impl Fn(&str) -> bool) -> String {
+        let deadline = std::time::Instant::now() + LIMIT;
+        loop {
+            let last = self.screen();
+            if cond(&last) {
+                return last;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting for {what}; the screen:\n{last}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The screen row (0-based) of the session table row naming `name`.
+    fn row_of(&self, name: &str) -> u16 {
+        let screen = self.screen();
+        screen
+            .lines()
+            .position(|l| l.starts_with('│') && l.split_whitespace().nth(2) == Some(name))
+            .unwrap_or_else(|| panic!("no row for '{name}':\n{screen}")) as u16
+    }
+
+    /// A right-click at a cell, as an SGR mouse report (what terminals send
+    /// to programs that enabled mouse capture): press then release.
+    fn right_click(&self, x: u16, y: u16) {
+        self.type_text(&format!("\x1b[<2;{};{}M", x + 1, y + 1));
+        self.type_text(&format!("\x1b[<2;{};{}m", x + 1, y + 1));
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.cmd(&["kill-server"]);
+    }
+}
+
+fn session_line<'a>(screen: &'a str, name: &str) -> Option<&'a str> {
+    screen
+        .lines()
+        .find(|l| l.starts_with('│') && l.split_whitespace().nth(2) == Some(name))
+}
+
+fn tmux_available() -> bool {
+    Command::new("tmux")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn the_viewer_stops_what_it_started_and_explains_the_rest() {
+    if !tmux_available() {
+        // CI installs tmux (.ci/run); elsewhere the test says why it did
+        // not run rather than failing on a missing tool.
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must have tmux installed"
+        );
+        eprintln!("skipped: tmux is not installed");
+        return;
+    }
+    let env = Env::new();
+    let cli_log = env.path("cli.ferret");
+    env.start("cli", "E2E.View", &cli_log, &[]);
+
+    let tmux = Tmux {
+        socket: env.path("tmux.sock"),
+    };
+    let view_cmd = format!(
+        "{} --socket {} view",
+        ferret_bin(),
+        env.socket.to_str().expect("socket path")
+    );
+    tmux.ok(&[
+        "-f",
+        "/dev/null",
+        "new-session",
+        "-d",
+        "-s",
+        "view",
+        "-x",
+        "100",
+        "-y",
+        "30",
+        &view_cmd,
+    ]);
+    tmux.wait_screen("the CLI session listed RUNNING", |s| {
+        session_line(s, "cli").is_some_and(|l| l.contains("RUNNING"))
+    });
+
+    // Start a real-time session with a log file from the viewer's form.
+    let mine_log = env.path("mine.ferret");
+    tmux.keys(&["n"]);
+    tmux.wait_screen("the start form", |s| s.contains("Start a trace session"));
+    tmux.type_text("mine");
+    tmux.keys(&["Tab"]);
+    tmux.type_text("E2E.View:5");
+    tmux.keys(&["Tab"]);
+    tmux.type_text(mine_log.to_str().expect("log path"));
+    tmux.keys(&["Enter"]);
+    tmux.wait_screen("the viewer's own session, marked as started here", |s| {
+        session_line(s, "mine").is_some_and(|l| l.contains("RUNNING") && l.contains("yes"))
+    });
+
+    // Its live messages arrive in the message pane.
+    env.emit("E2E.View", 20, &["--level", "warning"]);
+    tmux.wait_screen("live messages from ferret emit", |s| {
+        s.contains("E2E.View/Sample") && s.contains("seq=19")
+    });
+
+    // A right-click on the CLI session's row opens its menu; Stop Trace
+    // there explains and names the command.
+    tmux.right_click(10, tmux.row_of("cli"));
+    tmux.wait_screen("the context menu", |s| s.contains("Stop Trace"));
+    tmux.keys(&["Enter"]);
+    tmux.wait_screen("the hint naming the command", |s| {
+        s.contains("stop it with 'ferret stop cli'")
+    });
+    assert_eq!(env.session("cli").state.name(), "RUNNING");
+
+    // The viewer's own session stops from the viewer, and the State column
+    // follows without a key press.
+    tmux.keys(&["Down", "s"]);
+    tmux.wait_screen("the viewer's session STOPPED", |s| {
+        session_line(s, "mine").is_some_and(|l| l.contains("STOPPED"))
+    });
+
+    // Remove takes the row off the list and leaves the log.
+    tmux.keys(&["r"]);
+    tmux.wait_screen("the row removed", |s| {
+        session_line(s, "mine").is_none() && s.contains("removed 'mine'")
+    });
+    assert!(mine_log.exists(), "remove kept {}", mine_log.display());
+    assert!(log_has_events(&mine_log));
+
+    tmux.keys(&["q"]);
+    wait_until(LIMIT, "the viewer to exit", || {
+        !tmux.cmd(&["has-session", "-t", "view"]).status.success()
+    });
+    // The terminal was handed back: tmux ended the session because the
+    // viewer exited, not because it crashed.
+    assert_eq!(env.session("cli").state.name(), "RUNNING");
+}
+
+fn log_has_events(path: &Path) -> bool {
+    util::decode(path)
+        .events
+        .iter()
+        .any(|e| e.provider == "E2E.View")
+}
+
+#[test]
+fn the_viewer_shows_the_messages_of_log_files() {
+    if !tmux_available() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must have tmux installed"
+        );
+        eprintln!("skipped: tmux is not installed");
+        return;
+    }
+    let env = Env::new();
+    let log = env.path("old.ferret");
+    env.start("old", "E2E.File", &log, &[]);
+    env.emit("E2E.File", 10, &["--level", "error"]);
+    env.ok(&["stop", "old"]);
+
+    let tmux = Tmux {
+        socket: env.path("tmux.sock"),
+    };
+    let view_cmd = format!(
+        "{} --socket {} view {}",
+        ferret_bin(),
+        env.socket.to_str().expect("socket path"),
+        log.to_str().expect("log path")
+    );
+    tmux.ok(&[
+        "-f",
+        "/dev/null",
+        "new-session",
+        "-d",
+        "-s",
+        "view",
+        "-x",
+        "100",
+        "-y",
+        "30",
+        &view_cmd,
+    ]);
+    let screen = tmux.wait_screen("the file's events and its name", |s| {
+        s.contains("old.ferret") && s.contains("E2E.File/Sample") && s.contains("seq=9")
+    });
+    // Files only: no session list.
+    assert!(!screen.contains("Trace Sessions"), "{screen}");
+    assert!(
+        screen.contains("10 messages") || screen.contains("11 messages"),
+        "{screen}"
+    );
+    tmux.keys(&["q"]);
+    wait_until(LIMIT, "the viewer to exit", || {
+        !tmux.cmd(&["has-session", "-t", "view"]).status.success()
+    });
+}
