@@ -153,6 +153,25 @@ pub fn decode_untrusted<'a>(
     payload: &'a [u8],
 ) -> Result<Vec<Value<'a>>, PayloadError> {
     let mut out = Vec::with_capacity(fields.len());
+    decode_each(fields, payload, |v| out.push(v))?;
+    Ok(out)
+}
+
+/// Checks `payload` exactly as [`decode_untrusted`] does, without keeping
+/// the values: for readers that only count events, so that they allocate
+/// nothing per event yet reject the same payloads.
+pub fn check_untrusted(fields: &[FieldMeta], payload: &[u8]) -> Result<(), PayloadError> {
+    decode_each(fields, payload, |_| {})
+}
+
+/// Decodes each field in turn, handing its value to `out`. The one decoder
+/// behind [`decode_untrusted`] and [`check_untrusted`], so that the two
+/// cannot disagree about what is valid.
+fn decode_each<'a>(
+    fields: &[FieldMeta],
+    payload: &'a [u8],
+    mut out: impl FnMut(Value<'a>),
+) -> Result<(), PayloadError> {
     let mut rest = payload;
     for f in fields {
         let truncated = || PayloadError::Truncated(f.name.clone());
@@ -190,12 +209,12 @@ pub fn decode_untrusted<'a>(
             FieldType::Bytes => Value::Bytes(take_variable(&mut rest).ok_or_else(truncated)?),
             FieldType::Guid => Value::Guid(Guid(take(&mut rest).ok_or_else(truncated)?)),
         };
-        out.push(value);
+        out(value);
     }
     if !rest.is_empty() {
         return Err(PayloadError::Trailing(rest.len()));
     }
-    Ok(out)
+    Ok(())
 }
 
 fn take<const N: usize>(rest: &mut &[u8]) -> Option<[u8; N]> {

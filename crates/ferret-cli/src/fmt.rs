@@ -84,6 +84,9 @@ fn decode<R: std::io::Read, W: Write, D: Write>(
     printer.set_source(name);
     if summary {
         decoder.count_per_event(true);
+        // The summary prints no field values, so they are checked but not
+        // kept.
+        decoder.decode_values(false);
         decoder.for_each(|entry| match entry {
             ferret_decode::Entry::Corrupt(_) | ferret_decode::Entry::BadRecord { .. } => {
                 printer.entry(&entry)

@@ -1,5 +1,6 @@
 //! Turning a log file's records into typed events.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
@@ -57,7 +58,8 @@ pub struct Event<'a> {
     pub pid: u32,
     /// Thread id.
     pub tid: u32,
-    /// Field values, in the order of `ty.fields`.
+    /// Field values, in the order of `ty.fields`; empty when the decoder
+    /// was told not to decode them (`decode_values(false)`).
     pub values: Vec<Value<'a>>,
     /// The activity the event belongs to, if it was written inside one.
     pub activity_id: Option<Guid>,
@@ -176,6 +178,166 @@ fn define<K: std::hash::Hash + Eq, V>(table: &mut HashMap<K, V>, key: K, value: 
     }
 }
 
+/// Slots in [`TypeTable`]'s cache of recent lookups: a power of two, more
+/// than the event types a busy buffer interleaves.
+const RECENT_TYPES: usize = 64;
+
+/// The event types by (source, type id). Every event looks its type up, so
+/// a small direct-mapped cache of recent lookups sits in front of the
+/// (SipHash, so collision-resistant against hostile files) map; the map
+/// gives positions in `list`, which never change while a type is kept, so
+/// a cached position stays right until the table is cleared. The cache is
+/// made of cells so that a lookup needs only a shared borrow, which the
+/// event keeps while the per-event counts read the table.
+#[derive(Debug)]
+struct TypeTable {
+    index: HashMap<(u32, u16), usize>,
+    list: Vec<EventType>,
+    /// Recent lookups: key and position in `list`; `usize::MAX` when empty.
+    recent: [Cell<((u32, u16), usize)>; RECENT_TYPES],
+}
+
+/// An empty slot of [`TypeTable::recent`].
+const NO_TYPE: ((u32, u16), usize) = ((0, 0), usize::MAX);
+
+impl TypeTable {
+    fn new() -> TypeTable {
+        TypeTable {
+            index: HashMap::new(),
+            list: Vec::new(),
+            recent: std::array::from_fn(|_| Cell::new(NO_TYPE)),
+        }
+    }
+
+    fn slot(key: (u32, u16)) -> usize {
+        (key.0 as usize).wrapping_mul(31).wrapping_add(usize::from(key.1)) % RECENT_TYPES
+    }
+
+    /// The type with this key, through the cache.
+    fn get(&self, key: (u32, u16)) -> Option<&EventType> {
+        let slot = &self.recent[TypeTable::slot(key)];
+        let (k, at) = slot.get();
+        if k == key && at != usize::MAX {
+            return self.list.get(at);
+        }
+        let at = *self.index.get(&key)?;
+        slot.set((key, at));
+        self.list.get(at)
+    }
+
+    /// The type with this key, without touching the cache.
+    fn peek(&self, key: (u32, u16)) -> Option<&EventType> {
+        self.list.get(*self.index.get(&key)?)
+    }
+
+    /// Keeps a definition, replacing the one with the same key in place;
+    /// a new key is taken only while the table holds fewer than
+    /// [`MAX_METADATA`] types.
+    fn define(&mut self, key: (u32, u16), ty: EventType) {
+        if let Some(&at) = self.index.get(&key) {
+            if let Some(slot) = self.list.get_mut(at) {
+                *slot = ty;
+            }
+        } else if self.list.len() < MAX_METADATA {
+            self.index.insert(key, self.list.len());
+            self.list.push(ty);
+        }
+    }
+
+    fn clear(&mut self) {
+        self.index.clear();
+        self.list.clear();
+        for slot in &self.recent {
+            slot.set(NO_TYPE);
+        }
+    }
+}
+
+/// The processes' command names by pid, kept like [`TypeTable`]'s types:
+/// a name keeps its position in `names` until the table is cleared, so a
+/// buffer's events, which mostly share one process, can remember where its
+/// name is instead of hashing the pid for each event.
+#[derive(Debug, Default)]
+struct ProcessTable {
+    index: HashMap<u32, usize>,
+    names: Vec<String>,
+}
+
+impl ProcessTable {
+    /// Where the name of `pid` is, if the file gave one.
+    fn find(&self, pid: u32) -> Option<usize> {
+        self.index.get(&pid).copied()
+    }
+
+    /// The name at a position [`ProcessTable::find`] gave, or "".
+    fn name(&self, at: Option<usize>) -> &str {
+        at.and_then(|i| self.names.get(i)).map_or("", String::as_str)
+    }
+
+    /// Keeps a name, replacing the one of the same pid in place; a new pid
+    /// is taken only while the table holds fewer than [`MAX_METADATA`].
+    fn define(&mut self, pid: u32, name: String) {
+        if let Some(&at) = self.index.get(&pid) {
+            if let Some(slot) = self.names.get_mut(at) {
+                *slot = name;
+            }
+        } else if self.names.len() < MAX_METADATA {
+            self.index.insert(pid, self.names.len());
+            self.names.push(name);
+        }
+    }
+
+    fn clear(&mut self) {
+        self.index.clear();
+        self.names.clear();
+    }
+}
+
+/// The most (type, count) pairs gathered before they are added to
+/// [`Stats::per_event`]. A buffer seldom holds more distinct types.
+const MAX_PENDING_COUNTS: usize = 16;
+
+/// Adds one event of type `key` to the counts not yet in
+/// [`Stats::per_event`]. Counting there directly would build two Strings
+/// per event for the map's key; counting by type key and adding up once per
+/// buffer costs a comparison or two.
+fn count_event(
+    pending: &mut Vec<((u32, u16), u64)>,
+    key: (u32, u16),
+    types: &TypeTable,
+    stats: &mut Stats,
+) {
+    if let Some((k, n)) = pending.last_mut() {
+        if *k == key {
+            *n += 1;
+            return;
+        }
+    }
+    if let Some((_, n)) = pending.iter_mut().find(|(k, _)| *k == key) {
+        *n += 1;
+        return;
+    }
+    if pending.len() >= MAX_PENDING_COUNTS {
+        flush_counts(pending, types, stats);
+    }
+    pending.push((key, 1));
+}
+
+/// Adds the pending counts to [`Stats::per_event`] under their types'
+/// names. It must run before a type is redefined or the table cleared, so
+/// that counts go to the names they were counted under.
+fn flush_counts(pending: &mut Vec<((u32, u16), u64)>, types: &TypeTable, stats: &mut Stats) {
+    for (key, n) in pending.drain(..) {
+        if let Some(ty) = types.peek(key) {
+            let c = stats
+                .per_event
+                .entry((ty.provider.name.clone(), ty.name.clone()))
+                .or_default();
+            *c = c.saturating_add(n);
+        }
+    }
+}
+
 /// What decoding carries from one buffer to the next: the metadata tables,
 /// the clock and the counts. Files and real-time streams share it, so both
 /// decode buffers the same way.
@@ -183,12 +345,17 @@ fn define<K: std::hash::Hash + Eq, V>(table: &mut HashMap<K, V>, key: K, value: 
 struct DecodeState {
     timebase: Timebase,
     providers: HashMap<(u32, u32), Arc<ProviderInfo>>,
-    types: HashMap<(u32, u16), EventType>,
-    processes: HashMap<u32, String>,
+    types: TypeTable,
+    processes: ProcessTable,
     /// The trailers read so far, added up.
     trailer: Option<Trailer>,
     stats: Stats,
     collect_per_event: bool,
+    /// Per-event counts not yet in `stats.per_event`.
+    pending_counts: Vec<((u32, u16), u64)>,
+    /// Whether events carry their field values; when not, payloads are
+    /// still checked, so the same records count as bad.
+    decode_values: bool,
 }
 
 impl DecodeState {
@@ -196,11 +363,13 @@ impl DecodeState {
         DecodeState {
             timebase: Timebase::new(&header.clock, None),
             providers: HashMap::new(),
-            types: HashMap::new(),
-            processes: HashMap::new(),
+            types: TypeTable::new(),
+            processes: ProcessTable::default(),
             trailer: None,
             stats: Stats::default(),
             collect_per_event: false,
+            pending_counts: Vec::new(),
+            decode_values: true,
         }
     }
 
@@ -227,6 +396,20 @@ impl DecodeState {
         records: &[u8],
         f: &mut impl FnMut(Entry<'_>) -> io::Result<()>,
     ) -> io::Result<()> {
+        let result = self.buffer_records(header, offset, records, f);
+        // The counts are added up even when `f` failed part way, so that
+        // the statistics always cover every event handed out.
+        flush_counts(&mut self.pending_counts, &self.types, &mut self.stats);
+        result
+    }
+
+    fn buffer_records(
+        &mut self,
+        header: &BufferHeader,
+        offset: u64,
+        records: &[u8],
+        f: &mut impl FnMut(Entry<'_>) -> io::Result<()>,
+    ) -> io::Result<()> {
         let DecodeState {
             timebase,
             providers,
@@ -235,6 +418,8 @@ impl DecodeState {
             trailer,
             stats,
             collect_per_event,
+            pending_counts,
+            decode_values,
         } = self;
         stats.buffers += 1;
         if header.kind == buffer_kind::DATA && stats.trailers > 0 {
@@ -245,6 +430,10 @@ impl DecodeState {
         let mut context: Option<ContextMeta> = None;
         let mut ticks = 0u64;
         let mut last_ns = 0u64;
+        // The last pid whose name was looked up, and where the name is.
+        // PROCESS records and trailers forget it, since they change the
+        // table.
+        let mut last_process: Option<(u32, Option<usize>)> = None;
         for rec in Records::new(records) {
             let rec = match rec {
                 Ok(r) => r,
@@ -273,7 +462,8 @@ impl DecodeState {
                         })?;
                         continue;
                     };
-                    let Some(ty) = types.get(&(ctx.source, type_id)) else {
+                    let key = (ctx.source, type_id);
+                    let Some(ty) = types.get(key) else {
                         stats.bad_records += 1;
                         f(Entry::BadRecord {
                             buffer_offset: offset,
@@ -284,7 +474,15 @@ impl DecodeState {
                         })?;
                         continue;
                     };
-                    let values = match payload::decode_untrusted(&ty.fields, payload) {
+                    // Readers that only count events get no values, which
+                    // saves an allocation per event, but the payload is
+                    // checked all the same.
+                    let decoded = if *decode_values {
+                        payload::decode_untrusted(&ty.fields, payload)
+                    } else {
+                        payload::check_untrusted(&ty.fields, payload).map(|()| Vec::new())
+                    };
+                    let values = match decoded {
                         Ok(v) => v,
                         Err(e) => {
                             stats.bad_records += 1;
@@ -301,12 +499,17 @@ impl DecodeState {
                     stats.first_ns = Some(stats.first_ns.map_or(ns, |v| v.min(ns)));
                     stats.last_ns = Some(stats.last_ns.map_or(ns, |v| v.max(ns)));
                     if *collect_per_event {
-                        *stats
-                            .per_event
-                            .entry((ty.provider.name.clone(), ty.name.clone()))
-                            .or_default() += 1;
+                        count_event(pending_counts, key, types, stats);
                     }
-                    let process = processes.get(&ctx.pid).map_or("", String::as_str);
+                    let at = match last_process {
+                        Some((pid, at)) if pid == ctx.pid => at,
+                        _ => {
+                            let at = processes.find(ctx.pid);
+                            last_process = Some((ctx.pid, at));
+                            at
+                        }
+                    };
+                    let process = processes.name(at);
                     f(Entry::Event(Event {
                         timestamp_ns: ns,
                         ty,
@@ -345,8 +548,9 @@ impl DecodeState {
                                 pid: 0,
                             })
                         });
-                    define(
-                        types,
+                    // Counts so far go to the names they were counted under.
+                    flush_counts(pending_counts, types, stats);
+                    types.define(
                         (t.source, t.type_id),
                         EventType {
                             name: t.name,
@@ -359,10 +563,13 @@ impl DecodeState {
                         },
                     );
                 }
-                Record::Process(p) => define(processes, p.pid, p.name),
+                Record::Process(p) => {
+                    last_process = None;
+                    processes.define(p.pid, p.name);
+                }
                 Record::ProcessEnd(end) => {
                     stats.process_ends += 1;
-                    let process = processes.get(&end.pid).map_or("", String::as_str);
+                    let process = processes.name(processes.find(end.pid));
                     f(Entry::ProcessEnd {
                         timestamp_ns: timebase.unix_ns(end.ticks),
                         pid: end.pid,
@@ -396,9 +603,11 @@ impl DecodeState {
                     // definitions makes an event that lacks its own show
                     // up as undescribed instead of decoding under the
                     // wrong names and fields.
+                    flush_counts(pending_counts, types, stats);
                     providers.clear();
                     types.clear();
                     processes.clear();
+                    last_process = None;
                     f(Entry::Trailer(t))?;
                 }
                 // THREAD records live in rings only; a file never needs one.
@@ -518,6 +727,14 @@ impl<R: Read> FileDecoder<R> {
         self.state.collect_per_event = on;
     }
 
+    /// Whether events carry their field values (the default). A reader
+    /// that only counts events turns this off: [`Event::values`] is then
+    /// empty, payloads are still checked, and nothing is allocated per
+    /// event.
+    pub fn decode_values(&mut self, on: bool) {
+        self.state.decode_values = on;
+    }
+
     /// The file header.
     pub fn header(&self) -> &FileHeader {
         self.reader.header()
@@ -595,6 +812,12 @@ impl StreamDecoder {
     /// Also counts events per provider and name (for summaries).
     pub fn count_per_event(&mut self, on: bool) {
         self.state.collect_per_event = on;
+    }
+
+    /// Whether events carry their field values (the default); see
+    /// [`FileDecoder::decode_values`].
+    pub fn decode_values(&mut self, on: bool) {
+        self.state.decode_values = on;
     }
 
     /// Counts so far.

@@ -61,11 +61,10 @@ pub fn level_name(level: u8) -> &'static str {
     }
 }
 
-/// The word text output adds after the level for an event with a non-zero
-/// opcode: ETW's names for the standard opcodes, else `opcode=N`.
-fn opcode_text(opcode: u8) -> Option<String> {
-    let name = match opcode {
-        0 => return None,
+/// ETW's names for the standard opcodes; `None` for 0 (no word) and for
+/// opcodes without a name, which text output shows as `opcode=N`.
+fn opcode_name(opcode: u8) -> Option<&'static str> {
+    Some(match opcode {
         1 => "start",
         2 => "stop",
         3 => "dc_start",
@@ -76,46 +75,159 @@ fn opcode_text(opcode: u8) -> Option<String> {
         8 => "suspend",
         9 => "send",
         240 => "receive",
-        n => return Some(format!("opcode={n}")),
-    };
-    Some(name.to_string())
+        _ => return None,
+    })
 }
 
-fn write_value_text(out: &mut String, v: &Value<'_>) {
-    let _ = match v {
-        Value::U8(x) => write!(out, "{x}"),
-        Value::I8(x) => write!(out, "{x}"),
-        Value::U16(x) => write!(out, "{x}"),
-        Value::I16(x) => write!(out, "{x}"),
-        Value::U32(x) => write!(out, "{x}"),
-        Value::I32(x) => write!(out, "{x}"),
-        Value::U64(x) => write!(out, "{x}"),
-        Value::I64(x) => write!(out, "{x}"),
-        Value::F64(x) => write!(out, "{x}"),
-        Value::Bool(x) => write!(out, "{x}"),
-        Value::Str(s) => write!(out, "{s:?}"),
-        Value::Bytes(b) => {
-            out.push_str("0x");
-            for byte in *b {
-                let _ = write!(out, "{byte:02x}");
-            }
-            Ok(())
+/// The two-digit numbers 00 to 99, for writing decimals two digits a step.
+const PAIRS: &[u8; 200] = b"\
+0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
+
+/// Appends the decimal digits of `n`. Text output writes millions of
+/// numbers, and going through `core::fmt` for each costs several times more
+/// than this loop, which writes two digits a step from the end.
+fn push_u64(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    while n >= 100 {
+        let pair = (n % 100) as usize * 2;
+        n /= 100;
+        at -= 2;
+        digits[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+    }
+    if n >= 10 {
+        let pair = n as usize * 2;
+        at -= 2;
+        digits[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+    } else {
+        at -= 1;
+        digits[at] = b'0' + n as u8;
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
+/// Appends the decimal form of `n`, with a minus sign when negative.
+/// `unsigned_abs` keeps `i64::MIN` exact.
+fn push_i64(out: &mut Vec<u8>, n: i64) {
+    if n < 0 {
+        out.push(b'-');
+    }
+    push_u64(out, n.unsigned_abs());
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Appends `s` exactly as `{s:?}` writes it. Strings of printable ASCII
+/// other than `"` and `\` are written verbatim between quotes by `Debug`,
+/// so only those take the fast path; anything else goes through `Debug`
+/// itself, which keeps its escaping rules the single source of truth.
+fn push_debug_str(out: &mut Vec<u8>, s: &str) {
+    if s
+        .bytes()
+        .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+    {
+        out.reserve(s.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        // Writing into a Vec cannot fail.
+        let _ = write!(out, "{s:?}");
+    }
+}
+
+/// Appends one field value as text output shows it.
+fn push_value_text(out: &mut Vec<u8>, v: &Value<'_>) {
+    match *v {
+        Value::U8(x) => push_u64(out, x.into()),
+        Value::I8(x) => push_i64(out, x.into()),
+        Value::U16(x) => push_u64(out, x.into()),
+        Value::I16(x) => push_i64(out, x.into()),
+        Value::U32(x) => push_u64(out, x.into()),
+        Value::I32(x) => push_i64(out, x.into()),
+        Value::U64(x) => push_u64(out, x),
+        Value::I64(x) => push_i64(out, x),
+        // Floats keep `Display`'s shortest round-trip form, which a
+        // hand-written formatter would be unlikely to match exactly.
+        Value::F64(x) => {
+            let _ = write!(out, "{x}");
         }
-        Value::Guid(g) => write!(out, "{g}"),
-    };
+        Value::Bool(x) => out.extend_from_slice(if x { b"true" } else { b"false" }),
+        Value::Str(s) => push_debug_str(out, s),
+        Value::Bytes(b) => {
+            out.reserve(2 + 2 * b.len());
+            out.extend_from_slice(b"0x");
+            for &byte in b {
+                out.push(HEX[usize::from(byte >> 4)]);
+                out.push(HEX[usize::from(byte & 15)]);
+            }
+        }
+        Value::Guid(g) => {
+            let _ = write!(out, "{g}");
+        }
+    }
+}
+
+/// Appends the fields as `name=value` pairs separated by spaces.
+fn push_fields_text(out: &mut Vec<u8>, e: &Event<'_>) {
+    for (i, (f, v)) in e.ty.fields.iter().zip(&e.values).enumerate() {
+        if i > 0 {
+            out.push(b' ');
+        }
+        out.extend_from_slice(f.name.as_bytes());
+        out.push(b'=');
+        push_value_text(out, v);
+    }
+}
+
+/// Appends what text output prints after the level (see [`details_text`]).
+fn push_details(out: &mut Vec<u8>, e: &Event<'_>) {
+    let start = out.len();
+    let opcode = e.ty.opcode;
+    if opcode != 0 {
+        match opcode_name(opcode) {
+            Some(name) => out.extend_from_slice(name.as_bytes()),
+            None => {
+                out.extend_from_slice(b"opcode=");
+                push_u64(out, opcode.into());
+            }
+        }
+    }
+    if let Some(a) = e.activity_id {
+        if out.len() > start {
+            out.push(b' ');
+        }
+        let _ = write!(out, "activity={a}");
+    }
+    if let Some(r) = e.related_activity_id {
+        if out.len() > start {
+            out.push(b' ');
+        }
+        let _ = write!(out, "related={r}");
+    }
+    // Fields print nothing when there are none, and then no space either.
+    if !e.ty.fields.is_empty() && !e.values.is_empty() {
+        if out.len() > start {
+            out.push(b' ');
+        }
+        push_fields_text(out, e);
+    }
+}
+
+/// Text that was appended to a byte buffer by the functions above, which
+/// write only UTF-8.
+fn into_string(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 fn fields_text(e: &Event<'_>) -> String {
-    let mut s = String::new();
-    for (i, (f, v)) in e.ty.fields.iter().zip(&e.values).enumerate() {
-        if i > 0 {
-            s.push(' ');
-        }
-        s.push_str(&f.name);
-        s.push('=');
-        write_value_text(&mut s, v);
-    }
-    s
+    let mut s = Vec::new();
+    push_fields_text(&mut s, e);
+    into_string(s)
 }
 
 /// What text output prints after the level: the opcode's name when it is
@@ -123,21 +235,49 @@ fn fields_text(e: &Event<'_>) -> String {
 /// fields. Empty parts leave no extra space. Public so that other views
 /// of events (the terminal viewer) show them exactly as text output does.
 pub fn details_text(e: &Event<'_>) -> String {
-    let mut parts = Vec::with_capacity(4);
-    if let Some(op) = opcode_text(e.ty.opcode) {
-        parts.push(op);
+    let mut s = Vec::new();
+    push_details(&mut s, e);
+    into_string(s)
+}
+
+/// Text output's timestamps with the part up to the seconds remembered:
+/// events come in time order, so consecutive lines nearly always share it,
+/// and only the nanoseconds need formatting.
+#[derive(Debug, Default)]
+struct TimestampCache {
+    /// The whole seconds `prefix` is for, when it is not empty.
+    secs: u64,
+    /// `2026-11-23T08:15:02.` for `secs`.
+    prefix: Vec<u8>,
+}
+
+impl TimestampCache {
+    /// Appends `unix_ns` exactly as [`format_timestamp`] writes it.
+    fn push(&mut self, out: &mut Vec<u8>, unix_ns: u64) {
+        let secs = unix_ns / 1_000_000_000;
+        if self.prefix.is_empty() || secs != self.secs {
+            self.prefix.clear();
+            let full = format_timestamp(secs * 1_000_000_000);
+            // Everything before the nine digits of nanoseconds and the `Z`.
+            let keep = full.len() - 10;
+            self.prefix.extend_from_slice(&full.as_bytes()[..keep]);
+            self.secs = secs;
+        }
+        out.extend_from_slice(&self.prefix);
+        // Nine digits, zero-padded: four pairs from the end, then one.
+        let mut nanos = (unix_ns % 1_000_000_000) as usize;
+        let mut digits = [b'0'; 9];
+        let mut at = digits.len();
+        for _ in 0..4 {
+            let pair = nanos % 100 * 2;
+            nanos /= 100;
+            at -= 2;
+            digits[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+        }
+        digits[0] = b'0' + nanos as u8;
+        out.extend_from_slice(&digits);
+        out.push(b'Z');
     }
-    if let Some(a) = e.activity_id {
-        parts.push(format!("activity={a}"));
-    }
-    if let Some(r) = e.related_activity_id {
-        parts.push(format!("related={r}"));
-    }
-    let fields = fields_text(e);
-    if !fields.is_empty() {
-        parts.push(fields);
-    }
-    parts.join(" ")
 }
 
 fn value_json(v: &Value<'_>) -> serde_json::Value {
@@ -184,6 +324,11 @@ pub struct Printer<W, D> {
     program: String,
     source: String,
     wrote_header: bool,
+    /// The text line being built, kept between events so that printing one
+    /// allocates nothing.
+    line: Vec<u8>,
+    /// Text output's timestamp prefix.
+    clock: TimestampCache,
 }
 
 impl<W: Write, D: Write> Printer<W, D> {
@@ -196,6 +341,8 @@ impl<W: Write, D: Write> Printer<W, D> {
             program: "ferret fmt".to_string(),
             source: source.to_string(),
             wrote_header: false,
+            line: Vec::with_capacity(256),
+            clock: TimestampCache::default(),
         }
     }
 
@@ -251,17 +398,28 @@ impl<W: Write, D: Write> Printer<W, D> {
     fn event(&mut self, e: &Event<'_>) -> io::Result<()> {
         let ty = e.ty;
         match self.format {
-            OutputFormat::Text => writeln!(
-                self.out,
-                "{} {}.{} {}/{} {} {}",
-                format_timestamp(e.timestamp_ns),
-                e.pid,
-                e.tid,
-                ty.provider.name,
-                ty.name,
-                level_name(ty.level),
-                details_text(e)
-            ),
+            // The line is built in a reused buffer and written at once:
+            // `time pid.tid provider/event level details`, where the space
+            // before the details is there even when they are empty.
+            OutputFormat::Text => {
+                let line = &mut self.line;
+                line.clear();
+                self.clock.push(line, e.timestamp_ns);
+                line.push(b' ');
+                push_u64(line, e.pid.into());
+                line.push(b'.');
+                push_u64(line, e.tid.into());
+                line.push(b' ');
+                line.extend_from_slice(ty.provider.name.as_bytes());
+                line.push(b'/');
+                line.extend_from_slice(ty.name.as_bytes());
+                line.push(b' ');
+                line.extend_from_slice(level_name(ty.level).as_bytes());
+                line.push(b' ');
+                push_details(line, e);
+                line.push(b'\n');
+                self.out.write_all(line)
+            }
             OutputFormat::Json => {
                 let mut fields = serde_json::Map::new();
                 for (f, v) in ty.fields.iter().zip(&e.values) {
@@ -404,6 +562,103 @@ mod tests {
             format_timestamp(951_782_400_000_000_001),
             "2000-02-29T00:00:00.000000001Z"
         );
+    }
+
+    /// The cached prefix must give what `format_timestamp` gives, also
+    /// across second, minute, day and year boundaries and going backwards
+    /// (events from several threads are not strictly ordered).
+    #[test]
+    fn cached_timestamps_match_format_timestamp() {
+        let mut cache = TimestampCache::default();
+        let end_of_2026 = 1_798_761_599_999_999_999u64;
+        let times = [
+            0,
+            999_999_999,
+            1_000_000_000,
+            1_795_426_502_123_456_789,
+            1_795_426_502_999_999_999,
+            1_795_426_503_000_000_000,
+            1_795_426_502_000_000_001,
+            1_795_426_502_000_000_010,
+            1_795_426_502_100_000_000,
+            1_795_426_502_012_345_678,
+            end_of_2026,
+            end_of_2026 + 1,
+            951_782_400_000_000_001,
+            u64::MAX,
+        ];
+        for t in times {
+            let mut out = Vec::new();
+            cache.push(&mut out, t);
+            assert_eq!(String::from_utf8(out).unwrap(), format_timestamp(t), "{t}");
+        }
+    }
+
+    /// Every value type prints as its `Display` form (strings: `Debug`,
+    /// bytes: `0x` and lowercase hex), as text output always has.
+    #[test]
+    fn values_print_as_their_std_forms() {
+        let g = ferret_abi::Guid([
+            0x10, 0x32, 0x54, 0x76, 0x98, 0xba, 0xdc, 0x4e, 0x80, 0x01, 0x02, 0x03, 0x04, 0x05,
+            0x06, 0xff,
+        ]);
+        let cases: Vec<(Value<'_>, String)> = vec![
+            (Value::U8(0), "0".into()),
+            (Value::U8(u8::MAX), u8::MAX.to_string()),
+            (Value::I8(i8::MIN), i8::MIN.to_string()),
+            (Value::I8(-1), "-1".into()),
+            (Value::U16(u16::MAX), u16::MAX.to_string()),
+            (Value::I16(i16::MIN), i16::MIN.to_string()),
+            (Value::U32(u32::MAX), u32::MAX.to_string()),
+            (Value::I32(i32::MIN), i32::MIN.to_string()),
+            (Value::U64(u64::MAX), u64::MAX.to_string()),
+            (Value::U64(10), "10".into()),
+            (Value::I64(i64::MIN), i64::MIN.to_string()),
+            (Value::I64(i64::MAX), i64::MAX.to_string()),
+            (Value::F64(1.5), format!("{}", 1.5f64)),
+            (Value::F64(f64::NAN), format!("{}", f64::NAN)),
+            (Value::F64(-0.0), format!("{}", -0.0f64)),
+            (Value::Bool(true), "true".into()),
+            (Value::Bool(false), "false".into()),
+            (Value::Str(""), "\"\"".into()),
+            (Value::Str("plain text ~!"), format!("{:?}", "plain text ~!")),
+            (Value::Str("q\"b\\"), format!("{:?}", "q\"b\\")),
+            (Value::Str("tab\tnl\n\u{7f}\u{0}"), format!("{:?}", "tab\tnl\n\u{7f}\u{0}")),
+            (Value::Str("héllo \u{301}✓"), format!("{:?}", "héllo \u{301}✓")),
+            (Value::Bytes(&[]), "0x".into()),
+            (Value::Bytes(&[0, 0x0f, 0xa0, 0xff]), "0x000fa0ff".into()),
+            (Value::Guid(g), g.to_string()),
+        ];
+        for (v, want) in cases {
+            let mut out = Vec::new();
+            push_value_text(&mut out, &v);
+            assert_eq!(String::from_utf8(out).unwrap(), want, "{v:?}");
+        }
+    }
+
+    #[test]
+    fn integers_print_in_decimal() {
+        for n in [
+            0u64,
+            1,
+            9,
+            10,
+            11,
+            99,
+            100,
+            101,
+            999,
+            1000,
+            12_345,
+            99_999,
+            1 << 32,
+            u64::MAX - 1,
+            u64::MAX,
+        ] {
+            let mut out = Vec::new();
+            push_u64(&mut out, n);
+            assert_eq!(String::from_utf8(out).unwrap(), n.to_string());
+        }
     }
 
     #[test]
