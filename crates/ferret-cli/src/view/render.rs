@@ -313,6 +313,11 @@ fn messages(f: &mut Frame<'_>, m: &Model, area: Rect) {
         m.messages.len(),
         m.messages.missed
     );
+    // Messages dropped to keep the store bounded are said, so that a gap
+    // at the top of a long-running session is not taken for silence.
+    if m.messages.evicted > 0 {
+        title.push_str(&format!("| dropped {} ", m.messages.evicted));
+    }
     if !m.filter.is_empty() {
         title.push_str(&format!("| filter {} ", m.filter.describe()));
     }
