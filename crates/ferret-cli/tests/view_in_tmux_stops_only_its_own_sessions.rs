@@ -5,7 +5,8 @@
 //! there; a session started from the CLI cannot be stopped from the viewer,
 //! whose hint names the command that can; Remove keeps the log file. Flush
 //! and Query work on any session, and a viewer that falls behind a flood
-//! says how many events it missed.
+//! says how many events it missed. Each session shown keeps receiving
+//! while another row is selected.
 
 mod util;
 
@@ -406,4 +407,82 @@ fn the_viewer_flushes_queries_and_counts_what_it_missed() {
         !tmux.cmd(&["has-session", "-t", "view"]).status.success()
     });
     assert_eq!(env.session("flood").state.name(), "RUNNING");
+}
+
+#[test]
+fn a_session_switched_away_from_keeps_receiving_its_messages() {
+    if !tmux_available() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must have tmux installed"
+        );
+        eprintln!("skipped: tmux is not installed");
+        return;
+    }
+    let env = Env::new();
+    env.start("one", "E2E.One", &env.path("one.ferret"), &["--realtime"]);
+    env.start("two", "E2E.Two", &env.path("two.ferret"), &["--realtime"]);
+
+    let tmux = Tmux {
+        socket: env.path("tmux.sock"),
+    };
+    let view_cmd = format!(
+        "{} --socket {} view",
+        ferret_bin(),
+        env.socket.to_str().expect("socket path")
+    );
+    tmux.ok(&[
+        "-f",
+        "/dev/null",
+        "new-session",
+        "-d",
+        "-s",
+        "view",
+        "-x",
+        "100",
+        "-y",
+        "30",
+        &view_cmd,
+    ]);
+    tmux.wait_screen("both sessions listed", |s| {
+        session_line(s, "one").is_some() && session_line(s, "two").is_some()
+    });
+    // The first row is shown at once.
+    wait_until(LIMIT, "the viewer to attach to 'one'", || {
+        env.session("one").consumers == 1
+    });
+    env.emit("E2E.One", 3, &[]);
+    tmux.wait_screen("one's first messages", |s| {
+        s.contains("live: one") && s.contains("E2E.One/Sample") && s.contains("seq=2")
+    });
+
+    // Showing 'two' keeps 'one' streamed: both have a consumer.
+    tmux.keys(&["Down"]);
+    wait_until(LIMIT, "the viewer to attach to 'two'", || {
+        env.session("two").consumers == 1
+    });
+    assert_eq!(env.session("one").consumers, 1);
+    tmux.wait_screen("two's empty pane", |s| {
+        s.contains("live: two") && !s.contains("E2E.One/Sample")
+    });
+    // Seven more for 'one' while 'two' is shown: seq=6 exists only in
+    // this second run, so seeing it proves the stream went on.
+    env.emit("E2E.One", 7, &[]);
+    env.emit("E2E.Two", 2, &[]);
+    tmux.wait_screen("two's messages", |s| {
+        s.contains("E2E.Two/Sample") && s.contains("seq=1")
+    });
+    wait_until(LIMIT, "one's buffers to be sent", || {
+        env.session("one").counters.events == 10
+    });
+
+    tmux.keys(&["Up"]);
+    tmux.wait_screen("one's messages from before and while away", |s| {
+        s.contains("live: one") && s.contains("seq=6") && s.matches("E2E.One/Sample").count() == 10
+    });
+
+    tmux.keys(&["q"]);
+    wait_until(LIMIT, "the viewer to exit", || {
+        !tmux.cmd(&["has-session", "-t", "view"]).status.success()
+    });
 }
