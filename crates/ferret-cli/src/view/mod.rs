@@ -382,11 +382,19 @@ impl App {
         let key = SessionKey::of(&info);
         self.tailing = Some(key.clone());
         self.file_source = None;
-        for gone in self
-            .model
-            .show_session(key.clone(), format!("live: {}", info.name))
-        {
-            self.close_stream_of(&gone);
+        let streamable = info.realtime && info.state == ferret_abi::proto::SessionState::Running;
+        // A session with no live messages and none kept gets no store of
+        // its own, so that looking at it does not push a live session's
+        // messages out of the cap.
+        if !streamable && !self.model.has_store(&key) {
+            self.model.set_source(format!("live: {}", info.name));
+        } else {
+            for gone in self
+                .model
+                .show_session(key.clone(), format!("live: {}", info.name))
+            {
+                self.close_stream_of(&gone);
+            }
         }
         // A session switched away from kept its stream: its messages went
         // on into its store, so there is nothing to start.

@@ -853,9 +853,6 @@ impl Model {
     }
 
     /// Whether the session's messages are kept, shown or not.
-    // Only the tests ask; the viewer learns of dropped stores from
-    // `show_session`.
-    #[cfg(test)]
     pub fn has_store(&self, key: &SessionKey) -> bool {
         self.shown.as_ref() == Some(key) || self.parked.contains_key(key)
     }
