@@ -413,7 +413,30 @@ pub struct Tail {
     ended: bool,
 }
 
+/// Ends a [`Tail`] from another thread: a consumer blocked waiting for a
+/// quiet session's next buffer wakes with an error instead of holding the
+/// connection until that buffer comes.
+#[derive(Debug)]
+pub struct TailCloser {
+    conn: Conn,
+}
+
+impl TailCloser {
+    /// Shuts the consumer's connection down; its `next` then fails.
+    pub fn close(&self) {
+        // A socket already shut down or closed by the daemon needs nothing.
+        let _ = self.conn.shutdown();
+    }
+}
+
 impl Tail {
+    /// A handle that can end this consumer from another thread.
+    pub fn closer(&self) -> io::Result<TailCloser> {
+        Ok(TailCloser {
+            conn: self.conn.try_clone()?,
+        })
+    }
+
     /// Waits for the next buffer or the end; `None` after the end.
     // A blocking receive that can fail, not an iterator step.
     #[allow(clippy::should_implement_trait)]

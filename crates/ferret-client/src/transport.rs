@@ -83,6 +83,13 @@ impl Conn {
         Ok(Conn::from_fd(fd))
     }
 
+    /// Shuts the socket down both ways, so that a `recv` blocked on it in
+    /// another thread, on this handle or a clone, returns at once.
+    pub fn shutdown(&self) -> io::Result<()> {
+        rustix::net::shutdown(&self.fd, rustix::net::Shutdown::Both)?;
+        Ok(())
+    }
+
     /// Limits how long `recv` and `send` block; `None` blocks forever.
     pub fn set_timeouts(&self, recv: Option<Duration>, send: Option<Duration>) -> io::Result<()> {
         use rustix::net::sockopt::{Timeout, set_socket_timeout};
@@ -181,5 +188,31 @@ impl Conn {
 impl AsFd for Conn {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shutting_a_clone_down_wakes_a_blocked_receive() {
+        let (a, _b) = rustix::net::socketpair(
+            AddressFamily::UNIX,
+            SocketType::SEQPACKET,
+            SocketFlags::CLOEXEC,
+            None,
+        )
+        .expect("socketpair");
+        let mut conn = Conn::from_fd(a);
+        let other = conn.try_clone().expect("clone");
+        // The peer stays open and silent, so only the shutdown can end the
+        // receive, whether it comes before the receive blocks or after.
+        let waiter = std::thread::spawn(move || conn.recv_bytes().map(|_| ()));
+        other.shutdown().expect("shutdown");
+        assert!(matches!(
+            waiter.join().expect("no panic"),
+            Err(TransportError::Closed)
+        ));
     }
 }

@@ -81,6 +81,7 @@ pub fn key(m: &mut Model, k: KeyEvent) -> Outcome {
             m.overlay = Overlay::Prompt(Prompt::FilterText, m.filter.text.clone())
         }
         KeyCode::Char('l') => m.cycle_level(),
+        KeyCode::Char('h') => m.overlay = Overlay::Prompt(Prompt::Highlight, String::new()),
         KeyCode::Char('c') => m.filter = Default::default(),
         KeyCode::Home => m.scroll_home(),
         KeyCode::End => m.cursor = None,
@@ -168,6 +169,16 @@ fn prompt_key(m: &mut Model, p: Prompt, mut text: String, k: KeyEvent) -> Outcom
             match p {
                 Prompt::FilterProvider => m.filter.provider = text,
                 Prompt::FilterText => m.filter.text = text,
+                Prompt::Highlight => {
+                    m.status = match m.add_highlight(&text) {
+                        Ok(()) if m.highlights.is_empty() => "no highlight rules".into(),
+                        Ok(()) => {
+                            let rules: Vec<_> = m.highlights.iter().map(|h| h.describe()).collect();
+                            format!("highlighting {}", rules.join(", "))
+                        }
+                        Err(e) => e,
+                    };
+                }
                 Prompt::Find => {
                     m.find = text;
                     m.focus = Focus::Messages;
@@ -374,5 +385,25 @@ mod tests {
         assert_eq!(m.visible(), [3]);
         press(&mut m, KeyCode::Char('c'));
         assert_eq!(m.visible().len(), 4);
+    }
+
+    #[test]
+    fn the_highlight_prompt_adds_rules_and_says_what_is_wrong() {
+        let mut m = Model::new(false);
+        let typed = |m: &mut Model, text: &str| {
+            press(m, KeyCode::Char('h'));
+            for c in text.chars() {
+                press(m, KeyCode::Char(c));
+            }
+            press(m, KeyCode::Enter);
+        };
+        typed(&mut m, "timeout=red");
+        assert_eq!(m.status, "highlighting timeout=red");
+        typed(&mut m, "timeout=plaid");
+        assert!(m.status.starts_with("no colour 'plaid'"), "{}", m.status);
+        assert_eq!(m.highlights.len(), 1);
+        typed(&mut m, "");
+        assert!(m.highlights.is_empty());
+        assert_eq!(m.status, "no highlight rules");
     }
 }

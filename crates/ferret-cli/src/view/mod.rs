@@ -5,22 +5,22 @@
 //! - `model`: the state, with no terminal and no sockets, tested alone.
 //! - `render`: drawing it with ratatui, snapshot-tested on TestBackend.
 //! - `input`: keys and mouse events to model changes and effects.
-//! - this file: the I/O. Threads read the watch feed, the selected
-//!   session's real-time stream and log files, and send what they get over
-//!   one channel to the main thread, which alone owns the model, the
-//!   control connection and the terminal.
+//! - this file: the I/O. Threads read the watch feed, the real-time
+//!   streams of the sessions whose messages are kept and log files, and
+//!   send what they get over one channel to the main thread, which alone
+//!   owns the model, the control connection and the terminal.
 
 pub mod input;
 pub mod model;
 pub mod render;
 
+use std::collections::HashMap;
 use std::io::{self, Stdout};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
@@ -31,7 +31,7 @@ use crossterm::terminal::{
     EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
 };
 use ferret_abi::proto::{ChangeKind, FileMode, SessionInfo, SessionRef, StartRequest};
-use ferret_client::{Client, TailItem};
+use ferret_client::{Client, TailCloser, TailItem};
 use ferret_decode::{Entry, FileDecoder, StreamDecoder, details_text};
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
@@ -52,16 +52,16 @@ enum Input {
     Term(Event),
     Change(ChangeKind, Box<SessionInfo>),
     WatchEnded(String),
-    /// Messages of the source numbered `generation`, with the source's
+    /// Messages of the source numbered `source`, with the source's
     /// running total of missed events.
     Messages {
-        generation: u64,
+        source: u64,
         batch: Vec<Message>,
         missed: u64,
     },
     /// A source ended; the text says how.
     SourceEnded {
-        generation: u64,
+        source: u64,
         text: String,
     },
 }
@@ -134,8 +134,8 @@ fn note(text: String) -> Message {
 /// large file does not cost one channel message per event.
 const BATCH: usize = 4096;
 
-/// Decodes log files in a thread, sending their messages as `generation`.
-fn spawn_files(files: Vec<PathBuf>, generation: u64, tx: Sender<Input>) {
+/// Decodes log files in a thread, sending their messages as `source`.
+fn spawn_files(files: Vec<PathBuf>, source: u64, tx: Sender<Input>) {
     std::thread::spawn(move || {
         let mut text = String::new();
         for path in &files {
@@ -152,7 +152,7 @@ fn spawn_files(files: Vec<PathBuf>, generation: u64, tx: Sender<Input>) {
                     if batch.len() >= BATCH {
                         let b = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
                         tx.send(Input::Messages {
-                            generation,
+                            source,
                             batch: b,
                             missed: 0,
                         })
@@ -161,7 +161,7 @@ fn spawn_files(files: Vec<PathBuf>, generation: u64, tx: Sender<Input>) {
                     Ok(())
                 })?;
                 let _ = tx.send(Input::Messages {
-                    generation,
+                    source,
                     batch,
                     missed: 0,
                 });
@@ -173,33 +173,60 @@ fn spawn_files(files: Vec<PathBuf>, generation: u64, tx: Sender<Input>) {
             }
         }
         let _ = tx.send(Input::SourceEnded {
-            generation,
+            source,
             text: text.trim_end().to_string(),
         });
     });
 }
 
-/// Follows a real-time session in a thread until it ends or the viewer
-/// moves to another source (`current` no longer equals `generation`).
+/// How the main thread ends a stream's thread: the flag stops one that
+/// has not connected yet, the closer wakes one waiting on a quiet session.
+#[derive(Default)]
+struct StreamEnd {
+    closed: bool,
+    closer: Option<TailCloser>,
+}
+
+/// A real-time stream the viewer keeps for one session.
+struct Stream {
+    key: SessionKey,
+    end: Arc<Mutex<StreamEnd>>,
+}
+
+impl Stream {
+    /// Ends the stream now, even while its thread waits for a buffer.
+    fn close(&self) {
+        let mut end = self.end.lock().unwrap_or_else(|p| p.into_inner());
+        end.closed = true;
+        if let Some(c) = &end.closer {
+            c.close();
+        }
+    }
+}
+
+/// Follows a real-time session in a thread until it ends or the main
+/// thread closes it (see [`Stream::close`]).
 fn spawn_tail(
     socket: PathBuf,
     name: String,
-    generation: u64,
-    current: Arc<AtomicU64>,
+    source: u64,
+    end: Arc<Mutex<StreamEnd>>,
     tx: Sender<Input>,
 ) {
     std::thread::spawn(move || {
         let result = (|| -> Result<String> {
             let client = daemon::connect(&socket)?;
             let mut tail = client.tail(&SessionRef::Name(name.clone()))?;
+            {
+                let mut end = end.lock().unwrap_or_else(|p| p.into_inner());
+                if end.closed {
+                    return Ok(String::new());
+                }
+                end.closer = Some(tail.closer()?);
+            }
             let mut dec = StreamDecoder::from_header_bytes(&tail.header)
                 .with_context(|| format!("bad stream header for '{name}'"))?;
             loop {
-                // Checked after each item: a quiet session keeps this thread
-                // until its next buffer or its end, which costs nothing.
-                if current.load(Ordering::Relaxed) != generation {
-                    return Ok(String::new());
-                }
                 match tail.next()? {
                     Some(TailItem::Data {
                         buffer,
@@ -213,7 +240,7 @@ fn spawn_tail(
                         })?;
                         if tx
                             .send(Input::Messages {
-                                generation,
+                                source,
                                 batch,
                                 missed: missed_events,
                             })
@@ -228,7 +255,7 @@ fn spawn_tail(
                         ..
                     }) => {
                         let _ = tx.send(Input::Messages {
-                            generation,
+                            source,
                             batch: Vec::new(),
                             missed: missed_events,
                         });
@@ -243,7 +270,7 @@ fn spawn_tail(
             }
         })();
         let text = result.unwrap_or_else(|e| format!("live messages of '{name}': {e:#}"));
-        let _ = tx.send(Input::SourceEnded { generation, text });
+        let _ = tx.send(Input::SourceEnded { source, text });
     });
 }
 
@@ -292,9 +319,14 @@ struct App {
     model: Model,
     control: Option<Client>,
     tx: Sender<Input>,
-    /// The number of the message source now shown; readers of older ones
-    /// stop and their messages are dropped.
-    generation: Arc<AtomicU64>,
+    /// The number the next message source gets.
+    next_source: u64,
+    /// Live streams by source number, one per session with a store at
+    /// most; the model's store cap bounds how many run at once.
+    streams: HashMap<u64, Stream>,
+    /// The log file source shown, if any; messages of files left behind
+    /// are dropped.
+    file_source: Option<u64>,
     /// The session whose live messages are shown, if any.
     tailing: Option<SessionKey>,
     epoch: Instant,
@@ -318,8 +350,25 @@ impl App {
         r
     }
 
-    fn next_generation(&mut self) -> u64 {
-        self.generation.fetch_add(1, Ordering::Relaxed) + 1
+    fn new_source(&mut self) -> u64 {
+        self.next_source += 1;
+        self.next_source
+    }
+
+    fn streaming(&self, key: &SessionKey) -> bool {
+        self.streams.values().any(|s| &s.key == key)
+    }
+
+    /// Closes the stream of a session whose store is gone.
+    fn close_stream_of(&mut self, key: &SessionKey) {
+        self.streams.retain(|_, s| {
+            if &s.key == key {
+                s.close();
+                false
+            } else {
+                true
+            }
+        });
     }
 
     /// Shows the selected session's live messages, or says why it cannot.
@@ -330,9 +379,28 @@ impl App {
         let info = row.info.clone();
         // The last result was about the row left behind.
         self.model.status.clear();
-        self.tailing = Some(SessionKey::of(&info));
-        let generation = self.next_generation();
-        self.model.set_source(format!("live: {}", info.name));
+        let key = SessionKey::of(&info);
+        self.tailing = Some(key.clone());
+        self.file_source = None;
+        let streamable = info.realtime && info.state == ferret_abi::proto::SessionState::Running;
+        // A session with no live messages and none kept gets no store of
+        // its own, so that looking at it does not push a live session's
+        // messages out of the cap.
+        if !streamable && !self.model.has_store(&key) {
+            self.model.set_source(format!("live: {}", info.name));
+        } else {
+            for gone in self
+                .model
+                .show_session(key.clone(), format!("live: {}", info.name))
+            {
+                self.close_stream_of(&gone);
+            }
+        }
+        // A session switched away from kept its stream: its messages went
+        // on into its store, so there is nothing to start.
+        if self.streaming(&key) {
+            return;
+        }
         if !info.realtime {
             self.model.status = format!(
                 "'{}' is not a real-time session, so it has no live messages; o opens its log",
@@ -345,23 +413,27 @@ impl App {
                 format!("'{}' is {}; o opens its log", info.name, info.state.name());
             return;
         }
-        spawn_tail(
-            self.socket.clone(),
-            info.name,
-            generation,
-            self.generation.clone(),
-            self.tx.clone(),
+        let source = self.new_source();
+        let end = Arc::new(Mutex::new(StreamEnd::default()));
+        self.streams.insert(
+            source,
+            Stream {
+                key,
+                end: end.clone(),
+            },
         );
+        spawn_tail(self.socket.clone(), info.name, source, end, self.tx.clone());
     }
 
     fn open_files(&mut self, files: Vec<PathBuf>) {
-        let generation = self.next_generation();
+        let source = self.new_source();
+        self.file_source = Some(source);
         let names: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
         self.model.set_source(names.join(", "));
         self.model.cursor = None;
         // The file is shown until the user picks a session again.
         self.tailing = self.model.selected.clone();
-        spawn_files(files, generation, self.tx.clone());
+        spawn_files(files, source, self.tx.clone());
     }
 
     fn effect(&mut self, e: Effect) {
@@ -488,7 +560,13 @@ impl App {
             Input::Term(_) => {}
             Input::Change(kind, info) => {
                 let second = self.epoch.elapsed().as_secs();
+                let key = SessionKey::of(&info);
                 self.model.apply(kind, *info, second);
+                // The model dropped a removed session's store; its stream
+                // goes too.
+                if kind == ChangeKind::Removed {
+                    self.close_stream_of(&key);
+                }
                 // The first session listed is shown without a key press.
                 if self.tailing.is_none() && self.model.selected.is_some() {
                     self.tail_selected();
@@ -496,19 +574,26 @@ impl App {
             }
             Input::WatchEnded(text) => self.model.status = text,
             Input::Messages {
-                generation,
+                source,
                 batch,
                 missed,
             } => {
-                if generation == self.generation.load(Ordering::Relaxed) {
+                if let Some(s) = self.streams.get(&source) {
+                    let key = s.key.clone();
+                    self.model.push_to(&key, batch, missed);
+                } else if self.file_source == Some(source) {
                     for m in batch {
                         self.model.push_message(m);
                     }
                     self.model.set_missed(missed);
                 }
             }
-            Input::SourceEnded { generation, text } => {
-                if generation == self.generation.load(Ordering::Relaxed) && !text.is_empty() {
+            Input::SourceEnded { source, text } => {
+                let shown = match self.streams.remove(&source) {
+                    Some(s) => self.model.shown.as_ref() == Some(&s.key),
+                    None => self.file_source == Some(source),
+                };
+                if shown && !text.is_empty() {
                     self.model.status = text;
                 }
             }
@@ -554,7 +639,9 @@ pub fn run(socket: &Path, a: ViewArgs) -> Result<ExitCode> {
         model: Model::new(live),
         control: None,
         tx: tx.clone(),
-        generation: Arc::new(AtomicU64::new(0)),
+        next_source: 0,
+        streams: HashMap::new(),
+        file_source: None,
         tailing: None,
         epoch: Instant::now(),
     };

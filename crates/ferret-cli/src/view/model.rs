@@ -15,6 +15,11 @@ pub const RATE_SECONDS: usize = 60;
 /// counted, so that a viewer left open on a busy session stays bounded.
 pub const DEFAULT_CAPACITY: usize = 100_000;
 
+/// The most sessions whose messages are kept (and streamed) at once. With
+/// [`DEFAULT_CAPACITY`] per session this bounds the viewer at 800,000
+/// messages; the store of the session shown least recently goes first.
+pub const DEFAULT_MAX_STORES: usize = 8;
+
 /// Events per second over the last minute, one bucket a second, built from
 /// the cumulative event counter the watch feed reports each second.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -285,13 +290,6 @@ impl MessageStore {
         self.ring.push_back(m);
     }
 
-    pub fn clear(&mut self) {
-        self.first_seq += self.ring.len() as u64;
-        self.ring.clear();
-        self.missed = 0;
-        self.evicted = 0;
-    }
-
     pub fn len(&self) -> usize {
         self.ring.len()
     }
@@ -454,12 +452,101 @@ impl StartForm {
     }
 }
 
-/// A line of text being typed at the bottom: filter parts and find.
+/// A colour a highlight rule paints its messages' background with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Colour {
+    Red,
+    Green,
+    Yellow,
+    Blue,
+    Magenta,
+    Cyan,
+}
+
+impl Colour {
+    pub const ALL: [Colour; 6] = [
+        Colour::Red,
+        Colour::Green,
+        Colour::Yellow,
+        Colour::Blue,
+        Colour::Magenta,
+        Colour::Cyan,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Colour::Red => "red",
+            Colour::Green => "green",
+            Colour::Yellow => "yellow",
+            Colour::Blue => "blue",
+            Colour::Magenta => "magenta",
+            Colour::Cyan => "cyan",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Colour> {
+        Colour::ALL
+            .into_iter()
+            .find(|c| c.name().eq_ignore_ascii_case(name))
+    }
+}
+
+/// A user's highlight rule, as TraceView's: messages whose text (provider,
+/// event name or fields) contains `needle`, or with `provider_only` whose
+/// provider does, case-insensitively, are painted with `colour`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Highlight {
+    pub provider_only: bool,
+    pub needle: String,
+    pub colour: Colour,
+}
+
+impl Highlight {
+    /// Reads `TEXT=COLOUR` or `provider:NAME=COLOUR`.
+    pub fn parse(spec: &str) -> Result<Highlight, String> {
+        let (what, colour) = spec
+            .rsplit_once('=')
+            .ok_or("a highlight is TEXT=COLOUR or provider:NAME=COLOUR")?;
+        let colour = Colour::parse(colour.trim()).ok_or_else(|| {
+            let names: Vec<_> = Colour::ALL.iter().map(|c| c.name()).collect();
+            format!("no colour '{}': one of {}", colour.trim(), names.join(", "))
+        })?;
+        let what = what.trim();
+        let (provider_only, needle) = match what.strip_prefix("provider:") {
+            Some(name) => (true, name.trim()),
+            None => (false, what),
+        };
+        if needle.is_empty() {
+            return Err("a highlight needs text to match before '='".into());
+        }
+        Ok(Highlight {
+            provider_only,
+            needle: needle.to_string(),
+            colour,
+        })
+    }
+
+    pub fn matches(&self, m: &Message) -> bool {
+        contains_ci(&m.provider, &self.needle)
+            || (!self.provider_only
+                && (contains_ci(&m.event, &self.needle) || contains_ci(&m.fields, &self.needle)))
+    }
+
+    /// The rule as it is typed.
+    pub fn describe(&self) -> String {
+        let prefix = if self.provider_only { "provider:" } else { "" };
+        format!("{prefix}{}={}", self.needle, self.colour.name())
+    }
+}
+
+/// A line of text being typed at the bottom: filter parts, find and
+/// highlight rules.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Prompt {
     FilterProvider,
     FilterText,
     Find,
+    Highlight,
 }
 
 impl Prompt {
@@ -468,6 +555,7 @@ impl Prompt {
             Prompt::FilterProvider => "Filter by provider: ",
             Prompt::FilterText => "Filter by text: ",
             Prompt::Find => "Find: ",
+            Prompt::Highlight => "Highlight TEXT=COLOUR or provider:NAME=COLOUR (empty: none): ",
         }
     }
 }
@@ -513,14 +601,28 @@ pub struct Model {
     pub selected: Option<SessionKey>,
     /// Tokens of the sessions this viewer started.
     tokens: HashMap<SessionKey, u64>,
-    /// Names of the sessions this viewer started before the feed listed
-    /// them, with their tokens (a start races the feed's Created message).
+    /// The messages shown now: the shown session's store, or a file's.
     pub messages: MessageStore,
+    /// The session whose store `messages` is; None for files or nothing.
+    pub shown: Option<SessionKey>,
+    /// The stores of the other sessions still kept, with the cursor each
+    /// had, so that switching back shows what was received meanwhile.
+    parked: HashMap<SessionKey, (MessageStore, Option<u64>)>,
+    /// Sessions with a store, the one shown least recently first.
+    recency: Vec<SessionKey>,
+    /// The most messages each store keeps.
+    pub capacity: usize,
+    /// The most sessions with a store at once.
+    pub max_stores: usize,
+    /// Sessions whose stores were dropped to stay within `max_stores`.
+    pub stores_dropped: u64,
     /// What the message pane shows now, e.g. `live: web` or a file name.
     pub source: String,
     pub filter: Filter,
     /// The last text searched for.
     pub find: String,
+    /// The user's highlight rules, oldest first.
+    pub highlights: Vec<Highlight>,
     /// The message under the cursor while paused; None while following.
     pub cursor: Option<u64>,
     pub overlay: Overlay,
@@ -540,9 +642,16 @@ impl Model {
             selected: None,
             tokens: HashMap::new(),
             messages: MessageStore::new(DEFAULT_CAPACITY),
+            shown: None,
+            parked: HashMap::new(),
+            recency: Vec::new(),
+            capacity: DEFAULT_CAPACITY,
+            max_stores: DEFAULT_MAX_STORES,
+            stores_dropped: 0,
             source: String::new(),
             filter: Filter::default(),
             find: String::new(),
+            highlights: Vec::new(),
             cursor: None,
             overlay: Overlay::None,
             focus: if live {
@@ -570,6 +679,7 @@ impl Model {
             if let Some(i) = pos {
                 self.sessions.remove(i);
                 self.tokens.remove(&key);
+                self.forget(&key);
                 if self.selected.as_ref() == Some(&key) {
                     self.selected = self
                         .sessions
@@ -704,11 +814,98 @@ impl Model {
 
     // ---- messages ----
 
-    /// Shows messages from a new source, forgetting the old ones.
+    /// Shows messages from a new source that is no session (a file),
+    /// forgetting the old ones; a session's store is kept for its return.
     pub fn set_source(&mut self, source: String) {
-        self.messages.clear();
+        self.park_shown();
+        self.messages = MessageStore::new(self.capacity);
         self.source = source;
         self.cursor = None;
+    }
+
+    /// Shows a session's messages: what its store kept, if it has one, or
+    /// an empty new store. Returns the sessions whose stores were dropped
+    /// to make room, whose streams the caller should close.
+    pub fn show_session(&mut self, key: SessionKey, source: String) -> Vec<SessionKey> {
+        self.source = source;
+        if self.shown.as_ref() == Some(&key) {
+            self.touch(&key);
+            return Vec::new();
+        }
+        self.park_shown();
+        let (store, cursor) = self
+            .parked
+            .remove(&key)
+            .unwrap_or_else(|| (MessageStore::new(self.capacity), None));
+        self.messages = store;
+        self.cursor = cursor;
+        self.shown = Some(key.clone());
+        self.touch(&key);
+        let mut dropped = Vec::new();
+        while self.recency.len() > self.max_stores.max(1) {
+            // The shown session is the most recent, so never dropped here.
+            let old = self.recency.remove(0);
+            self.parked.remove(&old);
+            self.stores_dropped += 1;
+            dropped.push(old);
+        }
+        dropped
+    }
+
+    /// Whether the session's messages are kept, shown or not.
+    pub fn has_store(&self, key: &SessionKey) -> bool {
+        self.shown.as_ref() == Some(key) || self.parked.contains_key(key)
+    }
+
+    /// Sessions with a store, the one shown least recently first.
+    // Only the tests ask; the viewer learns of dropped stores from
+    // `show_session`.
+    #[cfg(test)]
+    pub fn stored(&self) -> &[SessionKey] {
+        &self.recency
+    }
+
+    /// Drops a session's store (it left the list).
+    pub fn forget(&mut self, key: &SessionKey) {
+        self.parked.remove(key);
+        self.recency.retain(|k| k != key);
+        if self.shown.as_ref() == Some(key) {
+            // Its messages stay on screen until another row is chosen, but
+            // are no longer the session's: nothing adds to them.
+            self.shown = None;
+        }
+    }
+
+    fn touch(&mut self, key: &SessionKey) {
+        self.recency.retain(|k| k != key);
+        self.recency.push(key.clone());
+    }
+
+    fn park_shown(&mut self) {
+        if let Some(key) = self.shown.take() {
+            let store = std::mem::replace(&mut self.messages, MessageStore::new(1));
+            self.parked.insert(key, (store, self.cursor));
+        }
+    }
+
+    /// The store a session's messages go to, if it is kept.
+    fn store_of(&mut self, key: &SessionKey) -> Option<&mut MessageStore> {
+        if self.shown.as_ref() == Some(key) {
+            Some(&mut self.messages)
+        } else {
+            self.parked.get_mut(key).map(|(s, _)| s)
+        }
+    }
+
+    /// Adds a session's messages to its store, shown or not; messages of a
+    /// session without one are dropped.
+    pub fn push_to(&mut self, key: &SessionKey, batch: Vec<Message>, missed: u64) {
+        if let Some(store) = self.store_of(key) {
+            for m in batch {
+                store.push(m);
+            }
+            store.missed = store.missed.max(missed);
+        }
     }
 
     pub fn push_message(&mut self, m: Message) {
@@ -718,6 +915,33 @@ impl Model {
     /// Records the source's running total of missed events.
     pub fn set_missed(&mut self, total: u64) {
         self.messages.missed = self.messages.missed.max(total);
+    }
+
+    /// Adds the rule the highlight prompt read; an empty one clears them
+    /// all. A rule for the same text replaces the old one, so that a
+    /// colour can be changed without clearing the others.
+    pub fn add_highlight(&mut self, spec: &str) -> Result<(), String> {
+        if spec.trim().is_empty() {
+            self.highlights.clear();
+            return Ok(());
+        }
+        let rule = Highlight::parse(spec)?;
+        self.highlights.retain(|h| {
+            (h.provider_only, h.needle.to_lowercase())
+                != (rule.provider_only, rule.needle.to_lowercase())
+        });
+        self.highlights.push(rule);
+        Ok(())
+    }
+
+    /// The colour a message is painted with: the newest matching rule's,
+    /// so that a specific rule added after a broad one wins.
+    pub fn highlight(&self, m: &Message) -> Option<Colour> {
+        self.highlights
+            .iter()
+            .rev()
+            .find(|h| h.matches(m))
+            .map(|h| h.colour)
     }
 
     pub fn following(&self) -> bool {
@@ -1112,6 +1336,125 @@ pub mod tests {
         m.set_missed(10);
         m.set_missed(4);
         assert_eq!(m.messages.missed, 10);
+    }
+
+    fn key(id: u32) -> SessionKey {
+        SessionKey::of(&session(id, "s", SessionState::Running))
+    }
+
+    #[test]
+    fn each_session_keeps_its_messages_while_another_is_shown() {
+        let mut m = Model::new(true);
+        assert!(m.show_session(key(1), "live: a".into()).is_empty());
+        m.push_to(&key(1), vec![message(0, "A", 4, "a0")], 0);
+        m.toggle_follow();
+        let paused_at = m.cursor;
+        assert!(m.show_session(key(2), "live: b".into()).is_empty());
+        assert_eq!(m.messages.len(), 0);
+        assert!(m.following());
+        // Messages of the session switched away from still arrive.
+        m.push_to(&key(1), vec![message(1, "A", 4, "a1")], 3);
+        m.push_to(&key(2), vec![message(0, "B", 4, "b0")], 0);
+        assert_eq!(m.messages.len(), 1);
+        m.show_session(key(1), "live: a".into());
+        let fields: Vec<_> = m.messages.iter().map(|(_, x)| x.fields.clone()).collect();
+        assert_eq!(fields, ["a0", "a1"]);
+        assert_eq!(m.messages.missed, 3);
+        assert_eq!(m.cursor, paused_at, "the pause is the session's own");
+        assert_eq!(m.source, "live: a");
+        // A file parks the session's store rather than dropping it.
+        m.set_source("web.ferret".into());
+        assert_eq!((m.messages.len(), m.shown.clone()), (0, None));
+        assert!(m.has_store(&key(1)) && m.has_store(&key(2)));
+        m.show_session(key(2), "live: b".into());
+        assert_eq!(m.messages.len(), 1);
+    }
+
+    #[test]
+    fn stores_are_bounded_per_session_and_in_number() {
+        let mut m = Model::new(true);
+        m.capacity = 2;
+        m.max_stores = 2;
+        m.show_session(key(1), "live: 1".into());
+        m.push_to(
+            &key(1),
+            (0..5).map(|i| message(i, "A", 4, "x")).collect(),
+            0,
+        );
+        assert_eq!((m.messages.len(), m.messages.evicted), (2, 3));
+        m.show_session(key(2), "live: 2".into());
+        // Showing 1 again makes 2 the least recent, so 3 displaces 2.
+        m.show_session(key(1), "live: 1".into());
+        assert_eq!(m.show_session(key(3), "live: 3".into()), [key(2)]);
+        assert_eq!(m.stores_dropped, 1);
+        assert_eq!(m.stored(), [key(1), key(3)]);
+        // Messages for a dropped store go nowhere; the pane is untouched.
+        m.push_to(&key(2), vec![message(9, "B", 4, "late")], 0);
+        assert!(!m.has_store(&key(2)));
+        assert_eq!(m.messages.len(), 0);
+        m.show_session(key(1), "live: 1".into());
+        assert_eq!(m.messages.evicted, 3);
+    }
+
+    #[test]
+    fn a_removed_session_loses_its_store() {
+        let mut m = Model::new(true);
+        m.apply(
+            ChangeKind::Present,
+            session(1, "a", SessionState::Running),
+            0,
+        );
+        m.apply(
+            ChangeKind::Present,
+            session(2, "b", SessionState::Running),
+            0,
+        );
+        m.show_session(key(1), "live: a".into());
+        m.show_session(key(2), "live: b".into());
+        m.apply(
+            ChangeKind::Removed,
+            session(1, "a", SessionState::Stopped),
+            0,
+        );
+        assert!(!m.has_store(&key(1)));
+        assert_eq!(m.stored(), [key(2)]);
+    }
+
+    #[test]
+    fn highlight_rules_match_text_or_provider_and_the_newest_wins() {
+        let mut m = Model::new(false);
+        let web = message(0, "MyCompany.Web", 4, "path=/a status=500");
+        let db = message(1, "MyCompany.Db", 4, "query=web_users");
+        assert_eq!(m.highlight(&web), None);
+        m.add_highlight("status=500 = red").unwrap();
+        assert_eq!(m.highlight(&web), Some(Colour::Red));
+        assert_eq!(m.highlight(&db), None);
+        // A provider rule looks at the provider only: db's fields say
+        // "web" but its provider does not.
+        m.add_highlight("provider:web=cyan").unwrap();
+        assert_eq!(m.highlight(&web), Some(Colour::Cyan));
+        assert_eq!(m.highlight(&db), None);
+        m.add_highlight("WEB=Green").unwrap();
+        assert_eq!(m.highlight(&db), Some(Colour::Green));
+        // The same text again changes its colour in place.
+        m.add_highlight("provider:WEB=yellow").unwrap();
+        assert_eq!(m.highlights.len(), 3);
+        let rules: Vec<_> = m.highlights.iter().map(Highlight::describe).collect();
+        assert_eq!(
+            rules,
+            ["status=500=red", "WEB=green", "provider:WEB=yellow"]
+        );
+        assert_eq!(m.highlight(&web), Some(Colour::Yellow));
+        assert!(
+            m.add_highlight("x=plaid")
+                .unwrap_err()
+                .contains("one of red")
+        );
+        assert!(m.add_highlight("provider:=red").is_err());
+        assert!(m.add_highlight("no colour").is_err());
+        assert_eq!(m.highlights.len(), 3, "a bad rule changes nothing");
+        m.add_highlight("  ").unwrap();
+        assert!(m.highlights.is_empty());
     }
 
     #[test]

@@ -13,7 +13,7 @@ use ratatui::style::{Color, Modifier, Style, Stylize};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Cell, Clear, Paragraph, Row, Table};
 
-use super::model::{Focus, Message, Model, Overlay, RATE_SECONDS, StartForm};
+use super::model::{Colour, Focus, Message, Model, Overlay, RATE_SECONDS, StartForm};
 
 /// Where each part of the screen goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -274,6 +274,17 @@ fn message_line(msg: &Message, wide: bool) -> Line<'static> {
     ])
 }
 
+fn colour(c: Colour) -> Color {
+    match c {
+        Colour::Red => Color::Red,
+        Colour::Green => Color::Green,
+        Colour::Yellow => Color::Yellow,
+        Colour::Blue => Color::Blue,
+        Colour::Magenta => Color::Magenta,
+        Colour::Cyan => Color::Cyan,
+    }
+}
+
 fn messages(f: &mut Frame<'_>, m: &Model, area: Rect) {
     let visible = m.visible();
     let cursor = m.cursor_seq(&visible);
@@ -293,7 +304,11 @@ fn messages(f: &mut Frame<'_>, m: &Model, area: Rect) {
         .iter()
         .filter_map(|&s| {
             let msg = m.messages.get(s)?;
-            let line = message_line(msg, wide);
+            let mut line = message_line(msg, wide);
+            // The background only, so that the level's colour still shows.
+            if let Some(c) = m.highlight(msg) {
+                line = line.patch_style(Style::new().bg(colour(c)));
+            }
             Some(if !m.following() && Some(s) == cursor {
                 line.patch_style(Style::new().add_modifier(Modifier::REVERSED))
             } else {
@@ -313,8 +328,16 @@ fn messages(f: &mut Frame<'_>, m: &Model, area: Rect) {
         m.messages.len(),
         m.messages.missed
     );
+    // Messages dropped to keep the store bounded are said, so that a gap
+    // at the top of a long-running session is not taken for silence.
+    if m.messages.evicted > 0 {
+        title.push_str(&format!("| dropped {} ", m.messages.evicted));
+    }
     if !m.filter.is_empty() {
         title.push_str(&format!("| filter {} ", m.filter.describe()));
+    }
+    if !m.highlights.is_empty() {
+        title.push_str(&format!("| {} highlights ", m.highlights.len()));
     }
     let block = focused_block(title, m.focus == Focus::Messages);
     let block = if m.messages.missed > 0 {
@@ -420,7 +443,7 @@ pub const HELP: &[(&str, &str)] = &[
     ("right click", "the row's context menu"),
     ("/  n  N", "find; next; previous (messages pane)"),
     ("p  t  l", "filter by provider, text; cycle level"),
-    ("c", "clear the filter"),
+    ("c  h", "clear the filter; highlight TEXT=COLOUR"),
     ("q  Ctrl-C", "quit"),
 ];
 
@@ -660,6 +683,37 @@ mod tests {
             ..StartForm::default()
         });
         insta::assert_snapshot!(screen(&m, 80, 24));
+    }
+
+    #[test]
+    fn snapshot_highlight_rules_paint_their_messages() {
+        let mut m = sample();
+        m.add_highlight("provider:db=cyan").unwrap();
+        m.add_highlight("seq=27 =red").unwrap();
+        m.overlay = Overlay::Prompt(Prompt::Highlight, "status=500=yellow".into());
+        let mut t = Terminal::new(TestBackend::new(80, 24)).unwrap();
+        t.draw(|f| draw(f, &m)).unwrap();
+        // The text snapshot cannot show colours, so the backgrounds are
+        // checked cell by cell: the rule's rows and no others.
+        let buf = t.backend().buffer();
+        let mut painted = Vec::new();
+        for y in 0..24 {
+            let row: String = (0..80).map(|x| buf[(x, y)].symbol()).collect();
+            if !row.contains("seq=") {
+                continue;
+            }
+            let bg = buf[(1, y)].bg;
+            if row.contains("seq=27 ") {
+                assert_eq!(bg, Color::Red, "{row}");
+            } else if row.contains("MyCompany.Db") {
+                assert_eq!(bg, Color::Cyan, "{row}");
+            } else {
+                assert_eq!(bg, Color::Reset, "{row}");
+            }
+            painted.push(bg);
+        }
+        assert!(painted.contains(&Color::Red) && painted.contains(&Color::Cyan));
+        insta::assert_snapshot!(t.backend().to_string());
     }
 
     #[test]
