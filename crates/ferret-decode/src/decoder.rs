@@ -210,7 +210,10 @@ impl TypeTable {
     }
 
     fn slot(key: (u32, u16)) -> usize {
-        (key.0 as usize).wrapping_mul(31).wrapping_add(usize::from(key.1)) % RECENT_TYPES
+        (key.0 as usize)
+            .wrapping_mul(31)
+            .wrapping_add(usize::from(key.1))
+            % RECENT_TYPES
     }
 
     /// The type with this key, through the cache.
@@ -271,7 +274,8 @@ impl ProcessTable {
 
     /// The name at a position [`ProcessTable::find`] gave, or "".
     fn name(&self, at: Option<usize>) -> &str {
-        at.and_then(|i| self.names.get(i)).map_or("", String::as_str)
+        at.and_then(|i| self.names.get(i))
+            .map_or("", String::as_str)
     }
 
     /// Keeps a name, replacing the one of the same pid in place; a new pid

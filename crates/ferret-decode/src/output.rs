@@ -126,8 +126,7 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 /// so only those take the fast path; anything else goes through `Debug`
 /// itself, which keeps its escaping rules the single source of truth.
 fn push_debug_str(out: &mut Vec<u8>, s: &str) {
-    if s
-        .bytes()
+    if s.bytes()
         .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
     {
         out.reserve(s.len() + 2);
@@ -621,10 +620,19 @@ mod tests {
             (Value::Bool(true), "true".into()),
             (Value::Bool(false), "false".into()),
             (Value::Str(""), "\"\"".into()),
-            (Value::Str("plain text ~!"), format!("{:?}", "plain text ~!")),
+            (
+                Value::Str("plain text ~!"),
+                format!("{:?}", "plain text ~!"),
+            ),
             (Value::Str("q\"b\\"), format!("{:?}", "q\"b\\")),
-            (Value::Str("tab\tnl\n\u{7f}\u{0}"), format!("{:?}", "tab\tnl\n\u{7f}\u{0}")),
-            (Value::Str("héllo \u{301}✓"), format!("{:?}", "héllo \u{301}✓")),
+            (
+                Value::Str("tab\tnl\n\u{7f}\u{0}"),
+                format!("{:?}", "tab\tnl\n\u{7f}\u{0}"),
+            ),
+            (
+                Value::Str("héllo \u{301}✓"),
+                format!("{:?}", "héllo \u{301}✓"),
+            ),
             (Value::Bytes(&[]), "0x".into()),
             (Value::Bytes(&[0, 0x0f, 0xa0, 0xff]), "0x000fa0ff".into()),
             (Value::Guid(g), g.to_string()),
