@@ -178,22 +178,67 @@ fn define<K: std::hash::Hash + Eq, V>(table: &mut HashMap<K, V>, key: K, value: 
     }
 }
 
+/// Metadata kept by key, each value at a position in `list` that never
+/// changes while it is kept, so a caller may remember a position instead of
+/// hashing the key again. A key is redefined in place; a new key is taken
+/// only while the table holds fewer than [`MAX_METADATA`] values, so a
+/// hostile file cannot make it grow without bound.
+#[derive(Debug)]
+struct Positions<K, V> {
+    index: HashMap<K, usize>,
+    list: Vec<V>,
+}
+
+impl<K: std::hash::Hash + Eq, V> Positions<K, V> {
+    fn new() -> Self {
+        Positions {
+            index: HashMap::new(),
+            list: Vec::new(),
+        }
+    }
+
+    /// Where the value of `key` is, if it is kept.
+    fn find(&self, key: &K) -> Option<usize> {
+        self.index.get(key).copied()
+    }
+
+    /// The value at a position [`Positions::find`] gave.
+    fn at(&self, at: usize) -> Option<&V> {
+        self.list.get(at)
+    }
+
+    fn define(&mut self, key: K, value: V) {
+        if let Some(&at) = self.index.get(&key) {
+            if let Some(slot) = self.list.get_mut(at) {
+                *slot = value;
+            }
+        } else if self.list.len() < MAX_METADATA {
+            self.index.insert(key, self.list.len());
+            self.list.push(value);
+        }
+    }
+
+    fn clear(&mut self) {
+        self.index.clear();
+        self.list.clear();
+    }
+}
+
 /// Slots in [`TypeTable`]'s cache of recent lookups: a power of two, more
 /// than the event types a busy buffer interleaves.
 const RECENT_TYPES: usize = 64;
 
 /// The event types by (source, type id). Every event looks its type up, so
 /// a small direct-mapped cache of recent lookups sits in front of the
-/// (SipHash, so collision-resistant against hostile files) map; the map
-/// gives positions in `list`, which never change while a type is kept, so
-/// a cached position stays right until the table is cleared. The cache is
-/// made of cells so that a lookup needs only a shared borrow, which the
-/// event keeps while the per-event counts read the table.
+/// (SipHash, so collision-resistant against hostile files) map; a type's
+/// position never changes while it is kept, so a cached position stays
+/// right until the table is cleared. The cache is made of cells so that a
+/// lookup needs only a shared borrow, which the event keeps while the
+/// per-event counts read the table.
 #[derive(Debug)]
 struct TypeTable {
-    index: HashMap<(u32, u16), usize>,
-    list: Vec<EventType>,
-    /// Recent lookups: key and position in `list`; `usize::MAX` when empty.
+    types: Positions<(u32, u16), EventType>,
+    /// Recent lookups: key and position; `usize::MAX` when empty.
     recent: [Cell<((u32, u16), usize)>; RECENT_TYPES],
 }
 
@@ -203,8 +248,7 @@ const NO_TYPE: ((u32, u16), usize) = ((0, 0), usize::MAX);
 impl TypeTable {
     fn new() -> TypeTable {
         TypeTable {
-            index: HashMap::new(),
-            list: Vec::new(),
+            types: Positions::new(),
             recent: std::array::from_fn(|_| Cell::new(NO_TYPE)),
         }
     }
@@ -221,79 +265,39 @@ impl TypeTable {
         let slot = &self.recent[TypeTable::slot(key)];
         let (k, at) = slot.get();
         if k == key && at != usize::MAX {
-            return self.list.get(at);
+            return self.types.at(at);
         }
-        let at = *self.index.get(&key)?;
+        let at = self.types.find(&key)?;
         slot.set((key, at));
-        self.list.get(at)
+        self.types.at(at)
     }
 
     /// The type with this key, without touching the cache.
     fn peek(&self, key: (u32, u16)) -> Option<&EventType> {
-        self.list.get(*self.index.get(&key)?)
+        self.types.at(self.types.find(&key)?)
     }
 
-    /// Keeps a definition, replacing the one with the same key in place;
-    /// a new key is taken only while the table holds fewer than
-    /// [`MAX_METADATA`] types.
     fn define(&mut self, key: (u32, u16), ty: EventType) {
-        if let Some(&at) = self.index.get(&key) {
-            if let Some(slot) = self.list.get_mut(at) {
-                *slot = ty;
-            }
-        } else if self.list.len() < MAX_METADATA {
-            self.index.insert(key, self.list.len());
-            self.list.push(ty);
-        }
+        self.types.define(key, ty);
     }
 
     fn clear(&mut self) {
-        self.index.clear();
-        self.list.clear();
+        self.types.clear();
         for slot in &self.recent {
             slot.set(NO_TYPE);
         }
     }
 }
 
-/// The processes' command names by pid, kept like [`TypeTable`]'s types:
-/// a name keeps its position in `names` until the table is cleared, so a
-/// buffer's events, which mostly share one process, can remember where its
-/// name is instead of hashing the pid for each event.
-#[derive(Debug, Default)]
-struct ProcessTable {
-    index: HashMap<u32, usize>,
-    names: Vec<String>,
-}
+/// The processes' command names by pid. A buffer's events mostly share one
+/// process, so the decoder remembers where its name is instead of hashing
+/// the pid for each event.
+type ProcessTable = Positions<u32, String>;
 
 impl ProcessTable {
-    /// Where the name of `pid` is, if the file gave one.
-    fn find(&self, pid: u32) -> Option<usize> {
-        self.index.get(&pid).copied()
-    }
-
-    /// The name at a position [`ProcessTable::find`] gave, or "".
+    /// The name at a position [`Positions::find`] gave, or "".
     fn name(&self, at: Option<usize>) -> &str {
-        at.and_then(|i| self.names.get(i))
-            .map_or("", String::as_str)
-    }
-
-    /// Keeps a name, replacing the one of the same pid in place; a new pid
-    /// is taken only while the table holds fewer than [`MAX_METADATA`].
-    fn define(&mut self, pid: u32, name: String) {
-        if let Some(&at) = self.index.get(&pid) {
-            if let Some(slot) = self.names.get_mut(at) {
-                *slot = name;
-            }
-        } else if self.names.len() < MAX_METADATA {
-            self.index.insert(pid, self.names.len());
-            self.names.push(name);
-        }
-    }
-
-    fn clear(&mut self) {
-        self.index.clear();
-        self.names.clear();
+        at.and_then(|i| self.at(i)).map_or("", String::as_str)
     }
 }
 
@@ -368,7 +372,7 @@ impl DecodeState {
             timebase: Timebase::new(&header.clock, None),
             providers: HashMap::new(),
             types: TypeTable::new(),
-            processes: ProcessTable::default(),
+            processes: ProcessTable::new(),
             trailer: None,
             stats: Stats::default(),
             collect_per_event: false,
@@ -508,7 +512,7 @@ impl DecodeState {
                     let at = match last_process {
                         Some((pid, at)) if pid == ctx.pid => at,
                         _ => {
-                            let at = processes.find(ctx.pid);
+                            let at = processes.find(&ctx.pid);
                             last_process = Some((ctx.pid, at));
                             at
                         }
@@ -573,7 +577,7 @@ impl DecodeState {
                 }
                 Record::ProcessEnd(end) => {
                     stats.process_ends += 1;
-                    let process = processes.name(processes.find(end.pid));
+                    let process = processes.name(processes.find(&end.pid));
                     f(Entry::ProcessEnd {
                         timestamp_ns: timebase.unix_ns(end.ticks),
                         pid: end.pid,

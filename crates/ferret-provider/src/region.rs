@@ -383,6 +383,47 @@ pub(crate) struct RingHandle {
 }
 
 impl RingHandle {
+    /// The free bytes a record of `size` bytes needs: its size, plus the
+    /// rest of the ring when it does not fit before the end and must start
+    /// again at offset 0.
+    #[inline]
+    pub(crate) fn space_for(&self, size: u64) -> u64 {
+        let contiguous = self.capacity - (self.head & (self.capacity - 1));
+        if size <= contiguous {
+            size
+        } else {
+            contiguous + size
+        }
+    }
+
+    /// Where a record of `size` bytes starts, once [`RingHandle::space_for`]
+    /// bytes are known to be free. A record that does not fit before the end
+    /// of the ring starts again at offset 0, and the rest of the ring is
+    /// marked as padding (fewer than three bytes need no mark).
+    #[inline]
+    pub(crate) fn place(&mut self, size: u64) -> usize {
+        let pos = self.head & (self.capacity - 1);
+        let contiguous = self.capacity - pos;
+        if size <= contiguous {
+            return pos as usize;
+        }
+        if contiguous as usize >= HEADER_LEN {
+            let pad = [HEADER_LEN as u8, 0, kind::PAD];
+            // SAFETY: at least HEADER_LEN bytes remain before the ring's end,
+            // in space the caller checked free; only this thread writes the
+            // ring, and the daemon reads only below the published head.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    pad.as_ptr(),
+                    self.data.as_ptr().add(pos as usize),
+                    HEADER_LEN,
+                )
+            };
+        }
+        self.head += contiguous;
+        0
+    }
+
     pub(crate) fn desc(&self) -> &RingDesc {
         // SAFETY: the descriptor lives in a region the owning thread keeps
         // mapped (it holds the Region's Arc next to this handle).
@@ -405,31 +446,17 @@ impl RingHandle {
     /// ring first if it does not fit before the end (as the event path does).
     fn push_raw(&mut self, rec: &[u8]) -> bool {
         let size = rec.len() as u64;
-        let cap = self.capacity;
-        let pos = self.head & (cap - 1);
-        let contiguous = cap - pos;
-        let need = if size <= contiguous {
-            size
-        } else {
-            contiguous + size
-        };
         self.cached_tail = self.desc().tail.load(Ordering::Acquire);
-        if self.head.wrapping_add(need).wrapping_sub(self.cached_tail) > cap {
+        if self
+            .head
+            .wrapping_add(self.space_for(size))
+            .wrapping_sub(self.cached_tail)
+            > self.capacity
+        {
             return false;
         }
+        let at = self.place(size);
         let data = self.data.as_ptr();
-        let mut at = pos as usize;
-        if size > contiguous {
-            if contiguous as usize >= HEADER_LEN {
-                let pad = [HEADER_LEN as u8, 0, kind::PAD];
-                // SAFETY: at least HEADER_LEN bytes remain before the ring's
-                // end, in space checked free above; only this thread writes
-                // the ring.
-                unsafe { std::ptr::copy_nonoverlapping(pad.as_ptr(), data.add(at), HEADER_LEN) };
-            }
-            self.head += contiguous;
-            at = 0;
-        }
         // SAFETY: [at, at + size) lies inside the ring and inside the free
         // space checked above; the daemon reads only below the published head.
         unsafe { std::ptr::copy_nonoverlapping(rec.as_ptr(), data.add(at), rec.len()) };

@@ -18,8 +18,7 @@ use std::sync::atomic::Ordering;
 
 use ferret_abi::Value;
 use ferret_abi::record::{
-    self, ACTIVITY_ID_LEN, ActivityIds, EVENT_ABS_HEADER_LEN, EVENT_HEADER_LEN, HEADER_LEN,
-    MAX_RECORD, Ticks, kind,
+    self, ACTIVITY_ID_LEN, ActivityIds, EVENT_ABS_HEADER_LEN, EVENT_HEADER_LEN, MAX_RECORD, Ticks,
 };
 
 use crate::Described;
@@ -197,13 +196,7 @@ impl ThreadWriter {
         }
         let size64 = size as u64;
         let cap = ring.capacity;
-        let pos = ring.head & (cap - 1);
-        let contiguous = cap - pos;
-        let need = if size64 <= contiguous {
-            size64
-        } else {
-            contiguous + size64
-        };
+        let need = ring.space_for(size64);
         if ring.head.wrapping_add(need).wrapping_sub(ring.cached_tail) > cap {
             ring.cached_tail = ring.desc().tail.load(Ordering::Acquire);
             if ring.head.wrapping_add(need).wrapping_sub(ring.cached_tail) > cap
@@ -214,23 +207,11 @@ impl ThreadWriter {
                 return;
             }
         }
+        let at = ring.place(size64);
         let data = ring.data.as_ptr();
-        let mut at = pos as usize;
-        if size64 > contiguous {
-            // The record does not fit before the end of the ring: mark the
-            // rest as padding (fewer than three bytes need no mark) and
-            // start again at offset 0.
-            if contiguous as usize >= HEADER_LEN {
-                let pad = [HEADER_LEN as u8, 0, kind::PAD];
-                // SAFETY: at least HEADER_LEN bytes remain before the ring's
-                // end, inside the space reserved above for this thread alone.
-                unsafe { std::ptr::copy_nonoverlapping(pad.as_ptr(), data.add(at), HEADER_LEN) };
-            }
-            ring.head += contiguous;
-            at = 0;
-        }
-        // SAFETY: [at, at + size) lies inside the ring (size <= contiguous,
-        // or at = 0 after wrapping) and inside the space reserved above; no
+        // SAFETY: [at, at + size) lies inside the ring (`place` wrapped to
+        // 0 if it did not fit before the end) and inside the space checked
+        // free above; no
         // other thread writes this ring and the daemon reads only below the
         // published head.
         let dst = unsafe { std::slice::from_raw_parts_mut(data.add(at), size) };
