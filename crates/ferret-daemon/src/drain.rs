@@ -780,6 +780,10 @@ impl Drain {
                 };
                 let s = &mut self.sessions[i];
                 s.seal_current(&self.writer);
+                // Everything drained so far belongs to the old file, whose
+                // trailer counts it.
+                s.publish();
+                let at_switch = s.counters.snapshot();
                 // The old file's trailer takes one sequence number; the new
                 // file starts describing from scratch.
                 let trailer_seq = s.current_seq;
@@ -793,6 +797,7 @@ impl Drain {
                     file,
                     data_offset,
                     first_seq: s.current_seq,
+                    at_switch,
                 });
             }
             DrainCmd::Snapshot {

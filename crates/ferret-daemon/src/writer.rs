@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
-use ferret_abi::proto::rotated_file_name;
+use ferret_abi::proto::{Counters, rotated_file_name};
 use ferret_abi::record;
 use ferret_format::{BufferBuilder, Trailer, buffer_kind};
 use ferret_session::{SessionCounters, SessionKey};
@@ -62,6 +62,10 @@ pub(crate) enum WriteCmd {
         file: File,
         data_offset: u64,
         first_seq: u64,
+        /// The session's counters when the drain switched: the old file's
+        /// trailer reports those, not events the drain counted for the new
+        /// file before this command was handled.
+        at_switch: Counters,
     },
     /// Save an in-memory session's kept buffers, then `partial` (the
     /// current buffer, sealed), to `file` after `header`.
@@ -529,7 +533,9 @@ impl SessionSink {
     }
 
     /// Writes the trailer (sequence `seq`) of the current file and syncs it.
-    fn finish_file(&mut self, seq: u64, clock: &Clock) {
+    /// It reports `at_end`'s event and loss counts if given (a switch), the
+    /// counters as they are now otherwise.
+    fn finish_file(&mut self, seq: u64, clock: &Clock, at_end: Option<Counters>) {
         let next_new_seq = self.next_new_seq;
         let SinkKind::File(f) = &mut self.kind else {
             return;
@@ -543,13 +549,24 @@ impl SessionSink {
         self.counters
             .buffers_written
             .store(self.buffers_written, Ordering::Relaxed);
-        finish(&mut log, slot, seq, clock);
+        let now = self.counters.snapshot();
+        let counters = match at_end {
+            // Buffers are counted here, in order: those of the old file are
+            // exactly the ones written so far.
+            Some(c) => Counters {
+                buffers_written: now.buffers_written,
+                log_buffers_lost: now.log_buffers_lost,
+                ..c
+            },
+            None => now,
+        };
+        finish(&mut log, slot, seq, clock, &counters);
         self.bytes_finished += log.end;
     }
 
     /// Moves a new-file series on to its next file, whose first buffer is `seq`.
     fn next_file(&mut self, seq: u64, clock: &Clock) {
-        self.finish_file(seq, clock);
+        self.finish_file(seq, clock, None);
         let SinkKind::File(f) = &mut self.kind else {
             return;
         };
@@ -569,8 +586,9 @@ impl SessionSink {
     }
 
     /// Finishes the current file and goes on in `file`.
-    fn switch(&mut self, seq: u64, file: File, data_offset: u64, first_seq: u64, clock: &Clock) {
-        self.finish_file(seq, clock);
+    fn switch(&mut self, seq: u64, file: File, first: (u64, u64), at: Counters, clock: &Clock) {
+        let (data_offset, first_seq) = first;
+        self.finish_file(seq, clock, Some(at));
         if let SinkKind::File(f) = &mut self.kind {
             f.begin(file, data_offset, first_seq, &self.counters);
         }
@@ -634,7 +652,7 @@ fn snapshot(
         slot += 1;
     }
     let buffers = slot;
-    if let Some(bytes) = trailer_bytes(&sink.counters, size, next_seq, clock) {
+    if let Some(bytes) = trailer_bytes(&sink.counters.snapshot(), size, next_seq, clock) {
         let at = data_offset + slot * size;
         file.write_all_at(&bytes, at)?;
         end = at + bytes.len() as u64;
@@ -701,9 +719,10 @@ pub(crate) fn run(
                 file,
                 data_offset,
                 first_seq,
+                at_switch,
             } => {
                 if let Some(sink) = sinks.get_mut(&key) {
-                    sink.switch(seq, file, data_offset, first_seq, &clock);
+                    sink.switch(seq, file, (data_offset, first_seq), at_switch, &clock);
                 }
             }
             WriteCmd::Snapshot {
@@ -725,7 +744,7 @@ pub(crate) fn run(
             }
             WriteCmd::Finish { key, seq } => {
                 if let Some(mut sink) = sinks.remove(&key) {
-                    sink.finish_file(seq, &clock);
+                    sink.finish_file(seq, &clock, None);
                     sink.publish();
                     sink.counters.buffers_in_use.store(0, Ordering::Relaxed);
                     sink.counters.free_buffers.store(0, Ordering::Relaxed);
@@ -736,15 +755,9 @@ pub(crate) fn run(
     }
 }
 
-/// The trailer buffer with a session's counters as they are now.
-fn trailer_bytes(
-    counters: &SessionCounters,
-    buffer_size: u64,
-    seq: u64,
-    clock: &Clock,
-) -> Option<Vec<u8>> {
+/// The trailer buffer with a session's counters `c`.
+fn trailer_bytes(c: &Counters, buffer_size: u64, seq: u64, clock: &Clock) -> Option<Vec<u8>> {
     let end = clock.anchor();
-    let c = counters.snapshot();
     let trailer = Trailer {
         events: c.events,
         events_lost: c.events_lost,
@@ -767,9 +780,9 @@ fn trailer_bytes(
 }
 
 /// Writes the trailer in `slot` after everything else and syncs the file.
-fn finish(log: &mut OpenLog, slot: u64, seq: u64, clock: &Clock) {
+fn finish(log: &mut OpenLog, slot: u64, seq: u64, clock: &Clock, counters: &Counters) {
     log.flush();
-    if let Some(bytes) = trailer_bytes(&log.counters, log.buffer_size, seq, clock) {
+    if let Some(bytes) = trailer_bytes(counters, log.buffer_size, seq, clock) {
         log.put(slot, &bytes);
         log.flush();
     }
