@@ -77,7 +77,10 @@ impl Value<'_> {
     }
 
     /// Bytes this value takes in a payload.
-    #[inline]
+    // This and `encode` are always inlined: a provider's typed call site
+    // knows each value's variant, and inlined the match folds away to the
+    // code for that one type.
+    #[inline(always)]
     pub fn encoded_len(&self) -> usize {
         match self {
             Value::U8(_) | Value::I8(_) | Value::Bool(_) => 1,
@@ -85,7 +88,7 @@ impl Value<'_> {
             Value::U32(_) | Value::I32(_) => 4,
             Value::U64(_) | Value::I64(_) | Value::F64(_) => 8,
             Value::Guid(_) => 16,
-            Value::Str(s) => 2 + s.len().min(MAX_VARIABLE),
+            Value::Str(s) => 2 + str_cut(s),
             Value::Bytes(b) => 2 + b.len().min(MAX_VARIABLE),
         }
     }
@@ -95,12 +98,14 @@ impl Value<'_> {
     /// # Panics
     ///
     /// If `dst` is shorter than [`Value::encoded_len`]; callers size it first.
-    #[inline]
+    #[inline(always)]
     pub fn encode(&self, dst: &mut [u8]) -> usize {
+        #[inline(always)]
         fn put<const N: usize>(dst: &mut [u8], b: [u8; N]) -> usize {
             dst[..N].copy_from_slice(&b);
             N
         }
+        #[inline(always)]
         fn var(dst: &mut [u8], b: &[u8]) -> usize {
             let n = b.len().min(MAX_VARIABLE);
             dst[..2].copy_from_slice(&(n as u16).to_le_bytes());
@@ -118,18 +123,27 @@ impl Value<'_> {
             Value::U64(v) => put(dst, v.to_le_bytes()),
             Value::I64(v) => put(dst, v.to_le_bytes()),
             Value::F64(v) => put(dst, v.to_le_bytes()),
-            Value::Str(s) => {
-                // Cutting a string must not split a UTF-8 sequence.
-                let mut n = s.len().min(MAX_VARIABLE);
-                while !s.is_char_boundary(n) {
-                    n -= 1;
-                }
-                var(dst, &s.as_bytes()[..n])
-            }
+            Value::Str(s) => var(dst, &s.as_bytes()[..str_cut(s)]),
             Value::Bytes(b) => var(dst, b),
             Value::Guid(g) => put(dst, g.0),
         }
     }
+}
+
+/// How many of a string's bytes a payload keeps: all of them up to
+/// [`MAX_VARIABLE`], else the longest prefix that does not split a UTF-8
+/// sequence. [`Value::encoded_len`] and [`Value::encode`] must agree on it,
+/// or a record would be sized for bytes that are never written.
+#[inline(always)]
+fn str_cut(s: &str) -> usize {
+    if s.len() <= MAX_VARIABLE {
+        return s.len();
+    }
+    let mut n = MAX_VARIABLE;
+    while !s.is_char_boundary(n) {
+        n -= 1;
+    }
+    n
 }
 
 /// Why a payload does not match its event type.
@@ -202,8 +216,7 @@ fn decode_each<'a>(
             }
             FieldType::Str => {
                 let b = take_variable(&mut rest).ok_or_else(truncated)?;
-                let s =
-                    core::str::from_utf8(b).map_err(|_| PayloadError::BadUtf8(f.name.clone()))?;
+                let s = utf8(b).ok_or_else(|| PayloadError::BadUtf8(f.name.clone()))?;
                 Value::Str(s)
             }
             FieldType::Bytes => Value::Bytes(take_variable(&mut rest).ok_or_else(truncated)?),
@@ -215,6 +228,18 @@ fn decode_each<'a>(
         return Err(PayloadError::Trailing(rest.len()));
     }
     Ok(())
+}
+
+/// `b` as a string if it is UTF-8. Most strings in events are short and
+/// ASCII: for those one pass that ORs the bytes together settles it, where
+/// the general validator costs several times more per string.
+#[inline]
+fn utf8(b: &[u8]) -> Option<&str> {
+    if b.len() <= 32 && b.iter().fold(0u8, |acc, &x| acc | x) < 0x80 {
+        // SAFETY: every byte is below 0x80, and ASCII is UTF-8.
+        return Some(unsafe { core::str::from_utf8_unchecked(b) });
+    }
+    core::str::from_utf8(b).ok()
 }
 
 fn take<const N: usize>(rest: &mut &[u8]) -> Option<[u8; N]> {
@@ -279,8 +304,9 @@ mod tests {
         let s = "é".repeat(40000); // 80000 bytes
         let v = Value::Str(&s);
         let mut buf = vec![0u8; v.encoded_len()];
-        let n = v.encode(&mut buf);
-        let decoded = decode_untrusted(&[field("s", FieldType::Str)], &buf[..n]).unwrap();
+        // The record is sized by `encoded_len`: every byte of it is written.
+        assert_eq!(v.encode(&mut buf), buf.len());
+        let decoded = decode_untrusted(&[field("s", FieldType::Str)], &buf).unwrap();
         let Value::Str(out) = decoded[0] else {
             panic!("not a string")
         };
@@ -308,6 +334,12 @@ mod tests {
                                bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
             let fields: Vec<_> = codes.iter().map(|c| field("x", FieldType::from_u8(*c).unwrap())).collect();
             let _ = decode_untrusted(&fields, &bytes);
+        }
+
+        #[test]
+        fn the_ascii_shortcut_agrees_with_the_utf8_validator(
+            bytes in proptest::collection::vec(prop_oneof![0u8..0x80, any::<u8>()], 0..48)) {
+            prop_assert_eq!(utf8(&bytes), core::str::from_utf8(&bytes).ok());
         }
     }
 }

@@ -60,18 +60,26 @@ pub mod kind {
     /// EVENT_ABS with activity and related activity ids.
     pub const EVENT_ABS_RELATED: u8 = EVENT_ABS | ACTIVITY_BIT | RELATED_BIT;
 
-    /// True for the six event kinds.
+    /// A compact event (every kind from 0x80 up): the kind's low seven
+    /// bits are the type id (0–127), a LEB128 tick delta from the previous
+    /// record of the stream follows (1–5 bytes, at most `u32::MAX`), then
+    /// the payload. No activity ids. A burst of small events of a
+    /// program's first 128 types takes 4 header bytes each instead of 9.
+    pub const COMPACT: u8 = 0x80;
+
+    /// True for the six event kinds and the compact ones.
     #[inline]
     pub const fn is_event(kind: u8) -> bool {
-        matches!(
-            kind,
-            EVENT
-                | EVENT_ABS
-                | EVENT_ACTIVITY
-                | EVENT_ABS_ACTIVITY
-                | EVENT_RELATED
-                | EVENT_ABS_RELATED
-        )
+        kind & COMPACT != 0
+            || matches!(
+                kind,
+                EVENT
+                    | EVENT_ABS
+                    | EVENT_ACTIVITY
+                    | EVENT_ABS_ACTIVITY
+                    | EVENT_RELATED
+                    | EVENT_ABS_RELATED
+            )
     }
     /// Ring padding: the rest of the ring up to its end is unused.
     pub const PAD: u8 = 0x03;
@@ -181,7 +189,9 @@ pub const fn event_header_len(ticks: Ticks, ids: &ActivityIds) -> usize {
 /// # Panics
 ///
 /// If `dst` is shorter than the header; callers size it first.
-#[inline]
+// Always inlined: the provider's writer calls it for every event, and only
+// inlined does the header become a few stores with the size checks folded.
+#[inline(always)]
 pub fn encode_event_header(dst: &mut [u8], size: usize, type_id: u16, ticks: Ticks) -> usize {
     dst[0..2].copy_from_slice(&(size as u16).to_le_bytes());
     dst[3..5].copy_from_slice(&type_id.to_le_bytes());
@@ -197,6 +207,82 @@ pub fn encode_event_header(dst: &mut [u8], size: usize, type_id: u16, ticks: Tic
             EVENT_ABS_HEADER_LEN
         }
     }
+}
+
+/// Type ids below this may be written as compact events ([`kind::COMPACT`]).
+pub const COMPACT_TYPES: u16 = 0x80;
+
+/// The longest compact event header: size, kind and a five-byte delta.
+pub const COMPACT_MAX_HEADER_LEN: usize = HEADER_LEN + 5;
+
+/// The header length of a compact event whose delta is `delta`.
+///
+/// ```
+/// use ferret_abi::record::compact_header_len;
+///
+/// assert_eq!(compact_header_len(100), 4);
+/// assert_eq!(compact_header_len(20_000), 6);
+/// assert_eq!(compact_header_len(u32::MAX), 8);
+/// ```
+#[inline(always)]
+pub const fn compact_header_len(delta: u32) -> usize {
+    // Seven bits per byte: 1 byte below 2^7, 2 below 2^14, and so on.
+    let bits = 32 - (delta | 1).leading_zeros() as usize;
+    HEADER_LEN + bits.div_ceil(7)
+}
+
+/// Writes a compact event header (see [`kind::COMPACT`]) into `dst` and
+/// returns its length, [`compact_header_len`] of `delta`. `type_id` must be
+/// below [`COMPACT_TYPES`].
+///
+/// # Panics
+///
+/// If `dst` is shorter than the header; callers size it first.
+#[inline(always)]
+pub fn encode_compact_header(dst: &mut [u8], size: usize, type_id: u16, delta: u32) -> usize {
+    debug_assert!(type_id < COMPACT_TYPES);
+    dst[0..2].copy_from_slice(&(size as u16).to_le_bytes());
+    dst[2] = kind::COMPACT | type_id as u8;
+    // The common case in a burst: a delta under 128 ticks, one byte.
+    if delta < 0x80 {
+        dst[3] = delta as u8;
+        return HEADER_LEN + 1;
+    }
+    let mut at = HEADER_LEN;
+    let mut d = delta;
+    while d >= 0x80 {
+        dst[at] = (d as u8) | 0x80;
+        d >>= 7;
+        at += 1;
+    }
+    dst[at] = d as u8;
+    at + 1
+}
+
+/// The type id and delta of a compact event header at the start of `b`, and
+/// the header's length. `None` if the delta runs past `b`, past five bytes or
+/// past `u32::MAX`, or is not in its shortest form (so that every header
+/// has exactly one encoding).
+#[inline]
+fn decode_compact(b: &[u8], k: u8) -> Option<(u16, Ticks, usize)> {
+    let mut delta: u64 = 0;
+    let mut at = HEADER_LEN;
+    loop {
+        let byte = *b.get(at)?;
+        delta |= u64::from(byte & 0x7F) << (7 * (at - HEADER_LEN));
+        at += 1;
+        if byte & 0x80 == 0 {
+            if byte == 0 && at > HEADER_LEN + 1 {
+                return None;
+            }
+            break;
+        }
+        if at == COMPACT_MAX_HEADER_LEN {
+            return None;
+        }
+    }
+    let delta = u32::try_from(delta).ok()?;
+    Some(((k & !kind::COMPACT) as u16, Ticks::Delta(delta), at))
 }
 
 /// Writes the header of an event record carrying `ids` into `dst` and
@@ -244,7 +330,8 @@ pub fn encode_activity_ids(dst: &mut [u8], mut at: usize, ids: &ActivityIds) -> 
 
 /// Reads the type and time of an event record from its first bytes (at
 /// least [`EVENT_ABS_HEADER_LEN`] of them, or [`EVENT_HEADER_LEN`] for
-/// EVENT and its activity forms) and returns them with the length of the
+/// EVENT and its activity forms, or the compact header's length) and
+/// returns them with the length of the
 /// whole header, activity ids included. The ids themselves are not read:
 /// the caller checks that the record is at least that long and reads them
 /// with [`decode_activity_ids`] if it needs them.
@@ -254,6 +341,7 @@ pub fn decode_event_header(b: &[u8]) -> Option<(u16, Ticks, usize)> {
     // The daemon frames every ring record with this: the two plain kinds
     // come first and cost what they did before activity ids existed.
     match k {
+        k if k & kind::COMPACT != 0 => decode_compact(b, k),
         kind::EVENT => decode_time(b, false, 0),
         kind::EVENT_ABS => decode_time(b, true, 0),
         kind::EVENT_ACTIVITY => decode_time(b, false, 1),
@@ -292,6 +380,10 @@ pub fn decode_activity_ids(record: &[u8]) -> Option<ActivityIds> {
     let (_, k) = peek_header(record)?;
     if !kind::is_event(k) {
         return None;
+    }
+    if k & kind::COMPACT != 0 {
+        // The kind's low bits are a type id here, not id flags.
+        return Some(ActivityIds::NONE);
     }
     let at = if k & !(kind::ACTIVITY_BIT | kind::RELATED_BIT) == kind::EVENT {
         EVENT_HEADER_LEN
@@ -1197,9 +1289,11 @@ mod tests {
     }
 
     #[test]
-    fn only_the_six_event_kinds_frame_as_events() {
+    fn only_the_event_kinds_frame_as_events() {
         let events: Vec<u8> = (0..=255u8).filter(|k| kind::is_event(*k)).collect();
-        assert_eq!(events, vec![0x01, 0x02, 0x05, 0x06, 0x0d, 0x0e]);
+        let mut expected = vec![0x01, 0x02, 0x05, 0x06, 0x0d, 0x0e];
+        expected.extend(0x80..=0xFF);
+        assert_eq!(events, expected);
         for k in 0..=255u8 {
             let mut b = [0u8; 64];
             b[0] = 64;
@@ -1290,6 +1384,41 @@ mod tests {
     }
 
     #[test]
+    fn compact_headers_take_the_fewest_bytes_and_only_one_form() {
+        for (delta, len) in [
+            (0, 4),
+            (127, 4),
+            (128, 5),
+            (16_383, 5),
+            (16_384, 6),
+            (u32::MAX, 8),
+        ] {
+            assert_eq!(compact_header_len(delta), len, "{delta}");
+            let mut b = vec![0u8; len + 2];
+            assert_eq!(encode_compact_header(&mut b, len + 2, 127, delta), len);
+            assert_eq!(b[2], 0xFF);
+            assert_eq!(
+                decode_event_header(&b),
+                Some((127, Ticks::Delta(delta), len))
+            );
+        }
+        // 1 written as two bytes, a sixth delta byte, and a delta past 32
+        // bits are all refused.
+        let size = 9;
+        for header in [
+            &[0x81, 0x00][..],
+            &[0x80, 0x80, 0x80, 0x80, 0x80, 0x01],
+            &[0xFF, 0xFF, 0xFF, 0xFF, 0x1F],
+        ] {
+            let mut b = vec![size as u8, 0, kind::COMPACT | 5];
+            b.extend_from_slice(header);
+            b.resize(size, 0);
+            assert_eq!(decode_event_header(&b), None, "{header:?}");
+            assert!(parse_untrusted(&b).is_err(), "{header:?}");
+        }
+    }
+
+    #[test]
     fn names_over_the_cap_are_refused() {
         let mut t = sample_type();
         t.name = "x".repeat(MAX_NAME + 1);
@@ -1298,13 +1427,32 @@ mod tests {
 
     proptest! {
         #[test]
+        fn compact_events_round_trip(type_id in 0u16..COMPACT_TYPES, delta: u32,
+                                     payload in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let header = compact_header_len(delta);
+            let size = header + payload.len();
+            let mut b = vec![0u8; size];
+            prop_assert_eq!(encode_compact_header(&mut b, size, type_id, delta), header);
+            b[header..].copy_from_slice(&payload);
+            let (record, n) = parse_untrusted(&b).expect("a compact event");
+            prop_assert_eq!(n, size);
+            prop_assert_eq!(record, Record::Event {
+                type_id,
+                ticks: Ticks::Delta(delta),
+                ids: ActivityIds::NONE,
+                payload: &payload,
+            });
+        }
+
+        #[test]
         fn parse_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
             let mut rest = &bytes[..];
             while let Ok((record, n)) = parse_untrusted(rest) {
                 // An event's ids are never read from its payload, nor its
                 // payload from past its size.
-                if let Record::Event { ticks, ids, payload, .. } = &record {
-                    prop_assert_eq!(event_header_len(*ticks, ids) + payload.len(), n);
+                if let Record::Event { payload, .. } = &record {
+                    let (_, _, header) = decode_event_header(&rest[..n]).expect("an event's header");
+                    prop_assert_eq!(header + payload.len(), n);
                 }
                 rest = &rest[n.max(1).min(rest.len())..];
                 if rest.is_empty() { break; }

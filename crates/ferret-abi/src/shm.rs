@@ -234,11 +234,15 @@ pub const ABI_MAJOR: u16 = 1;
 /// The ABI minor version. 2: rings may carry THREAD records and event
 /// records with activity ids (docs/FORMAT.md), enable slots carry the
 /// no-loss wait, and the header's daemon line `enable_version`; a provider writes activity ids only into regions whose
-/// header says 2 or later.
-pub const ABI_MINOR: u16 = 2;
+/// header says 2 or later. 3: rings may carry compact event records
+/// (kinds 0x80–0xFF), which a provider writes only into regions whose header
+/// says 3 or later.
+pub const ABI_MINOR: u16 = 3;
 /// The first region minor version whose daemon reads event records with
 /// activity ids.
 pub const MINOR_ACTIVITY_IDS: u16 = 2;
+/// The first region minor version whose daemon reads compact event records.
+pub const MINOR_COMPACT: u16 = 3;
 
 impl RegionLayout {
     /// Lays out a region for `params`.

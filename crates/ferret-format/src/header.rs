@@ -8,10 +8,10 @@ pub const FILE_MAGIC: [u8; 8] = *b"FERRETLG";
 pub const FORMAT_MAJOR: u16 = 1;
 /// The format's minor version: fields and record kinds are appended within
 /// a major. 1 added the log modes' header fields; 2 added event records
-/// with activity ids and PROCESS_END records. Readers decode every kind
-/// they know whatever minor a header says, since an appended file keeps its
-/// first session's header.
-pub const FORMAT_MINOR: u16 = 2;
+/// with activity ids and PROCESS_END records; 3 added compact event
+/// records. Readers decode every kind they know whatever minor a header
+/// says, since an appended file keeps its first session's header.
+pub const FORMAT_MINOR: u16 = 3;
 /// Bytes of the fixed part of the header.
 pub const FIXED_HEADER_LEN: usize = 128;
 /// Buffers start at a multiple of this.

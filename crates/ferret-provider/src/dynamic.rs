@@ -265,7 +265,7 @@ impl<'a> DynamicEvent<'a> {
             Ok(desc) => writer::write(
                 self.provider.inner,
                 desc,
-                self.values(),
+                &writer::Checked::new(desc, self.values()),
                 writer::Ids::Given(&activity::ids(self.activity, self.related)),
             ),
             Err(_) => count_drop(DropReason::NoMetadata),

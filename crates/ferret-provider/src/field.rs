@@ -196,6 +196,11 @@ pub trait FieldTuple {
     const SIGNATURE: u64;
     /// Calls `f` with the values, in order.
     fn with_values<Out>(&self, f: impl FnOnce(&[Value<'_>]) -> Out) -> Out;
+    /// The payload's encoded length.
+    fn encoded_len(&self) -> usize;
+    /// Writes the payload (exactly [`FieldTuple::encoded_len`] bytes) at the
+    /// start of `dst`, each field by the code for its type.
+    fn encode(&self, dst: &mut [u8]);
 }
 
 /// A non-zero number naming a list of field types: exact for up to 14
@@ -233,6 +238,12 @@ impl FieldTuple for () {
     fn with_values<Out>(&self, f: impl FnOnce(&[Value<'_>]) -> Out) -> Out {
         f(&[])
     }
+    #[inline(always)]
+    fn encoded_len(&self) -> usize {
+        0
+    }
+    #[inline(always)]
+    fn encode(&self, _: &mut [u8]) {}
 }
 
 macro_rules! tuples {
@@ -243,6 +254,19 @@ macro_rules! tuples {
             #[inline(always)]
             fn with_values<Out>(&self, f: impl FnOnce(&[Value<'_>]) -> Out) -> Out {
                 f(&[$(self.$i.wire().value()),+])
+            }
+            // One statement per field, unrolled: each value's variant is
+            // known here, so its length and encoding fold to the code for
+            // its type.
+            #[inline(always)]
+            fn encoded_len(&self) -> usize {
+                0 $(+ self.$i.wire().value().encoded_len())+
+            }
+            #[inline(always)]
+            fn encode(&self, dst: &mut [u8]) {
+                let mut off = 0;
+                $(off += self.$i.wire().value().encode(&mut dst[off..]);)+
+                let _ = off;
             }
         }
     )*};

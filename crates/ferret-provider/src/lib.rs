@@ -86,7 +86,7 @@ pub use notify::on_enable_change;
 use ferret_abi::record::{EventTypeMeta, FieldMeta};
 use field::FieldTuple;
 use link::ProviderInner;
-use writer::Ids;
+use writer::{Checked, Ids};
 
 /// One declared field of an event: its name and type.
 ///
@@ -204,9 +204,8 @@ impl TypeCache {
 }
 
 /// What the writer needs from an event's declaration: where its type id is
-/// cached, a key naming its metadata in the process, the metadata itself
-/// (built only when the type is first registered), and whether values match
-/// the declared fields.
+/// cached, a key naming its metadata in the process, and the metadata
+/// itself (built only when the type is first registered).
 pub(crate) trait Described {
     /// The type id cached for this region generation and provider slot.
     fn cached_type(&self, generation: u64, slot: u32) -> Option<u16>;
@@ -216,9 +215,6 @@ pub(crate) trait Described {
     fn key(&self) -> (usize, u64);
     /// The EVENT_TYPE record's contents for provider slot `slot`.
     fn meta(&self, slot: u32) -> EventTypeMeta;
-    /// The payload's length if `values` have the declared fields' number
-    /// and types; `None` if they do not.
-    fn payload_len(&self, values: &[Value<'_>]) -> Option<usize>;
 }
 
 /// Declares one kind of event for [`Provider::write`]. Descriptors are
@@ -317,21 +313,6 @@ impl Described for EventDescriptor {
                 })
                 .collect(),
         }
-    }
-
-    #[inline]
-    fn payload_len(&self, values: &[Value<'_>]) -> Option<usize> {
-        if values.len() != self.fields.len() {
-            return None;
-        }
-        let mut len = 0;
-        for (v, f) in values.iter().zip(self.fields) {
-            if v.field_type() != f.ty {
-                return None;
-            }
-            len += v.encoded_len();
-        }
-        Some(len)
     }
 }
 
@@ -525,7 +506,7 @@ impl Provider {
     #[inline]
     pub fn write(&self, desc: &'static EventDescriptor, values: &[Value<'_>]) {
         if self.enabled(desc.level, desc.keywords) {
-            writer::write(self.inner, desc, values, Ids::Current);
+            writer::write(self.inner, desc, &Checked::new(desc, values), Ids::Current);
         }
     }
 
@@ -552,14 +533,24 @@ impl Provider {
     ) {
         if self.enabled(desc.level, desc.keywords) {
             let ids = activity::ids(activity, related);
-            writer::write(self.inner, desc, values, Ids::Given(&ids));
+            writer::write(
+                self.inner,
+                desc,
+                &Checked::new(desc, values),
+                Ids::Given(&ids),
+            );
         }
     }
 
     /// Writes with the ids given; the caller has checked that the event is
     /// enabled.
     fn write_ids(&self, desc: &'static EventDescriptor, values: &[Value<'_>], ids: &ActivityIds) {
-        writer::write(self.inner, desc, values, Ids::Given(ids));
+        writer::write(
+            self.inner,
+            desc,
+            &Checked::new(desc, values),
+            Ids::Given(ids),
+        );
     }
 
     /// Starts an activity if a session wants its start event: writes the
@@ -750,13 +741,6 @@ pub mod __private {
                     .collect(),
             }
         }
-
-        #[inline]
-        fn payload_len(&self, values: &[crate::Value<'_>]) -> Option<usize> {
-            // The values come from the same tuple as the types, through
-            // the sealed `WireValue`, so they always match.
-            Some(values.iter().map(crate::Value::encoded_len).sum())
-        }
     }
 
     /// What a macro's provider argument may be.
@@ -824,6 +808,23 @@ pub mod __private {
             types: F::TYPES,
             signature: F::SIGNATURE,
         };
-        fields.with_values(|values| crate::writer::write(provider.inner, &described, values, ids));
+        crate::writer::write(provider.inner, &described, &Typed(fields), ids);
+    }
+
+    /// A call site's fields: their values come from the same tuple as the
+    /// types, through the sealed `WireValue`, so they always match, and
+    /// each is encoded by code made for its type.
+    struct Typed<'a, F>(&'a F);
+
+    impl<F: FieldTuple> crate::writer::Payload for Typed<'_, F> {
+        #[inline(always)]
+        fn encoded_len(&self) -> Option<usize> {
+            Some(self.0.encoded_len())
+        }
+
+        #[inline(always)]
+        fn encode(&self, dst: &mut [u8]) {
+            self.0.encode(dst);
+        }
     }
 }

@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use ferret_abi::record::{self, HEADER_LEN, kind};
 use ferret_abi::shm::{
-    ENABLE_TABLE_BYTES, MINOR_ACTIVITY_IDS, RING_FREE, RING_OWNED, RegionHeader, RegionLayout,
-    RingDesc,
+    ENABLE_TABLE_BYTES, MINOR_ACTIVITY_IDS, MINOR_COMPACT, RING_FREE, RING_OWNED, RegionHeader,
+    RegionLayout, RingDesc,
 };
 use rustix::mm::{MapFlags, ProtFlags};
 
@@ -27,6 +27,8 @@ pub(crate) struct Region {
     pub(crate) clock: u32,
     /// True if the daemon reads event records with activity ids.
     pub(crate) activity_ids: bool,
+    /// True if the daemon reads compact event records.
+    pub(crate) compact: bool,
     eventfd: Option<OwnedFd>,
     meta: Mutex<MetaState>,
     /// Rings whose threads have exited, still owned by this process, ready
@@ -115,6 +117,7 @@ impl Region {
             layout,
             clock: header.clock,
             activity_ids: header.minor >= MINOR_ACTIVITY_IDS,
+            compact: header.minor >= MINOR_COMPACT,
             eventfd,
             meta: Mutex::new(MetaState::default()),
             spare: Mutex::new(Vec::new()),
@@ -264,8 +267,10 @@ impl Region {
             capacity: self.layout.params.ring_capacity,
             head,
             cached_tail: tail,
-            last_ticks: 0,
-            has_last: false,
+            check_at: head,
+            // Half the clock's range away from now: the first record's delta
+            // cannot fit 32 bits, so it gets the absolute time.
+            last_ticks: crate::clock::now(self.clock).wrapping_add(1 << 63),
             stalled_at: None,
         })
     }
@@ -373,10 +378,14 @@ pub(crate) struct RingHandle {
     pub(crate) head: u64,
     /// The consumer position last read from `desc.tail`.
     pub(crate) cached_tail: u64,
-    /// The time of the last record written, which the next one's delta is from.
+    /// The head at which the writer next looks whether the drain needs
+    /// waking.
+    pub(crate) check_at: u64,
+    /// The time of the last record written, which the next one's delta is
+    /// from; before the first, a time 2^63 ticks from any the thread reads,
+    /// so that one delta test covers a first record, a clock that went
+    /// backwards and a gap too long for 32 bits.
     pub(crate) last_ticks: u64,
-    /// False until this thread writes its first record to the ring.
-    pub(crate) has_last: bool,
     /// The tail at which a no-loss wait last ran out: while the daemon has
     /// not moved past it, the writer drops at once instead of waiting again.
     pub(crate) stalled_at: Option<u64>,

@@ -18,7 +18,8 @@ use std::sync::atomic::Ordering;
 
 use ferret_abi::Value;
 use ferret_abi::record::{
-    self, ACTIVITY_ID_LEN, ActivityIds, EVENT_ABS_HEADER_LEN, EVENT_HEADER_LEN, MAX_RECORD, Ticks,
+    self, ACTIVITY_ID_LEN, ActivityIds, COMPACT_TYPES, EVENT_ABS_HEADER_LEN, EVENT_HEADER_LEN,
+    MAX_RECORD, Ticks,
 };
 
 use crate::Described;
@@ -34,6 +35,60 @@ pub(crate) enum Ids<'a> {
     Current,
     /// These.
     Given(&'a ActivityIds),
+}
+
+/// An event's field values as the writer takes them: their encoded length
+/// (which sizes the record) and their encoding. A call site's typed fields
+/// know both at compile time; values given as a slice are checked against
+/// the declared fields first.
+pub(crate) trait Payload {
+    /// The encoded length; `None` if the values do not match the event's
+    /// declared fields, which would make the record undecodable.
+    fn encoded_len(&self) -> Option<usize>;
+    /// Writes exactly [`Payload::encoded_len`] bytes at the start of `dst`.
+    fn encode(&self, dst: &mut [u8]);
+}
+
+/// Values given as a slice, with the field types they must have.
+pub(crate) struct Checked<'a, 'v> {
+    pub(crate) fields: &'a [crate::FieldDesc],
+    pub(crate) values: &'a [Value<'v>],
+}
+
+impl<'a, 'v> Checked<'a, 'v> {
+    /// `values` for the fields `desc` declares.
+    #[inline]
+    pub(crate) fn new(desc: &'a crate::EventDescriptor, values: &'a [Value<'v>]) -> Self {
+        Checked {
+            fields: desc.fields,
+            values,
+        }
+    }
+}
+
+impl Payload for Checked<'_, '_> {
+    #[inline]
+    fn encoded_len(&self) -> Option<usize> {
+        if self.values.len() != self.fields.len() {
+            return None;
+        }
+        let mut len = 0;
+        for (v, f) in self.values.iter().zip(self.fields) {
+            if v.field_type() != f.ty {
+                return None;
+            }
+            len += v.encoded_len();
+        }
+        Some(len)
+    }
+
+    #[inline]
+    fn encode(&self, dst: &mut [u8]) {
+        let mut off = 0;
+        for v in self.values {
+            off += v.encode(&mut dst[off..]);
+        }
+    }
 }
 
 /// Writes after a failed ring claim before trying again.
@@ -114,11 +169,11 @@ impl ThreadWriter {
     }
 
     #[inline]
-    fn write<D: Described + ?Sized>(
+    fn write<D: Described + ?Sized, P: Payload + ?Sized>(
         &mut self,
         p: &ProviderInner,
         desc: &D,
-        values: &[Value<'_>],
+        values: &P,
         ids: Ids<'_>,
     ) {
         let generation = GENERATION.load(Ordering::Acquire);
@@ -150,7 +205,7 @@ impl ThreadWriter {
         };
         // The payload must match the declared fields; a mismatch would make
         // the record undecodable, so it is dropped and counted instead.
-        let Some(payload) = desc.payload_len(values) else {
+        let Some(payload) = values.encoded_len() else {
             region.count_invalid();
             return;
         };
@@ -178,16 +233,28 @@ impl ThreadWriter {
         let now = clock::now(self.clock);
         // Deltas keep event records small; the first record of a ring, a
         // clock that went backwards across cores, or a gap too long for 32
-        // bits get the absolute time instead.
+        // bits get the absolute time instead. A clock that went backwards
+        // wraps the delta past 32 bits, and so does the first record (see
+        // `RingHandle::last_ticks`), so one test covers all three.
         let delta = now.wrapping_sub(ring.last_ticks);
-        let ticks = if ring.has_last && now >= ring.last_ticks && delta <= u32::MAX as u64 {
+        let ticks = if delta <= u32::MAX as u64 {
             Ticks::Delta(delta as u32)
         } else {
             Ticks::Absolute(now)
         };
-        let header_len = match ticks {
-            Ticks::Delta(_) => EVENT_HEADER_LEN,
-            Ticks::Absolute(_) => EVENT_ABS_HEADER_LEN,
+        // An event of one of the process's first 128 types, outside any
+        // activity, with a delta time (most events of a busy program) gets
+        // the compact header: 4 bytes in a burst instead of 9.
+        let compact = match ticks {
+            Ticks::Delta(d) if id_count == 0 && type_id < COMPACT_TYPES && region.compact => {
+                Some(d)
+            }
+            _ => None,
+        };
+        let header_len = match (compact, ticks) {
+            (Some(d), _) => record::compact_header_len(d),
+            (None, Ticks::Delta(_)) => EVENT_HEADER_LEN,
+            (None, Ticks::Absolute(_)) => EVENT_ABS_HEADER_LEN,
         } + id_count * ACTIVITY_ID_LEN;
         let size = header_len + payload;
         if size > MAX_RECORD {
@@ -196,7 +263,11 @@ impl ThreadWriter {
         }
         let size64 = size as u64;
         let cap = ring.capacity;
-        let need = ring.space_for(size64);
+        // Most records fit before the ring's end; one that does not starts
+        // again at offset 0 and needs the rest of the ring as well.
+        let pos = ring.head & (cap - 1);
+        let fits = size64 <= cap - pos;
+        let need = if fits { size64 } else { ring.space_for(size64) };
         if ring.head.wrapping_add(need).wrapping_sub(ring.cached_tail) > cap {
             ring.cached_tail = ring.desc().tail.load(Ordering::Acquire);
             if ring.head.wrapping_add(need).wrapping_sub(ring.cached_tail) > cap
@@ -207,7 +278,11 @@ impl ThreadWriter {
                 return;
             }
         }
-        let at = ring.place(size64);
+        let at = if fits {
+            pos as usize
+        } else {
+            ring.place(size64)
+        };
         let data = ring.data.as_ptr();
         // SAFETY: [at, at + size) lies inside the ring (`place` wrapped to
         // 0 if it did not fit before the end) and inside the space checked
@@ -215,18 +290,27 @@ impl ThreadWriter {
         // other thread writes this ring and the daemon reads only below the
         // published head.
         let dst = unsafe { std::slice::from_raw_parts_mut(data.add(at), size) };
-        let mut off = record::encode_event_header(dst, size, type_id, ticks);
-        if id_count != 0 {
-            off = record::encode_activity_ids(dst, off, ids);
-        }
-        for v in values {
-            off += v.encode(&mut dst[off..]);
-        }
+        let off = match compact {
+            Some(d) => record::encode_compact_header(dst, size, type_id, d),
+            None => {
+                let off = record::encode_event_header(dst, size, type_id, ticks);
+                if id_count != 0 {
+                    record::encode_activity_ids(dst, off, ids)
+                } else {
+                    off
+                }
+            }
+        };
+        values.encode(&mut dst[off..]);
         ring.head += size64;
         ring.last_ticks = now;
-        ring.has_last = true;
         ring.desc().head.store(ring.head, Ordering::Release);
-        if ring.head - ring.cached_tail > cap / 8 {
+        // The drain is woken when an eighth of the ring waits for it. The
+        // check reads the daemon's tail (a cache line the other core
+        // writes) and may fence, so it runs once per sixteenth of the ring
+        // written, not after every record of a burst the drain lags behind.
+        if ring.head >= ring.check_at {
+            ring.check_at = ring.head + cap / 16;
             ring.cached_tail = ring.desc().tail.load(Ordering::Acquire);
             if ring.head.wrapping_sub(ring.cached_tail) > cap / 8 {
                 region.wake_drain();
@@ -251,10 +335,10 @@ thread_local! {
 /// `Ids::Current` reads the thread's current activity only once the event
 /// is known to be written.
 #[inline]
-pub(crate) fn write<D: Described + ?Sized>(
+pub(crate) fn write<D: Described + ?Sized, P: Payload + ?Sized>(
     p: &ProviderInner,
     desc: &D,
-    values: &[Value<'_>],
+    values: &P,
     ids: Ids<'_>,
 ) {
     let _ = WRITER.try_with(|cell| {
