@@ -259,11 +259,31 @@ fn decode_each<'a>(
 /// the general validator costs several times more per string.
 #[inline]
 fn utf8(b: &[u8]) -> Option<&str> {
-    if b.len() <= 32 && b.iter().fold(0u8, |acc, &x| acc | x) < 0x80 {
+    if short_ascii(b) {
         // SAFETY: every byte is below 0x80, and ASCII is UTF-8.
         return Some(unsafe { core::str::from_utf8_unchecked(b) });
     }
     core::str::from_utf8(b).ok()
+}
+
+/// True if `b` is at most 16 bytes, all ASCII: two overlapping word loads
+/// test 4 to 16 bytes at once.
+#[inline(always)]
+fn short_ascii(b: &[u8]) -> bool {
+    const HIGH64: u64 = 0x8080_8080_8080_8080;
+    const HIGH32: u32 = 0x8080_8080;
+    match (b.first_chunk::<8>(), b.last_chunk::<8>()) {
+        (Some(head), Some(tail)) if b.len() <= 16 => {
+            (u64::from_ne_bytes(*head) | u64::from_ne_bytes(*tail)) & HIGH64 == 0
+        }
+        (Some(_), Some(_)) => false,
+        _ => match (b.first_chunk::<4>(), b.last_chunk::<4>()) {
+            (Some(head), Some(tail)) => {
+                (u32::from_ne_bytes(*head) | u32::from_ne_bytes(*tail)) & HIGH32 == 0
+            }
+            _ => b.iter().all(|&x| x < 0x80),
+        },
+    }
 }
 
 fn take<const N: usize>(rest: &mut &[u8]) -> Option<[u8; N]> {

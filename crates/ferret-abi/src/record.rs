@@ -842,6 +842,24 @@ pub fn parse_untrusted(bytes: &[u8]) -> Result<(Record<'_>, usize), RecordError>
     let Some((size, k)) = peek_header(bytes) else {
         return Err(RecordError::ShortHeader(bytes.len()));
     };
+    // Most records of a busy log are compact events: framed first, without
+    // the general kind dispatch.
+    if k & kind::COMPACT != 0 && size <= bytes.len() {
+        let record = &bytes[..size];
+        if let Some((type_id, ticks, header)) = decode_compact(record, k) {
+            if header <= size {
+                return Ok((
+                    Record::Event {
+                        type_id,
+                        ticks,
+                        ids: ActivityIds::NONE,
+                        payload: &record[header..],
+                    },
+                    size,
+                ));
+            }
+        }
+    }
     if k == kind::PAD {
         return Ok((Record::Pad, HEADER_LEN));
     }
