@@ -195,6 +195,18 @@ pub fn decode_untrusted<'a>(
     Ok(out)
 }
 
+/// Decodes `payload` as [`decode_untrusted`] does, into `out` (cleared
+/// first), so that a reader decoding event after event reuses one
+/// allocation. On an error `out` holds the fields before the bad one.
+pub fn decode_untrusted_into<'a>(
+    fields: &[FieldMeta],
+    payload: &'a [u8],
+    out: &mut Vec<Value<'a>>,
+) -> Result<(), PayloadError> {
+    out.clear();
+    decode_each(fields, payload, |v| out.push(v))
+}
+
 /// Checks `payload` exactly as [`decode_untrusted`] does, without keeping
 /// the values: for readers that only count events, so that they allocate
 /// nothing per event yet reject the same payloads.

@@ -59,8 +59,10 @@ pub struct Event<'a> {
     /// Thread id.
     pub tid: u32,
     /// Field values, in the order of `ty.fields`; empty when the decoder
-    /// was told not to decode them (`decode_values(false)`).
-    pub values: Vec<Value<'a>>,
+    /// was told not to decode them (`decode_values(false)`). The decoder
+    /// reuses one buffer for every event's values, so a reader that keeps
+    /// them copies them (`to_vec`).
+    pub values: &'a [Value<'a>],
     /// The activity the event belongs to, if it was written inside one.
     pub activity_id: Option<Guid>,
     /// The related activity: for a start event, the activity that was
@@ -442,6 +444,9 @@ impl DecodeState {
         // PROCESS records and trailers forget it, since they change the
         // table.
         let mut last_process: Option<(u32, Option<usize>)> = None;
+        // Every event's values go into this one buffer, so decoding
+        // allocates nothing per event.
+        let mut values = Vec::new();
         for rec in Records::new(records) {
             let rec = match rec {
                 Ok(r) => r,
@@ -482,16 +487,16 @@ impl DecodeState {
                         })?;
                         continue;
                     };
-                    // Readers that only count events get no values, which
-                    // saves an allocation per event, but the payload is
-                    // checked all the same.
+                    // Readers that only count events get no values, but
+                    // the payload is checked all the same.
                     let decoded = if *decode_values {
-                        payload::decode_untrusted(&ty.fields, payload)
+                        payload::decode_untrusted_into(&ty.fields, payload, &mut values)
                     } else {
-                        payload::check_untrusted(&ty.fields, payload).map(|()| Vec::new())
+                        values.clear();
+                        payload::check_untrusted(&ty.fields, payload)
                     };
-                    let values = match decoded {
-                        Ok(v) => v,
+                    match decoded {
+                        Ok(()) => {}
                         Err(e) => {
                             stats.bad_records += 1;
                             f(Entry::BadRecord {
@@ -524,7 +529,7 @@ impl DecodeState {
                         process,
                         pid: ctx.pid,
                         tid: ctx.tid,
-                        values,
+                        values: &values,
                         activity_id: ids.activity,
                         related_activity_id: ids.related,
                     }))?;

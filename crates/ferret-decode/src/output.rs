@@ -173,7 +173,7 @@ fn push_value_text(out: &mut Vec<u8>, v: &Value<'_>) {
 
 /// Appends the fields as `name=value` pairs separated by spaces.
 fn push_fields_text(out: &mut Vec<u8>, e: &Event<'_>) {
-    for (i, (f, v)) in e.ty.fields.iter().zip(&e.values).enumerate() {
+    for (i, (f, v)) in e.ty.fields.iter().zip(e.values).enumerate() {
         if i > 0 {
             out.push(b' ');
         }
@@ -421,7 +421,7 @@ impl<W: Write, D: Write> Printer<W, D> {
             }
             OutputFormat::Json => {
                 let mut fields = serde_json::Map::new();
-                for (f, v) in ty.fields.iter().zip(&e.values) {
+                for (f, v) in ty.fields.iter().zip(e.values) {
                     fields.insert(f.name.clone(), value_json(v));
                 }
                 let mut obj = serde_json::json!({

@@ -562,7 +562,7 @@ pub fn decode(path: &Path) -> Decoded {
             ferret_decode::Entry::Event(ev) => {
                 let mut seq = None;
                 let mut msg = None;
-                for (f, v) in ev.ty.fields.iter().zip(&ev.values) {
+                for (f, v) in ev.ty.fields.iter().zip(ev.values) {
                     match (f.name.as_str(), v) {
                         ("seq", Value::U64(n)) => seq = Some(*n),
                         ("msg", Value::Str(s)) => msg = Some(s.to_string()),
@@ -638,7 +638,7 @@ pub fn typed_events(path: &Path) -> Vec<TypedEvent> {
                     .ty
                     .fields
                     .iter()
-                    .zip(&ev.values)
+                    .zip(ev.values)
                     .map(|(f, v)| (f.name.clone(), format!("{v:?}")))
                     .collect(),
             }),
