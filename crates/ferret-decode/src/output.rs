@@ -263,10 +263,12 @@ impl TimestampCache {
             self.secs = secs;
         }
         out.extend_from_slice(&self.prefix);
-        // Nine digits, zero-padded: four pairs from the end, then one.
+        // Nine digits, zero-padded (four pairs from the end, then one), and
+        // the `Z`: ten bytes of known size.
         let mut nanos = (unix_ns % 1_000_000_000) as usize;
-        let mut digits = [b'0'; 9];
-        let mut at = digits.len();
+        let mut digits = [b'0'; 10];
+        digits[9] = b'Z';
+        let mut at = 9;
         for _ in 0..4 {
             let pair = nanos % 100 * 2;
             nanos /= 100;
@@ -275,7 +277,6 @@ impl TimestampCache {
         }
         digits[0] = b'0' + nanos as u8;
         out.extend_from_slice(&digits);
-        out.push(b'Z');
     }
 }
 
@@ -663,9 +664,10 @@ mod tests {
             u64::MAX - 1,
             u64::MAX,
         ] {
-            let mut out = Vec::new();
+            // Appended after what the line holds, and nothing more.
+            let mut out = b"x=".to_vec();
             push_u64(&mut out, n);
-            assert_eq!(String::from_utf8(out).unwrap(), n.to_string());
+            assert_eq!(String::from_utf8(out).unwrap(), format!("x={n}"));
         }
     }
 
