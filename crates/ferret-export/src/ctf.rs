@@ -15,9 +15,9 @@
 //!
 //! Packets hold at most about [`PACKET_EVENTS_BYTES`] of events. Losses are
 //! in the packet context's `events_discarded`, the count of events lost so
-//! far: a loss closes the packet it happened in, so readers (babeltrace2
-//! says "discarded N events") place it between that packet's events and
-//! the next's.
+//! far at the packet's end: a loss closes the packet before it, so the next
+//! packet counts it and readers (babeltrace2 says "discarded N events")
+//! place it between the two packets' ends.
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
@@ -57,6 +57,8 @@ pub fn write_ctf(trace: &Trace, dir: &Path, progress: &mut dyn FnMut(u64)) -> io
         begin: None,
         end: 0,
         discarded: 0,
+        wrote: false,
+        wrote_discarded: 0,
     };
     stream.reset();
     let mut ticker = Ticker::new(progress);
@@ -90,17 +92,25 @@ pub fn write_ctf(trace: &Trace, dir: &Path, progress: &mut dyn FnMut(u64)) -> io
                 count,
                 ..
             } => {
-                stream.discarded = stream.discarded.saturating_add(count);
-                if stream.begin.is_none() {
-                    stream.begin = Some(timestamp_ns);
+                // The packet so far ends before the loss, so the next one
+                // counts it; the first packet is written even when empty,
+                // since readers take a count only as the difference from
+                // an earlier packet's.
+                if stream.begin.is_some() || !stream.wrote {
+                    if stream.begin.is_none() {
+                        stream.begin = Some(timestamp_ns);
+                        stream.end = stream.end.max(timestamp_ns);
+                    }
+                    stream.close()?;
                 }
-                stream.end = stream.end.max(timestamp_ns);
-                stream.close()
+                stream.discarded = stream.discarded.saturating_add(count);
+                Ok(())
             }
         }
     })?;
     ticker.end();
-    if stream.begin.is_some() {
+    // A loss after the last event is counted by a last, empty packet.
+    if stream.begin.is_some() || stream.discarded != stream.wrote_discarded {
         stream.close()?;
     }
     stream.out.flush()
@@ -116,6 +126,10 @@ struct Stream {
     end: u64,
     /// Events lost so far.
     discarded: u64,
+    /// Whether a packet was written, and the count of losses the last one
+    /// carried.
+    wrote: bool,
+    wrote_discarded: u64,
 }
 
 impl Stream {
@@ -158,6 +172,8 @@ impl Stream {
         p[c + 24..c + 32].copy_from_slice(&bits.to_le_bytes());
         p[c + 32..c + 40].copy_from_slice(&self.discarded.to_le_bytes());
         self.out.write_all(p)?;
+        self.wrote = true;
+        self.wrote_discarded = self.discarded;
         self.reset();
         Ok(())
     }
