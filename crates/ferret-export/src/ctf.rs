@@ -103,7 +103,9 @@ pub fn write_ctf(trace: &Trace, dir: &Path, progress: &mut dyn FnMut(u64)) -> io
                     }
                     stream.close()?;
                 }
-                stream.discarded = stream.discarded.saturating_add(count);
+                // Readers take an all-ones count to mean "not known", so
+                // the sum stops one short of it.
+                stream.discarded = stream.discarded.saturating_add(count).min(u64::MAX - 1);
                 Ok(())
             }
         }
@@ -304,19 +306,27 @@ fn identifier(name: &str, used: &mut HashSet<String>) -> String {
             }
         })
         .collect();
-    if id.is_empty()
-        || id.starts_with('_')
+    // An empty name is "_" to readers: an identifier of "_" alone would
+    // lose its underscore and show as nothing.
+    if id.is_empty() {
+        id.push('_');
+    }
+    if id.starts_with('_')
         || id.starts_with(|c: char| c.is_ascii_digit())
         || KEYWORDS.contains(&id.as_str())
     {
         id.insert(0, '_');
     }
+    // babeltrace2 checks a new field's name against the earlier ones with
+    // their underscore dropped, so both forms must be new.
+    let stripped = |s: &str| s.strip_prefix('_').unwrap_or(s).to_string();
     let mut unique = id.clone();
     let mut n = 2;
-    while used.contains(&unique) {
+    while used.contains(&unique) || used.contains(&stripped(&unique)) {
         unique = format!("{id}_{n}");
         n += 1;
     }
+    used.insert(stripped(&unique));
     used.insert(unique.clone());
     unique
 }
@@ -464,7 +474,8 @@ mod tests {
         assert_eq!(identifier("string", &mut used), "_string");
         assert_eq!(identifier("_x", &mut used), "__x");
         assert_eq!(identifier("9lives", &mut used), "_9lives");
-        assert_eq!(identifier("", &mut used), "_");
+        assert_eq!(identifier("", &mut used), "__");
+        assert_eq!(identifier("_", &mut used), "___2");
         assert_eq!(identifier("seq", &mut used), "seq_2");
         assert_eq!(identifier("spaced__name", &mut used), "spaced__name_2");
     }
