@@ -65,30 +65,57 @@ pub fn write_chrome(
         );
         emit(out, &line)?;
     }
-    // The open activities: id to the name of their start event.
-    let mut open: HashMap<Guid, String> = HashMap::new();
+    // Each type's name, category and field names as JSON, escaped once
+    // rather than for every event.
+    let names: Vec<(String, String, Vec<String>)> = trace
+        .types()
+        .iter()
+        .map(|ty| {
+            let mut name = String::new();
+            json_str(&mut name, &event_name(ty));
+            let mut cat = String::new();
+            json_str(&mut cat, &ty.provider.name);
+            let keys = ty
+                .fields
+                .iter()
+                .map(|f| {
+                    let mut k = String::new();
+                    json_str(&mut k, &f.name);
+                    k.push(':');
+                    k
+                })
+                .collect();
+            (name, cat, keys)
+        })
+        .collect();
+    // The open activities: id to their start event's type.
+    let mut open: HashMap<Guid, usize> = HashMap::new();
     let mut ticker = Ticker::new(progress);
     trace.for_each(|record| {
         ticker.tick();
         line.clear();
         match record {
             Record::Event(e) => {
-                let name = event_name(e.ty);
+                let Some((name, cat, keys)) = names.get(e.type_index) else {
+                    return Ok(());
+                };
                 let (ph, slice_name) = match e.activity_id {
                     Some(id) if e.ty.opcode == crate::OPCODE_START => {
-                        open.insert(id, name.clone());
-                        ("b", Some(name.clone()))
+                        open.insert(id, e.type_index);
+                        ("b", name)
                     }
-                    Some(id) if e.ty.opcode == crate::OPCODE_STOP => match open.remove(&id) {
-                        Some(start) => ("e", Some(start)),
-                        None => ("i", None),
-                    },
-                    _ => ("i", None),
+                    Some(id) if e.ty.opcode == crate::OPCODE_STOP => {
+                        match open.remove(&id).and_then(|t| names.get(t)) {
+                            Some(start) => ("e", &start.0),
+                            None => ("i", name),
+                        }
+                    }
+                    _ => ("i", name),
                 };
                 line.push_str("{\"name\":");
-                json_str(&mut line, slice_name.as_deref().unwrap_or(&name));
+                line.push_str(slice_name);
                 line.push_str(",\"cat\":");
-                json_str(&mut line, &e.ty.provider.name);
+                line.push_str(cat);
                 let _ = write!(line, ",\"ph\":\"{ph}\"");
                 if ph == "i" {
                     line.push_str(",\"s\":\"t\"");
@@ -99,11 +126,10 @@ pub fn write_chrome(
                 ts(&mut line, e.timestamp_ns, start);
                 let _ = write!(line, ",\"pid\":{},\"tid\":{},\"args\":{{", e.pid, e.tid);
                 let mut sep = "";
-                for (f, v) in e.ty.fields.iter().zip(&e.values) {
+                for (k, v) in keys.iter().zip(&e.values) {
                     line.push_str(sep);
                     sep = ",";
-                    json_str(&mut line, &f.name);
-                    line.push(':');
+                    line.push_str(k);
                     value(&mut line, v);
                 }
                 for (key, id) in [

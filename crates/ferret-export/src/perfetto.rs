@@ -193,7 +193,16 @@ struct Writer<'a> {
     names: Interner,
     categories: Interner,
     fields: Interner,
+    /// Each event type's name, category and field name iids, once
+    /// interned, so an event costs no string hashing.
+    type_iids: Vec<Option<TypeIids>>,
     next_uuid: u64,
+}
+
+struct TypeIids {
+    name: u64,
+    category: u64,
+    fields: Vec<u64>,
 }
 
 impl Writer<'_> {
@@ -221,7 +230,10 @@ impl Writer<'_> {
     }
 
     /// Writes a track event on `track` at `ts`, interning its name,
-    /// category and annotation names.
+    /// category and annotation names. For an event of a Ferret event type,
+    /// `of_type` is the type's position and how many of the annotations
+    /// are its fields, whose iids are then remembered.
+    #[allow(clippy::too_many_arguments)]
     fn event(
         &mut self,
         ts: u64,
@@ -230,17 +242,50 @@ impl Writer<'_> {
         name: &str,
         category: &str,
         annotations: Vec<(&str, AnnotationValue)>,
+        of_type: Option<(usize, usize)>,
     ) -> io::Result<()> {
         let mut interned = InternedData::default();
-        let name_iid = self.names.iid(name, &mut interned.event_names);
-        let category_iid = self
-            .categories
-            .iid(category, &mut interned.event_categories);
+        let Writer {
+            names,
+            categories,
+            fields,
+            type_iids,
+            ..
+        } = self;
+        let cached = of_type.and_then(|(i, _)| type_iids.get(i)?.as_ref());
+        let (name_iid, category_iid) = match cached {
+            Some(t) => (t.name, t.category),
+            None => (
+                names.iid(name, &mut interned.event_names),
+                categories.iid(category, &mut interned.event_categories),
+            ),
+        };
+        let known: &[u64] = cached.map_or(&[], |t| &t.fields);
+        let mut key_iids = Vec::with_capacity(annotations.len());
+        for (j, (key, _)) in annotations.iter().enumerate() {
+            key_iids.push(match known.get(j) {
+                Some(&iid) => iid,
+                None => fields.iid(key, &mut interned.debug_annotation_names),
+            });
+        }
+        if let Some((i, n)) = of_type {
+            if cached.is_none() {
+                if type_iids.len() <= i {
+                    type_iids.resize_with(i + 1, || None);
+                }
+                type_iids[i] = Some(TypeIids {
+                    name: name_iid,
+                    category: category_iid,
+                    fields: key_iids[..n.min(key_iids.len())].to_vec(),
+                });
+            }
+        }
         let debug_annotations = annotations
             .into_iter()
-            .map(|(key, v)| {
+            .zip(key_iids)
+            .map(|((_, v), iid)| {
                 let mut a = DebugAnnotation {
-                    name_iid: Some(self.fields.iid(key, &mut interned.debug_annotation_names)),
+                    name_iid: Some(iid),
                     ..DebugAnnotation::default()
                 };
                 match v {
@@ -313,6 +358,7 @@ pub fn write_perfetto(
         names: Interner::default(),
         categories: Interner::default(),
         fields: Interner::default(),
+        type_iids: Vec::new(),
         next_uuid: 0,
     };
     let start = trace.first_ns().unwrap_or(0);
@@ -361,12 +407,13 @@ pub fn write_perfetto(
     }
     // The open activities' tracks.
     let mut open: HashMap<Guid, u64> = HashMap::new();
+    let names: Vec<String> = trace.types().iter().map(event_name).collect();
     let mut ticker = Ticker::new(progress);
     trace.for_each(|record| {
         ticker.tick();
         match record {
             Record::Event(e) => {
-                let name = event_name(e.ty);
+                let name = names.get(e.type_index).map_or("", String::as_str);
                 let mut annotations: Vec<(&str, AnnotationValue)> =
                     e.ty.fields
                         .iter()
@@ -389,7 +436,7 @@ pub fn write_perfetto(
                         let uuid = w.uuid();
                         w.track(TrackDescriptor {
                             uuid: Some(uuid),
-                            name: Some(name.clone()),
+                            name: Some(name.to_string()),
                             parent_uuid: process_tracks.get(&e.pid).copied(),
                             ..TrackDescriptor::default()
                         })?;
@@ -402,13 +449,15 @@ pub fn write_perfetto(
                     },
                     _ => (thread, INSTANT),
                 };
+                let fields = e.values.len();
                 w.event(
                     e.timestamp_ns,
                     track,
                     ty,
-                    &name,
+                    name,
                     &e.ty.provider.name,
                     annotations,
+                    Some((e.type_index, fields)),
                 )
             }
             Record::Lost {
@@ -430,6 +479,7 @@ pub fn write_perfetto(
                         ("reason", AnnotationValue::String(reason.to_string())),
                         ("provider", AnnotationValue::String(provider.to_string())),
                     ],
+                    None,
                 )
             }
             Record::ProcessEnd { timestamp_ns, pid } => {
@@ -441,6 +491,7 @@ pub fn write_perfetto(
                     "Process ended",
                     "ferret",
                     Vec::new(),
+                    None,
                 )
             }
         }
@@ -470,7 +521,7 @@ pub fn write_perfetto(
         ("corrupt_bytes", AnnotationValue::Uint(s.corrupt_bytes)),
     ]);
     let end = trace.last_ns().unwrap_or(start);
-    w.event(end, uuid, INSTANT, "Export summary", "ferret", totals)?;
+    w.event(end, uuid, INSTANT, "Export summary", "ferret", totals, None)?;
     w.out.flush()
 }
 

@@ -13,6 +13,13 @@ use ferret_decode::{Entry, Event, EventType, ProviderInfo};
 use ferret_export::{Trace, write_chrome, write_ctf, write_perfetto};
 use proptest::prelude::*;
 
+/// Perfetto's `Trace` message, its packets left encoded.
+#[derive(Clone, PartialEq, prost::Message)]
+struct Packets {
+    #[prost(bytes = "vec", repeated, tag = "1")]
+    packet: Vec<Vec<u8>>,
+}
+
 const TYPES: [FieldType; 13] = [
     FieldType::U8,
     FieldType::I8,
@@ -221,7 +228,10 @@ proptest! {
 
         let mut pf = Vec::new();
         write_perfetto(&trace, &mut pf, &mut none).unwrap();
-        prop_assert!(!pf.is_empty());
+        // The file is a Trace message: a packet per record, and more for
+        // the clock, the tracks and the summary.
+        let packets = <Packets as prost::Message>::decode(&pf[..]).unwrap().packet;
+        prop_assert!(packets.len() >= inputs.len() + 2, "{} packets", packets.len());
 
         let dir = tempfile::tempdir().unwrap();
         write_ctf(&trace, dir.path(), &mut none).unwrap();
