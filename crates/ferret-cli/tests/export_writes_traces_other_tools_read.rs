@@ -685,3 +685,76 @@ fn bad_input_or_an_existing_output_gets_one_line_and_leaves_no_file() {
         assert_eq!(listing(), before, "nothing is left behind");
     }
 }
+
+#[test]
+fn a_large_log_exports_to_ctf_in_many_packets_with_every_event() {
+    if !have_babeltrace() {
+        return;
+    }
+    let env = Env::new();
+    let log = env.path("many.ferret");
+    env.start("many", "E2E.ExportMany", &log, &[]);
+    env.emit("E2E.ExportMany", 20_000, &["--threads", "2"]);
+    env.wait_no_providers();
+    env.ok(&["stop", "many"]);
+    let (out, line) = export(&env, &[&log], "ctf", "many.ctf");
+    assert!(line.contains("20000 events"), "{line}");
+    // Packets hold at most 64 KiB of events, so these take several.
+    let stream = std::fs::read(out.join("stream")).unwrap();
+    let magic = 0xC1FC_1FC1u32.to_le_bytes();
+    let (mut at, mut packets) = (0, 0);
+    while at < stream.len() {
+        assert_eq!(stream[at..at + 4], magic, "a packet starts at {at}");
+        let size = u64::from_le_bytes(stream[at + 48..at + 56].try_into().unwrap()) as usize / 8;
+        assert!(size <= 64 + 64 * 1024 + 256, "packet of {size} bytes");
+        at += size;
+        packets += 1;
+    }
+    assert!(packets > 3, "{packets} packets");
+    let (events, _) = babeltrace(&out);
+    let mut seqs: Vec<u64> = events
+        .iter()
+        .filter(|(_, text)| text.starts_with("E2E.ExportMany/Sample:"))
+        .map(|(_, text)| {
+            let at = text.find("seq = ").expect("seq") + 6;
+            let digits: String = text[at..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            digits.parse().unwrap()
+        })
+        .collect();
+    assert!(events.windows(2).all(|w| w[0].0 <= w[1].0), "time order");
+    assert_eq!(seqs.len(), 20_000);
+    seqs.sort_unstable();
+    seqs.dedup();
+    // Each of the two threads numbers its own events.
+    assert_eq!(seqs, (0..10_000).collect::<Vec<u64>>());
+    assert!(
+        events
+            .iter()
+            .any(|(_, t)| t.starts_with("ferret/process_end:")),
+        "the emit process's end is there"
+    );
+}
+
+#[test]
+fn a_damaged_log_exports_what_is_left_and_says_what_was_skipped() {
+    let env = Env::without_daemon();
+    let mut bytes = shop_log::bytes();
+    // Damage the second buffer's records: its checksum no longer matches.
+    let second = shop_log::second_slot() + 100;
+    bytes[second] ^= 0xff;
+    let log = env.path("damaged.ferret");
+    std::fs::write(&log, bytes).unwrap();
+    let (out, line) = export(&env, &[&log], "chrome", "damaged.json");
+    assert!(line.contains("3 events"), "{line}");
+    assert!(
+        line.contains("skipped 0 undecodable records and 4096 damaged bytes"),
+        "{line}"
+    );
+    let doc = chrome(&out);
+    assert_eq!(doc["metadata"]["corrupt_stretches"], 1);
+    assert_eq!(doc["metadata"]["corrupt_bytes"], 4096);
+    assert_eq!(doc["metadata"]["lost_events"], LOST);
+}

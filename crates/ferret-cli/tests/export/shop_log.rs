@@ -80,8 +80,13 @@ pub fn checkout_fields() -> Vec<FieldMeta> {
 
 const NONE: ActivityIds = ActivityIds::NONE;
 
-pub fn bytes() -> Vec<u8> {
-    let header = FileHeader {
+/// Where the second buffer's slot starts.
+pub fn second_slot() -> usize {
+    header().data_offset() as usize + BUF
+}
+
+fn header() -> FileHeader {
+    FileHeader {
         session_name: "shop".into(),
         host: "testhost".into(),
         logger_id: 4,
@@ -98,7 +103,11 @@ pub fn bytes() -> Vec<u8> {
         daemon_pid: 1,
         slot_count: 0,
         file_index: 0,
-    };
+    }
+}
+
+pub fn bytes() -> Vec<u8> {
+    let header = header();
     let mut file = header.encode();
     let mut b = BufferBuilder::new(BUF);
     let mut meta = Vec::new();
