@@ -69,7 +69,7 @@ pub struct Summary {
     pub log_buffers_lost: u64,
     /// Records or events that could not be decoded and are not exported.
     pub bad_records: u64,
-    /// Damaged stretches skipped, and their bytes.
+    /// Damaged stretches skipped.
     pub corrupt_stretches: u64,
     /// Bytes in them.
     pub corrupt_bytes: u64,
