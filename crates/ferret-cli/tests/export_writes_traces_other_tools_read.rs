@@ -219,8 +219,9 @@ fn perfetto_parses_with_perfettos_own_descriptors() {
     assert_eq!(d["packets"], 15, "{d:#}");
     assert_eq!(
         d["clocks"],
-        json!([{"primary": 1, "clocks": [[1, T0 + 1_500]], "default_clock": 1}]),
-        "REALTIME is the trace's clock, and every timestamp is on it"
+        json!([{"primary": 1, "clocks": [[1, T0], [3, 1_000]], "default_clock": 1}]),
+        "REALTIME is the trace's clock and every timestamp is on it; the log's \
+         anchor relates it to MONOTONIC"
     );
     let tracks = d["tracks"].as_array().unwrap();
     let track = |pred: &dyn Fn(&Json) -> bool| -> u64 {
@@ -445,10 +446,20 @@ fn chrome_json_follows_the_trace_event_format() {
             ("Process ended".into(), "i", 17.5, json!({})),
         ]
     );
-    // The slice's ends carry the activity's id.
-    for e in events.iter().filter(|e| e["ph"] == "b" || e["ph"] == "e") {
-        assert_eq!(e["id"], JOB.to_string(), "{e}");
-    }
+    // The slice's ends share an id: a 64-bit number in hex.
+    let ids: Vec<&str> = events
+        .iter()
+        .filter(|e| e["ph"] == "b" || e["ph"] == "e")
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 2);
+    assert_eq!(ids[0], ids[1]);
+    assert!(
+        ids[0].len() == 18
+            && ids[0].starts_with("0x")
+            && u64::from_str_radix(&ids[0][2..], 16).is_ok(),
+        "{ids:?}"
+    );
     assert_eq!(
         doc["metadata"],
         json!({"source": "ferret", "trace_start_unix_ns": T0 + 1_500, "files": 1, "events": 6,
@@ -528,12 +539,14 @@ fn a_traced_programs_log_exports_whole_in_every_format() {
         .collect();
     assert_eq!(chrome_names, names);
     for (name, id) in [("Request", ids["Request"]), ("Query", ids["Query"])] {
-        let phases: Vec<&str> = events
+        let ends: Vec<(&str, &str)> = events
             .iter()
-            .filter(|e| e["id"] == id.to_string())
-            .map(|e| e["ph"].as_str().unwrap())
+            .filter(|e| e["ph"] != "i" && e["args"]["activity_id"] == id.to_string())
+            .map(|e| (e["ph"].as_str().unwrap(), e["id"].as_str().unwrap()))
             .collect();
-        assert_eq!(phases, ["b", "e"], "{name}");
+        assert_eq!(ends.len(), 2, "{name}: {ends:?}");
+        assert_eq!((ends[0].0, ends[1].0), ("b", "e"), "{name}");
+        assert_eq!(ends[0].1, ends[1].1, "{name}: one id for both ends");
     }
     let hello = events[0];
     assert_eq!(hello["args"], json!({"n": 0, "text": "a \"quoted\"\tword"}));

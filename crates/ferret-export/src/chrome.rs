@@ -4,7 +4,7 @@
 //! Each event is an instant event (`ph` "i", thread scope) named
 //! `provider/event` with its fields as `args`. An activity is a nestable
 //! async slice: its start event opens it (`ph` "b") and its stop event
-//! closes it (`ph` "e"), both with the activity id as `id`, since an
+//! closes it (`ph` "e"), both with an `id` made from the activity id, since an
 //! activity may end on another thread than the one it started on; a stop
 //! whose start is not in the trace is an instant event. Process and thread
 //! names are metadata events (`ph` "M"). Losses are instant events of
@@ -120,7 +120,7 @@ pub fn write_chrome(
                 if ph == "i" {
                     line.push_str(",\"s\":\"t\"");
                 } else if let Some(id) = e.activity_id {
-                    let _ = write!(line, ",\"id\":\"{}\"", guid_text(&id));
+                    let _ = write!(line, ",\"id\":\"{}\"", async_id(&id));
                 }
                 line.push_str(",\"ts\":");
                 ts(&mut line, e.timestamp_ns, start);
@@ -193,6 +193,19 @@ pub fn write_chrome(
     );
     out.write_all(line.as_bytes())?;
     out.flush()
+}
+
+/// The `id` of an activity's async slice: a 64-bit hash of its GUID in
+/// hex, the form of id both viewers read as a number (the GUID itself is in
+/// `args.activity_id`).
+fn async_id(g: &Guid) -> String {
+    // FNV-1a: every byte counts, so ids differing anywhere differ here.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in &g.0 {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("0x{h:016x}")
 }
 
 /// Microseconds since `start`, with the nanoseconds as three decimals.

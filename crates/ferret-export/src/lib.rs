@@ -104,6 +104,9 @@ pub struct Trace {
     threads: BTreeSet<(u32, u32)>,
     summary: Summary,
     sorted: bool,
+    /// CLOCK_MONOTONIC and CLOCK_REALTIME read together, from the first
+    /// log's header.
+    clock_anchor: Option<(u64, u64)>,
 }
 
 /// One thing in a trace, as the writers see it.
@@ -167,6 +170,10 @@ impl Trace {
     pub fn add_file(&mut self, path: &Path, progress: &mut dyn FnMut(u64)) -> io::Result<()> {
         let mut decoder = FileDecoder::open(path).map_err(|e| io::Error::other(e.to_string()))?;
         self.sorted = false;
+        let clock = &decoder.header().clock;
+        if self.clock_anchor.is_none() && clock.anchor_unix_ns != 0 {
+            self.clock_anchor = Some((clock.anchor_mono_ns, clock.anchor_unix_ns));
+        }
         let mut seen = 0u64;
         decoder.for_each(|entry| {
             seen += 1;
@@ -328,6 +335,13 @@ impl Trace {
             self.items.sort_by_key(|i| i.ts);
             self.sorted = true;
         }
+    }
+
+    /// CLOCK_MONOTONIC and CLOCK_REALTIME nanoseconds at one instant, as
+    /// the first log's session read them when it started, if a log was
+    /// read.
+    pub fn clock_anchor(&self) -> Option<(u64, u64)> {
+        self.clock_anchor
     }
 
     /// What was read and lost.

@@ -5,7 +5,8 @@
 //! perfetto's `protos/perfetto/trace/perfetto_trace.proto` with its field
 //! numbers, so no protoc runs at build time. The trace is one packet
 //! sequence: a first packet that clears the incremental state, snapshots
-//! the clock and makes REALTIME (UNIX-epoch nanoseconds, which Ferret
+//! the clocks (REALTIME and MONOTONIC as the first log's session read them
+//! together) and makes REALTIME (UNIX-epoch nanoseconds, which Ferret
 //! timestamps are) the sequence's clock and the trace's; then a track per
 //! process and per thread; then one packet per event, with event names,
 //! categories (provider names) and field names interned.
@@ -157,8 +158,9 @@ struct InternedName {
 const SLICE_BEGIN: i32 = 1;
 const SLICE_END: i32 = 2;
 const INSTANT: i32 = 3;
-/// BuiltinClock.BUILTIN_CLOCK_REALTIME.
+/// BuiltinClock.BUILTIN_CLOCK_REALTIME and BUILTIN_CLOCK_MONOTONIC.
 const CLOCK_REALTIME: u32 = 1;
+const CLOCK_MONOTONIC: u32 = 3;
 /// TracePacket.SequenceFlags.
 const SEQ_INCREMENTAL_STATE_CLEARED: u32 = 1;
 const SEQ_NEEDS_INCREMENTAL_STATE: u32 = 2;
@@ -362,15 +364,36 @@ pub fn write_perfetto(
         next_uuid: 0,
     };
     let start = trace.first_ns().unwrap_or(0);
-    w.packet(&TracePacket {
-        timestamp: Some(start),
-        trusted_packet_sequence_id: Some(SEQUENCE),
-        sequence_flags: Some(SEQ_INCREMENTAL_STATE_CLEARED),
-        clock_snapshot: Some(ClockSnapshot {
-            clocks: vec![Clock {
+    // The session's own reading of both clocks at one instant lets the
+    // trace line up with traces timed by CLOCK_MONOTONIC on the same boot.
+    let (snapshot_ts, clocks) = match trace.clock_anchor() {
+        Some((mono, unix)) => (
+            unix,
+            vec![
+                Clock {
+                    clock_id: Some(CLOCK_REALTIME),
+                    timestamp: Some(unix),
+                },
+                Clock {
+                    clock_id: Some(CLOCK_MONOTONIC),
+                    timestamp: Some(mono),
+                },
+            ],
+        ),
+        None => (
+            start,
+            vec![Clock {
                 clock_id: Some(CLOCK_REALTIME),
                 timestamp: Some(start),
             }],
+        ),
+    };
+    w.packet(&TracePacket {
+        timestamp: Some(snapshot_ts),
+        trusted_packet_sequence_id: Some(SEQUENCE),
+        sequence_flags: Some(SEQ_INCREMENTAL_STATE_CLEARED),
+        clock_snapshot: Some(ClockSnapshot {
+            clocks,
             primary_trace_clock: Some(CLOCK_REALTIME as i32),
         }),
         trace_packet_defaults: Some(TracePacketDefaults {
