@@ -9,6 +9,7 @@ mod control;
 mod daemon;
 mod demo;
 mod emit;
+mod export;
 mod fmt;
 mod spec;
 mod tail;
@@ -68,6 +69,8 @@ enum Command {
     Providers(control::JsonArgs),
     /// Decode log files as text, JSON lines or CSV, or summarise them
     Fmt(fmt::FmtArgs),
+    /// Write log files as a Perfetto, Chrome JSON or CTF trace for other viewers
+    Export(export::ExportArgs),
     /// Write sample events as a real provider process (load generator)
     Emit(emit::EmitArgs),
     /// Run a session end to end and show what happens
@@ -96,6 +99,7 @@ fn main() -> ExitCode {
         Command::Remove(a) => control::remove(&socket, a),
         Command::Providers(a) => control::providers(&socket, a),
         Command::Fmt(a) => fmt::run(a),
+        Command::Export(a) => export::run(a),
         Command::Emit(a) => emit::run(&socket, a),
         Command::Demo(a) => demo::run(&socket, a),
         Command::Daemon(a) => daemon::run_foreground(socket, a),
