@@ -60,7 +60,7 @@ fn trace() -> Trace {
             process: "bench",
             pid: 1,
             tid: 1 + (i % 2) as u32,
-            values,
+            values: &values,
             activity_id: activity,
             related_activity_id: None,
         }));

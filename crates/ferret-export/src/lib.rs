@@ -222,7 +222,7 @@ impl Trace {
                 let start = self.arena.len();
                 self.arena.resize(start + len, 0);
                 let mut put = start;
-                for v in &e.values {
+                for v in e.values {
                     put += v.encode(&mut self.arena[put..]);
                 }
                 self.items.push(Item {

@@ -160,7 +160,7 @@ fn trace(types: &[EventType], inputs: &[Input]) -> Trace {
                 related,
             } => {
                 let ty = &types[*ty];
-                let values = ty
+                let values: Vec<_> = ty
                     .fields
                     .iter()
                     .map(|field| value(field.ty, *n, *f, s, b))
@@ -171,7 +171,7 @@ fn trace(types: &[EventType], inputs: &[Input]) -> Trace {
                     process: if tid % 2 == 0 { "proc\"\n" } else { "" },
                     pid: tid % 2,
                     tid: *tid,
-                    values,
+                    values: &values,
                     activity_id: activity.map(|a| Guid([a; 16])),
                     related_activity_id: related.map(|a| Guid([a; 16])),
                 }));
