@@ -288,6 +288,7 @@ pub fn session_json(s: &SessionInfo) -> serde_json::Value {
         "buffers_overwritten": c.buffers_overwritten,
         "bytes_written": c.bytes_written,
         "files": c.files,
+        "files_synced": s.files_synced,
         "buffers_in_use": c.buffers_in_use,
         "free_buffers": c.free_buffers,
         "buffer_kib": s.buffer_kib,
@@ -433,6 +434,7 @@ pub fn properties(s: &SessionInfo) -> Vec<(&'static str, String)> {
         ("Real-Time Buffers Lost", c.rt_buffers_lost.to_string()),
         ("Buffers Overwritten", c.buffers_overwritten.to_string()),
         ("Files", c.files.to_string()),
+        ("Files Synced", s.files_synced.to_string()),
         ("Bytes Written", c.bytes_written.to_string()),
         (
             "Last Error",
@@ -946,6 +948,11 @@ pub fn list(socket: &Path, a: JsonArgs) -> Result<ExitCode> {
                 "-"
             }
         );
+        // A write error is the one thing in `query` a user must not miss:
+        // the session goes on, but buffers are being lost.
+        if let Some(e) = &s.last_error {
+            println!("     error: {e}");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

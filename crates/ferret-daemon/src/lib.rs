@@ -107,6 +107,15 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         .map_err(|e| setup(e.into()))?,
     );
 
+    // A write past the file size limit (RLIMIT_FSIZE) raises SIGXFSZ, whose
+    // default action ends the process. The writer treats that write like
+    // any other failed write (EFBIG: counted, shown, retried with the next
+    // buffer), so the signal must only be noted, never fatal.
+    signal_hook::flag::register(
+        signal_hook::consts::SIGXFSZ,
+        Arc::new(std::sync::atomic::AtomicBool::new(false)),
+    )
+    .map_err(setup)?;
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGTERM,
         signal_hook::consts::SIGINT,
