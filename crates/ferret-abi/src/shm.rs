@@ -235,7 +235,7 @@ pub const ABI_MAJOR: u16 = 1;
 /// records with activity ids (docs/FORMAT.md), enable slots carry the
 /// no-loss wait, and the header's daemon line `enable_version`; a provider writes activity ids only into regions whose
 /// header says 2 or later.
-pub const ABI_MINOR: u16 = 2;
+pub const ABI_MINOR: u16 = 3;
 /// The first region minor version whose daemon reads event records with
 /// activity ids.
 pub const MINOR_ACTIVITY_IDS: u16 = 2;
