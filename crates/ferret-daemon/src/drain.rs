@@ -174,6 +174,8 @@ struct TypeSlot {
     wants: Vec<bool>,
     /// Per listener: is the type described in that session's log file yet?
     ready: Vec<bool>,
+    /// Whether the routes of `epoch` know the type's provider slot.
+    routed: bool,
 }
 
 /// How long a session without a free buffer may hold events back in the
@@ -667,6 +669,7 @@ impl Drain {
             }
             DrainCmd::CloseRegion(id) => {
                 self.drain_all();
+                self.charge_unconsumed(id);
                 self.record_end(id);
                 self.regions.retain(|r| r.shm.id != id);
             }
@@ -826,6 +829,34 @@ impl Drain {
                     token,
                 });
             }
+        }
+    }
+
+    /// Counts what `drain_all` had to leave in the rings of region `id`,
+    /// which is about to go: records of a provider slot the process never
+    /// registered (a registered one has routes by now, as the control
+    /// thread sends them before the close). The count is of rings, as the
+    /// records cannot be framed as events of a known provider.
+    fn charge_unconsumed(&mut self, id: RegionId) {
+        let Some(region) = self.regions.iter().find(|r| r.shm.id == id) else {
+            return;
+        };
+        let left = (0..region.shm.layout.params.ring_count as usize)
+            .filter(|&i| {
+                let desc = region.shm.ring(i);
+                desc.state.load(Ordering::Acquire) != RING_FREE
+                    && desc.head.load(Ordering::Acquire) != region.rings[i].tail
+            })
+            .count() as u64;
+        if left > 0 {
+            charge_region(
+                region,
+                &mut self.sessions,
+                &self.writer,
+                LostReason::Corrupt,
+                left,
+                u32::MAX,
+            );
         }
     }
 
@@ -1161,6 +1192,7 @@ impl RingCtx<'_> {
             t.wants.clear();
             t.ready.clear();
             let slot = self.routes.slot(region_id, t.meta.provider);
+            t.routed = slot.is_some();
             for &si in &self.region.listeners {
                 let key = self.sessions[si].key;
                 let wants = slot.is_some_and(|r| {
@@ -1175,6 +1207,17 @@ impl RingCtx<'_> {
                 t.ready.push(ready);
             }
             t.epoch = self.epoch;
+        }
+        if !t.routed {
+            // Every registered provider has routes, so this one's
+            // registration has not reached the drain yet: the control thread
+            // sets a provider's enable word (after which it writes) and then
+            // sends the routes that include it, and this pass may have begun
+            // in between. Consuming the record now would drop it unseen, so
+            // it stays in the ring until the routes arrive, without holding
+            // up a `drain_all` (which cannot take the routes before it ends).
+            self.flush_all();
+            return false;
         }
         // First decide for every listener, so that a stall leaves no
         // listener holding this record in a run.
@@ -1466,6 +1509,7 @@ fn read_metadata(region: &mut DrainRegion) {
                     epoch: 0,
                     wants: Vec::new(),
                     ready: Vec::new(),
+                    routed: false,
                 });
                 region.route_words.push(0);
                 at += size;
