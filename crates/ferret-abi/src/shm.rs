@@ -158,7 +158,12 @@ pub struct RingDesc {
     _p0: [u64; 7],
     /// Consumer line: bytes the daemon has consumed, ever.
     pub tail: AtomicU64,
-    _p1: [u64; 7],
+    /// Consumer line (since ABI 1.3): the ring's time base at `tail`, the
+    /// ticks of the last event consumed, or `u64::MAX` when not known.
+    /// Stored before `tail`, so that `ferret recover` can time the delta
+    /// events after the tail of a ring whose daemon died.
+    pub tail_ticks: AtomicU64,
+    _p1: [u64; 6],
     /// Ownership: [`RING_FREE`], [`RING_OWNED`] or [`RING_RELEASED`].
     pub state: AtomicU32,
     /// The owning thread's id (for display only).

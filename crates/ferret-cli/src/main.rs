@@ -10,6 +10,7 @@ mod daemon;
 mod demo;
 mod emit;
 mod fmt;
+mod recover;
 mod spec;
 mod tail;
 mod view;
@@ -68,6 +69,8 @@ enum Command {
     Providers(control::JsonArgs),
     /// Decode log files as text, JSON lines or CSV, or summarise them
     Fmt(fmt::FmtArgs),
+    /// Save the events a killed daemon left in its provider rings to a log file
+    Recover(recover::RecoverArgs),
     /// Write sample events as a real provider process (load generator)
     Emit(emit::EmitArgs),
     /// Run a session end to end and show what happens
@@ -96,6 +99,7 @@ fn main() -> ExitCode {
         Command::Remove(a) => control::remove(&socket, a),
         Command::Providers(a) => control::providers(&socket, a),
         Command::Fmt(a) => fmt::run(a),
+        Command::Recover(a) => recover::run(&socket, a),
         Command::Emit(a) => emit::run(&socket, a),
         Command::Demo(a) => demo::run(&socket, a),
         Command::Daemon(a) => daemon::run_foreground(socket, a),

@@ -1057,6 +1057,10 @@ impl Drain {
                     );
                 }
                 region.rings[i].tail = outcome.tail;
+                desc.tail_ticks.store(
+                    if time.known { time.ticks } else { u64::MAX },
+                    Ordering::Relaxed,
+                );
                 desc.tail.store(outcome.tail, Ordering::Release);
                 moved += outcome.tail.wrapping_sub(tail);
                 for s in sessions.iter_mut() {

@@ -12,10 +12,15 @@
 mod clock;
 mod control;
 mod drain;
+mod keeper;
+mod recover;
 mod ring;
 mod server;
 mod shm;
 mod writer;
+
+pub use keeper::LINGER as KEEPER_LINGER;
+pub use recover::{RecoverError, Recovered, kept_daemons, recover};
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -92,8 +97,11 @@ pub enum DaemonError {
 /// every session cleanly (each log file gets its trailer and is synced) and
 /// returns.
 pub fn run(config: Config) -> Result<(), DaemonError> {
-    let listener = server::Listener::bind(&config.socket)?;
     let clock = clock::Clock::detect();
+    // Forked first, while the daemon has one thread and before it holds
+    // the socket's lock file, which the keeper must not keep.
+    let keeper = keeper::Keeper::spawn(&config.socket, &clock.info());
+    let listener = server::Listener::bind(&config.socket)?;
     let setup = DaemonError::Setup;
     let (events_tx, events_rx) = crossbeam_channel::unbounded();
     let (drain_tx, drain_rx) = crossbeam_channel::unbounded();
@@ -169,7 +177,8 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         clock,
         config.region,
         config.session_limit,
-    );
+    )
+    .with_keeper(keeper);
     control.run();
     // Every session is STOPPED: its trailer is written and its file synced.
     let _ = std::fs::remove_file(&listener.path);
