@@ -287,6 +287,9 @@ fn listen(path: &Path) -> std::io::Result<OwnedFd> {
     )?;
     let addr = SocketAddrUnix::new(path)?;
     rustix::net::bind(&fd, &addr)?;
+    // The rings hold every traced process's events: only the daemon's own
+    // user (and root) may take them, as only they could read its memory.
+    rustix::fs::chmod(path, rustix::fs::Mode::from_raw_mode(0o600))?;
     rustix::net::listen(&fd, 1)?;
     Ok(fd)
 }
@@ -318,6 +321,12 @@ fn serve(
         else {
             continue;
         };
+        let me = rustix::process::geteuid();
+        let allowed = rustix::net::sockopt::socket_peercred(&client)
+            .is_ok_and(|c| c.uid == me || c.uid.is_root());
+        if !allowed {
+            continue;
+        }
         let conn = Conn::from_fd(client);
         let hello = KeeperMsg::Daemon { pid: daemon, clock };
         let mut ok = conn.send(&hello, &[]).is_ok();
