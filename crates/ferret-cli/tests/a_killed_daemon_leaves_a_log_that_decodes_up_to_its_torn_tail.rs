@@ -36,6 +36,17 @@ fn fmt(env: &Env, file: &std::path::Path) -> (bool, Vec<u64>, String) {
     )
 }
 
+/// Kills the provider process when the test ends, passed or not: it was
+/// asked for far more events than the test waits for.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// The file offset and record bytes of the last good buffer of `path` that
 /// holds more than a few events (the very last may be a flush's copy of a
 /// nearly empty buffer).
@@ -65,8 +76,8 @@ fn every_buffer_written_before_a_sigkill_decodes_and_a_torn_tail_is_reported() {
         &log,
         &["--buffer-size", "16", "--flush-timer", "0.05"],
     );
-    let mut emitter = env
-        .command(&[
+    let mut emitter = KillOnDrop(
+        env.command(&[
             "emit",
             "--provider",
             "E2E.Crash",
@@ -79,7 +90,8 @@ fn every_buffer_written_before_a_sigkill_decodes_and_a_torn_tail_is_reported() {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("spawn emit");
+        .expect("spawn emit"),
+    );
 
     // Wait until the daemon says buffers are in the file, then kill it
     // while the burst goes on.
@@ -149,7 +161,7 @@ fn every_buffer_written_before_a_sigkill_decodes_and_a_torn_tail_is_reported() {
     // The provider process is still running, writing nothing, and attaches
     // to the next daemon on the same socket without being restarted.
     assert!(
-        emitter.try_wait().expect("try_wait").is_none(),
+        emitter.0.try_wait().expect("try_wait").is_none(),
         "emit lives"
     );
     env.start_daemon();
@@ -157,6 +169,4 @@ fn every_buffer_written_before_a_sigkill_decodes_and_a_torn_tail_is_reported() {
     wait_until(LIMIT, "events from the same provider process", || {
         env.session("after").counters.events > 0
     });
-    emitter.kill().expect("kill emit");
-    emitter.wait().expect("wait emit");
 }
