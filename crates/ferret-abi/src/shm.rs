@@ -163,7 +163,17 @@ pub struct RingDesc {
     /// Stored before `tail`, so that `ferret recover` can time the delta
     /// events after the tail of a ring whose daemon died.
     pub tail_ticks: AtomicU64,
-    _p1: [u64; 6],
+    /// Consumer line (since ABI 1.3): the position of the oldest record the
+    /// daemon has taken into a session buffer it has not yet written (or
+    /// `tail` when there is none), with the time base and thread before
+    /// it. Providers never read these; `ferret recover` starts from here
+    /// when the ring still holds those bytes.
+    pub keep_from: AtomicU64,
+    /// The time base at `keep_from`, or `u64::MAX` when not known.
+    pub keep_ticks: AtomicU64,
+    /// The thread that wrote the record at `keep_from`.
+    pub keep_tid: AtomicU64,
+    _p1: [u64; 3],
     /// Ownership: [`RING_FREE`], [`RING_OWNED`] or [`RING_RELEASED`].
     pub state: AtomicU32,
     /// The owning thread's id (for display only).

@@ -1,8 +1,10 @@
 //! Events a program committed to its rings that a daemon had not yet taken
-//! when it was killed are not lost with it: the daemon's keeper process
-//! holds the rings, and `ferret recover` writes those events to a log file
-//! that `ferret fmt` decodes, with their provider, type, fields, process
-//! and thread. A daemon that exits cleanly leaves nothing to recover.
+//! when it was killed (it hung, then was killed) are not lost with it: the
+//! daemon's keeper process holds the rings, and `ferret recover` writes
+//! those events, and the ones it had taken but not yet written, to a log
+//! file that `ferret fmt` decodes, with their provider, type, fields,
+//! process and thread. A daemon that exits cleanly leaves nothing to
+//! recover.
 
 mod util;
 
@@ -38,7 +40,8 @@ fn events_a_killed_daemon_had_not_drained_are_recovered_from_its_rings() {
     wait_until(LIMIT, "the session to enable the provider", || {
         APP.enabled(Level::Information, 0)
     });
-    // These reach the daemon's session buffers.
+    // These reach the daemon's session buffer, which it has not written
+    // (a flush timer's copy does not count: the buffer is not full).
     write(0..100);
     env.wait_events("rec", 100);
 
@@ -54,12 +57,13 @@ fn events_a_killed_daemon_had_not_drained_are_recovered_from_its_rings() {
     });
     let out = env.path("recovered.ferret");
     let report = env.json(&["recover", "-o", out.to_str().unwrap()]);
-    assert_eq!(report["events"], 1000, "{report}");
+    assert_eq!(report["events"], 1100, "{report}");
     assert_eq!(report["processes"], 1, "{report}");
     assert_eq!(report["unusable"], 0, "{report}");
     assert_eq!(report["daemon_pid"], pid.as_raw_nonzero().get() as u64);
 
-    // fmt decodes exactly the events the dead daemon had not taken.
+    // fmt decodes exactly the events the dead daemon had not written: the
+    // 100 in its session buffer and the 1000 it never took.
     let entries = env.fmt_json(&[&out]);
     let events: Vec<&serde_json::Value> = entries
         .iter()
@@ -69,7 +73,7 @@ fn events_a_killed_daemon_had_not_drained_are_recovered_from_its_rings() {
         .iter()
         .map(|e| e["fields"]["seq"].as_u64().unwrap())
         .collect();
-    assert_eq!(seqs, (100..1100).collect::<Vec<_>>());
+    assert_eq!(seqs, (0..1100).collect::<Vec<_>>());
     for e in &events {
         assert_eq!(e["provider"], "E2E.Recover");
         assert_eq!(e["event"], "Sample");

@@ -18,11 +18,10 @@
 use std::collections::BTreeMap;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use ferret_abi::Guid;
-use ferret_abi::shm::{RING_FREE, RegionLayout, RegionParams};
+use ferret_abi::shm::{RegionLayout, RegionParams};
 use ferret_client::Conn;
 use ferret_format::ClockInfo;
 use ferret_session::RegionId;
@@ -246,7 +245,8 @@ fn keep(mut conn: Conn, socket: &Path, daemon: u32) -> i32 {
     if served { 0 } else { 1 }
 }
 
-/// Bytes committed to the region's rings past the daemon's tail.
+/// Bytes of the region's rings a recovery would read: records the daemon
+/// had not written to a log file, or not taken at all.
 fn undrained(r: &Kept) -> u64 {
     let Ok(layout) = RegionLayout::new(r.params) else {
         return 0;
@@ -258,15 +258,8 @@ fn undrained(r: &Kept) -> u64 {
         return 0;
     };
     (0..r.params.ring_count as usize)
-        .map(|i| {
-            let d = shm.ring(i);
-            if d.state.load(Ordering::Acquire) == RING_FREE {
-                return 0;
-            }
-            let head = d.head.load(Ordering::Acquire);
-            let tail = d.tail.load(Ordering::Acquire);
-            head.saturating_sub(tail).min(r.params.ring_capacity)
-        })
+        .filter_map(|i| crate::recover::span(&shm, i))
+        .map(|s| s.head.wrapping_sub(s.from).min(r.params.ring_capacity))
         .sum()
 }
 

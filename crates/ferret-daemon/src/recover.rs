@@ -22,7 +22,7 @@ use ferret_abi::record::{
     self, CONTEXT_LEN, ContextMeta, EventTypeMeta, LostMeta, LostReason, ProcessMeta, ProviderMeta,
     Record, Ticks,
 };
-use ferret_abi::shm::{RING_FREE, RegionLayout, RegionParams};
+use ferret_abi::shm::{RegionLayout, RegionParams};
 use ferret_client::Conn;
 use ferret_format::{BufferBuilder, FileHeader, Trailer, buffer_kind, mode};
 use ferret_session::RegionId;
@@ -284,24 +284,21 @@ fn recover_region(
     let mut rings = 0u64;
     let mut events = 0u64;
     for i in 0..shm.layout.params.ring_count as usize {
-        let desc = shm.ring(i);
-        if desc.state.load(Ordering::Acquire) == RING_FREE {
+        let Some(span) = span(shm, i) else {
             continue;
-        }
-        let head = desc.head.load(Ordering::Acquire);
-        let tail = desc.tail.load(Ordering::Acquire);
-        if head == tail {
-            continue;
-        }
+        };
         if !described {
             describe(region, &types, log)?;
             described = true;
         }
         rings += 1;
-        let base = desc.tail_ticks.load(Ordering::Relaxed);
         let mut time = TimeBase {
-            ticks: if base == u64::MAX { 0 } else { base },
-            known: base != u64::MAX,
+            ticks: if span.ticks == u64::MAX {
+                0
+            } else {
+                span.ticks
+            },
+            known: span.ticks != u64::MAX,
         };
         let mut sink = Sink {
             log: &mut *log,
@@ -309,14 +306,21 @@ fn recover_region(
             source,
             pid: shm.pid,
             ring: i,
-            tid: desc.tid.load(Ordering::Relaxed),
+            tid: span.tid,
             bytes: shm.ring_bytes(i),
             events: 0,
             unusable: 0,
             error: None,
         };
         let cap = shm.layout.params.ring_capacity;
-        let outcome = crate::ring::scan(&shm.ring_bytes(i), cap, tail, head, &mut time, &mut sink);
+        let outcome = crate::ring::scan(
+            &shm.ring_bytes(i),
+            cap,
+            span.from,
+            span.head,
+            &mut time,
+            &mut sink,
+        );
         if let Some(e) = sink.error.take() {
             return Err(e);
         }
@@ -340,6 +344,48 @@ fn recover_region(
     report.events += events;
     report.unusable += unusable;
     Ok(())
+}
+
+/// The stretch of a ring a recovery reads.
+pub(crate) struct Span {
+    /// Where to start: a record boundary.
+    pub(crate) from: u64,
+    /// The producer's head.
+    pub(crate) head: u64,
+    /// The time base at `from` (`u64::MAX`: unknown).
+    pub(crate) ticks: u64,
+    /// The thread writing at `from`.
+    pub(crate) tid: u32,
+}
+
+/// What of ring `i` a recovery reads, or None if nothing: from the oldest
+/// record the daemon held in a session buffer it had not written
+/// (`keep_from`) when the ring still holds it, else from the tail; to the
+/// head. The positions come from shared memory a provider could have
+/// written, so they are only trusted as far as the scanner checks them.
+pub(crate) fn span(shm: &ShmRegion, i: usize) -> Option<Span> {
+    let desc = shm.ring(i);
+    let capacity = shm.layout.params.ring_capacity;
+    let head = desc.head.load(Ordering::Acquire);
+    let tail = desc.tail.load(Ordering::Acquire);
+    let keep = desc.keep_from.load(Ordering::Acquire);
+    let kept = keep <= tail && tail <= head && head - keep <= capacity;
+    let span = if kept {
+        Span {
+            from: keep,
+            head,
+            ticks: desc.keep_ticks.load(Ordering::Relaxed),
+            tid: desc.keep_tid.load(Ordering::Relaxed) as u32,
+        }
+    } else {
+        Span {
+            from: tail,
+            head,
+            ticks: desc.tail_ticks.load(Ordering::Relaxed),
+            tid: desc.tid.load(Ordering::Relaxed),
+        }
+    };
+    (span.head != span.from).then_some(span)
 }
 
 /// The event types in a region's metadata area, parsed as the drain does:
