@@ -55,6 +55,7 @@ pub fn run(socket: &Path, a: RecoverArgs) -> Result<ExitCode> {
             "events": r.events,
             "unusable": r.unusable,
             "buffers": r.buffers,
+            "lapped_rings": r.lapped,
             "log_file": a.output.display().to_string(),
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
@@ -67,6 +68,12 @@ pub fn run(socket: &Path, a: RecoverArgs) -> Result<ExitCode> {
             r.daemon_pid,
             a.output.display()
         );
+        if r.lapped > 0 {
+            println!(
+                "ferret: in {} ring(s) the program had overwritten events the daemon held but had not written; those are lost, the rest of each ring is recovered",
+                r.lapped
+            );
+        }
         if r.unusable > 0 {
             println!(
                 "ferret: {} record(s) could not be used (no metadata, no time base or malformed); the log counts them as lost (corrupt)",

@@ -51,6 +51,10 @@ pub struct Recovered {
     pub unusable: u64,
     /// Data buffers written.
     pub buffers: u64,
+    /// Rings whose producer had overwritten records the daemon held in
+    /// buffers it had not written: those records are lost; the rest of the
+    /// ring (from the daemon's tail) is recovered.
+    pub lapped: u64,
 }
 
 /// Why a recovery failed.
@@ -287,6 +291,10 @@ fn recover_region(
         let Some(span) = span(shm, i) else {
             continue;
         };
+        report.lapped += u64::from(span.lapped);
+        if span.head == span.from {
+            continue;
+        }
         if !described {
             describe(region, &types, log)?;
             described = true;
@@ -350,6 +358,8 @@ fn recover_region(
 pub(crate) struct Span {
     /// Where to start: a record boundary.
     pub(crate) from: u64,
+    /// True if the kept position was lapped, so `from` is the tail.
+    pub(crate) lapped: bool,
     /// The producer's head.
     pub(crate) head: u64,
     /// The time base at `from` (`u64::MAX`: unknown).
@@ -372,6 +382,7 @@ pub(crate) fn span(shm: &ShmRegion, i: usize) -> Option<Span> {
     let kept = keep <= tail && tail <= head && head - keep <= capacity;
     let span = if kept {
         Span {
+            lapped: false,
             from: keep,
             head,
             ticks: desc.keep_ticks.load(Ordering::Relaxed),
@@ -379,13 +390,14 @@ pub(crate) fn span(shm: &ShmRegion, i: usize) -> Option<Span> {
         }
     } else {
         Span {
+            lapped: keep != tail,
             from: tail,
             head,
             ticks: desc.tail_ticks.load(Ordering::Relaxed),
             tid: desc.tid.load(Ordering::Relaxed),
         }
     };
-    (span.head != span.from).then_some(span)
+    (span.head != span.from || span.lapped).then_some(span)
 }
 
 /// The event types in a region's metadata area, parsed as the drain does:
@@ -523,5 +535,138 @@ impl RingSink for Sink<'_, '_> {
     fn thread(&mut self, tid: u32) {
         self.tid = tid;
         self.log.chain = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferret_abi::record::{FieldMeta, FieldType};
+    use ferret_abi::shm::{CLOCK_MONOTONIC, RING_OWNED};
+    use proptest::prelude::*;
+
+    const CAPACITY: u64 = 4096;
+
+    /// A one-ring region whose ring holds `ring` from offset 0 and whose
+    /// metadata area holds `meta`, with the given positions.
+    fn region(ring: &[u8], meta: &[u8], tail: u64, head: u64, keep: u64) -> Region {
+        let params = RegionParams {
+            ring_count: 1,
+            ring_capacity: CAPACITY,
+            meta_capacity: 4096,
+        };
+        let shm = ShmRegion::create(RegionId(1), 42, params, CLOCK_MONOTONIC).expect("region");
+        let fd = shm.memfd();
+        rustix::io::pwrite(
+            fd,
+            &ring[..ring.len().min(CAPACITY as usize)],
+            shm.layout.ring_data_at(0),
+        )
+        .expect("ring bytes");
+        rustix::io::pwrite(fd, &meta[..meta.len().min(4096)], shm.layout.meta_offset)
+            .expect("metadata");
+        shm.header()
+            .provider
+            .meta_head
+            .store(meta.len() as u64, Ordering::Release);
+        let d = shm.ring(0);
+        d.state.store(RING_OWNED, Ordering::Release);
+        d.head.store(head, Ordering::Release);
+        d.tail.store(tail, Ordering::Release);
+        d.tail_ticks.store(u64::MAX, Ordering::Release);
+        d.keep_from.store(keep, Ordering::Release);
+        d.keep_ticks.store(7, Ordering::Release);
+        Region {
+            shm,
+            process: "test".into(),
+            providers: BTreeMap::new(),
+        }
+    }
+
+    fn run(region: &Region) -> Recovered {
+        let file = tempfile::tempfile().expect("file");
+        let mut log = Log {
+            file: &file,
+            data_offset: 4096,
+            buffer: BufferBuilder::new(BUFFER_SIZE),
+            seq: 0,
+            chain: None,
+        };
+        let mut report = Recovered::default();
+        recover_region(region, &mut log, &mut report).expect("recover");
+        log.seal().expect("seal");
+        report
+    }
+
+    fn one_type() -> Vec<u8> {
+        let meta = EventTypeMeta {
+            source: 0,
+            type_id: 0,
+            provider: 0,
+            event_id: 1,
+            level: 4,
+            opcode: 0,
+            keywords: 0,
+            name: "E".into(),
+            fields: vec![FieldMeta {
+                name: "n".into(),
+                ty: FieldType::U64,
+            }],
+        };
+        let mut bytes = Vec::new();
+        record::encode_event_type(&meta, &mut bytes).expect("metadata");
+        bytes
+    }
+
+    /// A THREAD record and `n` events, the first absolute, the rest deltas.
+    fn stream(n: u64) -> Vec<u8> {
+        let mut out = record::thread_record(9).to_vec();
+        for i in 0..n {
+            let ticks = if i == 0 {
+                Ticks::Absolute(1000)
+            } else {
+                Ticks::Delta(10)
+            };
+            let mut ev = vec![0u8; record::event_header_len(ticks, &Default::default()) + 8];
+            let size = ev.len();
+            let at = record::encode_event_header(&mut ev, size, 0, ticks);
+            ev[at..].copy_from_slice(&i.to_le_bytes());
+            out.extend_from_slice(&ev);
+        }
+        out
+    }
+
+    #[test]
+    fn recovers_from_the_kept_position_and_falls_back_to_the_tail_when_lapped() {
+        let bytes = stream(20);
+        let len = bytes.len() as u64;
+        let meta = one_type();
+        // Everything from the start: the daemon kept it all.
+        let r = run(&region(&bytes, &meta, len, len, 0));
+        assert_eq!((r.events, r.unusable, r.lapped), (20, 0, 0));
+        // Nothing kept and nothing undrained.
+        assert_eq!(run(&region(&bytes, &meta, len, len, len)).events, 0);
+        // A keep position the producer has lapped is not used.
+        let r = run(&region(&bytes, &meta, CAPACITY + len, CAPACITY + len, 0));
+        assert_eq!((r.events, r.lapped), (0, 1));
+        // Events whose type the metadata lacks are counted, not written.
+        let r = run(&region(&bytes, &[], len, len, 0));
+        assert_eq!((r.events, r.unusable), (0, 20));
+    }
+
+    proptest! {
+        #[test]
+        fn hostile_rings_and_positions_never_panic(
+            ring in proptest::collection::vec(any::<u8>(), 0..4096),
+            meta_garbage in proptest::collection::vec(any::<u8>(), 0..64),
+            tail in 0u64..3 * CAPACITY,
+            head in 0u64..3 * CAPACITY,
+            keep in 0u64..3 * CAPACITY,
+            good_meta in any::<bool>(),
+        ) {
+            let meta = if good_meta { one_type() } else { meta_garbage };
+            let r = run(&region(&ring, &meta, tail, head, keep));
+            prop_assert!(r.events + r.unusable <= 3 * CAPACITY);
+        }
     }
 }
