@@ -61,6 +61,13 @@ pub struct Config {
     pub session_limit: usize,
     /// Sizes of the region each provider process gets.
     pub region: RegionParams,
+    /// Fork a keeper process that holds the provider rings, so that
+    /// `ferret recover` can save what they hold if the daemon is killed.
+    /// Only for a process that calls [`run`] while it has one thread (the
+    /// `ferretd` and `ferret daemon` binaries): a fork copies only the
+    /// calling thread, and locks other threads held would stay locked in
+    /// the keeper. Off by default.
+    pub keeper: bool,
 }
 
 impl Config {
@@ -70,6 +77,7 @@ impl Config {
             socket,
             session_limit: DEFAULT_SESSION_LIMIT,
             region: RegionParams::default(),
+            keeper: false,
         }
     }
 }
@@ -100,7 +108,11 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     let clock = clock::Clock::detect();
     // Forked first, while the daemon has one thread and before it holds
     // the socket's lock file, which the keeper must not keep.
-    let keeper = keeper::Keeper::spawn(&config.socket, &clock.info());
+    let keeper = if config.keeper {
+        keeper::Keeper::spawn(&config.socket, &clock.info())
+    } else {
+        None
+    };
     let listener = server::Listener::bind(&config.socket)?;
     let setup = DaemonError::Setup;
     let (events_tx, events_rx) = crossbeam_channel::unbounded();
