@@ -9,9 +9,12 @@ use clap::Args;
 
 #[derive(Args, Debug)]
 pub struct RecoverArgs {
-    /// The log file to write (it must not exist)
+    /// The log file to write (it must not exist, unless --overwrite)
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: PathBuf,
+    /// Replace the output file if it exists
+    #[arg(long)]
+    pub overwrite: bool,
     /// The keeper's socket, when more than one dead daemon left rings
     /// [default: the only SOCKET.recover-PID next to the control socket]
     #[arg(long, value_name = "PATH")]
@@ -45,7 +48,7 @@ pub fn run(socket: &Path, a: RecoverArgs) -> Result<ExitCode> {
             }
         }
     };
-    let file = crate::control::open_log(&a.output, false)?;
+    let file = crate::control::open_log(&a.output, a.overwrite)?;
     let r = ferret_daemon::recover(&keeper, &file).map_err(|e| anyhow!("{e}"))?;
     if a.json {
         let v = serde_json::json!({
