@@ -654,6 +654,9 @@ pub(crate) fn open_series_file(series: &Series) -> std::io::Result<(File, u64)> 
             Some(rustix::fs::Gid::from_raw(gid)),
         );
     }
+    // The name must survive a power loss as the data synced at the file's
+    // end does; a directory that refuses fsync is as durable as it gets.
+    let _ = rustix::fs::fsync(&series.dir);
     let file = File::from(fd);
     let mut header = series.header.clone();
     header.file_index = series.index;
