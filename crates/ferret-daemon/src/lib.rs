@@ -50,6 +50,17 @@ pub mod fuzzing {
         let out = crate::ring::scan(ring, cap, tail, head, &mut time, &mut count);
         (n, out.tail)
     }
+
+    /// Recovers a dead daemon's one-ring region, as `ferret recover` does:
+    /// a 4096-byte ring holding `ring`, a metadata area holding `meta`, and
+    /// the tail, head and keep positions as shared memory left them.
+    /// Returns the events written and the records that could not be used.
+    pub fn recover_ring(ring: &[u8], meta: &[u8], tail: u64, head: u64, keep: u64) -> (u64, u64) {
+        match crate::recover::recover_one_ring(ring, meta, tail, head, keep) {
+            Ok(r) => (r.events, r.unusable),
+            Err(e) => panic!("memfd or log I/O failed: {e}"),
+        }
+    }
 }
 
 /// How to run the daemon.

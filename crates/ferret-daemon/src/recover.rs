@@ -538,64 +538,74 @@ impl RingSink for Sink<'_, '_> {
     }
 }
 
+/// Recovers a one-ring region (a 4096-byte ring holding `ring` from offset
+/// 0, a metadata area holding `meta`, and the given positions) into a log in
+/// memory, as `ferret recover` does: for tests and fuzzing.
+pub(crate) fn recover_one_ring(
+    ring: &[u8],
+    meta: &[u8],
+    tail: u64,
+    head: u64,
+    keep: u64,
+) -> std::io::Result<Recovered> {
+    use ferret_abi::shm::{CLOCK_MONOTONIC, RING_OWNED};
+    const CAPACITY: u64 = 4096;
+    let params = RegionParams {
+        ring_count: 1,
+        ring_capacity: CAPACITY,
+        meta_capacity: 4096,
+    };
+    let shm = ShmRegion::create(RegionId(1), 42, params, CLOCK_MONOTONIC)?;
+    let fd = shm.memfd();
+    rustix::io::pwrite(
+        fd,
+        &ring[..ring.len().min(CAPACITY as usize)],
+        shm.layout.ring_data_at(0),
+    )?;
+    rustix::io::pwrite(fd, &meta[..meta.len().min(4096)], shm.layout.meta_offset)?;
+    shm.header()
+        .provider
+        .meta_head
+        .store(meta.len() as u64, Ordering::Release);
+    let d = shm.ring(0);
+    d.state.store(RING_OWNED, Ordering::Release);
+    d.head.store(head, Ordering::Release);
+    d.tail.store(tail, Ordering::Release);
+    d.tail_ticks.store(u64::MAX, Ordering::Release);
+    d.keep_from.store(keep, Ordering::Release);
+    d.keep_ticks.store(7, Ordering::Release);
+    let region = Region {
+        shm,
+        process: "test".into(),
+        providers: BTreeMap::new(),
+    };
+    let file = File::from(rustix::fs::memfd_create(
+        "ferret-recover-test",
+        rustix::fs::MemfdFlags::CLOEXEC,
+    )?);
+    let mut log = Log {
+        file: &file,
+        data_offset: 4096,
+        buffer: BufferBuilder::new(BUFFER_SIZE),
+        seq: 0,
+        chain: None,
+    };
+    let mut report = Recovered::default();
+    recover_region(&region, &mut log, &mut report)?;
+    log.seal()?;
+    Ok(report)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use ferret_abi::record::{FieldMeta, FieldType};
-    use ferret_abi::shm::{CLOCK_MONOTONIC, RING_OWNED};
     use proptest::prelude::*;
 
     const CAPACITY: u64 = 4096;
 
-    /// A one-ring region whose ring holds `ring` from offset 0 and whose
-    /// metadata area holds `meta`, with the given positions.
-    fn region(ring: &[u8], meta: &[u8], tail: u64, head: u64, keep: u64) -> Region {
-        let params = RegionParams {
-            ring_count: 1,
-            ring_capacity: CAPACITY,
-            meta_capacity: 4096,
-        };
-        let shm = ShmRegion::create(RegionId(1), 42, params, CLOCK_MONOTONIC).expect("region");
-        let fd = shm.memfd();
-        rustix::io::pwrite(
-            fd,
-            &ring[..ring.len().min(CAPACITY as usize)],
-            shm.layout.ring_data_at(0),
-        )
-        .expect("ring bytes");
-        rustix::io::pwrite(fd, &meta[..meta.len().min(4096)], shm.layout.meta_offset)
-            .expect("metadata");
-        shm.header()
-            .provider
-            .meta_head
-            .store(meta.len() as u64, Ordering::Release);
-        let d = shm.ring(0);
-        d.state.store(RING_OWNED, Ordering::Release);
-        d.head.store(head, Ordering::Release);
-        d.tail.store(tail, Ordering::Release);
-        d.tail_ticks.store(u64::MAX, Ordering::Release);
-        d.keep_from.store(keep, Ordering::Release);
-        d.keep_ticks.store(7, Ordering::Release);
-        Region {
-            shm,
-            process: "test".into(),
-            providers: BTreeMap::new(),
-        }
-    }
-
-    fn run(region: &Region) -> Recovered {
-        let file = tempfile::tempfile().expect("file");
-        let mut log = Log {
-            file: &file,
-            data_offset: 4096,
-            buffer: BufferBuilder::new(BUFFER_SIZE),
-            seq: 0,
-            chain: None,
-        };
-        let mut report = Recovered::default();
-        recover_region(region, &mut log, &mut report).expect("recover");
-        log.seal().expect("seal");
-        report
+    fn run(ring: &[u8], meta: &[u8], tail: u64, head: u64, keep: u64) -> Recovered {
+        recover_one_ring(ring, meta, tail, head, keep).expect("recover")
     }
 
     fn one_type() -> Vec<u8> {
@@ -642,15 +652,15 @@ mod tests {
         let len = bytes.len() as u64;
         let meta = one_type();
         // Everything from the start: the daemon kept it all.
-        let r = run(&region(&bytes, &meta, len, len, 0));
+        let r = run(&bytes, &meta, len, len, 0);
         assert_eq!((r.events, r.unusable, r.lapped), (20, 0, 0));
         // Nothing kept and nothing undrained.
-        assert_eq!(run(&region(&bytes, &meta, len, len, len)).events, 0);
+        assert_eq!(run(&bytes, &meta, len, len, len).events, 0);
         // A keep position the producer has lapped is not used.
-        let r = run(&region(&bytes, &meta, CAPACITY + len, CAPACITY + len, 0));
+        let r = run(&bytes, &meta, CAPACITY + len, CAPACITY + len, 0);
         assert_eq!((r.events, r.lapped), (0, 1));
         // Events whose type the metadata lacks are counted, not written.
-        let r = run(&region(&bytes, &[], len, len, 0));
+        let r = run(&bytes, &[], len, len, 0);
         assert_eq!((r.events, r.unusable), (0, 20));
     }
 
@@ -665,7 +675,7 @@ mod tests {
             good_meta in any::<bool>(),
         ) {
             let meta = if good_meta { one_type() } else { meta_garbage };
-            let r = run(&region(&ring, &meta, tail, head, keep));
+            let r = run(&ring, &meta, tail, head, keep);
             prop_assert!(r.events + r.unusable <= 3 * CAPACITY);
         }
     }
