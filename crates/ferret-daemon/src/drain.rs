@@ -563,9 +563,9 @@ pub(crate) struct Drain {
     /// The clock providers stamp events with, for the records the drain
     /// writes itself.
     clock: Clock,
-    /// Set when a buffer came back or a session went: every ring's keep
-    /// position may move.
-    keep_stale: bool,
+    /// Regions whose rings' keep positions may have moved because a
+    /// buffer with records from them came back or a session went.
+    keep_stale: Vec<RegionId>,
 }
 
 impl Drain {
@@ -590,7 +590,7 @@ impl Drain {
             stalled: false,
             next_due: None,
             clock,
-            keep_stale: false,
+            keep_stale: Vec::new(),
         }
     }
 
@@ -723,7 +723,11 @@ impl Drain {
                     return;
                 };
                 let mut s = self.sessions.swap_remove(i);
-                self.keep_stale = true;
+                for m in s.marks.iter().chain(s.in_flight.iter().flatten()) {
+                    if !self.keep_stale.contains(&m.0) {
+                        self.keep_stale.push(m.0);
+                    }
+                }
                 self.epoch += 1;
                 // Consumers get every event before the end, however far
                 // behind they are; the session stays STOPPING until they
@@ -930,8 +934,11 @@ impl Drain {
             let s = &mut self.sessions[i];
             // Its records are written (or the session does not keep them):
             // the rings need not keep them for recovery any more.
-            s.in_flight.pop_front();
-            self.keep_stale = true;
+            for m in s.in_flight.pop_front().unwrap_or_default() {
+                if !self.keep_stale.contains(&m.0) {
+                    self.keep_stale.push(m.0);
+                }
+            }
             if s.allocated > s.max_buffers {
                 // `update` lowered the limit: let this one go.
                 s.allocated -= 1;
@@ -992,7 +999,7 @@ impl Drain {
         for ri in 0..self.regions.len() {
             moved += self.drain_region(ri, all, now);
         }
-        self.keep_stale = false;
+        self.keep_stale.clear();
         for s in &mut self.sessions {
             s.publish();
             s.publish_provider_lost();
@@ -1121,7 +1128,7 @@ impl Drain {
             }
         }
         check_lost(region, sessions, routes, writer);
-        if moved > 0 || *keep_stale {
+        if moved > 0 || keep_stale.contains(&region.shm.id) {
             publish_keep(region, sessions);
         }
         moved
