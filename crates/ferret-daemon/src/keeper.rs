@@ -86,12 +86,17 @@ pub(crate) fn clock_from_words(w: [u64; 5]) -> ClockInfo {
     }
 }
 
-/// The daemon's end of the pair. Sends never block the control thread for
-/// long (the keeper only receives), and a keeper that is gone costs
-/// nothing but the recovery it would have allowed.
+/// The daemon's end of the pair. A send waits at most [`SEND_TIMEOUT`]
+/// (the keeper only receives, but it could be stopped), and after one
+/// failure the daemon stops sending: a keeper that is gone or stuck costs
+/// the control thread nothing but the recovery it would have allowed.
 pub(crate) struct Keeper {
     conn: Conn,
+    broken: std::cell::Cell<bool>,
 }
+
+/// The longest the control thread waits to hand the keeper a message.
+const SEND_TIMEOUT: Duration = Duration::from_millis(100);
 
 impl Keeper {
     /// Forks the keeper. Must be called while the daemon has one thread, so
@@ -121,8 +126,11 @@ impl Keeper {
             }
             _ => {
                 drop(theirs);
+                let conn = Conn::from_fd(ours);
+                conn.set_timeouts(None, Some(SEND_TIMEOUT)).ok()?;
                 let keeper = Keeper {
-                    conn: Conn::from_fd(ours),
+                    conn,
+                    broken: std::cell::Cell::new(false),
                 };
                 keeper.send(
                     &KeeperMsg::Daemon {
@@ -137,8 +145,16 @@ impl Keeper {
     }
 
     pub(crate) fn send(&self, msg: &KeeperMsg, fd: Option<std::os::fd::BorrowedFd<'_>>) {
+        if self.broken.get() {
+            return;
+        }
         let fds: Vec<_> = fd.into_iter().collect();
-        let _ = self.conn.send(msg, &fds);
+        if let Err(e) = self.conn.send(msg, &fds) {
+            self.broken.set(true);
+            eprintln!(
+                "ferretd: the keeper process does not take messages ({e}); the rings of a killed daemon will not be recoverable"
+            );
+        }
     }
 }
 
