@@ -297,6 +297,11 @@ pub struct SessionInfo {
     pub no_loss: bool,
     /// How long writers wait for ring space in no-loss mode, milliseconds.
     pub no_loss_wait_ms: u32,
+    /// Log files whose data, trailer included, the daemon has flushed to
+    /// stable storage with fsync (at stop, at every file switch and after a
+    /// snapshot). Equals `counters.files` once a file session is STOPPED,
+    /// unless a sync failed (then `last_error` says so).
+    pub files_synced: u64,
 }
 
 /// A provider registered with the daemon.

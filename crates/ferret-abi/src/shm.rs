@@ -158,7 +158,22 @@ pub struct RingDesc {
     _p0: [u64; 7],
     /// Consumer line: bytes the daemon has consumed, ever.
     pub tail: AtomicU64,
-    _p1: [u64; 7],
+    /// Consumer line (since ABI 1.3): the ring's time base at `tail`, the
+    /// ticks of the last event consumed, or `u64::MAX` when not known.
+    /// Stored before `tail`, so that `ferret recover` can time the delta
+    /// events after the tail of a ring whose daemon died.
+    pub tail_ticks: AtomicU64,
+    /// Consumer line (since ABI 1.3): the position of the oldest record the
+    /// daemon has taken into a session buffer it has not yet written (or
+    /// `tail` when there is none), with the time base and thread before
+    /// it. Providers never read these; `ferret recover` starts from here
+    /// when the ring still holds those bytes.
+    pub keep_from: AtomicU64,
+    /// The time base at `keep_from`, or `u64::MAX` when not known.
+    pub keep_ticks: AtomicU64,
+    /// The thread that wrote the record at `keep_from`.
+    pub keep_tid: AtomicU64,
+    _p1: [u64; 3],
     /// Ownership: [`RING_FREE`], [`RING_OWNED`] or [`RING_RELEASED`].
     pub state: AtomicU32,
     /// The owning thread's id (for display only).
@@ -236,7 +251,8 @@ pub const ABI_MAJOR: u16 = 1;
 /// no-loss wait, and the header's daemon line `enable_version`; a provider writes activity ids only into regions whose
 /// header says 2 or later. 3: rings may carry compact event records
 /// (kinds 0x80–0xFF), which a provider writes only into regions whose header
-/// says 3 or later.
+/// says 3 or later; ring descriptors' consumer lines carry the words
+/// `ferret recover` reads; `SessionInfo` carries `files_synced`.
 pub const ABI_MINOR: u16 = 3;
 /// The first region minor version whose daemon reads event records with
 /// activity ids.

@@ -288,6 +288,7 @@ pub fn session_json(s: &SessionInfo) -> serde_json::Value {
         "buffers_overwritten": c.buffers_overwritten,
         "bytes_written": c.bytes_written,
         "files": c.files,
+        "files_synced": s.files_synced,
         "buffers_in_use": c.buffers_in_use,
         "free_buffers": c.free_buffers,
         "buffer_kib": s.buffer_kib,
@@ -433,6 +434,7 @@ pub fn properties(s: &SessionInfo) -> Vec<(&'static str, String)> {
         ("Real-Time Buffers Lost", c.rt_buffers_lost.to_string()),
         ("Buffers Overwritten", c.buffers_overwritten.to_string()),
         ("Files", c.files.to_string()),
+        ("Files Synced", s.files_synced.to_string()),
         ("Bytes Written", c.bytes_written.to_string()),
         (
             "Last Error",
@@ -481,7 +483,24 @@ fn create_log(path: &Path, overwrite: bool, read: bool) -> Result<File> {
     } else {
         opts.create_new(true);
     }
-    opts.open(path).map_err(|e| open_error(path, e))
+    let file = opts.open(path).map_err(|e| open_error(path, e))?;
+    sync_parent(path);
+    Ok(file)
+}
+
+/// Makes a newly created file's name durable: the daemon fsyncs the file's
+/// data at stop, but after a power loss a file whose directory entry never
+/// reached the disk would be gone with it. A directory that cannot be
+/// synced (some file systems refuse) leaves the file as durable as the
+/// file system makes it anyway, so a failure here is not an error.
+fn sync_parent(path: &Path) {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
 }
 
 /// Opens a log to append to, creating it if absent. Returns the file and
@@ -491,7 +510,10 @@ pub(crate) fn open_append(path: &Path) -> Result<(File, bool)> {
     let mut opts = log_options();
     opts.read(true).write(true).create_new(true);
     match opts.open(path) {
-        Ok(f) => Ok((f, true)),
+        Ok(f) => {
+            sync_parent(path);
+            Ok((f, true))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             let mut opts = log_options();
             opts.read(true).write(true);
@@ -946,6 +968,11 @@ pub fn list(socket: &Path, a: JsonArgs) -> Result<ExitCode> {
                 "-"
             }
         );
+        // A write error is the one thing in `query` a user must not miss:
+        // the session goes on, but buffers are being lost.
+        if let Some(e) = &s.last_error {
+            println!("     error: {e}");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

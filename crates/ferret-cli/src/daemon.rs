@@ -42,6 +42,8 @@ pub fn run_foreground(socket: PathBuf, a: DaemonArgs) -> Result<ExitCode> {
     let mut config = ferret_daemon::Config::new(socket);
     config.session_limit = a.session_limit;
     config.region = region;
+    // This process has one thread so far: the keeper may be forked.
+    config.keeper = true;
     ferret_daemon::run(config)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -11,6 +11,7 @@ mod demo;
 mod emit;
 mod export;
 mod fmt;
+mod recover;
 mod spec;
 mod tail;
 mod view;
@@ -71,6 +72,8 @@ enum Command {
     Fmt(fmt::FmtArgs),
     /// Write log files as a Perfetto, Chrome JSON or CTF trace for other viewers
     Export(export::ExportArgs),
+    /// Save the events a killed daemon left in its provider rings to a log file
+    Recover(recover::RecoverArgs),
     /// Write sample events as a real provider process (load generator)
     Emit(emit::EmitArgs),
     /// Run a session end to end and show what happens
@@ -100,6 +103,7 @@ fn main() -> ExitCode {
         Command::Providers(a) => control::providers(&socket, a),
         Command::Fmt(a) => fmt::run(a),
         Command::Export(a) => export::run(a),
+        Command::Recover(a) => recover::run(&socket, a),
         Command::Emit(a) => emit::run(&socket, a),
         Command::Demo(a) => demo::run(&socket, a),
         Command::Daemon(a) => daemon::run_foreground(socket, a),

@@ -64,6 +64,8 @@ fn circular_keeps_the_newest_events_and_reads_them_oldest_first() {
     let stopped = env.json(&["stop", "circ"]);
     assert_eq!(stopped["events"], count);
     assert_eq!(stopped["log_file_mode"], "circular");
+    // STOPPED is reported only after the file was fsynced.
+    assert_eq!(stopped["files_synced"], 1, "{stopped}");
     assert!(
         stopped["buffers_overwritten"].as_u64().unwrap() > 0,
         "{stopped}"
@@ -131,6 +133,9 @@ fn new_file_rotates_into_files_each_decodable_alone() {
     let files = series(&pattern);
     assert!(files.len() >= 2, "rotated into several files: {files:?}");
     assert_eq!(stopped["files"], files.len() as u64, "{stopped}");
+    // Every file of the series was fsynced: the earlier ones when the
+    // series moved on, the last before STOPPED.
+    assert_eq!(stopped["files_synced"], files.len() as u64, "{stopped}");
     assert!(!pattern.exists(), "the pattern itself names no file");
     assert_eq!(dir.join("trace_1.ferret"), files[0]);
     let mut all = Vec::new();
@@ -167,6 +172,7 @@ fn append_adds_a_second_session_after_the_first() {
     env.emit("E2E.AppendB", 200, &[]);
     let stopped = env.json(&["stop", "second"]);
     assert_eq!(stopped["log_file_mode"], "append");
+    assert_eq!(stopped["files_synced"], 1, "{stopped}");
     assert!(file_size(&log) > before, "the file grew");
 
     let entries = env.fmt_json(&[&log]);
@@ -227,6 +233,7 @@ fn sequential_stops_growing_at_its_maximum_size_and_counts_the_rest() {
     assert_eq!(q["max_file_bytes"], 256 * 1024);
     let stopped = env.json(&["stop", "capped"]);
     assert_eq!(stopped["events"], count);
+    assert_eq!(stopped["files_synced"], 1, "{stopped}");
     assert!(
         stopped["log_buffers_lost"].as_u64().unwrap() > 0,
         "the buffers beyond the size are counted: {stopped}"

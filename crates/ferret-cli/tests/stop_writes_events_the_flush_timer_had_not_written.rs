@@ -19,10 +19,14 @@ fn stop_flushes_everything_unsent() {
         || env.session("hour").counters.events == 1000,
     );
     assert_eq!(decode(&log).events.len(), 0, "no timed flush happened yet");
+    assert_eq!(env.session("hour").files_synced, 0, "nothing synced yet");
 
     let stopped = env.json(&["stop", "hour"]);
     assert_eq!(stopped["events"], 1000);
     assert_eq!(stopped["events_lost"], 0);
+    // What stop reports as written was fsynced before STOPPED was reported.
+    assert_eq!(stopped["state"], "STOPPED");
+    assert_eq!(stopped["files_synced"], 1, "{stopped}");
     let d = decode(&log);
     assert_eq!(d.events.len(), 1000);
     assert!(d.trailer.is_some());

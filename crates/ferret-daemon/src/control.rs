@@ -107,6 +107,9 @@ struct ConnInfo {
 }
 
 pub(crate) struct Control {
+    /// Holds every region's memfd so that a daemon that dies leaves its
+    /// rings recoverable (see `keeper.rs`).
+    keeper: Option<crate::keeper::Keeper>,
     events: Receiver<Event>,
     drain: Sender<DrainCmd>,
     drain_wake: Arc<OwnedFd>,
@@ -196,6 +199,7 @@ impl Control {
         session_limit: usize,
     ) -> Control {
         Control {
+            keeper: None,
             events,
             drain,
             drain_wake,
@@ -221,6 +225,12 @@ impl Control {
         }
     }
 
+    /// Hands every region to `keeper` from now on.
+    pub(crate) fn with_keeper(mut self, keeper: Option<crate::keeper::Keeper>) -> Control {
+        self.keeper = keeper;
+        self
+    }
+
     /// Runs until shutdown has stopped every session.
     pub(crate) fn run(mut self) {
         loop {
@@ -235,6 +245,11 @@ impl Control {
                 self.next_tick = Instant::now() + Duration::from_secs(1);
             }
             if self.shutting_down && !self.sessions.iter().any(Session::is_active) {
+                // A clean exit: every session is written, so the keeper has
+                // nothing to keep.
+                if let Some(k) = &self.keeper {
+                    k.send(&crate::keeper::KeeperMsg::Bye, None);
+                }
                 return;
             }
         }
@@ -323,6 +338,9 @@ impl Control {
                         // The drain gets the close before the new routes, so
                         // it drains the region with the routes still in force.
                         self.to_drain(DrainCmd::CloseRegion(id));
+                        if let Some(k) = &self.keeper {
+                            k.send(&crate::keeper::KeeperMsg::Forget { id: id.0 }, None);
+                        }
                         self.registry.remove_region(id);
                         self.regions.remove(&id);
                         self.publish_routes();
@@ -577,6 +595,18 @@ impl Control {
             }
         };
         let process = process_name(peer.pid);
+        if let Some(k) = &self.keeper {
+            let p = &region.layout.params;
+            let msg = crate::keeper::KeeperMsg::Region {
+                id: id.0,
+                pid: peer.pid,
+                process: process.clone(),
+                ring_count: p.ring_count,
+                ring_capacity: p.ring_capacity,
+                meta_capacity: p.meta_capacity,
+            };
+            k.send(&msg, Some(region.memfd()));
+        }
         self.regions.insert(id, region.clone());
         let info = self.conns.entry(conn).or_default();
         info.role = Some(Role::Provider);
@@ -611,6 +641,15 @@ impl Control {
         };
         if let Err((code, message)) = self.registry.register(id, slot, entry) {
             return refuse(code, message);
+        }
+        if let Some(k) = &self.keeper {
+            let msg = crate::keeper::KeeperMsg::Provider {
+                id: id.0,
+                slot,
+                name: name.clone(),
+                guid,
+            };
+            k.send(&msg, None);
         }
         if let Some(region) = self.regions.get(&id) {
             region.set_enable(

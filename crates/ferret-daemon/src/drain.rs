@@ -11,7 +11,7 @@
 //! applied between passes, in order: a stop's final pass therefore uses the
 //! routes that were in force when the stop was asked.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -164,6 +164,11 @@ struct DrainRegion {
     lost_seen: Vec<(u32, u64)>,
     /// Last values seen of the process-wide lost counters.
     process_lost_seen: [u64; 3],
+    /// Scratch for `publish_keep`: per ring, the oldest mark.
+    keep: Vec<Option<(u64, u64, u32)>>,
+    /// Per ring, what `publish_keep` last stored, so that it stores only
+    /// changes.
+    kept: Vec<(u64, u64, u32)>,
 }
 
 struct TypeSlot {
@@ -174,6 +179,8 @@ struct TypeSlot {
     wants: Vec<bool>,
     /// Per listener: is the type described in that session's log file yet?
     ready: Vec<bool>,
+    /// Whether the routes of `epoch` know the type's provider slot.
+    routed: bool,
 }
 
 /// How long a session without a free buffer may hold events back in the
@@ -223,7 +230,15 @@ struct Run {
     events: u64,
     /// The ring position just after the run.
     end_position: u64,
+    /// The time base before the run's first event (`u64::MAX`: unknown).
+    base: u64,
 }
+
+/// Where a session buffer's records from one ring begin: (region, ring,
+/// position, time base before it, thread). The oldest of these over every
+/// buffer not yet written is what a killed daemon's rings must keep for
+/// `ferret recover` (see `publish_keep`).
+type Mark = (RegionId, usize, u64, u64, u32);
 
 /// A session as the drain sees it: its buffers and what its file already describes.
 struct DrainSession {
@@ -272,6 +287,11 @@ struct DrainSession {
     forgot: bool,
     /// How long the session may hold events in the rings without a buffer.
     stall_limit: Duration,
+    /// The first run from each ring in `current`.
+    marks: Vec<Mark>,
+    /// The marks of each buffer sent to the writer and not yet back, oldest
+    /// first (the writer returns buffers in the order it gets them).
+    in_flight: VecDeque<Vec<Mark>>,
 }
 
 impl DrainSession {
@@ -323,6 +343,8 @@ impl DrainSession {
             } else {
                 STALL_LIMIT
             },
+            marks: Vec::new(),
+            in_flight: VecDeque::new(),
         }
     }
 
@@ -423,6 +445,7 @@ impl DrainSession {
         self.rt_sent_records = 0;
         let mut full = std::mem::replace(&mut self.current, next);
         full.seal(buffer_kind::DATA, self.current_seq);
+        self.in_flight.push_back(std::mem::take(&mut self.marks));
         let _ = writer.send(WriteCmd::Write {
             key: self.key,
             seq: self.current_seq,
@@ -540,6 +563,9 @@ pub(crate) struct Drain {
     /// The clock providers stamp events with, for the records the drain
     /// writes itself.
     clock: Clock,
+    /// Regions whose rings' keep positions may have moved because a
+    /// buffer with records from them came back or a session went.
+    keep_stale: Vec<RegionId>,
 }
 
 impl Drain {
@@ -564,6 +590,7 @@ impl Drain {
             stalled: false,
             next_due: None,
             clock,
+            keep_stale: Vec::new(),
         }
     }
 
@@ -663,10 +690,13 @@ impl Drain {
                     listeners_epoch: 0,
                     lost_seen: Vec::new(),
                     process_lost_seen: [0; 3],
+                    keep: vec![None; rings],
+                    kept: vec![(0, u64::MAX, 0); rings],
                 });
             }
             DrainCmd::CloseRegion(id) => {
                 self.drain_all();
+                self.charge_unconsumed(id);
                 self.record_end(id);
                 self.regions.retain(|r| r.shm.id != id);
             }
@@ -693,6 +723,11 @@ impl Drain {
                     return;
                 };
                 let mut s = self.sessions.swap_remove(i);
+                for m in s.marks.iter().chain(s.in_flight.iter().flatten()) {
+                    if !self.keep_stale.contains(&m.0) {
+                        self.keep_stale.push(m.0);
+                    }
+                }
                 self.epoch += 1;
                 // Consumers get every event before the end, however far
                 // behind they are; the session stays STOPPING until they
@@ -834,6 +869,34 @@ impl Drain {
         }
     }
 
+    /// Counts what `drain_all` had to leave in the rings of region `id`,
+    /// which is about to go: records of a provider slot the process never
+    /// registered (a registered one has routes by now, as the control
+    /// thread sends them before the close). The count is of rings, as the
+    /// records cannot be framed as events of a known provider.
+    fn charge_unconsumed(&mut self, id: RegionId) {
+        let Some(region) = self.regions.iter().find(|r| r.shm.id == id) else {
+            return;
+        };
+        let left = (0..region.shm.layout.params.ring_count as usize)
+            .filter(|&i| {
+                let desc = region.shm.ring(i);
+                desc.state.load(Ordering::Acquire) != RING_FREE
+                    && desc.head.load(Ordering::Acquire) != region.rings[i].tail
+            })
+            .count() as u64;
+        if left > 0 {
+            charge_region(
+                region,
+                &mut self.sessions,
+                &self.writer,
+                LostReason::Corrupt,
+                left,
+                u32::MAX,
+            );
+        }
+    }
+
     /// Writes a PROCESS_END record into every session that takes events
     /// from region `id`, whose rings `drain_all` has just emptied: the log
     /// then says the process ended and that nothing of it is missing after
@@ -874,6 +937,13 @@ impl Drain {
     fn give_back(&mut self, key: SessionKey, mut buffer: BufferBuilder) {
         if let Some(i) = self.session_index(key) {
             let s = &mut self.sessions[i];
+            // Its records are written (or the session does not keep them):
+            // the rings need not keep them for recovery any more.
+            for m in s.in_flight.pop_front().unwrap_or_default() {
+                if !self.keep_stale.contains(&m.0) {
+                    self.keep_stale.push(m.0);
+                }
+            }
             if s.allocated > s.max_buffers {
                 // `update` lowered the limit: let this one go.
                 s.allocated -= 1;
@@ -934,6 +1004,7 @@ impl Drain {
         for ri in 0..self.regions.len() {
             moved += self.drain_region(ri, all, now);
         }
+        self.keep_stale.clear();
         for s in &mut self.sessions {
             s.publish();
             s.publish_provider_lost();
@@ -952,6 +1023,7 @@ impl Drain {
             plans,
             stalled,
             next_due,
+            keep_stale,
             ..
         } = self;
         let region = &mut regions[ri];
@@ -1031,6 +1103,10 @@ impl Drain {
                     );
                 }
                 region.rings[i].tail = outcome.tail;
+                desc.tail_ticks.store(
+                    if time.known { time.ticks } else { u64::MAX },
+                    Ordering::Relaxed,
+                );
                 desc.tail.store(outcome.tail, Ordering::Release);
                 moved += outcome.tail.wrapping_sub(tail);
                 for s in sessions.iter_mut() {
@@ -1057,7 +1133,56 @@ impl Drain {
             }
         }
         check_lost(region, sessions, routes, writer);
+        if moved > 0 || keep_stale.contains(&region.shm.id) {
+            publish_keep(region, sessions);
+        }
         moved
+    }
+}
+
+/// Publishes, in each ring descriptor of `region`, where a recovery must
+/// start so as to find every record the daemon holds in a session buffer it
+/// has not written yet: the oldest mark of that ring over every session's
+/// current and in-flight buffers, or the tail when there is none. Records
+/// between that position and the tail are still in the ring unless the
+/// producer has lapped it since, which `ferret recover` detects.
+fn publish_keep(region: &mut DrainRegion, sessions: &[DrainSession]) {
+    let id = region.shm.id;
+    region.keep.iter_mut().for_each(|k| *k = None);
+    for s in sessions {
+        for m in s.marks.iter().chain(s.in_flight.iter().flatten()) {
+            if m.0 != id {
+                continue;
+            }
+            if let Some(k) = region.keep.get_mut(m.1) {
+                if k.is_none_or(|(pos, _, _)| m.2 < pos) {
+                    *k = Some((m.2, m.3, m.4));
+                }
+            }
+        }
+    }
+    for (i, keep) in region.keep.iter().enumerate() {
+        let desc = region.shm.ring(i);
+        let cursor = &region.rings[i];
+        let value = keep.unwrap_or_else(|| {
+            let ticks = if cursor.time.known {
+                cursor.time.ticks
+            } else {
+                u64::MAX
+            };
+            let tid = cursor
+                .tid
+                .unwrap_or_else(|| desc.tid.load(Ordering::Relaxed));
+            (cursor.tail, ticks, tid)
+        });
+        if region.kept[i] == value {
+            continue;
+        }
+        region.kept[i] = value;
+        let (from, ticks, tid) = value;
+        desc.keep_ticks.store(ticks, Ordering::Relaxed);
+        desc.keep_tid.store(u64::from(tid), Ordering::Relaxed);
+        desc.keep_from.store(from, Ordering::Release);
     }
 }
 
@@ -1166,6 +1291,7 @@ impl RingCtx<'_> {
             t.wants.clear();
             t.ready.clear();
             let slot = self.routes.slot(region_id, t.meta.provider);
+            t.routed = slot.is_some();
             for &si in &self.region.listeners {
                 let key = self.sessions[si].key;
                 let wants = slot.is_some_and(|r| {
@@ -1180,6 +1306,17 @@ impl RingCtx<'_> {
                 t.ready.push(ready);
             }
             t.epoch = self.epoch;
+        }
+        if !t.routed {
+            // Every registered provider has routes, so this one's
+            // registration has not reached the drain yet: the control thread
+            // sets a provider's enable word (after which it writes) and then
+            // sends the routes that include it, and this pass may have begun
+            // in between. Consuming the record now would drop it unseen, so
+            // it stays in the ring until the routes arrive, without holding
+            // up a `drain_all` (which cannot take the routes before it ends).
+            self.flush_all();
+            return false;
         }
         // First decide for every listener, so that a stall leaves no
         // listener holding this record in a run.
@@ -1226,6 +1363,7 @@ impl RingCtx<'_> {
                         room: s.current.remaining(),
                         events: 1,
                         end_position: e.position + e.size as u64,
+                        base: if e.base.known { e.base.ticks } else { u64::MAX },
                     });
                 }
                 Plan::Stall => unreachable!("stalls return above"),
@@ -1336,6 +1474,12 @@ impl RingCtx<'_> {
         let s = &mut self.sessions[self.region.listeners[j]];
         if let Some(dst) = s.current.append(run.len) {
             self.bytes.copy_to(run.offset, dst);
+            let region_id = self.region.shm.id;
+            if !s.marks.iter().any(|m| m.0 == region_id && m.1 == self.ring) {
+                let start = run.end_position - run.len as u64;
+                s.marks
+                    .push((region_id, self.ring, start, run.base, self.tid));
+            }
             // `append` counted one record; the run holds `events` of them.
             s.current.add_records(run.events as u32 - 1);
             s.events += run.events;
@@ -1471,6 +1615,7 @@ fn read_metadata(region: &mut DrainRegion) {
                     epoch: 0,
                     wants: Vec::new(),
                     ready: Vec::new(),
+                    routed: false,
                 });
                 region.route_words.push(0);
                 at += size;

@@ -12,10 +12,15 @@
 mod clock;
 mod control;
 mod drain;
+mod keeper;
+mod recover;
 mod ring;
 mod server;
 mod shm;
 mod writer;
+
+pub use keeper::LINGER as KEEPER_LINGER;
+pub use recover::{RecoverError, Recovered, kept_daemons, recover};
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -45,6 +50,17 @@ pub mod fuzzing {
         let out = crate::ring::scan(ring, cap, tail, head, &mut time, &mut count);
         (n, out.tail)
     }
+
+    /// Recovers a dead daemon's one-ring region, as `ferret recover` does:
+    /// a 4096-byte ring holding `ring`, a metadata area holding `meta`, and
+    /// the tail, head and keep positions as shared memory left them.
+    /// Returns the events written and the records that could not be used.
+    pub fn recover_ring(ring: &[u8], meta: &[u8], tail: u64, head: u64, keep: u64) -> (u64, u64) {
+        match crate::recover::recover_one_ring(ring, meta, tail, head, keep) {
+            Ok(r) => (r.events, r.unusable),
+            Err(e) => panic!("memfd or log I/O failed: {e}"),
+        }
+    }
 }
 
 /// How to run the daemon.
@@ -56,6 +72,13 @@ pub struct Config {
     pub session_limit: usize,
     /// Sizes of the region each provider process gets.
     pub region: RegionParams,
+    /// Fork a keeper process that holds the provider rings, so that
+    /// `ferret recover` can save what they hold if the daemon is killed.
+    /// Only for a process that calls [`run`] while it has one thread (the
+    /// `ferretd` and `ferret daemon` binaries): a fork copies only the
+    /// calling thread, and locks other threads held would stay locked in
+    /// the keeper. Off by default.
+    pub keeper: bool,
 }
 
 impl Config {
@@ -65,6 +88,7 @@ impl Config {
             socket,
             session_limit: DEFAULT_SESSION_LIMIT,
             region: RegionParams::default(),
+            keeper: false,
         }
     }
 }
@@ -92,8 +116,15 @@ pub enum DaemonError {
 /// every session cleanly (each log file gets its trailer and is synced) and
 /// returns.
 pub fn run(config: Config) -> Result<(), DaemonError> {
-    let listener = server::Listener::bind(&config.socket)?;
     let clock = clock::Clock::detect();
+    // Forked first, while the daemon has one thread and before it holds
+    // the socket's lock file, which the keeper must not keep.
+    let keeper = if config.keeper {
+        keeper::Keeper::spawn(&config.socket, &clock.info())
+    } else {
+        None
+    };
+    let listener = server::Listener::bind(&config.socket)?;
     let setup = DaemonError::Setup;
     let (events_tx, events_rx) = crossbeam_channel::unbounded();
     let (drain_tx, drain_rx) = crossbeam_channel::unbounded();
@@ -107,6 +138,15 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         .map_err(|e| setup(e.into()))?,
     );
 
+    // A write past the file size limit (RLIMIT_FSIZE) raises SIGXFSZ, whose
+    // default action ends the process. The writer treats that write like
+    // any other failed write (EFBIG: counted, shown, retried with the next
+    // buffer), so the signal must only be noted, never fatal.
+    signal_hook::flag::register(
+        signal_hook::consts::SIGXFSZ,
+        Arc::new(std::sync::atomic::AtomicBool::new(false)),
+    )
+    .map_err(setup)?;
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGTERM,
         signal_hook::consts::SIGINT,
@@ -160,7 +200,8 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         clock,
         config.region,
         config.session_limit,
-    );
+    )
+    .with_keeper(keeper);
     control.run();
     // Every session is STOPPED: its trailer is written and its file synced.
     let _ = std::fs::remove_file(&listener.path);

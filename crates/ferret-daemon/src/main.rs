@@ -65,6 +65,8 @@ fn main() -> ExitCode {
     let mut config = ferret_daemon::Config::new(ferret_abi::paths::socket_path(socket));
     config.session_limit = limit;
     config.region = region;
+    // This process has one thread so far: the keeper may be forked.
+    config.keeper = true;
     match ferret_daemon::run(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -91,6 +91,52 @@ impl ShmRegion {
         })
     }
 
+    /// Maps, read and write, the region of a daemon that died, whose memfd
+    /// a keeper held (see `keeper.rs`). `layout` is the one that daemon
+    /// made, as the keeper recorded it; the region is checked to be at
+    /// least that large, and its memfd was sealed against shrinking, so
+    /// reading it cannot fault.
+    pub(crate) fn adopt(
+        id: RegionId,
+        pid: u32,
+        layout: RegionLayout,
+        memfd: OwnedFd,
+    ) -> io::Result<ShmRegion> {
+        let size = rustix::fs::fstat(&memfd)?.st_size as u64;
+        let seals = rustix::fs::fcntl_get_seals(&memfd)?;
+        if size < layout.region_size || !seals.contains(SealFlags::SHRINK) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "the kept region is smaller than its layout or not sealed",
+            ));
+        }
+        let len = layout.region_size as usize;
+        // SAFETY: a new shared mapping of a memfd at least `len` bytes long
+        // that cannot shrink; nothing else refers to this address range.
+        let ptr = unsafe {
+            rustix::mm::mmap(
+                std::ptr::null_mut(),
+                len,
+                ProtFlags::READ | ProtFlags::WRITE,
+                MapFlags::SHARED,
+                &memfd,
+                0,
+            )?
+        };
+        let base =
+            NonNull::new(ptr.cast::<u8>()).ok_or_else(|| io::Error::other("mmap returned null"))?;
+        let eventfd = rustix::event::eventfd(0, rustix::event::EventfdFlags::CLOEXEC)?;
+        Ok(ShmRegion {
+            id,
+            pid,
+            base,
+            len,
+            layout,
+            memfd,
+            eventfd,
+        })
+    }
+
     /// The memfd to send to the provider.
     pub(crate) fn memfd(&self) -> BorrowedFd<'_> {
         self.memfd.as_fd()

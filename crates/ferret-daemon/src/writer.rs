@@ -191,6 +191,8 @@ struct OpenLog {
     /// Slots below this one have been written at least once.
     next_new_slot: u64,
     end: u64,
+    /// The last write failure, until a write succeeds again.
+    failure: Option<String>,
 }
 
 impl OpenLog {
@@ -220,6 +222,7 @@ impl OpenLog {
             stage,
             next_new_slot: 0,
             end: data_offset,
+            failure: None,
         }
     }
 
@@ -264,9 +267,11 @@ impl OpenLog {
             let count = stage.count;
             stage.count = 0;
             let offset = self.slot_offset(first);
-            let result = self.file.write_all_at(&stage.buf.as_mut()[..len], offset);
+            let result = write_counted(&self.file, &stage.buf.as_mut()[..len], offset);
             match result {
-                Err(e) if e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => {
+                (0, Some(e))
+                    if e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) =>
+                {
                     // The file system takes O_DIRECT but not these
                     // alignments: go on through the page cache.
                     disable_direct(&self.file);
@@ -281,27 +286,78 @@ impl OpenLog {
     }
 
     fn write_at(&mut self, first: u64, count: u64, bytes: &[u8]) {
-        let result = self.file.write_all_at(bytes, self.slot_offset(first));
+        let result = write_counted(&self.file, bytes, self.slot_offset(first));
         self.account(first, count, bytes.len(), result);
     }
 
-    fn account(&mut self, first: u64, count: u64, len: usize, result: std::io::Result<()>) {
-        match result {
-            Ok(()) => {
-                self.next_new_slot = self.next_new_slot.max(first + count);
-                self.end = self.end.max(self.slot_offset(first) + len as u64);
+    /// Counts the outcome of writing `count` slots from slot `first`
+    /// (`len` bytes). A write that fails part way (a full disk, a file size
+    /// limit) may have written some whole slots first: those count as
+    /// written, the rest as log buffers lost. The session goes on either
+    /// way; the error stays in `last_error` and is marked as past once a
+    /// later write succeeds, so that `query` shows both that buffers were
+    /// lost and that writing works again.
+    fn account(
+        &mut self,
+        first: u64,
+        count: u64,
+        len: usize,
+        result: (usize, Option<std::io::Error>),
+    ) {
+        let (done, error) = result;
+        let whole = if error.is_none() {
+            count
+        } else {
+            (done as u64 / self.buffer_size).min(count)
+        };
+        if whole > 0 {
+            self.next_new_slot = self.next_new_slot.max(first + whole);
+            let written = if whole == count {
+                len as u64
+            } else {
+                whole * self.buffer_size
+            };
+            self.end = self.end.max(self.slot_offset(first) + written);
+        }
+        match error {
+            None => {
+                if let Some(failure) = self.failure.take() {
+                    self.counters.set_error(format!(
+                        "{failure} (past: writing resumed at buffer {first})"
+                    ));
+                }
             }
-            Err(e) => {
+            Some(e) => {
+                let lost = count - whole;
                 self.counters
                     .log_buffers_lost
-                    .fetch_add(count, Ordering::Relaxed);
-                self.counters.set_error(format!(
-                    "writing buffers {first}..{} failed: {e}",
+                    .fetch_add(lost, Ordering::Relaxed);
+                let failure = format!(
+                    "writing buffers {}..{} failed: {e}",
+                    first + whole,
                     first + count
-                ));
+                );
+                self.counters.set_error(failure.clone());
+                self.failure = Some(failure);
             }
         }
     }
+}
+
+/// Writes all of `bytes` at `offset`, as far as it can. Returns the bytes
+/// written and the error that stopped it, if any, so that a write cut short
+/// by a full disk still counts the slots it did write.
+fn write_counted(file: &File, bytes: &[u8], offset: u64) -> (usize, Option<std::io::Error>) {
+    let mut done = 0;
+    while done < bytes.len() {
+        match file.write_at(&bytes[done..], offset + done as u64) {
+            Ok(0) => return (done, Some(std::io::ErrorKind::WriteZero.into())),
+            Ok(n) => done += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return (done, Some(e)),
+        }
+    }
+    (done, None)
 }
 
 fn enable_direct(file: &File) -> bool {
@@ -616,6 +672,9 @@ pub(crate) fn open_series_file(series: &Series) -> std::io::Result<(File, u64)> 
             Some(rustix::fs::Gid::from_raw(gid)),
         );
     }
+    // The name must survive a power loss as the data synced at the file's
+    // end does; a directory that refuses fsync is as durable as it gets.
+    let _ = rustix::fs::fsync(&series.dir);
     let file = File::from(fd);
     let mut header = series.header.clone();
     header.file_index = series.index;
@@ -786,9 +845,15 @@ fn finish(log: &mut OpenLog, slot: u64, seq: u64, clock: &Clock, counters: &Coun
         log.put(slot, &bytes);
         log.flush();
     }
-    // What `stop` reports as written must survive power loss.
-    if let Err(e) = log.file.sync_all() {
-        log.counters
-            .set_error(format!("syncing the log file failed: {e}"));
+    // What `stop` reports as written must survive power loss: the session
+    // becomes STOPPED only after this returns, and `files_synced` shows
+    // that it succeeded.
+    match log.file.sync_all() {
+        Ok(()) => {
+            log.counters.files_synced.fetch_add(1, Ordering::Relaxed);
+        }
+        Err(e) => log
+            .counters
+            .set_error(format!("syncing the log file failed: {e}")),
     }
 }

@@ -35,6 +35,9 @@ pub struct SessionCounters {
     pub buffers_overwritten: AtomicU64,
     /// Log files written.
     pub files: AtomicU64,
+    /// Log files synced to stable storage (fsync succeeded after the last
+    /// write to them).
+    pub files_synced: AtomicU64,
     /// Events lost per provider name (written by the drain).
     pub provider_lost: Mutex<Vec<(String, u64)>>,
     /// The last error writing the log file.

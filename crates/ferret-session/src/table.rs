@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use ferret_abi::proto::{
     ErrorCode, ErrorReply, FileMode, MAX_SESSION_PROVIDERS, ProviderSpec, SessionInfo, SessionRef,
@@ -117,6 +118,7 @@ impl Session {
             provider_lost: self.counters.provider_lost(),
             no_loss: self.no_loss,
             no_loss_wait_ms: self.no_loss_wait_ms,
+            files_synced: self.counters.files_synced.load(Ordering::Relaxed),
         }
     }
 

@@ -1119,6 +1119,7 @@ pub mod tests {
             provider_lost: Vec::new(),
             no_loss: false,
             no_loss_wait_ms: 1000,
+            files_synced: 0,
         }
     }
 

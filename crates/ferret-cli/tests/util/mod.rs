@@ -80,6 +80,10 @@ impl Env {
             .arg(&self.socket)
             .arg("daemon")
             .args(args)
+            // A daemon a test kills leaves a keeper waiting for `ferret
+            // recover` when its rings held undrained events; it should not
+            // outlive the test run by long.
+            .env("FERRET_KEEPER_LINGER_S", "30")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("dup"))
             .stderr(log)
