@@ -55,20 +55,7 @@ impl ShmRegion {
             SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL,
         )?;
         let len = layout.region_size as usize;
-        // SAFETY: a new shared mapping of the whole memfd, which cannot
-        // shrink; nothing else refers to this address range yet.
-        let ptr = unsafe {
-            rustix::mm::mmap(
-                std::ptr::null_mut(),
-                len,
-                ProtFlags::READ | ProtFlags::WRITE,
-                MapFlags::SHARED,
-                &memfd,
-                0,
-            )?
-        };
-        let base =
-            NonNull::new(ptr.cast::<u8>()).ok_or_else(|| io::Error::other("mmap returned null"))?;
+        let base = map_sealed(&memfd, len)?;
         // SAFETY: the mapping is page-aligned and larger than the header; no
         // provider has the memfd yet, so nothing reads concurrently.
         unsafe {
@@ -111,20 +98,7 @@ impl ShmRegion {
             ));
         }
         let len = layout.region_size as usize;
-        // SAFETY: a new shared mapping of a memfd at least `len` bytes long
-        // that cannot shrink; nothing else refers to this address range.
-        let ptr = unsafe {
-            rustix::mm::mmap(
-                std::ptr::null_mut(),
-                len,
-                ProtFlags::READ | ProtFlags::WRITE,
-                MapFlags::SHARED,
-                &memfd,
-                0,
-            )?
-        };
-        let base =
-            NonNull::new(ptr.cast::<u8>()).ok_or_else(|| io::Error::other("mmap returned null"))?;
+        let base = map_sealed(&memfd, len)?;
         let eventfd = rustix::event::eventfd(0, rustix::event::EventfdFlags::CLOEXEC)?;
         Ok(ShmRegion {
             id,
@@ -216,6 +190,26 @@ impl ShmRegion {
             _region: std::marker::PhantomData,
         }
     }
+}
+
+/// Maps the first `len` bytes of `memfd` shared and writable. The caller
+/// has sealed the memfd against shrinking (or checked that it is) and made
+/// sure it is at least `len` bytes long, so no access to the mapping can
+/// fault.
+fn map_sealed(memfd: &OwnedFd, len: usize) -> io::Result<NonNull<u8>> {
+    // SAFETY: a new shared mapping of a memfd at least `len` bytes long
+    // that cannot shrink; nothing else refers to this address range yet.
+    let ptr = unsafe {
+        rustix::mm::mmap(
+            std::ptr::null_mut(),
+            len,
+            ProtFlags::READ | ProtFlags::WRITE,
+            MapFlags::SHARED,
+            memfd,
+            0,
+        )?
+    };
+    NonNull::new(ptr.cast::<u8>()).ok_or_else(|| io::Error::other("mmap returned null"))
 }
 
 impl Drop for ShmRegion {
