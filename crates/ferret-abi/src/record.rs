@@ -226,9 +226,21 @@ pub const COMPACT_MAX_HEADER_LEN: usize = HEADER_LEN + 5;
 /// ```
 #[inline(always)]
 pub const fn compact_header_len(delta: u32) -> usize {
-    // Seven bits per byte: 1 byte below 2^7, 2 below 2^14, and so on.
-    let bits = 32 - (delta | 1).leading_zeros() as usize;
-    HEADER_LEN + bits.div_ceil(7)
+    // Seven bits per byte: 1 byte below 2^7, 2 below 2^14, and so on. A
+    // chain of tests, not arithmetic on the bit length: in a burst the
+    // first one is taken every time and costs a compare and a branch.
+    HEADER_LEN
+        + if delta < 1 << 7 {
+            1
+        } else if delta < 1 << 14 {
+            2
+        } else if delta < 1 << 21 {
+            3
+        } else if delta < 1 << 28 {
+            4
+        } else {
+            5
+        }
 }
 
 /// Writes a compact event header (see [`kind::COMPACT`]) into `dst` and
