@@ -1329,8 +1329,25 @@ impl RingCtx<'_> {
             return;
         };
         let s = &mut self.sessions[self.region.listeners[j]];
+        let (used, records) = (s.current.used(), s.current.records());
         if let Some(dst) = s.current.append(run.len) {
             self.bytes.copy_to(run.offset, dst);
+            if !ring::frames_as_events(dst, run.events) {
+                // The producer rewrote these records after the scan framed
+                // them. Keeping the copy could misframe other processes'
+                // records in this buffer, so its events are lost instead,
+                // charged to the process that wrote them.
+                s.current.rewind(used, records);
+                let lost = LostMeta {
+                    source: self.region.shm.id.0 as u32,
+                    provider: u32::MAX,
+                    reason: LostReason::Corrupt,
+                    pid: self.region.shm.pid,
+                    count: run.events,
+                };
+                s.lost(lost, None, self.writer);
+                return;
+            }
             // `append` counted one record; the run holds `events` of them.
             s.current.add_records(run.events as u32 - 1);
             s.events += run.events;

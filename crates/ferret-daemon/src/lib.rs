@@ -30,6 +30,8 @@ pub mod fuzzing {
     /// Frames the records of a ring whose memory is `ring` (its length must
     /// be a power of two of at least 16) between `tail` and `head`, as the
     /// drain thread does; returns the number of events found and the new tail.
+    /// Every event found must pass the check the drain makes of its copy
+    /// (`ring::frames_as_events`), as nothing rewrote it meanwhile.
     pub fn scan_ring(ring: &[u8], tail: u64, head: u64) -> (usize, u64) {
         let cap = ring.len() as u64;
         assert!(
@@ -38,7 +40,11 @@ pub mod fuzzing {
         );
         let mut n = 0;
         let mut time = crate::ring::TimeBase::default();
-        let mut count = crate::ring::EventsOnly(|_| {
+        let mut count = crate::ring::EventsOnly(|e| {
+            assert!(
+                crate::ring::frames_as_events(&ring[e.offset..e.offset + e.size], 1),
+                "a framed event fails the copy check"
+            );
             n += 1;
             true
         });
