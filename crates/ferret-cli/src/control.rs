@@ -650,22 +650,6 @@ pub fn start(socket: &Path, a: StartArgs) -> Result<ExitCode> {
         );
     }
 
-    let mut client = daemon::connect(socket)?;
-    let opened = match (mode, &a.file) {
-        (FileMode::Append, Some(path)) => {
-            let (file, created) = open_append(path)?;
-            Opened::File {
-                file,
-                created: created.then(|| path.clone()),
-            }
-        }
-        (FileMode::NewFile, Some(path)) => Opened::Dir(open_series_dir(path, a.overwrite)?),
-        (_, Some(path)) => Opened::File {
-            file: open_log(path, a.overwrite)?,
-            created: (!a.overwrite).then(|| path.clone()),
-        },
-        (_, None) => Opened::None,
-    };
     let req = StartRequest {
         name: a.name.clone(),
         providers,
@@ -682,6 +666,25 @@ pub fn start(socket: &Path, a: StartArgs) -> Result<ExitCode> {
         no_loss_wait_ms: a
             .no_loss_wait_ms
             .unwrap_or(ferret_session::DEFAULT_NO_LOSS_WAIT_MS),
+    };
+    // Everything the daemon would refuse about the values themselves is
+    // refused here first, before a file is created or a daemon started.
+    ferret_session::validate_start(&req).map_err(|e| anyhow!(e.message))?;
+    let mut client = daemon::connect(socket)?;
+    let opened = match (mode, &a.file) {
+        (FileMode::Append, Some(path)) => {
+            let (file, created) = open_append(path)?;
+            Opened::File {
+                file,
+                created: created.then(|| path.clone()),
+            }
+        }
+        (FileMode::NewFile, Some(path)) => Opened::Dir(open_series_dir(path, a.overwrite)?),
+        (_, Some(path)) => Opened::File {
+            file: open_log(path, a.overwrite)?,
+            created: (!a.overwrite).then(|| path.clone()),
+        },
+        (_, None) => Opened::None,
     };
     let result = client.start(req, opened.fd());
     match result {

@@ -20,8 +20,8 @@ use ferret_abi::shm::{ABI_MAJOR, ABI_MINOR, RegionParams};
 use ferret_format::{FileHeader, mode};
 use ferret_session::{
     MIN_FILE_SLOTS, ProviderEntry, RegionId, Registry, RouteTable, Session, SessionKey,
-    SessionTable, enable_words, no_loss_wait_us, validate_flush_timer, validate_max_buffers,
-    validate_providers,
+    SessionTable, enable_words, no_loss_wait_us, validate_flush_timer, validate_log_path,
+    validate_max_buffers, validate_providers,
 };
 
 use crate::clock::{Clock, unix_now_ns};
@@ -32,12 +32,36 @@ use crate::writer::{FileLayout, Series, SinkSetup, WriteCmd};
 /// Identifies one client connection.
 pub(crate) type ConnId = u64;
 
-/// The kernel's word on who is at the other end of a connection.
-#[derive(Clone, Copy, Debug)]
+/// The kernel's word on who is at the other end of a connection
+/// (SO_PEERCRED and SO_PEERGROUPS, taken when it connected); nothing a peer
+/// says in a message changes it.
+#[derive(Clone, Debug)]
 pub(crate) struct Peer {
     pub(crate) pid: u32,
     pub(crate) uid: u32,
     pub(crate) gid: u32,
+    /// Supplementary groups.
+    pub(crate) groups: Arc<[u32]>,
+    /// Member of the daemon's control group (`--control-group`).
+    pub(crate) in_control_group: bool,
+}
+
+impl Peer {
+    /// True if the peer may create files in a directory whose owner,
+    /// group and mode are those given: write and search permission by the
+    /// mode bits that apply to it (root may).
+    pub(crate) fn may_write_dir(&self, owner: u32, group: u32, mode: u32) -> bool {
+        let bits = if self.uid == 0 {
+            return true;
+        } else if self.uid == owner {
+            mode >> 6
+        } else if self.gid == group || self.groups.contains(&group) {
+            mode >> 3
+        } else {
+            mode
+        };
+        bits & 0o3 == 0o3
+    }
 }
 
 /// What a streaming connection (watch, tail) forwards.
@@ -133,6 +157,7 @@ pub(crate) struct Control {
     stopping: HashMap<SessionKey, StopProgress>,
     next_tick: Instant,
     shutting_down: bool,
+    control_group: Option<crate::server::ControlGroup>,
 }
 
 struct ConsumerEntry {
@@ -192,9 +217,11 @@ impl Control {
         drain_wake: Arc<OwnedFd>,
         writer: Sender<WriteCmd>,
         clock: Clock,
-        region_params: RegionParams,
-        session_limit: usize,
+        config: &crate::Config,
     ) -> Control {
+        let region_params = config.region;
+        let session_limit = config.session_limit;
+        let control_group = config.control_group.clone();
         Control {
             events,
             drain,
@@ -218,6 +245,7 @@ impl Control {
             stopping: HashMap::new(),
             next_tick: Instant::now() + Duration::from_secs(1),
             shutting_down: false,
+            control_group,
         }
     }
 
@@ -299,7 +327,7 @@ impl Control {
                 fds,
                 reply,
             } => {
-                if let Some(r) = self.request(conn, peer, req, fds, &reply) {
+                if let Some(r) = self.request(conn, &peer, req, fds, &reply) {
                     let _ = reply.send(r);
                 }
             }
@@ -450,7 +478,7 @@ impl Control {
     fn request(
         &mut self,
         conn: ConnId,
-        peer: Peer,
+        peer: &Peer,
         req: Request,
         fds: Vec<OwnedFd>,
         reply: &Sender<Reply>,
@@ -564,7 +592,7 @@ impl Control {
         }
     }
 
-    fn attach_provider(&mut self, conn: ConnId, peer: Peer) -> Reply {
+    fn attach_provider(&mut self, conn: ConnId, peer: &Peer) -> Reply {
         let id = RegionId(self.next_region);
         self.next_region += 1;
         let region = match ShmRegion::create(id, peer.pid, self.region_params, self.clock.kind) {
@@ -595,7 +623,7 @@ impl Control {
     fn register_provider(
         &mut self,
         conn: ConnId,
-        peer: Peer,
+        peer: &Peer,
         slot: u32,
         name: String,
         guid: ferret_abi::Guid,
@@ -643,23 +671,29 @@ impl Control {
         }
     }
 
-    fn check_owner(&self, peer: Peer, target: &SessionRef) -> Result<(), Box<ErrorReply>> {
+    /// A session's owner, root and members of the control group may control
+    /// it; the peer is who the kernel says it is.
+    fn check_owner(&self, peer: &Peer, target: &SessionRef) -> Result<(), Box<ErrorReply>> {
         let s = self.sessions.find(target)?;
-        if peer.uid == 0 || peer.uid == s.owner_uid {
+        if peer.uid == 0 || peer.uid == s.owner_uid || peer.in_control_group {
             Ok(())
         } else {
+            let who = match &self.control_group {
+                Some(g) => format!("its owner, root or members of group '{}'", g.name),
+                None => "its owner or root".to_string(),
+            };
             Err(Box::new(ErrorReply {
                 code: ErrorCode::Permission,
                 message: format!(
-                    "session '{}' belongs to uid {}; only its owner or root may control it",
+                    "session '{}' belongs to uid {}; only {who} may control it",
                     s.name, s.owner_uid
                 ),
             }))
         }
     }
 
-    fn start(&mut self, peer: Peer, mut req: StartRequest, fds: Vec<OwnedFd>) -> Response {
-        let target = match self.open_target(&mut req, fds) {
+    fn start(&mut self, peer: &Peer, mut req: StartRequest, fds: Vec<OwnedFd>) -> Response {
+        let target = match self.open_target(&mut req, fds, peer) {
             Ok(t) => t,
             Err(e) => return Response::Error(e),
         };
@@ -770,6 +804,7 @@ impl Control {
         &self,
         req: &mut StartRequest,
         mut fds: Vec<OwnedFd>,
+        peer: &Peer,
     ) -> Result<Option<Target>, ErrorReply> {
         let bad = |m: String| ErrorReply {
             code: ErrorCode::Invalid,
@@ -802,6 +837,18 @@ impl Control {
                         req.log_file
                     )));
                 }
+                // The daemon creates the series' files in this directory
+                // with its own privileges; it does so only where the
+                // controller could have created them itself.
+                if !peer.may_write_dir(meta.st_uid, meta.st_gid, meta.st_mode) {
+                    return Err(ErrorReply {
+                        code: ErrorCode::Permission,
+                        message: format!(
+                            "uid {} may not create files in the directory of '{}'; choose a directory you may write",
+                            peer.uid, req.log_file
+                        ),
+                    });
+                }
                 Ok(Some(Target::Dir(fd)))
             }
             FileMode::Append => {
@@ -828,7 +875,7 @@ impl Control {
         req: &StartRequest,
         target: Option<Target>,
         header: &mut FileHeader,
-        peer: Peer,
+        peer: &Peer,
     ) -> Result<(SinkSetup, Option<u64>), ErrorReply> {
         let io_err = |e: std::io::Error| ErrorReply {
             code: ErrorCode::Invalid,
@@ -950,7 +997,7 @@ impl Control {
 
     fn stop(
         &mut self,
-        peer: Peer,
+        peer: &Peer,
         target: SessionRef,
         wait: bool,
         only_token: Option<u64>,
@@ -1018,7 +1065,7 @@ impl Control {
         }
     }
 
-    fn flush(&mut self, peer: Peer, target: SessionRef, reply: &Sender<Reply>) -> Option<Reply> {
+    fn flush(&mut self, peer: &Peer, target: SessionRef, reply: &Sender<Reply>) -> Option<Reply> {
         if let Err(e) = self.check_owner(peer, &target) {
             return Some(Reply::Msg(Response::Error(*e)));
         }
@@ -1047,7 +1094,7 @@ impl Control {
     /// Checks that `peer` may change `target` and that it is RUNNING.
     fn running(
         &self,
-        peer: Peer,
+        peer: &Peer,
         target: &SessionRef,
         verb: &str,
     ) -> Result<SessionKey, ErrorReply> {
@@ -1075,7 +1122,7 @@ impl Control {
 
     fn update(
         &mut self,
-        peer: Peer,
+        peer: &Peer,
         target: SessionRef,
         update: UpdateRequest,
         mut fds: Vec<OwnedFd>,
@@ -1106,6 +1153,11 @@ impl Control {
         }
         if let Some(p) = &update.providers {
             if let Err(e) = validate_providers(p) {
+                return Response::Error(e);
+            }
+        }
+        if let Some(path) = &update.log_file {
+            if let Err(e) = validate_log_path(path) {
                 return Response::Error(e);
             }
         }
@@ -1198,7 +1250,7 @@ impl Control {
         self.session_response(key)
     }
 
-    fn enable(&mut self, peer: Peer, target: SessionRef, provider: ProviderSpec) -> Response {
+    fn enable(&mut self, peer: &Peer, target: SessionRef, provider: ProviderSpec) -> Response {
         let key = match self.running(peer, &target, "enable providers") {
             Ok(k) => k,
             Err(e) => return Response::Error(e),
@@ -1229,11 +1281,14 @@ impl Control {
         self.session_response(key)
     }
 
-    fn disable(&mut self, peer: Peer, target: SessionRef, provider: String) -> Response {
+    fn disable(&mut self, peer: &Peer, target: SessionRef, provider: String) -> Response {
         let key = match self.running(peer, &target, "disable providers") {
             Ok(k) => k,
             Err(e) => return Response::Error(e),
         };
+        if let Err(m) = validate_provider_name(&provider) {
+            return refuse(ErrorCode::Invalid, m);
+        }
         let Some(s) = self.sessions.by_key_mut(key) else {
             return refuse(ErrorCode::NotFound, "the session went away");
         };
@@ -1256,7 +1311,7 @@ impl Control {
 
     fn snapshot(
         &mut self,
-        peer: Peer,
+        peer: &Peer,
         target: SessionRef,
         path: String,
         mut fds: Vec<OwnedFd>,
@@ -1267,6 +1322,9 @@ impl Control {
             Ok(k) => k,
             Err(e) => return fail(e),
         };
+        if let Err(e) = validate_log_path(&path) {
+            return fail(e);
+        }
         let s = self.sessions.by_key(key)?;
         if s.file_mode != FileMode::InMemory {
             return Some(Reply::Msg(refuse(
@@ -1322,7 +1380,7 @@ impl Control {
         Reply::Stream(rx)
     }
 
-    fn tail(&mut self, conn: ConnId, peer: Peer, target: SessionRef) -> Reply {
+    fn tail(&mut self, conn: ConnId, peer: &Peer, target: SessionRef) -> Reply {
         let key = match self.running(peer, &target, "be tailed") {
             Ok(k) => k,
             Err(e) => return Reply::Msg(Response::Error(e)),

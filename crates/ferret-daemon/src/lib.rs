@@ -22,6 +22,7 @@ use std::sync::Arc;
 
 use ferret_abi::shm::RegionParams;
 use ferret_session::DEFAULT_SESSION_LIMIT;
+pub use server::ControlGroup;
 
 /// Entry points for fuzz targets and property tests of the daemon's
 /// untrusted-input parsers. Not a stable API.
@@ -62,6 +63,9 @@ pub struct Config {
     pub session_limit: usize,
     /// Sizes of the region each provider process gets.
     pub region: RegionParams,
+    /// A group whose members may control every session (`--control-group`);
+    /// the socket and its directory are then open to that group.
+    pub control_group: Option<ControlGroup>,
 }
 
 impl Config {
@@ -71,6 +75,7 @@ impl Config {
             socket,
             session_limit: DEFAULT_SESSION_LIMIT,
             region: RegionParams::default(),
+            control_group: None,
         }
     }
 }
@@ -98,7 +103,8 @@ pub enum DaemonError {
 /// every session cleanly (each log file gets its trailer and is synced) and
 /// returns.
 pub fn run(config: Config) -> Result<(), DaemonError> {
-    let listener = server::Listener::bind(&config.socket)?;
+    let listener = server::Listener::bind(&config.socket, config.control_group.as_ref())?;
+    server::raise_descriptor_limit();
     let clock = clock::Clock::detect();
     let setup = DaemonError::Setup;
     let (events_tx, events_rx) = crossbeam_channel::unbounded();
@@ -146,27 +152,24 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         .map_err(setup)?;
     let listen_fd = listener.fd.try_clone().map_err(setup)?;
     let tx = events_tx.clone();
+    let group = config.control_group.clone();
     std::thread::Builder::new()
         .name("ferretd-accept".into())
-        .spawn(move || server::accept_loop(listen_fd, tx))
+        .spawn(move || server::accept_loop(listen_fd, tx, group))
         .map_err(setup)?;
     drop(events_tx);
 
     eprintln!(
-        "ferretd: listening on {} (pid {}, clock {})",
+        "ferretd: listening on {} (pid {}, clock {}{})",
         listener.path.display(),
         std::process::id(),
-        clock.name()
+        clock.name(),
+        match &config.control_group {
+            Some(g) => format!(", control group '{}' (gid {})", g.name, g.gid),
+            None => String::new(),
+        }
     );
-    let control = control::Control::new(
-        events_rx,
-        drain_tx,
-        drain_wake,
-        writer_tx,
-        clock,
-        config.region,
-        config.session_limit,
-    );
+    let control = control::Control::new(events_rx, drain_tx, drain_wake, writer_tx, clock, &config);
     control.run();
     // Every session is STOPPED: its trailer is written and its file synced.
     let _ = std::fs::remove_file(&listener.path);

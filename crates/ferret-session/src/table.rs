@@ -157,6 +157,7 @@ pub fn validate_start(req: &StartRequest) -> Result<(), ErrorReply> {
             ),
         ));
     }
+    validate_log_path(&req.log_file)?;
     if req.controller.len() > 256 || req.controller.chars().any(char::is_control) {
         return Err(refuse(
             ErrorCode::Invalid,
@@ -220,6 +221,32 @@ pub fn validate_start(req: &StartRequest) -> Result<(), ErrorReply> {
                 "a no-loss wait of {} ms is out of range; use 1 to {MAX_NO_LOSS_WAIT_MS} ms",
                 req.no_loss_wait_ms
             ),
+        ));
+    }
+    Ok(())
+}
+
+/// The longest log file path a request may name (Linux's PATH_MAX).
+pub const MAX_LOG_PATH: usize = 4096;
+
+/// Checks a log file path as a controller names it. The daemon writes only
+/// to the descriptor that comes with it, but shows the text to every user
+/// (`list`, `query`, its log): it must be short and hold no control
+/// characters, which could rewrite another user's terminal.
+pub fn validate_log_path(path: &str) -> Result<(), ErrorReply> {
+    if path.len() > MAX_LOG_PATH {
+        return Err(refuse(
+            ErrorCode::Invalid,
+            format!(
+                "log file path is {} bytes long; the limit is {MAX_LOG_PATH}",
+                path.len()
+            ),
+        ));
+    }
+    if let Some(c) = path.chars().find(|c| c.is_control()) {
+        return Err(refuse(
+            ErrorCode::Invalid,
+            format!("log file path {path:?} contains the control character {c:?}; rename it"),
         ));
     }
     Ok(())
@@ -387,6 +414,13 @@ impl SessionTable {
         found.ok_or_else(|| {
             let what = match target {
                 SessionRef::Id(id) => format!("no session has LoggerID {id}"),
+                // A name no session can have (too long, or with control
+                // characters) is shown escaped and cut, so the answer
+                // stays one line.
+                SessionRef::Name(n) if validate_session_name(n).is_err() => {
+                    let shown: String = n.chars().take(64).collect();
+                    format!("session {shown:?} not found")
+                }
                 SessionRef::Name(n) => format!("session '{n}' not found"),
             };
             refuse(
