@@ -442,6 +442,12 @@ pub fn properties(s: &SessionInfo) -> Vec<(&'static str, String)> {
 }
 
 fn open_error(path: &Path, e: std::io::Error) -> anyhow::Error {
+    if e.raw_os_error() == Some(libc::ELOOP) {
+        return anyhow!(
+            "cannot create log file '{}': it is a symbolic link, and Ferret never writes a log through one; give the real path",
+            path.display()
+        );
+    }
     let hint = match e.kind() {
         std::io::ErrorKind::AlreadyExists => {
             "; choose another file or pass --overwrite to replace it".to_string()
@@ -496,6 +502,9 @@ pub(crate) fn open_append(path: &Path) -> Result<(File, bool)> {
             let mut opts = log_options();
             opts.read(true).write(true);
             opts.open(path).map(|f| (f, false)).map_err(|e| {
+                if e.raw_os_error() == Some(libc::ELOOP) {
+                    return open_error(path, e);
+                }
                 anyhow!(
                     "cannot open log file '{}' to append to it: {e}",
                     path.display()
