@@ -155,7 +155,15 @@ fn a_hostile_provider_cannot_crash_the_daemon_or_touch_another_process_events() 
     assert!(stopped["lost_other"].as_u64().unwrap() > 0, "{stopped}");
     assert!(stopped["events_lost"].as_u64().unwrap() > 0, "{stopped}");
     let summary = env.ok(&["fmt", "--summary", log.to_str().unwrap()]);
-    assert!(summary.contains("lost"), "{summary}");
+    let lost = summary
+        .lines()
+        .find(|l| l.starts_with("Lost:"))
+        .unwrap_or_else(|| panic!("no Lost line: {summary}"));
+    assert!(
+        lost.contains("(corrupt ") && !lost.contains("(corrupt 0,"),
+        "{summary}"
+    );
+    assert!(summary.contains(", 0 damaged"), "{summary}");
 
     // Every event of the well-behaved process is in the log, intact, and
     // no buffer is damaged; what could not be decoded is the hostile
