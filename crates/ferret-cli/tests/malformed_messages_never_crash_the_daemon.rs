@@ -468,3 +468,67 @@ fn well_framed_requests_with_bad_values_are_refused_in_one_line() {
     assert_eq!(list[0]["providers"].as_array().unwrap().len(), 1);
     env.ok(&["stop", "target"]);
 }
+
+/// Real-time consumers are bounded per session, as each holds a queue of
+/// chunks in the daemon; the one past the bound is refused with the reason.
+#[test]
+fn a_session_serves_at_most_16_real_time_consumers() {
+    let env = Env::new();
+    env.client()
+        .start(good_start("streamed"), None)
+        .expect("start");
+    let tail = || {
+        let mut conn = Conn::connect(&env.socket).expect("connect");
+        conn.send(
+            &Request::Hello(ferret_abi::proto::Hello {
+                magic: ferret_abi::proto::PROTO_MAGIC,
+                major: ferret_abi::shm::ABI_MAJOR,
+                minor: ferret_abi::shm::ABI_MINOR,
+                role: ferret_abi::proto::Role::Controller,
+                client: "consumer".into(),
+            }),
+            &[],
+        )
+        .expect("hello");
+        conn.recv::<Response>().expect("hello answer");
+        conn.send(
+            &Request::Tail {
+                target: ferret_abi::proto::SessionRef::Name("streamed".into()),
+            },
+            &[],
+        )
+        .expect("tail");
+        let answer = conn.recv::<Response>().expect("tail answer").0;
+        (conn, answer)
+    };
+    let mut kept = Vec::new();
+    for i in 0..16 {
+        let (conn, answer) = tail();
+        assert!(
+            matches!(answer, Response::RtStart { .. }),
+            "consumer {i}: {answer:?}"
+        );
+        kept.push(conn);
+    }
+    match tail().1 {
+        Response::Error(e) => {
+            assert_eq!(e.code, ErrorCode::Resources);
+            assert!(
+                e.message.contains("already has 16 real-time consumers"),
+                "{}",
+                e.message
+            );
+        }
+        Response::RtStart { .. } => panic!("a 17th consumer was served"),
+        other => panic!("unexpected answer to a 17th consumer: {other:?}"),
+    }
+    // Once one goes, another may come.
+    drop(kept.pop());
+    util::wait_until(
+        std::time::Duration::from_secs(10),
+        "a consumer to leave",
+        || env.session("streamed").consumers == 15,
+    );
+    assert!(matches!(tail().1, Response::RtStart { .. }));
+    env.ok(&["stop", "streamed"]);
+}

@@ -226,6 +226,11 @@ pub fn validate_start(req: &StartRequest) -> Result<(), ErrorReply> {
     Ok(())
 }
 
+/// The most sessions listed at once, STOPPED ones included: each stays
+/// until `remove`, so without a bound a controller that starts and stops
+/// sessions in a loop would grow the daemon's table forever.
+pub const MAX_LISTED_SESSIONS: usize = 4096;
+
 /// The longest log file path a request may name (Linux's PATH_MAX).
 pub const MAX_LOG_PATH: usize = 4096;
 
@@ -356,6 +361,14 @@ impl SessionTable {
                     s.name,
                     s.logger_id,
                     s.state.name()
+                ),
+            ));
+        }
+        if self.sessions.len() >= MAX_LISTED_SESSIONS {
+            return Err(refuse(
+                ErrorCode::Resources,
+                format!(
+                    "{MAX_LISTED_SESSIONS} sessions are listed, the most the daemon keeps; remove STOPPED ones with 'ferret remove NAME'"
                 ),
             ));
         }
@@ -543,6 +556,22 @@ mod tests {
         let e = t.remove(&SessionRef::Id(1)).unwrap_err();
         assert_eq!(e.code, ErrorCode::WrongState);
         assert!(t.find(&SessionRef::Id(1)).is_ok());
+    }
+
+    #[test]
+    fn stopped_sessions_count_toward_the_listed_cap() {
+        let mut t = SessionTable::new(1);
+        for i in 0..MAX_LISTED_SESSIONS {
+            t.insert(&req(&format!("s{i}")), 0, "tsc", 0, 7).unwrap();
+            t.find_mut(&SessionRef::Name(format!("s{i}")))
+                .unwrap()
+                .state = SessionState::Stopped;
+        }
+        let e = t.insert(&req("one-more"), 0, "tsc", 0, 7).unwrap_err();
+        assert_eq!(e.code, ErrorCode::Resources);
+        assert!(e.message.contains("ferret remove"), "{}", e.message);
+        t.remove(&SessionRef::Name("s0".into())).unwrap();
+        t.insert(&req("one-more"), 0, "tsc", 0, 7).unwrap();
     }
 
     #[test]
