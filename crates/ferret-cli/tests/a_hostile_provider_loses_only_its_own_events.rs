@@ -149,7 +149,18 @@ fn a_hostile_provider_cannot_crash_the_daemon_or_touch_another_process_events() 
     );
 
     env.wait_no_providers();
-    let stopped = env.json(&["stop", "victim"]);
+    // A stop that never completes (a drain thread that died, say) fails
+    // here rather than hanging the test.
+    env.ok(&["stop", "victim", "--no-wait"]);
+    util::wait_until(Duration::from_secs(60), "the session to stop", || {
+        env.session("victim").state == ferret_abi::proto::SessionState::Stopped
+    });
+    let log_text = env.daemon_log();
+    assert!(
+        !log_text.contains("panicked"),
+        "the daemon panicked:\n{log_text}"
+    );
+    let stopped = env.json(&["query", "victim"]);
     // The hostile process's losses are counted: corrupt records (lost for
     // "other" reasons) and its absurd ring-full counters.
     assert!(stopped["lost_other"].as_u64().unwrap() > 0, "{stopped}");
