@@ -101,6 +101,18 @@ fn the_socket_and_its_directory_are_private_and_checked() {
     std::os::unix::fs::chown(&theirs, Some(NOBODY), Some(NOBODY)).unwrap();
     let err = daemon_refuses(&theirs.join("c.sock"), &[]);
     assert!(err.contains("belongs to uid 65534"), "{err}");
+    // A control group given by name is looked up in /etc/group.
+    let mut named = Env::without_daemon();
+    named.socket = named.path("run/c.sock");
+    named.start_daemon_with(&["--control-group", "root"]);
+    assert_eq!(std::fs::metadata(&named.socket).unwrap().gid(), 0);
+    assert_eq!(mode(&named.socket), 0o660);
+    assert_eq!(mode(&named.path("run")), 0o750);
+    assert!(
+        named.daemon_log().contains("control group 'root' (gid 0)"),
+        "{}",
+        named.daemon_log()
+    );
 }
 
 #[test]

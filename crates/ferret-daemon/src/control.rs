@@ -1587,3 +1587,38 @@ fn read_existing_log(
         next_seq,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer(uid: u32, gid: u32, groups: &[u32]) -> Peer {
+        Peer {
+            pid: 1,
+            uid,
+            gid,
+            groups: groups.into(),
+            in_control_group: false,
+        }
+    }
+
+    #[test]
+    fn directory_write_permission_follows_the_mode_bits_that_apply() {
+        let owner = peer(1000, 1000, &[]);
+        assert!(owner.may_write_dir(1000, 50, 0o700));
+        assert!(!owner.may_write_dir(1000, 50, 0o500), "no write bit");
+        assert!(!owner.may_write_dir(1000, 50, 0o600), "no search bit");
+        // The owner's bits apply to the owner even when others may write.
+        assert!(!owner.may_write_dir(1000, 50, 0o577));
+        let member = peer(1001, 1001, &[50]);
+        assert!(member.may_write_dir(1000, 50, 0o730));
+        assert!(!member.may_write_dir(1000, 50, 0o707));
+        let by_primary = peer(1001, 50, &[]);
+        assert!(by_primary.may_write_dir(1000, 50, 0o730));
+        let other = peer(1002, 1002, &[7]);
+        assert!(other.may_write_dir(1000, 50, 0o703));
+        assert!(!other.may_write_dir(1000, 50, 0o770));
+        assert!(!other.may_write_dir(1000, 50, 0o755));
+        assert!(peer(0, 0, &[]).may_write_dir(1000, 50, 0o000), "root may");
+    }
+}

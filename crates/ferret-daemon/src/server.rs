@@ -505,3 +505,18 @@ fn peer_gone(conn: &Conn) -> bool {
         _ => false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_control_group_is_a_gid_or_a_name_from_etc_group() {
+        assert_eq!(ControlGroup::resolve("4242").unwrap().gid, 4242);
+        // Every Linux system has a group 0, named root.
+        let root = ControlGroup::resolve("root").unwrap();
+        assert_eq!((root.name.as_str(), root.gid), ("root", 0));
+        let e = ControlGroup::resolve("no-such-group-x").unwrap_err();
+        assert!(e.contains("no group named 'no-such-group-x'"), "{e}");
+    }
+}
