@@ -150,7 +150,9 @@ impl ControlGroup {
 /// adjusts) the directory the socket goes in.
 fn check_socket_dir(dir: &Path, created: bool, group: Option<&ControlGroup>) -> io::Result<()> {
     use std::os::unix::fs::MetadataExt;
-    let meta = fs::symlink_metadata(dir)?;
+    // What counts is the directory the socket ends up in, so a link to it
+    // (such as /var/run to /run) is followed.
+    let meta = fs::metadata(dir)?;
     if !meta.is_dir() {
         return Err(io::Error::other(format!(
             "'{}' is not a directory",
