@@ -392,3 +392,57 @@ fn log_files_are_0640_and_never_written_through_a_symlink() {
     );
     assert!(!closed.join("t_1.ferret").exists());
 }
+
+/// The daemon checks the controller's right to create files in a new-file
+/// series' directory again at every rotation: once the controller loses it,
+/// no more files appear there, and the buffers are counted as lost.
+#[test]
+fn a_series_stops_creating_files_where_its_controller_may_no_longer_write() {
+    if !running_as_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let env = Env::new();
+    open_socket_to_everyone(&env);
+    let dir = env.path("theirs");
+    std::fs::create_dir(&dir).unwrap();
+    std::os::unix::fs::chown(&dir, Some(NOBODY), Some(NOBODY)).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let pattern = dir.join("r.ferret");
+    let out = util::run_as_nobody(
+        &env,
+        &[
+            "start",
+            "rot",
+            "-p",
+            "E2E.Rot",
+            "--mode",
+            "new-file",
+            "-f",
+            pattern.to_str().unwrap(),
+            "--max-file-size",
+            "16K",
+            "--buffer-size",
+            "4",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr_line(&out));
+    let first = dir.join("r_1.ferret");
+    assert_eq!(std::fs::metadata(&first).unwrap().uid(), NOBODY);
+    // The directory is no longer the controller's to write.
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o555)).unwrap();
+    env.ok(&["emit", "--provider", "E2E.Rot", "--count", "3000"]);
+    env.wait_no_providers();
+    env.ok(&["stop", "rot"]);
+    let s = env.json(&["query", "rot"]);
+    assert!(s["log_buffers_lost"].as_u64().unwrap() > 0, "{s}");
+    let error = s["last_error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("uid 65534 may not create files in the log directory"),
+        "{s}"
+    );
+    assert!(
+        !dir.join("r_2.ferret").exists(),
+        "a file was created for uid 65534"
+    );
+}

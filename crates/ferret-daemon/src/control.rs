@@ -907,6 +907,7 @@ impl Control {
                     header: header.clone(),
                     index: 1,
                     owner,
+                    controller: peer.clone(),
                 };
                 let (file, data_offset) =
                     crate::writer::open_series_file(&series).map_err(|e| ErrorReply {
