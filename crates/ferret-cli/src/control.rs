@@ -444,6 +444,12 @@ pub fn properties(s: &SessionInfo) -> Vec<(&'static str, String)> {
 }
 
 fn open_error(path: &Path, e: std::io::Error) -> anyhow::Error {
+    if e.raw_os_error() == Some(libc::ELOOP) {
+        return anyhow!(
+            "cannot create log file '{}': it is a symbolic link, and Ferret never writes a log through one; give the real path",
+            path.display()
+        );
+    }
     let hint = match e.kind() {
         std::io::ErrorKind::AlreadyExists => {
             "; choose another file or pass --overwrite to replace it".to_string()
@@ -518,6 +524,9 @@ pub(crate) fn open_append(path: &Path) -> Result<(File, bool)> {
             let mut opts = log_options();
             opts.read(true).write(true);
             opts.open(path).map(|f| (f, false)).map_err(|e| {
+                if e.raw_os_error() == Some(libc::ELOOP) {
+                    return open_error(path, e);
+                }
                 anyhow!(
                     "cannot open log file '{}' to append to it: {e}",
                     path.display()
@@ -672,22 +681,6 @@ pub fn start(socket: &Path, a: StartArgs) -> Result<ExitCode> {
         );
     }
 
-    let mut client = daemon::connect(socket)?;
-    let opened = match (mode, &a.file) {
-        (FileMode::Append, Some(path)) => {
-            let (file, created) = open_append(path)?;
-            Opened::File {
-                file,
-                created: created.then(|| path.clone()),
-            }
-        }
-        (FileMode::NewFile, Some(path)) => Opened::Dir(open_series_dir(path, a.overwrite)?),
-        (_, Some(path)) => Opened::File {
-            file: open_log(path, a.overwrite)?,
-            created: (!a.overwrite).then(|| path.clone()),
-        },
-        (_, None) => Opened::None,
-    };
     let req = StartRequest {
         name: a.name.clone(),
         providers,
@@ -704,6 +697,25 @@ pub fn start(socket: &Path, a: StartArgs) -> Result<ExitCode> {
         no_loss_wait_ms: a
             .no_loss_wait_ms
             .unwrap_or(ferret_session::DEFAULT_NO_LOSS_WAIT_MS),
+    };
+    // Everything the daemon would refuse about the values themselves is
+    // refused here first, before a file is created or a daemon started.
+    ferret_session::validate_start(&req).map_err(|e| anyhow!(e.message))?;
+    let mut client = daemon::connect(socket)?;
+    let opened = match (mode, &a.file) {
+        (FileMode::Append, Some(path)) => {
+            let (file, created) = open_append(path)?;
+            Opened::File {
+                file,
+                created: created.then(|| path.clone()),
+            }
+        }
+        (FileMode::NewFile, Some(path)) => Opened::Dir(open_series_dir(path, a.overwrite)?),
+        (_, Some(path)) => Opened::File {
+            file: open_log(path, a.overwrite)?,
+            created: (!a.overwrite).then(|| path.clone()),
+        },
+        (_, None) => Opened::None,
     };
     let result = client.start(req, opened.fd());
     match result {

@@ -24,6 +24,11 @@ pub struct DaemonArgs {
     /// Bytes of each ring, in KiB: a power of two from 4 to 1048576
     #[arg(long, value_name = "KIB", default_value_t = RegionParams::default().ring_capacity / 1024)]
     pub ring_kib: u64,
+    /// A group whose members may control every session of this daemon, as
+    /// its owner and root may; the socket and its directory become
+    /// reachable by the group (0660 and 0750)
+    #[arg(long, value_name = "GROUP")]
+    pub control_group: Option<String>,
 }
 
 /// `ferret daemon`: serves until SIGTERM or SIGINT, then stops every session.
@@ -44,6 +49,12 @@ pub fn run_foreground(socket: PathBuf, a: DaemonArgs) -> Result<ExitCode> {
     config.region = region;
     // This process has one thread so far: the keeper may be forked.
     config.keeper = true;
+    if let Some(name) = &a.control_group {
+        config.control_group = Some(
+            ferret_daemon::ControlGroup::resolve(name)
+                .map_err(|e| anyhow::anyhow!("--control-group: {e}"))?,
+        );
+    }
     ferret_daemon::run(config)?;
     Ok(ExitCode::SUCCESS)
 }
@@ -66,11 +77,20 @@ pub fn connect(socket: &Path) -> Result<Client> {
 /// session, no terminal, output appended to the daemon log.
 fn spawn_background(socket: &Path) -> std::io::Result<()> {
     if let Some(dir) = socket.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
+        // The daemon refuses a directory others may write (they could
+        // replace its socket); one created here is this user's alone.
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
     }
+    use std::os::unix::fs::OpenOptionsExt;
     let log = OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(0o600)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
         .open(log_path(socket))?;
     let exe = std::env::current_exe()?;
     let mut cmd = Command::new(exe);

@@ -84,8 +84,38 @@ enum Command {
     View(view::ViewArgs),
 }
 
+/// A command-line error as one line: clap's message and what it lists,
+/// without the usage block that follows.
+fn one_line_usage_error(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let parts: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .filter(|l| !l.is_empty() && !l.starts_with("tip:"))
+        .collect();
+    let joined = parts.join(" ");
+    let joined = joined.strip_prefix("error: ").unwrap_or(&joined);
+    format!("ferret: {joined}; see 'ferret --help'")
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
+                e.exit();
+            }
+            eprintln!("{}", one_line_usage_error(&e));
+            return ExitCode::from(2);
+        }
+    };
     let socket = ferret_abi::paths::socket_path(cli.socket);
     let result = match cli.command {
         Command::Start(a) => control::start(&socket, a),

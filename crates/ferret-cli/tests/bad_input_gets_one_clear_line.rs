@@ -220,6 +220,9 @@ fn problems_the_cli_can_see_are_refused_before_asking_the_daemon() {
     std::fs::write(taken.join("t_1.ferret"), b"").unwrap();
     let pattern = taken.join("t.ferret");
     let pattern = pattern.to_str().unwrap();
+    let long_name = "n".repeat(300);
+    let long_provider = "p".repeat(1100);
+    let newline_path = env.path("local\n.ferret").display().to_string();
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (
             vec!["start", "nofile", "-p", "X"],
@@ -282,7 +285,164 @@ fn problems_the_cli_can_see_are_refused_before_asking_the_daemon() {
             vec!["start", "sz", "-p", "X", "-f", f, "--max-file-size", "7Q"],
             "unknown unit",
         ),
+        // Names: length and characters.
+        (vec!["start", "a b", "-p", "X", "-f", f], "contains ' '"),
+        (
+            vec!["start", &long_name, "-p", "X", "-f", f],
+            "the limit is 256",
+        ),
+        (
+            vec!["start", "esc\u{1b}[2J", "-p", "X", "-f", f],
+            "contains '\\u{1b}'",
+        ),
+        (
+            vec!["start", "s", "-p", "Bad\u{7}", "-f", f],
+            "contains a control character",
+        ),
+        (
+            vec!["start", "s", "-p", &long_provider, "-f", f],
+            "provider name is 1100 bytes long",
+        ),
+        (
+            vec!["start", "s", "-p", "A", "-p", "A", "-f", f],
+            "given twice",
+        ),
+        // Levels and keyword masks.
+        (
+            vec!["start", "s", "-p", "X:9", "-f", f],
+            "level '9' is not valid",
+        ),
+        (
+            vec!["start", "s", "-p", "X:0", "-f", f],
+            "level '0' is not valid",
+        ),
+        (
+            vec!["start", "s", "-p", "X:4:0x12345678901234567", "-f", f],
+            "is not a hex number of at most 16 digits",
+        ),
+        (
+            vec!["start", "s", "-p", "X:4:1:zz", "-f", f],
+            "match-all keyword mask 'zz'",
+        ),
+        (
+            vec!["start", "s", "-p", "X:4:1:2:3", "-f", f],
+            "too many ':' parts",
+        ),
+        // Sizes, counts and intervals.
+        (
+            vec!["start", "s", "-p", "X", "-f", f, "--buffer-size", "0"],
+            "buffer size 0 KiB is not valid",
+        ),
+        (
+            vec!["start", "s", "-p", "X", "-f", f, "--max-buffers", "1"],
+            "maximum buffers 1 is out of range",
+        ),
+        (
+            vec![
+                "start",
+                "s",
+                "-p",
+                "X",
+                "-f",
+                f,
+                "--max-buffers",
+                "10",
+                "--min-buffers",
+                "20",
+            ],
+            "minimum buffers 20 exceed maximum buffers 10",
+        ),
+        (
+            vec![
+                "start",
+                "s",
+                "-p",
+                "X",
+                "-f",
+                f,
+                "--buffer-size",
+                "16384",
+                "--max-buffers",
+                "65536",
+            ],
+            "exceed the 1 GiB a session may hold",
+        ),
+        (
+            vec![
+                "start",
+                "s",
+                "-p",
+                "X",
+                "-f",
+                f,
+                "--no-loss",
+                "--no-loss-wait-ms",
+                "70000",
+            ],
+            "a no-loss wait of 70000 ms is out of range",
+        ),
+        (
+            vec!["start", "s", "-p", "X", "-f", f, "--max-file-size", "1K"],
+            "holds no buffer",
+        ),
+        (
+            vec![
+                "start",
+                "s",
+                "-p",
+                "X",
+                "-f",
+                f,
+                "--max-file-size",
+                "99999999999T",
+            ],
+            "--max-file-size",
+        ),
+        (
+            vec!["start", "s", "-p", "X", "-f", f, "--max-buffers", "abc"],
+            "invalid value 'abc' for '--max-buffers",
+        ),
+        (
+            vec!["start", "s", "-p", "X", "-f", f, "--flush-timer=-1"],
+            "flush timer -1 s is out of range",
+        ),
+        (
+            vec!["start", "s", "-p", "X", "-f", f, "--bogus"],
+            "unexpected argument '--bogus'",
+        ),
+        (
+            vec![
+                "start",
+                "s",
+                "-p",
+                "X",
+                "--mode",
+                "real-time",
+                "--buffer-size",
+                "1024",
+            ],
+            "real-time sessions use buffers of at most 128 KiB",
+        ),
+        // Paths.
+        (
+            vec!["start", "s", "-p", "X", "-f", &newline_path],
+            "contains the control character '\\n'",
+        ),
         (vec!["update", "net"], "nothing to update"),
+        (
+            vec!["update", "net", "--max-buffers", "0"],
+            "maximum buffers 0 is out of range",
+        ),
+        (vec!["update", "net", "-p", "A", "-p", "A"], "given twice"),
+        (vec!["enable", "net", "X:6"], "level '6' is not valid"),
+        (
+            vec!["disable", "net", "a\u{7}b"],
+            "contains a control character",
+        ),
+        (
+            vec!["stop", "two\nlines"],
+            "session \"two\\nlines\" not found",
+        ),
         (vec!["enable", "net", "X:loud"], "level 'loud' is not valid"),
         (vec!["enable", "net", ":4"], "has no name"),
         (vec!["disable", "net", ""], "provider name is empty"),
@@ -303,7 +463,7 @@ fn problems_the_cli_can_see_are_refused_before_asking_the_daemon() {
         );
     }
     assert!(
-        !env.path("local.ferret").exists(),
+        !env.path("local.ferret").exists() && !env.path("local\n.ferret").exists(),
         "no refused command left a file"
     );
     // The daemon's own refusals for verbs that need a kind of session.

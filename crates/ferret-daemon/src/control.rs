@@ -20,8 +20,8 @@ use ferret_abi::shm::{ABI_MAJOR, ABI_MINOR, RegionParams};
 use ferret_format::{FileHeader, mode};
 use ferret_session::{
     MIN_FILE_SLOTS, ProviderEntry, RegionId, Registry, RouteTable, Session, SessionKey,
-    SessionTable, enable_words, no_loss_wait_us, validate_flush_timer, validate_max_buffers,
-    validate_providers,
+    SessionTable, enable_words, no_loss_wait_us, validate_flush_timer, validate_log_path,
+    validate_max_buffers, validate_providers,
 };
 
 use crate::clock::{Clock, unix_now_ns};
@@ -32,12 +32,36 @@ use crate::writer::{FileLayout, Series, SinkSetup, WriteCmd};
 /// Identifies one client connection.
 pub(crate) type ConnId = u64;
 
-/// The kernel's word on who is at the other end of a connection.
-#[derive(Clone, Copy, Debug)]
+/// The kernel's word on who is at the other end of a connection
+/// (SO_PEERCRED and SO_PEERGROUPS, taken when it connected); nothing a peer
+/// says in a message changes it.
+#[derive(Clone, Debug)]
 pub(crate) struct Peer {
     pub(crate) pid: u32,
     pub(crate) uid: u32,
     pub(crate) gid: u32,
+    /// Supplementary groups.
+    pub(crate) groups: Arc<[u32]>,
+    /// Member of the daemon's control group (`--control-group`).
+    pub(crate) in_control_group: bool,
+}
+
+impl Peer {
+    /// True if the peer may create files in a directory whose owner,
+    /// group and mode are those given: write and search permission by the
+    /// mode bits that apply to it (root may).
+    pub(crate) fn may_write_dir(&self, owner: u32, group: u32, mode: u32) -> bool {
+        let bits = if self.uid == 0 {
+            return true;
+        } else if self.uid == owner {
+            mode >> 6
+        } else if self.gid == group || self.groups.contains(&group) {
+            mode >> 3
+        } else {
+            mode
+        };
+        bits & 0o3 == 0o3
+    }
 }
 
 /// What a streaming connection (watch, tail) forwards.
@@ -136,6 +160,7 @@ pub(crate) struct Control {
     stopping: HashMap<SessionKey, StopProgress>,
     next_tick: Instant,
     shutting_down: bool,
+    control_group: Option<crate::server::ControlGroup>,
 }
 
 struct ConsumerEntry {
@@ -161,6 +186,11 @@ fn consumer_grace() -> Duration {
         .unwrap_or(60_000);
     Duration::from_millis(ms)
 }
+
+/// The most real-time consumers one session serves at once: each may hold
+/// a queue of up to 64 chunks, so the bound keeps a session's streams from
+/// holding more than a few hundred MiB whatever its consumers do.
+const MAX_CONSUMERS_PER_SESSION: u32 = 16;
 
 /// A token no other controller can guess.
 fn new_token() -> u64 {
@@ -195,9 +225,11 @@ impl Control {
         drain_wake: Arc<OwnedFd>,
         writer: Sender<WriteCmd>,
         clock: Clock,
-        region_params: RegionParams,
-        session_limit: usize,
+        config: &crate::Config,
     ) -> Control {
+        let region_params = config.region;
+        let session_limit = config.session_limit;
+        let control_group = config.control_group.clone();
         Control {
             keeper: None,
             events,
@@ -222,6 +254,7 @@ impl Control {
             stopping: HashMap::new(),
             next_tick: Instant::now() + Duration::from_secs(1),
             shutting_down: false,
+            control_group,
         }
     }
 
@@ -314,7 +347,7 @@ impl Control {
                 fds,
                 reply,
             } => {
-                if let Some(r) = self.request(conn, peer, req, fds, &reply) {
+                if let Some(r) = self.request(conn, &peer, req, fds, &reply) {
                     let _ = reply.send(r);
                 }
             }
@@ -468,7 +501,7 @@ impl Control {
     fn request(
         &mut self,
         conn: ConnId,
-        peer: Peer,
+        peer: &Peer,
         req: Request,
         fds: Vec<OwnedFd>,
         reply: &Sender<Reply>,
@@ -582,7 +615,7 @@ impl Control {
         }
     }
 
-    fn attach_provider(&mut self, conn: ConnId, peer: Peer) -> Reply {
+    fn attach_provider(&mut self, conn: ConnId, peer: &Peer) -> Reply {
         let id = RegionId(self.next_region);
         self.next_region += 1;
         let region = match ShmRegion::create(id, peer.pid, self.region_params, self.clock.kind) {
@@ -625,7 +658,7 @@ impl Control {
     fn register_provider(
         &mut self,
         conn: ConnId,
-        peer: Peer,
+        peer: &Peer,
         slot: u32,
         name: String,
         guid: ferret_abi::Guid,
@@ -682,23 +715,29 @@ impl Control {
         }
     }
 
-    fn check_owner(&self, peer: Peer, target: &SessionRef) -> Result<(), Box<ErrorReply>> {
+    /// A session's owner, root and members of the control group may control
+    /// it; the peer is who the kernel says it is.
+    fn check_owner(&self, peer: &Peer, target: &SessionRef) -> Result<(), Box<ErrorReply>> {
         let s = self.sessions.find(target)?;
-        if peer.uid == 0 || peer.uid == s.owner_uid {
+        if peer.uid == 0 || peer.uid == s.owner_uid || peer.in_control_group {
             Ok(())
         } else {
+            let who = match &self.control_group {
+                Some(g) => format!("its owner, root or members of group '{}'", g.name),
+                None => "its owner or root".to_string(),
+            };
             Err(Box::new(ErrorReply {
                 code: ErrorCode::Permission,
                 message: format!(
-                    "session '{}' belongs to uid {}; only its owner or root may control it",
+                    "session '{}' belongs to uid {}; only {who} may control it",
                     s.name, s.owner_uid
                 ),
             }))
         }
     }
 
-    fn start(&mut self, peer: Peer, mut req: StartRequest, fds: Vec<OwnedFd>) -> Response {
-        let target = match self.open_target(&mut req, fds) {
+    fn start(&mut self, peer: &Peer, mut req: StartRequest, fds: Vec<OwnedFd>) -> Response {
+        let target = match self.open_target(&mut req, fds, peer) {
             Ok(t) => t,
             Err(e) => return Response::Error(e),
         };
@@ -809,6 +848,7 @@ impl Control {
         &self,
         req: &mut StartRequest,
         mut fds: Vec<OwnedFd>,
+        peer: &Peer,
     ) -> Result<Option<Target>, ErrorReply> {
         let bad = |m: String| ErrorReply {
             code: ErrorCode::Invalid,
@@ -841,6 +881,18 @@ impl Control {
                         req.log_file
                     )));
                 }
+                // The daemon creates the series' files in this directory
+                // with its own privileges; it does so only where the
+                // controller could have created them itself.
+                if !peer.may_write_dir(meta.st_uid, meta.st_gid, meta.st_mode) {
+                    return Err(ErrorReply {
+                        code: ErrorCode::Permission,
+                        message: format!(
+                            "uid {} may not create files in the directory of '{}'; choose a directory you may write",
+                            peer.uid, req.log_file
+                        ),
+                    });
+                }
                 Ok(Some(Target::Dir(fd)))
             }
             FileMode::Append => {
@@ -867,7 +919,7 @@ impl Control {
         req: &StartRequest,
         target: Option<Target>,
         header: &mut FileHeader,
-        peer: Peer,
+        peer: &Peer,
     ) -> Result<(SinkSetup, Option<u64>), ErrorReply> {
         let io_err = |e: std::io::Error| ErrorReply {
             code: ErrorCode::Invalid,
@@ -894,6 +946,7 @@ impl Control {
                     header: header.clone(),
                     index: 1,
                     owner,
+                    controller: peer.clone(),
                 };
                 let (file, data_offset) =
                     crate::writer::open_series_file(&series).map_err(|e| ErrorReply {
@@ -989,7 +1042,7 @@ impl Control {
 
     fn stop(
         &mut self,
-        peer: Peer,
+        peer: &Peer,
         target: SessionRef,
         wait: bool,
         only_token: Option<u64>,
@@ -1057,7 +1110,7 @@ impl Control {
         }
     }
 
-    fn flush(&mut self, peer: Peer, target: SessionRef, reply: &Sender<Reply>) -> Option<Reply> {
+    fn flush(&mut self, peer: &Peer, target: SessionRef, reply: &Sender<Reply>) -> Option<Reply> {
         if let Err(e) = self.check_owner(peer, &target) {
             return Some(Reply::Msg(Response::Error(*e)));
         }
@@ -1086,7 +1139,7 @@ impl Control {
     /// Checks that `peer` may change `target` and that it is RUNNING.
     fn running(
         &self,
-        peer: Peer,
+        peer: &Peer,
         target: &SessionRef,
         verb: &str,
     ) -> Result<SessionKey, ErrorReply> {
@@ -1114,7 +1167,7 @@ impl Control {
 
     fn update(
         &mut self,
-        peer: Peer,
+        peer: &Peer,
         target: SessionRef,
         update: UpdateRequest,
         mut fds: Vec<OwnedFd>,
@@ -1145,6 +1198,11 @@ impl Control {
         }
         if let Some(p) = &update.providers {
             if let Err(e) = validate_providers(p) {
+                return Response::Error(e);
+            }
+        }
+        if let Some(path) = &update.log_file {
+            if let Err(e) = validate_log_path(path) {
                 return Response::Error(e);
             }
         }
@@ -1237,7 +1295,7 @@ impl Control {
         self.session_response(key)
     }
 
-    fn enable(&mut self, peer: Peer, target: SessionRef, provider: ProviderSpec) -> Response {
+    fn enable(&mut self, peer: &Peer, target: SessionRef, provider: ProviderSpec) -> Response {
         let key = match self.running(peer, &target, "enable providers") {
             Ok(k) => k,
             Err(e) => return Response::Error(e),
@@ -1268,11 +1326,14 @@ impl Control {
         self.session_response(key)
     }
 
-    fn disable(&mut self, peer: Peer, target: SessionRef, provider: String) -> Response {
+    fn disable(&mut self, peer: &Peer, target: SessionRef, provider: String) -> Response {
         let key = match self.running(peer, &target, "disable providers") {
             Ok(k) => k,
             Err(e) => return Response::Error(e),
         };
+        if let Err(m) = validate_provider_name(&provider) {
+            return refuse(ErrorCode::Invalid, m);
+        }
         let Some(s) = self.sessions.by_key_mut(key) else {
             return refuse(ErrorCode::NotFound, "the session went away");
         };
@@ -1295,7 +1356,7 @@ impl Control {
 
     fn snapshot(
         &mut self,
-        peer: Peer,
+        peer: &Peer,
         target: SessionRef,
         path: String,
         mut fds: Vec<OwnedFd>,
@@ -1306,6 +1367,9 @@ impl Control {
             Ok(k) => k,
             Err(e) => return fail(e),
         };
+        if let Err(e) = validate_log_path(&path) {
+            return fail(e);
+        }
         let s = self.sessions.by_key(key)?;
         if s.file_mode != FileMode::InMemory {
             return Some(Reply::Msg(refuse(
@@ -1361,7 +1425,7 @@ impl Control {
         Reply::Stream(rx)
     }
 
-    fn tail(&mut self, conn: ConnId, peer: Peer, target: SessionRef) -> Reply {
+    fn tail(&mut self, conn: ConnId, peer: &Peer, target: SessionRef) -> Reply {
         let key = match self.running(peer, &target, "be tailed") {
             Ok(k) => k,
             Err(e) => return Reply::Msg(Response::Error(e)),
@@ -1380,6 +1444,15 @@ impl Control {
                 ErrorCode::Invalid,
                 format!(
                     "session '{}' is not real-time; start it with --realtime (or 'ferret update' cannot change that) to tail it",
+                    s.name
+                ),
+            ));
+        }
+        if s.consumers >= MAX_CONSUMERS_PER_SESSION {
+            return Reply::Msg(refuse(
+                ErrorCode::Resources,
+                format!(
+                    "session '{}' already has {MAX_CONSUMERS_PER_SESSION} real-time consumers, the most one session serves; stop one",
                     s.name
                 ),
             ));
@@ -1553,4 +1626,39 @@ fn read_existing_log(
         slots,
         next_seq,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer(uid: u32, gid: u32, groups: &[u32]) -> Peer {
+        Peer {
+            pid: 1,
+            uid,
+            gid,
+            groups: groups.into(),
+            in_control_group: false,
+        }
+    }
+
+    #[test]
+    fn directory_write_permission_follows_the_mode_bits_that_apply() {
+        let owner = peer(1000, 1000, &[]);
+        assert!(owner.may_write_dir(1000, 50, 0o700));
+        assert!(!owner.may_write_dir(1000, 50, 0o500), "no write bit");
+        assert!(!owner.may_write_dir(1000, 50, 0o600), "no search bit");
+        // The owner's bits apply to the owner even when others may write.
+        assert!(!owner.may_write_dir(1000, 50, 0o577));
+        let member = peer(1001, 1001, &[50]);
+        assert!(member.may_write_dir(1000, 50, 0o730));
+        assert!(!member.may_write_dir(1000, 50, 0o707));
+        let by_primary = peer(1001, 50, &[]);
+        assert!(by_primary.may_write_dir(1000, 50, 0o730));
+        let other = peer(1002, 1002, &[7]);
+        assert!(other.may_write_dir(1000, 50, 0o703));
+        assert!(!other.may_write_dir(1000, 50, 0o770));
+        assert!(!other.may_write_dir(1000, 50, 0o755));
+        assert!(peer(0, 0, &[]).may_write_dir(1000, 50, 0o000), "root may");
+    }
 }

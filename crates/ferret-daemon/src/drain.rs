@@ -998,11 +998,11 @@ impl Drain {
     /// close behind a busy producer would pull cache lines away from it
     /// while it still writes them, slowing both sides.
     fn pass(&mut self, all: bool) -> u64 {
-        let mut moved = 0;
+        let mut moved: u64 = 0;
         self.next_due = None;
         let now = Instant::now();
         for ri in 0..self.regions.len() {
-            moved += self.drain_region(ri, all, now);
+            moved = moved.saturating_add(self.drain_region(ri, all, now));
         }
         self.keep_stale.clear();
         for s in &mut self.sessions {
@@ -1033,7 +1033,7 @@ impl Drain {
             region.listeners_epoch = *epoch;
         }
         let shm = region.shm.clone();
-        let mut moved = 0;
+        let mut moved: u64 = 0;
         let mut epoch_stale = false;
         for i in 0..shm.layout.params.ring_count as usize {
             let desc = shm.ring(i);
@@ -1108,7 +1108,9 @@ impl Drain {
                     Ordering::Relaxed,
                 );
                 desc.tail.store(outcome.tail, Ordering::Release);
-                moved += outcome.tail.wrapping_sub(tail);
+                // A producer's head can be anything, and a bad one moves the
+                // tail as far: the sum saturates rather than overflow.
+                moved = moved.saturating_add(outcome.tail.wrapping_sub(tail));
                 for s in sessions.iter_mut() {
                     epoch_stale |= std::mem::take(&mut s.forgot);
                 }
@@ -1472,8 +1474,28 @@ impl RingCtx<'_> {
             return;
         };
         let s = &mut self.sessions[self.region.listeners[j]];
+        let (used, records) = (s.current.used(), s.current.records());
         if let Some(dst) = s.current.append(run.len) {
             self.bytes.copy_to(run.offset, dst);
+            if !ring::frames_as_events(dst, run.events) {
+                // The producer rewrote these records after the scan framed
+                // them. Keeping the copy could misframe other processes'
+                // records in this buffer, so its events are lost instead,
+                // charged to the process that wrote them.
+                s.current.rewind(used, records);
+                // The buffer's last CONTEXT is now this producer's, which
+                // the next run must not continue under: it starts afresh.
+                s.chain = None;
+                let lost = LostMeta {
+                    source: self.region.shm.id.0 as u32,
+                    provider: u32::MAX,
+                    reason: LostReason::Corrupt,
+                    pid: self.region.shm.pid,
+                    count: run.events,
+                };
+                s.lost(lost, None, self.writer);
+                return;
+            }
             let region_id = self.region.shm.id;
             if !s.marks.iter().any(|m| m.0 == region_id && m.1 == self.ring) {
                 let start = run.end_position - run.len as u64;

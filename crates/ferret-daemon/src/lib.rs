@@ -27,6 +27,7 @@ use std::sync::Arc;
 
 use ferret_abi::shm::RegionParams;
 use ferret_session::DEFAULT_SESSION_LIMIT;
+pub use server::ControlGroup;
 
 /// Entry points for fuzz targets and property tests of the daemon's
 /// untrusted-input parsers. Not a stable API.
@@ -35,6 +36,8 @@ pub mod fuzzing {
     /// Frames the records of a ring whose memory is `ring` (its length must
     /// be a power of two of at least 16) between `tail` and `head`, as the
     /// drain thread does; returns the number of events found and the new tail.
+    /// Every event found must pass the check the drain makes of its copy
+    /// (`ring::frames_as_events`), as nothing rewrote it meanwhile.
     pub fn scan_ring(ring: &[u8], tail: u64, head: u64) -> (usize, u64) {
         let cap = ring.len() as u64;
         assert!(
@@ -43,7 +46,11 @@ pub mod fuzzing {
         );
         let mut n = 0;
         let mut time = crate::ring::TimeBase::default();
-        let mut count = crate::ring::EventsOnly(|_| {
+        let mut count = crate::ring::EventsOnly(|e| {
+            assert!(
+                crate::ring::frames_as_events(&ring[e.offset..e.offset + e.size], 1),
+                "a framed event fails the copy check"
+            );
             n += 1;
             true
         });
@@ -79,6 +86,9 @@ pub struct Config {
     /// calling thread, and locks other threads held would stay locked in
     /// the keeper. Off by default.
     pub keeper: bool,
+    /// A group whose members may control every session (`--control-group`);
+    /// the socket and its directory are then open to that group.
+    pub control_group: Option<ControlGroup>,
 }
 
 impl Config {
@@ -89,6 +99,7 @@ impl Config {
             session_limit: DEFAULT_SESSION_LIMIT,
             region: RegionParams::default(),
             keeper: false,
+            control_group: None,
         }
     }
 }
@@ -124,7 +135,8 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     } else {
         None
     };
-    let listener = server::Listener::bind(&config.socket)?;
+    let listener = server::Listener::bind(&config.socket, config.control_group.as_ref())?;
+    server::raise_descriptor_limit();
     let setup = DaemonError::Setup;
     let (events_tx, events_rx) = crossbeam_channel::unbounded();
     let (drain_tx, drain_rx) = crossbeam_channel::unbounded();
@@ -180,28 +192,25 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         .map_err(setup)?;
     let listen_fd = listener.fd.try_clone().map_err(setup)?;
     let tx = events_tx.clone();
+    let group = config.control_group.clone();
     std::thread::Builder::new()
         .name("ferretd-accept".into())
-        .spawn(move || server::accept_loop(listen_fd, tx))
+        .spawn(move || server::accept_loop(listen_fd, tx, group))
         .map_err(setup)?;
     drop(events_tx);
 
     eprintln!(
-        "ferretd: listening on {} (pid {}, clock {})",
+        "ferretd: listening on {} (pid {}, clock {}{})",
         listener.path.display(),
         std::process::id(),
-        clock.name()
+        clock.name(),
+        match &config.control_group {
+            Some(g) => format!(", control group '{}' (gid {})", g.name, g.gid),
+            None => String::new(),
+        }
     );
-    let control = control::Control::new(
-        events_rx,
-        drain_tx,
-        drain_wake,
-        writer_tx,
-        clock,
-        config.region,
-        config.session_limit,
-    )
-    .with_keeper(keeper);
+    let control = control::Control::new(events_rx, drain_tx, drain_wake, writer_tx, clock, &config)
+        .with_keeper(keeper);
     control.run();
     // Every session is STOPPED: its trailer is written and its file synced.
     let _ = std::fs::remove_file(&listener.path);

@@ -1,5 +1,5 @@
-//! `ferretd [--socket PATH] [--session-limit N] [--rings N] [--ring-kib KIB]`:
-//! runs Ferret's session daemon in the foreground.
+//! `ferretd [--socket PATH] [--session-limit N] [--rings N] [--ring-kib KIB]
+//! [--control-group GROUP]`: runs Ferret's session daemon in the foreground.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,8 +9,8 @@ fn main() -> ExitCode {
     let mut socket: Option<PathBuf> = None;
     let mut limit = ferret_session::DEFAULT_SESSION_LIMIT;
     let mut region = ferret_abi::shm::RegionParams::default();
-    const USAGE: &str =
-        "usage: ferretd [--socket PATH] [--session-limit N] [--rings N] [--ring-kib KIB]";
+    let mut group = None;
+    const USAGE: &str = "usage: ferretd [--socket PATH] [--session-limit N] [--rings N] [--ring-kib KIB] [--control-group GROUP]";
     while let Some(arg) = args.next() {
         match arg.to_str() {
             Some("--socket") => match args.next() {
@@ -43,9 +43,24 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             },
+            Some("--control-group") => {
+                match args.next().map(|v| v.to_string_lossy().into_owned()) {
+                    Some(name) => match ferret_daemon::ControlGroup::resolve(&name) {
+                        Ok(g) => group = Some(g),
+                        Err(e) => {
+                            eprintln!("ferretd: --control-group: {e}");
+                            return ExitCode::from(2);
+                        }
+                    },
+                    None => {
+                        eprintln!("ferretd: --control-group needs a group name or gid");
+                        return ExitCode::from(2);
+                    }
+                }
+            }
             Some("-h") | Some("--help") => {
                 println!(
-                    "{USAGE}\nRuns Ferret's session daemon in the foreground until SIGTERM or SIGINT.\n--session-limit: the most sessions RUNNING or STOPPING at once (default {})\n--rings, --ring-kib: rings per provider process and their size (default {} of {} KiB)",
+                    "{USAGE}\nRuns Ferret's session daemon in the foreground until SIGTERM or SIGINT.\n--session-limit: the most sessions RUNNING or STOPPING at once (default {})\n--rings, --ring-kib: rings per provider process and their size (default {} of {} KiB)\n--control-group: members of this group may control every session, and reach the socket",
                     ferret_session::DEFAULT_SESSION_LIMIT,
                     region.ring_count,
                     region.ring_capacity / 1024
@@ -67,6 +82,7 @@ fn main() -> ExitCode {
     config.region = region;
     // This process has one thread so far: the keeper may be forked.
     config.keeper = true;
+    config.control_group = group;
     match ferret_daemon::run(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

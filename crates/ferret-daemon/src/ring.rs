@@ -165,6 +165,36 @@ pub(crate) fn scan<B: ReadBytes + ?Sized>(
     ScanOutcome { tail, fault: None }
 }
 
+/// Checks that `copy`, bytes copied out of a ring after [`scan`] framed
+/// them as `events` consecutive event records, still frames as exactly that
+/// many event records ending at its last byte.
+///
+/// The producer can rewrite its ring between the scan and the copy. A copy
+/// whose framing changed would put records into a session's buffer that
+/// readers frame differently from the drain: a size that runs past the copy
+/// would swallow the next process's records, and bytes hidden in a payload
+/// would become records of their own (a CONTEXT naming another process,
+/// say). Only the copy, which the producer can no longer touch, is checked.
+pub(crate) fn frames_as_events(copy: &[u8], events: u64) -> bool {
+    let mut at = 0;
+    let mut n = 0u64;
+    while at < copy.len() {
+        let rest = &copy[at..];
+        let Some((size, _)) = peek_header(rest) else {
+            return false;
+        };
+        let Some((_, _, header_len)) = decode_event_header(rest) else {
+            return false;
+        };
+        if size < header_len || size > rest.len() {
+            return false;
+        }
+        at += size;
+        n += 1;
+    }
+    n == events
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -382,6 +412,28 @@ mod tests {
         assert_eq!(out.tail, head);
     }
 
+    #[test]
+    fn a_run_rewritten_after_framing_fails_the_copy_check() {
+        let (ring, head, offsets) = produce(0, &[8, 8, 8]);
+        let run = &ring[..head as usize];
+        assert!(frames_as_events(run, 3));
+        assert!(!frames_as_events(run, 2), "the count must match too");
+        // A size that now runs past the run would swallow what follows it.
+        let mut grown = run.to_vec();
+        grown[offsets[2]] = 40;
+        assert!(!frames_as_events(&grown, 3));
+        // A size that now ends early turns payload bytes into records.
+        let mut shrunk = run.to_vec();
+        shrunk[offsets[0]] = 13;
+        assert!(!frames_as_events(&shrunk, 3));
+        // A record that is no longer an event (a CONTEXT, say).
+        let mut other = run.to_vec();
+        other[offsets[1] + 2] = kind::CONTEXT;
+        assert!(!frames_as_events(&other, 3));
+        // Cut inside a record's header.
+        assert!(!frames_as_events(&run[..offsets[1] + 4], 2));
+    }
+
     /// Records what a scan reports, THREAD records included.
     #[derive(Default)]
     struct Log(Vec<(char, u64)>);
@@ -534,6 +586,19 @@ mod tests {
                 true
             }));
             prop_assert!(out.tail == head);
+        }
+
+        #[test]
+        fn every_framed_event_passes_the_copy_check_and_garbage_never_panics_it(
+            bytes in proptest::collection::vec(any::<u8>(), CAP as usize),
+            tail in 0u64..2048, span in 0u64..600, events in 0u64..8,
+        ) {
+            let head = tail + span;
+            scan(&bytes[..], CAP, tail, head, &mut TimeBase::default(), &mut EventsOnly(|e| {
+                assert!(frames_as_events(&bytes[e.offset..e.offset + e.size], 1));
+                true
+            }));
+            let _ = frames_as_events(&bytes[(tail % CAP) as usize..], events);
         }
 
         #[test]

@@ -126,6 +126,9 @@ pub(crate) struct Series {
     pub(crate) index: u32,
     /// Who should own new files when the daemon runs as root.
     pub(crate) owner: Option<(u32, u32)>,
+    /// The controller that started the session: each file is created only
+    /// if it may still create files in the directory.
+    pub(crate) controller: crate::control::Peer,
 }
 
 /// Alignment for direct I/O: the largest logical block size in common use.
@@ -657,6 +660,21 @@ pub(crate) fn open_series_file(series: &Series) -> std::io::Result<(File, u64)> 
     use rustix::fs::{Mode, OFlags};
     let path = rotated_file_name(&series.pattern, series.index);
     let name = path.rsplit('/').next().unwrap_or(&path);
+    // The daemon may be root; it creates a file only where the controller
+    // could have, checked again for every file of the series.
+    let st = rustix::fs::fstat(&series.dir)?;
+    if !series
+        .controller
+        .may_write_dir(st.st_uid, st.st_gid, st.st_mode)
+    {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!(
+                "uid {} may not create files in the log directory",
+                series.controller.uid
+            ),
+        ));
+    }
     let fd = rustix::fs::openat(
         &series.dir,
         name,

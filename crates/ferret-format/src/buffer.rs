@@ -137,6 +137,14 @@ impl BufferBuilder {
         Some(&mut self.data[at..at + n])
     }
 
+    /// Takes back what was appended since [`BufferBuilder::used`] was
+    /// `used` and [`BufferBuilder::records`] was `records` (both no more
+    /// than they are now).
+    pub fn rewind(&mut self, used: usize, records: u32) {
+        self.len = (BUFFER_HEADER_LEN + used).min(self.len);
+        self.records = records.min(self.records);
+    }
+
     /// Counts `n` more records appended through [`BufferBuilder::append`]
     /// as one block of bytes.
     pub fn add_records(&mut self, n: u32) {

@@ -16,9 +16,10 @@ pub use registry::{ProviderEntry, Registry};
 pub use routes::{RouteTable, SlotRoutes, enable_words, no_loss_wait_us};
 pub use table::{
     DEFAULT_BUFFER_KIB, DEFAULT_FLUSH_TIMER_MS, DEFAULT_MAX_BUFFERS, DEFAULT_MIN_BUFFERS,
-    DEFAULT_NO_LOSS_WAIT_MS, DEFAULT_SESSION_LIMIT, MAX_NO_LOSS_WAIT_MS, MAX_REALTIME_BUFFER_KIB,
-    MIN_FILE_SLOTS, Session, SessionKey, SessionTable, validate_flush_timer, validate_max_buffers,
-    validate_providers, validate_start,
+    DEFAULT_NO_LOSS_WAIT_MS, DEFAULT_SESSION_LIMIT, MAX_LOG_PATH, MAX_NO_LOSS_WAIT_MS,
+    MAX_REALTIME_BUFFER_KIB, MIN_FILE_SLOTS, Session, SessionKey, SessionTable,
+    validate_flush_timer, validate_log_path, validate_max_buffers, validate_providers,
+    validate_start,
 };
 
 /// Identifies one provider process's shared-memory region for the life of the daemon.

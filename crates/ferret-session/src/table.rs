@@ -159,6 +159,7 @@ pub fn validate_start(req: &StartRequest) -> Result<(), ErrorReply> {
             ),
         ));
     }
+    validate_log_path(&req.log_file)?;
     if req.controller.len() > 256 || req.controller.chars().any(char::is_control) {
         return Err(refuse(
             ErrorCode::Invalid,
@@ -222,6 +223,37 @@ pub fn validate_start(req: &StartRequest) -> Result<(), ErrorReply> {
                 "a no-loss wait of {} ms is out of range; use 1 to {MAX_NO_LOSS_WAIT_MS} ms",
                 req.no_loss_wait_ms
             ),
+        ));
+    }
+    Ok(())
+}
+
+/// The most sessions listed at once, STOPPED ones included: each stays
+/// until `remove`, so without a bound a controller that starts and stops
+/// sessions in a loop would grow the daemon's table forever.
+pub const MAX_LISTED_SESSIONS: usize = 4096;
+
+/// The longest log file path a request may name (Linux's PATH_MAX).
+pub const MAX_LOG_PATH: usize = 4096;
+
+/// Checks a log file path as a controller names it. The daemon writes only
+/// to the descriptor that comes with it, but shows the text to every user
+/// (`list`, `query`, its log): it must be short and hold no control
+/// characters, which could rewrite another user's terminal.
+pub fn validate_log_path(path: &str) -> Result<(), ErrorReply> {
+    if path.len() > MAX_LOG_PATH {
+        return Err(refuse(
+            ErrorCode::Invalid,
+            format!(
+                "log file path is {} bytes long; the limit is {MAX_LOG_PATH}",
+                path.len()
+            ),
+        ));
+    }
+    if let Some(c) = path.chars().find(|c| c.is_control()) {
+        return Err(refuse(
+            ErrorCode::Invalid,
+            format!("log file path {path:?} contains the control character {c:?}; rename it"),
         ));
     }
     Ok(())
@@ -334,6 +366,14 @@ impl SessionTable {
                 ),
             ));
         }
+        if self.sessions.len() >= MAX_LISTED_SESSIONS {
+            return Err(refuse(
+                ErrorCode::Resources,
+                format!(
+                    "{MAX_LISTED_SESSIONS} sessions are listed, the most the daemon keeps; remove STOPPED ones with 'ferret remove NAME'"
+                ),
+            ));
+        }
         let active = self.sessions.values().filter(|s| s.is_active()).count();
         if active >= self.limit {
             return Err(refuse(
@@ -389,6 +429,13 @@ impl SessionTable {
         found.ok_or_else(|| {
             let what = match target {
                 SessionRef::Id(id) => format!("no session has LoggerID {id}"),
+                // A name no session can have (too long, or with control
+                // characters) is shown escaped and cut, so the answer
+                // stays one line.
+                SessionRef::Name(n) if validate_session_name(n).is_err() => {
+                    let shown: String = n.chars().take(64).collect();
+                    format!("session {shown:?} not found")
+                }
                 SessionRef::Name(n) => format!("session '{n}' not found"),
             };
             refuse(
@@ -511,6 +558,22 @@ mod tests {
         let e = t.remove(&SessionRef::Id(1)).unwrap_err();
         assert_eq!(e.code, ErrorCode::WrongState);
         assert!(t.find(&SessionRef::Id(1)).is_ok());
+    }
+
+    #[test]
+    fn stopped_sessions_count_toward_the_listed_cap() {
+        let mut t = SessionTable::new(1);
+        for i in 0..MAX_LISTED_SESSIONS {
+            t.insert(&req(&format!("s{i}")), 0, "tsc", 0, 7).unwrap();
+            t.find_mut(&SessionRef::Name(format!("s{i}")))
+                .unwrap()
+                .state = SessionState::Stopped;
+        }
+        let e = t.insert(&req("one-more"), 0, "tsc", 0, 7).unwrap_err();
+        assert_eq!(e.code, ErrorCode::Resources);
+        assert!(e.message.contains("ferret remove"), "{}", e.message);
+        t.remove(&SessionRef::Name("s0".into())).unwrap();
+        t.insert(&req("one-more"), 0, "tsc", 0, 7).unwrap();
     }
 
     #[test]
