@@ -387,24 +387,22 @@ const DEFAULT_KEYWORDS: u64 = 0x1;
 /// type (name, id, level, keywords and fields).
 #[inline(always)]
 fn write_sample(w: &Work, seq: u64) {
-    use ferret_provider::write_event;
     let p = w.provider;
+    // One call site per level, as the macro takes the level as a name.
+    macro_rules! sample {
+        ($level:ident) => {
+            ferret_provider::write_event!(
+                p, "Sample", id: 1, level: $level, keywords: DEFAULT_KEYWORDS,
+                seq = seq, msg = "hello"
+            )
+        };
+    }
     match (w.desc.keywords, w.desc.level) {
-        (DEFAULT_KEYWORDS, Level::Critical) => {
-            write_event!(p, "Sample", id: 1, level: Critical, keywords: DEFAULT_KEYWORDS, seq = seq, msg = "hello")
-        }
-        (DEFAULT_KEYWORDS, Level::Error) => {
-            write_event!(p, "Sample", id: 1, level: Error, keywords: DEFAULT_KEYWORDS, seq = seq, msg = "hello")
-        }
-        (DEFAULT_KEYWORDS, Level::Warning) => {
-            write_event!(p, "Sample", id: 1, level: Warning, keywords: DEFAULT_KEYWORDS, seq = seq, msg = "hello")
-        }
-        (DEFAULT_KEYWORDS, Level::Information) => {
-            write_event!(p, "Sample", id: 1, level: Information, keywords: DEFAULT_KEYWORDS, seq = seq, msg = "hello")
-        }
-        (DEFAULT_KEYWORDS, Level::Verbose) => {
-            write_event!(p, "Sample", id: 1, level: Verbose, keywords: DEFAULT_KEYWORDS, seq = seq, msg = "hello")
-        }
+        (DEFAULT_KEYWORDS, Level::Critical) => sample!(Critical),
+        (DEFAULT_KEYWORDS, Level::Error) => sample!(Error),
+        (DEFAULT_KEYWORDS, Level::Warning) => sample!(Warning),
+        (DEFAULT_KEYWORDS, Level::Information) => sample!(Information),
+        (DEFAULT_KEYWORDS, Level::Verbose) => sample!(Verbose),
         _ => p.write(w.desc, &[Value::U64(seq), Value::Str("hello")]),
     }
 }

@@ -194,8 +194,6 @@ pub trait FieldTuple {
     const TYPES: &'static [FieldType];
     /// [`signature`] of `TYPES`.
     const SIGNATURE: u64;
-    /// Calls `f` with the values, in order.
-    fn with_values<Out>(&self, f: impl FnOnce(&[Value<'_>]) -> Out) -> Out;
     /// The payload's encoded length.
     fn encoded_len(&self) -> usize;
     /// Writes the payload (exactly [`FieldTuple::encoded_len`] bytes) at the
@@ -235,10 +233,6 @@ impl FieldTuple for () {
     const TYPES: &'static [FieldType] = &[];
     const SIGNATURE: u64 = signature(Self::TYPES);
     #[inline(always)]
-    fn with_values<Out>(&self, f: impl FnOnce(&[Value<'_>]) -> Out) -> Out {
-        f(&[])
-    }
-    #[inline(always)]
     fn encoded_len(&self) -> usize {
         0
     }
@@ -251,10 +245,6 @@ macro_rules! tuples {
         impl<$($t: FieldValue + ?Sized),+> FieldTuple for ($(&$t,)+) {
             const TYPES: &'static [FieldType] = &[$(<$t::Wire as WireValue>::TYPE),+];
             const SIGNATURE: u64 = signature(Self::TYPES);
-            #[inline(always)]
-            fn with_values<Out>(&self, f: impl FnOnce(&[Value<'_>]) -> Out) -> Out {
-                f(&[$(self.$i.wire().value()),+])
-            }
             // One statement per field, unrolled: each value's variant is
             // known here, so its length and encoding fold to the code for
             // its type.
@@ -338,23 +328,33 @@ mod tests {
                 FieldType::I64
             ]
         );
-        t.with_values(|v| {
-            assert_eq!(
-                v,
-                &[
-                    Value::U16(1),
-                    Value::Str("x"),
-                    Value::Bytes(b"ab"),
-                    Value::Guid(Guid([1; 16])),
-                    Value::I64(-1)
-                ]
-            );
-            for (v, ty) in v
-                .iter()
-                .zip(<(&u16, &String, &&[u8], &Guid, &isize)>::TYPES)
-            {
-                assert_eq!(v.field_type(), *ty);
-            }
-        });
+        // The values as a provider writes them: encoded by the tuple, then
+        // read back as the declared types.
+        let mut payload = vec![0u8; t.encoded_len()];
+        t.encode(&mut payload);
+        let fields: Vec<_> = <(&u16, &String, &&[u8], &Guid, &isize)>::TYPES
+            .iter()
+            .map(|&ty| ferret_abi::record::FieldMeta {
+                name: "f".into(),
+                ty,
+            })
+            .collect();
+        let v = ferret_abi::payload::decode_untrusted(&fields, &payload).expect("decodes");
+        assert_eq!(
+            v,
+            &[
+                Value::U16(1),
+                Value::Str("x"),
+                Value::Bytes(b"ab"),
+                Value::Guid(Guid([1; 16])),
+                Value::I64(-1)
+            ]
+        );
+        for (v, ty) in v
+            .iter()
+            .zip(<(&u16, &String, &&[u8], &Guid, &isize)>::TYPES)
+        {
+            assert_eq!(v.field_type(), *ty);
+        }
     }
 }
