@@ -17,23 +17,30 @@ fn error_code(conn: &mut Conn) -> ErrorCode {
 #[test]
 fn garbage_packets_get_errors_and_the_daemon_serves_on() {
     let env = Env::new();
-    let mut conn = Conn::connect(&env.socket).expect("connect");
+    // The first packet of a connection must be a hello: anything else is
+    // answered with an error, and the connection is then closed (see
+    // idle_and_foreign_connections_are_bounded_and_served.rs), so each
+    // case gets a connection of its own.
+    let refused = |packet: &[u8]| {
+        let mut conn = Conn::connect(&env.socket).expect("connect");
+        conn.send_bytes(packet, &[]).expect("send");
+        error_code(&mut conn)
+    };
     for junk in [&b"\xff\xff\xff\xff\xff"[..], &b"\x00"[..], &[7u8; 4096][..]] {
-        conn.send_bytes(junk, &[]).expect("send");
-        assert_eq!(error_code(&mut conn), ErrorCode::BadRequest);
+        assert_eq!(refused(junk), ErrorCode::BadRequest);
     }
     // A well-formed request before hello is refused too.
-    conn.send(&Request::List, &[]).expect("send");
-    assert_eq!(error_code(&mut conn), ErrorCode::BadRequest);
+    let list = ferret_abi::proto::encode(&Request::List).expect("encode");
+    assert_eq!(refused(&list), ErrorCode::BadRequest);
     // A packet over the size limit.
     let big = vec![0u8; ferret_abi::proto::MAX_MESSAGE + 10];
+    let mut conn = Conn::connect(&env.socket).expect("connect");
     if conn.send_bytes(&big, &[]).is_ok() {
         assert_eq!(error_code(&mut conn), ErrorCode::BadRequest);
     }
     drop(conn);
 
     // A hello with the wrong magic, and one from a future major version.
-    let mut conn = Conn::connect(&env.socket).expect("connect");
     let mut hello = ferret_abi::proto::Hello {
         magic: 0x1234,
         major: ferret_abi::shm::ABI_MAJOR,
@@ -41,13 +48,12 @@ fn garbage_packets_get_errors_and_the_daemon_serves_on() {
         role: ferret_abi::proto::Role::Controller,
         client: "test".into(),
     };
-    conn.send(&Request::Hello(hello.clone()), &[]).unwrap();
-    assert_eq!(error_code(&mut conn), ErrorCode::BadRequest);
+    let packet = ferret_abi::proto::encode(&Request::Hello(hello.clone())).expect("encode");
+    assert_eq!(refused(&packet), ErrorCode::BadRequest);
     hello.magic = ferret_abi::proto::PROTO_MAGIC;
     hello.major = 99;
-    conn.send(&Request::Hello(hello), &[]).unwrap();
-    assert_eq!(error_code(&mut conn), ErrorCode::Version);
-    drop(conn);
+    let packet = ferret_abi::proto::encode(&Request::Hello(hello)).expect("encode");
+    assert_eq!(refused(&packet), ErrorCode::Version);
 
     // Everyone else is still served.
     assert_eq!(env.json(&["list"]).as_array().unwrap().len(), 0);

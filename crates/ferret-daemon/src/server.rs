@@ -318,10 +318,10 @@ pub(crate) fn accept_loop(listener: OwnedFd, events: Sender<Event>, group: Optio
                 continue;
             }
         };
-        let Ok(cred) = rustix::net::sockopt::socket_peercred(&fd) else {
+        let Some(cred) = peer_credentials(&fd) else {
             continue;
         };
-        let uid = cred.uid.as_raw();
+        let uid = cred.uid;
         let place = {
             let mut c = counts.lock().unwrap_or_else(|e| e.into_inner());
             let mine = c.by_uid.get(&uid).copied().unwrap_or(0);
@@ -357,6 +357,51 @@ pub(crate) fn accept_loop(listener: OwnedFd, events: Sender<Event>, group: Optio
     }
 }
 
+/// How long a new connection may take to say hello before it is closed.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The peer's credentials as the kernel recorded them at connect.
+#[derive(Debug, Clone, Copy)]
+struct PeerCredentials {
+    pid: u32,
+    uid: u32,
+    gid: u32,
+}
+
+/// Reads SO_PEERCRED directly. A peer in another PID namespace (the daemon
+/// in a container, a client outside it) has pid 0 there, which is a valid
+/// answer: the uid and gid still come from the kernel, and only the
+/// process name is unknown. rustix's typed call refuses a pid of 0, which
+/// silently dropped every such client.
+fn peer_credentials(fd: &OwnedFd) -> Option<PeerCredentials> {
+    use std::os::fd::AsRawFd;
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: `cred` is a valid ucred and `len` its size; the kernel writes
+    // at most `len` bytes into it and updates `len`.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 || len as usize != std::mem::size_of::<libc::ucred>() {
+        return None;
+    }
+    Some(PeerCredentials {
+        pid: u32::try_from(cred.pid).unwrap_or(0),
+        uid: cred.uid,
+        gid: cred.gid,
+    })
+}
+
 /// Answers a connection past a cap with one error packet, without a thread
 /// (the peer's hello, already queued or not, is never read), and closes it.
 /// Refusals are logged at powers of two, so a flood cannot fill the log.
@@ -386,23 +431,27 @@ fn refuse_connection(fd: &OwnedFd, uid: u32, mine: usize, cap: usize, refused: u
 
 /// Serves one connection: each packet becomes one request, answered in order.
 fn serve(conn: ConnId, fd: OwnedFd, events: Sender<Event>, group: Option<&ControlGroup>) {
-    let peer = match rustix::net::sockopt::socket_peercred(&fd) {
-        Ok(c) => {
-            let pid = c.pid.as_raw_nonzero().get() as u32;
-            let gid = c.gid.as_raw();
-            let groups = peer_groups(&fd, pid);
-            let in_control_group = group.is_some_and(|g| gid == g.gid || groups.contains(&g.gid));
-            Peer {
-                pid,
-                uid: c.uid.as_raw(),
-                gid,
-                groups: groups.into(),
-                in_control_group,
-            }
-        }
-        Err(_) => return,
+    let Some(cred) = peer_credentials(&fd) else {
+        return;
+    };
+    let groups = peer_groups(&fd, cred.pid);
+    let gid = cred.gid;
+    let in_control_group = group.is_some_and(|g| gid == g.gid || groups.contains(&g.gid));
+    let peer = Peer {
+        pid: cred.pid,
+        uid: cred.uid,
+        gid,
+        groups: groups.into(),
+        in_control_group,
     };
     let mut conn_io = Conn::from_fd(fd);
+    // A connection must say hello within HELLO_TIMEOUT, and be answered
+    // with a welcome, to stay: otherwise every idle or refused connection
+    // would hold a thread and its buffers for as long as its peer liked.
+    if conn_io.set_timeouts(Some(HELLO_TIMEOUT), None).is_err() {
+        return;
+    }
+    let mut greeted = false;
     loop {
         let fds = match conn_io.recv_bytes() {
             Ok(fds) => fds,
@@ -437,8 +486,22 @@ fn serve(conn: ConnId, fd: OwnedFd, events: Sender<Event>, group: Option<&Contro
         if events.send(event).is_err() {
             break;
         }
-        if !answer(conn, &conn_io, rx.recv().ok(), &events) {
+        let reply = rx.recv().ok();
+        let welcomed = matches!(
+            reply,
+            Some(Reply::Msg(proto::Response::Hello { .. })) | Some(Reply::Region(..))
+        );
+        if !answer(conn, &conn_io, reply, &events) {
             break;
+        }
+        if !greeted {
+            // The first answer was a refusal (a bad hello, another
+            // version, anything but a hello): the peer has its reason,
+            // and nothing it sends next can be served.
+            if !welcomed || conn_io.set_timeouts(None, None).is_err() {
+                break;
+            }
+            greeted = true;
         }
     }
     let _ = events.send(Event::Closed { conn });
