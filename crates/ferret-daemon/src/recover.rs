@@ -506,6 +506,7 @@ impl RingSink for Sink<'_, '_> {
                 self.log.seal()?;
                 continues = false;
             }
+            let (used, records) = (self.log.buffer.used(), self.log.buffer.records());
             if !continues {
                 let ctx = ContextMeta {
                     source: self.source as u32,
@@ -517,6 +518,16 @@ impl RingSink for Sink<'_, '_> {
             }
             if let Some(dst) = self.log.buffer.append(e.size) {
                 self.bytes.copy_to(e.offset, dst);
+                if !crate::ring::frames_as_events(dst, 1) {
+                    // A producer still alive rewrote the record after the
+                    // scan framed it; kept, the copy could misframe the
+                    // records after it in the log, as in the drain. The
+                    // event is unusable and counted as such.
+                    self.log.buffer.rewind(used, records);
+                    self.unusable += 1;
+                    self.log.chain = None;
+                    return Ok(());
+                }
                 self.events += 1;
                 self.log.chain =
                     Some((self.source, self.ring, e.position + e.size as u64, self.tid));
@@ -538,16 +549,17 @@ impl RingSink for Sink<'_, '_> {
     }
 }
 
-/// Recovers a one-ring region (a 4096-byte ring holding `ring` from offset
-/// 0, a metadata area holding `meta`, and the given positions) into a log in
-/// memory, as `ferret recover` does: for tests and fuzzing.
-pub(crate) fn recover_one_ring(
+/// A one-ring region (a 4096-byte ring holding `ring` from offset 0, a
+/// metadata area holding `meta`, and the given positions), as a dead
+/// daemon's keeper would hand it to `ferret recover`.
+fn one_ring_region(
+    id: RegionId,
     ring: &[u8],
     meta: &[u8],
     tail: u64,
     head: u64,
     keep: u64,
-) -> std::io::Result<Recovered> {
+) -> std::io::Result<ShmRegion> {
     use ferret_abi::shm::{CLOCK_MONOTONIC, RING_OWNED};
     const CAPACITY: u64 = 4096;
     let params = RegionParams {
@@ -555,7 +567,7 @@ pub(crate) fn recover_one_ring(
         ring_capacity: CAPACITY,
         meta_capacity: 4096,
     };
-    let shm = ShmRegion::create(RegionId(1), 42, params, CLOCK_MONOTONIC)?;
+    let shm = ShmRegion::create(id, 42, params, CLOCK_MONOTONIC)?;
     let fd = shm.memfd();
     rustix::io::pwrite(
         fd,
@@ -574,6 +586,20 @@ pub(crate) fn recover_one_ring(
     d.tail_ticks.store(u64::MAX, Ordering::Release);
     d.keep_from.store(keep, Ordering::Release);
     d.keep_ticks.store(7, Ordering::Release);
+    Ok(shm)
+}
+
+/// Recovers a one-ring region (a 4096-byte ring holding `ring` from offset
+/// 0, a metadata area holding `meta`, and the given positions) into a log in
+/// memory, as `ferret recover` does: for tests and fuzzing.
+pub(crate) fn recover_one_ring(
+    ring: &[u8],
+    meta: &[u8],
+    tail: u64,
+    head: u64,
+    keep: u64,
+) -> std::io::Result<Recovered> {
+    let shm = one_ring_region(RegionId(1), ring, meta, tail, head, keep)?;
     let region = Region {
         shm,
         process: "test".into(),
@@ -644,6 +670,68 @@ mod tests {
             out.extend_from_slice(&ev);
         }
         out
+    }
+
+    #[test]
+    fn a_record_rewritten_between_the_scan_and_the_copy_is_counted_not_copied() {
+        // The scan frames the records of one ring; the copy reads another
+        // whose second event claims 8 bytes more, as a producer still alive
+        // could rewrite it in between. Kept, that size would swallow the
+        // next record of the log.
+        let bytes = stream(3);
+        let len = bytes.len() as u64;
+        let mut rewritten = bytes.clone();
+        let first = record::thread_record(9).len();
+        let (first_size, _) = record::peek_header(&bytes[first..]).expect("first event");
+        let at = first + first_size;
+        let (size, _) = record::peek_header(&bytes[at..]).expect("second event");
+        rewritten[at..at + 2].copy_from_slice(&((size + 8) as u16).to_le_bytes());
+        let scanned =
+            one_ring_region(RegionId(1), &bytes, &one_type(), len, len, 0).expect("region");
+        let copied = one_ring_region(RegionId(2), &rewritten, &[], len, len, 0).expect("region");
+        let types = read_types(&scanned);
+        let file = File::from(
+            rustix::fs::memfd_create("ferret-recover-test", rustix::fs::MemfdFlags::CLOEXEC)
+                .expect("memfd"),
+        );
+        let mut log = Log {
+            file: &file,
+            data_offset: 4096,
+            buffer: BufferBuilder::new(BUFFER_SIZE),
+            seq: 0,
+            chain: None,
+        };
+        let mut sink = Sink {
+            log: &mut log,
+            types: &types,
+            source: 1,
+            pid: 42,
+            ring: 0,
+            tid: 9,
+            bytes: copied.ring_bytes(0),
+            events: 0,
+            unusable: 0,
+            error: None,
+        };
+        let mut time = TimeBase {
+            ticks: 0,
+            known: false,
+        };
+        let outcome = crate::ring::scan(
+            &scanned.ring_bytes(0),
+            CAPACITY,
+            0,
+            len,
+            &mut time,
+            &mut sink,
+        );
+        assert!(outcome.fault.is_none());
+        assert!(sink.error.is_none());
+        assert_eq!((sink.events, sink.unusable), (2, 1));
+        // What was kept frames as exactly its records: two events, each
+        // after a CONTEXT record (the chain restarts after the bad one).
+        let kept = log.buffer.records();
+        assert_eq!(kept, 4, "two CONTEXT records and two events");
     }
 
     #[test]
