@@ -684,11 +684,20 @@ pub(crate) fn open_series_file(series: &Series) -> std::io::Result<(File, u64)> 
     if let Some((uid, gid)) = series.owner {
         // A root daemon creates the files of a user's session: they belong
         // to that user, as the first file (which the user created) does.
-        let _ = rustix::fs::fchown(
+        // A file the daemon could not give away would be root's, in the
+        // user's directory, out of the user's reach: it is removed, and
+        // the failure stops the series as any other failure to create.
+        if let Err(e) = rustix::fs::fchown(
             &fd,
             Some(rustix::fs::Uid::from_raw(uid)),
             Some(rustix::fs::Gid::from_raw(gid)),
-        );
+        ) {
+            let _ = rustix::fs::unlinkat(&series.dir, name, rustix::fs::AtFlags::empty());
+            return Err(std::io::Error::new(
+                std::io::Error::from(e).kind(),
+                format!("cannot give the new log file to uid {uid}: {e}"),
+            ));
+        }
     }
     // The name must survive a power loss as the data synced at the file's
     // end does; a directory that refuses fsync is as durable as it gets.
