@@ -432,8 +432,14 @@ fn run(g: &'static Global) {
 /// Connects, says hello, maps the region and registers every provider.
 fn attach(g: &'static Global) -> Result<Conn, String> {
     let socket = &g.options.socket;
-    let mut conn =
-        Conn::connect(socket).map_err(|e| format!("no daemon at {}: {e}", socket.display()))?;
+    // Only a daemon of this user or root is trusted with the process's
+    // events; anyone else listening there is refused before hello.
+    let mut conn = Conn::connect_to_daemon(socket).map_err(|e| match e {
+        ferret_client::transport::ConnectError::Io(e) => {
+            format!("no daemon at {}: {e}", socket.display())
+        }
+        ferret_client::transport::ConnectError::Untrusted(why) => why,
+    })?;
     // Known to a forked child from now on; forgotten before the connection
     // closes (the guard drops before `conn` on every early return), so the
     // child never closes a descriptor number that was reused meanwhile.
