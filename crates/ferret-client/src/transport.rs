@@ -129,6 +129,28 @@ impl Conn {
         self.send_bytes(&bytes, fds)
     }
 
+    /// Sends one message if the socket has room for it now, without
+    /// waiting: `Ok(false)` when it has none. For senders that hold a lock
+    /// another thread (or `fork()`) may need.
+    pub fn try_send<T: Serialize>(&self, msg: &T) -> Result<bool, TransportError> {
+        let bytes = proto::encode(msg)?;
+        if bytes.len() > MAX_MESSAGE {
+            return Err(TransportError::Truncated);
+        }
+        let flags = SendFlags::NOSIGNAL | SendFlags::DONTWAIT;
+        loop {
+            match rustix::net::send(&self.fd, &bytes, flags) {
+                Ok(_) => return Ok(true),
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(rustix::io::Errno::AGAIN) => return Ok(false),
+                Err(rustix::io::Errno::PIPE) | Err(rustix::io::Errno::CONNRESET) => {
+                    return Err(TransportError::Closed);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
     /// Sends one packet of raw bytes with `fds` attached.
     pub fn send_bytes(&self, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> Result<(), TransportError> {
         if fds.len() > MAX_FDS || bytes.len() > MAX_MESSAGE {
