@@ -86,11 +86,20 @@ fn another_users_directory_link_is_refused_in_every_file_mode() {
             &series,
         ),
     ];
+    let mut got = Vec::new();
+    let mut expected = Vec::new();
     for (mode, extra, shown) in cases {
         let mut args = vec!["start", mode, "-p", "P"];
         args.extend(extra);
-        assert_eq!(env.fails(&args), refusal(shown), "{mode}");
+        let out = env.run(&args);
+        got.push((
+            mode,
+            out.status.code(),
+            String::from_utf8(out.stderr).unwrap(),
+        ));
+        expected.push((mode, Some(1), refusal(shown)));
     }
+    assert_eq!(got, expected);
     assert_eq!(
         std::fs::read_to_string(trap.secret.join("victim")).unwrap(),
         "root's own data"
@@ -132,4 +141,58 @@ fn the_controllers_own_directory_link_is_followed_in_every_file_mode() {
         names_in(&logs),
         ["one.ferret", "series_1.ferret", "two.ferret"]
     );
+}
+
+#[test]
+fn an_unprivileged_users_own_link_is_followed_and_another_users_is_not() {
+    if !running_as_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let env = Env::new();
+    util::open_socket_to_everyone(&env);
+    let home = env.path("home");
+    let real = home.join("real");
+    std::fs::create_dir_all(&real).unwrap();
+    for d in [&home, &real] {
+        std::os::unix::fs::chown(d, Some(NOBODY), Some(NOBODY)).unwrap();
+    }
+    let own = home.join("logs");
+    std::os::unix::fs::symlink("real", &own).unwrap();
+    std::os::unix::fs::lchown(&own, Some(NOBODY), Some(NOBODY)).unwrap();
+    let foreign = home.join("theirs");
+    std::os::unix::fs::symlink("real", &foreign).unwrap();
+    std::os::unix::fs::lchown(&foreign, Some(4243), Some(4243)).unwrap();
+
+    let log = own.join("n.ferret");
+    let out = util::run_as_nobody(
+        &env,
+        &["start", "n", "-p", "P", "-f", log.to_str().unwrap()],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = util::run_as_nobody(&env, &["stop", "n"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let refused = foreign.join("t.ferret");
+    let out = util::run_as_nobody(
+        &env,
+        &["start", "t", "-p", "P", "-f", refused.to_str().unwrap()],
+    );
+    assert!(!out.status.success(), "a link of uid 4243 was followed");
+    assert_eq!(
+        String::from_utf8(out.stderr).unwrap(),
+        format!(
+            "ferret: cannot create log file '{}': its directory 'theirs' is a symbolic link that uid 4243 made, neither this user nor root, and Ferret follows no one else's links; give the real path\n",
+            refused.display()
+        )
+    );
+    assert_eq!(names_in(&real), ["n.ferret"]);
 }
