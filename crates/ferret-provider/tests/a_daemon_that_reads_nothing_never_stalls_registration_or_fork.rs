@@ -87,7 +87,12 @@ fn a_thousand_providers_register_and_forks_return_while_the_daemon_reads_nothing
         ..Options::default()
     }));
     Provider::register("Stall.First");
-    assert!(ferret_provider::link_status().connected);
+    // The register timeout is too short to wait for the attach itself.
+    let attached = Instant::now() + Duration::from_secs(10);
+    while !ferret_provider::link_status().connected {
+        assert!(Instant::now() < attached, "the provider never attached");
+        std::thread::sleep(Duration::from_millis(1));
+    }
 
     let registered = Arc::new(AtomicUsize::new(0));
     let counter = registered.clone();
