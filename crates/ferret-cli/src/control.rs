@@ -2,10 +2,9 @@
 //! flush, query, list, remove, providers.
 
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -461,14 +460,125 @@ fn open_error(path: &Path, e: std::io::Error) -> anyhow::Error {
     anyhow!("cannot create log file '{}': {e}{hint}", path.display())
 }
 
-/// The flags every log file the CLI opens gets: mode 0640 and no symlink
-/// following, so that a link planted where the log should go cannot make
-/// the daemon write elsewhere.
-fn log_options() -> OpenOptions {
-    let mut opts = OpenOptions::new();
-    opts.mode(0o640)
-        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32);
-    opts
+/// The most symbolic links one log path may pass through, as the kernel's
+/// own limit for one lookup.
+const MAX_LINKS: u32 = 40;
+
+/// Opens the directory a log file goes in, without trusting links that
+/// someone else made: the path's directory components are walked one at a
+/// time with `O_NOFOLLOW`, and a link among them is followed only if it
+/// belongs to this user or root, as `fs.protected_symlinks` decides for
+/// links in sticky directories. So `~/logs` linked to another disk works,
+/// and `/var/run` (root's link to `/run`) works, but a link that another
+/// user planted in a shared directory cannot send a log, or root's
+/// `--overwrite`, into a directory of that user's choosing. Returns an
+/// `O_PATH` descriptor of the directory and the file's name in it.
+fn open_log_dir(path: &Path) -> Result<(OwnedFd, std::ffi::OsString)> {
+    let name = match path.file_name() {
+        Some(n) if !path.as_os_str().as_encoded_bytes().ends_with(b"/") => n.to_os_string(),
+        _ => bail!(
+            "log file '{}' names a directory; give a file name",
+            path.display()
+        ),
+    };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut links = 0;
+    let fd = walk_dirs(path, None, dir, &mut links)?;
+    Ok((fd, name))
+}
+
+/// Walks `dir` from `at` (the current directory when `None`; the root for
+/// an absolute `dir`), following only links this user or root owns.
+fn walk_dirs(shown: &Path, at: Option<&OwnedFd>, dir: &Path, links: &mut u32) -> Result<OwnedFd> {
+    use rustix::fs::{AtFlags, CWD, FileType, Mode, OFlags};
+    use std::path::Component;
+    let walk = OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let refuse = |what: &str, e: &std::io::Error| {
+        let hint = match e.kind() {
+            std::io::ErrorKind::NotFound => "; create its directory first",
+            std::io::ErrorKind::PermissionDenied => "; choose a file you may write",
+            _ => "",
+        };
+        anyhow!(
+            "cannot create log file '{}': its directory '{what}': {e}{hint}",
+            shown.display()
+        )
+    };
+    let mut cur: OwnedFd = match at {
+        _ if dir.is_absolute() => rustix::fs::open("/", walk, Mode::empty())
+            .map_err(|e| refuse("/", &std::io::Error::from(e)))?,
+        Some(fd) => rustix::fs::openat(fd, ".", walk, Mode::empty())
+            .map_err(|e| refuse(".", &std::io::Error::from(e)))?,
+        None => rustix::fs::openat(CWD, ".", walk, Mode::empty())
+            .map_err(|e| refuse(".", &std::io::Error::from(e)))?,
+    };
+    for comp in dir.components() {
+        let part = match comp {
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => continue,
+            Component::ParentDir => std::ffi::OsStr::new(".."),
+            Component::Normal(p) => p,
+        };
+        let shown_part = Path::new(part).display().to_string();
+        let err = match rustix::fs::openat(&cur, part, walk, Mode::empty()) {
+            Ok(next) => {
+                cur = next;
+                continue;
+            }
+            Err(e) => e,
+        };
+        // ELOOP or ENOTDIR: a link (or not a directory at all). Anything
+        // else (missing, no permission) is the answer.
+        let stat = rustix::fs::statat(&cur, part, AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(|_| refuse(&shown_part, &std::io::Error::from(err)))?;
+        if FileType::from_raw_mode(stat.st_mode) != FileType::Symlink {
+            return Err(refuse(&shown_part, &std::io::Error::from(err)));
+        }
+        let me = rustix::process::geteuid().as_raw();
+        if stat.st_uid != me && stat.st_uid != 0 {
+            bail!(
+                "cannot create log file '{}': its directory '{shown_part}' is a symbolic link that uid {} made, neither this user nor root, and Ferret follows no one else's links; give the real path",
+                shown.display(),
+                stat.st_uid
+            );
+        }
+        *links += 1;
+        if *links > MAX_LINKS {
+            return Err(refuse(
+                &shown_part,
+                &std::io::Error::from(rustix::io::Errno::LOOP),
+            ));
+        }
+        let target = rustix::fs::readlinkat(&cur, part, Vec::new())
+            .map_err(|e| refuse(&shown_part, &std::io::Error::from(e)))?;
+        let target = PathBuf::from(
+            <std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(target.into_bytes()),
+        );
+        cur = walk_dirs(shown, Some(&cur), &target, links)?;
+    }
+    Ok(cur)
+}
+
+/// Opens (or creates) the log file `path` with `flags` added to read/write
+/// flags, never through a link: the last component gets `O_NOFOLLOW`, the
+/// directories are walked by [`open_log_dir`]. New files get mode 0640.
+/// The outer error is the walk's, already worded; the inner one the file's.
+fn open_log_file(
+    path: &Path,
+    flags: rustix::fs::OFlags,
+) -> Result<std::io::Result<(File, OwnedFd)>> {
+    use rustix::fs::{Mode, OFlags};
+    let (dir, name) = open_log_dir(path)?;
+    Ok(rustix::fs::openat(
+        &dir,
+        &name,
+        flags | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o640),
+    )
+    .map(|fd| (File::from(fd), dir))
+    .map_err(std::io::Error::from))
 }
 
 /// Creates a new log file (or truncates one with `overwrite`).
@@ -482,15 +592,16 @@ fn open_log_rw(path: &Path, overwrite: bool) -> Result<File> {
 }
 
 fn create_log(path: &Path, overwrite: bool, read: bool) -> Result<File> {
-    let mut opts = log_options();
-    opts.read(read).write(true);
-    if overwrite {
-        opts.create(true).truncate(true);
+    use rustix::fs::OFlags;
+    let mut flags = if read { OFlags::RDWR } else { OFlags::WRONLY };
+    flags |= OFlags::CREATE;
+    flags |= if overwrite {
+        OFlags::TRUNC
     } else {
-        opts.create_new(true);
-    }
-    let file = opts.open(path).map_err(|e| open_error(path, e))?;
-    sync_parent(path);
+        OFlags::EXCL
+    };
+    let (file, dir) = open_log_file(path, flags)?.map_err(|e| open_error(path, e))?;
+    sync_dir(&dir);
     Ok(file)
 }
 
@@ -499,13 +610,17 @@ fn create_log(path: &Path, overwrite: bool, read: bool) -> Result<File> {
 /// reached the disk would be gone with it. A directory that cannot be
 /// synced (some file systems refuse) leaves the file as durable as the
 /// file system makes it anyway, so a failure here is not an error.
-fn sync_parent(path: &Path) {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
+fn sync_dir(dir: &OwnedFd) {
+    use rustix::fs::{Mode, OFlags};
+    // An `O_PATH` descriptor cannot be synced; the directory itself,
+    // reopened through it, can.
+    if let Ok(d) = rustix::fs::openat(
+        dir,
+        ".",
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) {
+        let _ = rustix::fs::fsync(&d);
     }
 }
 
@@ -513,25 +628,24 @@ fn sync_parent(path: &Path) {
 /// whether it was created, so that a failed start can take it away again.
 /// The daemon reads the existing header and buffers, hence read and write.
 pub(crate) fn open_append(path: &Path) -> Result<(File, bool)> {
-    let mut opts = log_options();
-    opts.read(true).write(true).create_new(true);
-    match opts.open(path) {
-        Ok(f) => {
-            sync_parent(path);
+    use rustix::fs::OFlags;
+    match open_log_file(path, OFlags::RDWR | OFlags::CREATE | OFlags::EXCL)? {
+        Ok((f, dir)) => {
+            sync_dir(&dir);
             Ok((f, true))
         }
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            let mut opts = log_options();
-            opts.read(true).write(true);
-            opts.open(path).map(|f| (f, false)).map_err(|e| {
-                if e.raw_os_error() == Some(libc::ELOOP) {
-                    return open_error(path, e);
-                }
-                anyhow!(
-                    "cannot open log file '{}' to append to it: {e}",
-                    path.display()
-                )
-            })
+            open_log_file(path, OFlags::RDWR)?
+                .map(|(f, _)| (f, false))
+                .map_err(|e| {
+                    if e.raw_os_error() == Some(libc::ELOOP) {
+                        return open_error(path, e);
+                    }
+                    anyhow!(
+                        "cannot open log file '{}' to append to it: {e}",
+                        path.display()
+                    )
+                })
         }
         Err(e) => Err(open_error(path, e)),
     }
@@ -552,33 +666,31 @@ fn open_series_dir(pattern: &Path, overwrite: bool) -> Result<OwnedFd> {
             if text.ends_with('/') { text } else { "" }
         );
     }
-    let dir = match pattern.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
+    let (dir, _) = open_log_dir(pattern)?;
     let first = PathBuf::from(rotated_file_name(text, 1));
-    if !overwrite && first.symlink_metadata().is_ok() {
+    let first_name = first.file_name().unwrap_or_default();
+    if !overwrite
+        && rustix::fs::statat(&dir, first_name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW).is_ok()
+    {
         bail!(
             "log file '{}' exists; choose another pattern or pass --overwrite to replace the series",
             first.display()
         );
     }
     use rustix::fs::{Mode, OFlags};
-    rustix::fs::open(
+    // The daemon creates files in it with `openat`, which needs a real
+    // directory descriptor rather than the walk's `O_PATH` one.
+    rustix::fs::openat(
         &dir,
+        ".",
         OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::RDONLY,
         Mode::empty(),
     )
     .map_err(|e| {
-        let e = std::io::Error::from(e);
-        let hint = if e.kind() == std::io::ErrorKind::NotFound {
-            "; create it first"
-        } else {
-            ""
-        };
         anyhow!(
-            "cannot open the directory '{}' for the log files: {e}{hint}",
-            dir.display()
+            "cannot open the directory of '{}' for the log files: {}",
+            pattern.display(),
+            std::io::Error::from(e)
         )
     })
 }

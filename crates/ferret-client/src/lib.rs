@@ -39,6 +39,10 @@ pub enum ClientError {
         /// The socket path tried.
         path: PathBuf,
     },
+    /// What listens on the socket, or its directory, is not this user's or
+    /// root's: nothing was sent to it.
+    #[error("{0}")]
+    Untrusted(String),
     /// The daemon refused the request.
     #[error("{0}")]
     Daemon(ErrorReply),
@@ -77,7 +81,11 @@ fn no_daemon(e: &io::Error) -> bool {
 impl Client {
     /// Connects to the daemon at `path` and says hello.
     pub fn connect(path: &Path) -> Result<Client, ClientError> {
-        let conn = Conn::connect(path).map_err(|e| {
+        let conn = Conn::connect_to_daemon(path).map_err(|e| {
+            let e = match e {
+                transport::ConnectError::Untrusted(why) => return ClientError::Untrusted(why),
+                transport::ConnectError::Io(e) => e,
+            };
             if no_daemon(&e) {
                 ClientError::NoDaemon {
                     path: path.to_path_buf(),

@@ -67,6 +67,27 @@ impl Conn {
         Ok(Conn::from_fd(fd))
     }
 
+    /// Connects to the daemon's socket at `path`, but only after checking
+    /// that a daemon this process may trust listens there: the socket's
+    /// directory must belong to this user or root and be writable by no one
+    /// else (so no one else can have put the socket there), and the kernel's
+    /// record of the listener (`SO_PEERCRED`) must name this user or root.
+    /// Nothing is sent before both checks pass, so an impostor learns
+    /// nothing and is handed no descriptor.
+    pub fn connect_to_daemon(path: &Path) -> Result<Conn, ConnectError> {
+        check_socket_dir(path)?;
+        let conn = Conn::connect(path).map_err(ConnectError::Io)?;
+        let uid = peer_uid(&conn.fd).map_err(ConnectError::Io)?;
+        let me = rustix::process::geteuid().as_raw();
+        if uid != me && uid != 0 {
+            return Err(ConnectError::Untrusted(format!(
+                "the daemon on {} runs as uid {uid}, neither this user (uid {me}) nor root; refusing to talk to it (use a daemon of your own with --socket)",
+                path.display()
+            )));
+        }
+        Ok(conn)
+    }
+
     /// Wraps an accepted or connected socket.
     pub fn from_fd(fd: OwnedFd) -> Conn {
         Conn {
@@ -106,6 +127,28 @@ impl Conn {
     ) -> Result<(), TransportError> {
         let bytes = proto::encode(msg)?;
         self.send_bytes(&bytes, fds)
+    }
+
+    /// Sends one message if the socket has room for it now, without
+    /// waiting: `Ok(false)` when it has none. For senders that hold a lock
+    /// another thread (or `fork()`) may need.
+    pub fn try_send<T: Serialize>(&self, msg: &T) -> Result<bool, TransportError> {
+        let bytes = proto::encode(msg)?;
+        if bytes.len() > MAX_MESSAGE {
+            return Err(TransportError::Truncated);
+        }
+        let flags = SendFlags::NOSIGNAL | SendFlags::DONTWAIT;
+        loop {
+            match rustix::net::send(&self.fd, &bytes, flags) {
+                Ok(_) => return Ok(true),
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(rustix::io::Errno::AGAIN) => return Ok(false),
+                Err(rustix::io::Errno::PIPE) | Err(rustix::io::Errno::CONNRESET) => {
+                    return Err(TransportError::Closed);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     /// Sends one packet of raw bytes with `fds` attached.
@@ -183,6 +226,80 @@ impl Conn {
     pub fn last_packet(&self) -> &[u8] {
         &self.buf[..self.len]
     }
+}
+
+/// Why [`Conn::connect_to_daemon`] did not connect.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The socket could not be reached.
+    #[error("{0}")]
+    Io(io::Error),
+    /// Something listens there, or could have put the socket there, that is
+    /// neither this user nor root.
+    #[error("{0}")]
+    Untrusted(String),
+}
+
+/// Checks the directory the socket is in as the daemon checks it before
+/// listening: owned by this user or root, writable by no other user. A link
+/// to the directory (such as `/var/run` to `/run`) is followed, since what
+/// counts is the directory the socket really is in.
+fn check_socket_dir(path: &Path) -> Result<(), ConnectError> {
+    use std::os::unix::fs::MetadataExt;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let meta = match std::fs::metadata(dir) {
+        Ok(m) => m,
+        // No directory, no daemon: let the connect say so in its own words.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(ConnectError::Io(e)),
+    };
+    let me = rustix::process::geteuid().as_raw();
+    if meta.uid() != me && meta.uid() != 0 {
+        return Err(ConnectError::Untrusted(format!(
+            "the socket's directory '{}' belongs to uid {}, neither this user (uid {me}) nor root, who could have put any listener there; refusing to connect (use a directory of your own with --socket)",
+            dir.display(),
+            meta.uid()
+        )));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Err(ConnectError::Untrusted(format!(
+            "the socket's directory '{}' is writable by other users (mode {:o}), who could have replaced the socket; refusing to connect (use a directory only you may write)",
+            dir.display(),
+            meta.mode() & 0o7777
+        )));
+    }
+    Ok(())
+}
+
+/// The uid the kernel recorded for the socket's peer when it connected or
+/// listened. Read with `getsockopt` directly: unlike `socket_peercred`, it
+/// also works for a peer in another pid namespace, whose pid reads as 0.
+fn peer_uid(fd: &OwnedFd) -> io::Result<u32> {
+    use std::os::fd::AsRawFd;
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: `cred` and `len` are valid for writes of the sizes given, and
+    // `fd` is an open socket for the duration of the call.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(cred.uid)
 }
 
 impl AsFd for Conn {

@@ -31,6 +31,7 @@
 use std::cell::Cell;
 use std::hash::BuildHasher;
 use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use ferret_abi::record::ActivityIds;
 use ferret_abi::{Guid, Value};
@@ -45,8 +46,29 @@ thread_local! {
     /// which means none.
     static CURRENT: Cell<Option<Guid>> = const { Cell::new(None) };
     /// State for new activity ids: a random 64-bit part chosen once per
-    /// thread and a counter (0 until the thread creates its first id).
-    static IDS: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+    /// thread and process, a counter (0 until the thread creates its first
+    /// id), and the fork epoch the random part was chosen in.
+    static IDS: Cell<(u64, u64, u64)> = const { Cell::new((0, 0, 0)) };
+}
+
+/// Bumped in the child of every `fork()`. The forking thread's id state is
+/// copied into the child, which would then make the very ids its parent
+/// makes next; a thread whose state was chosen under another epoch chooses
+/// a new random part first.
+static ID_EPOCH: AtomicU64 = AtomicU64::new(1);
+
+extern "C" fn ids_after_fork_in_child() {
+    ID_EPOCH.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Registers the fork handler above, once per process, before the first id.
+fn watch_forks() {
+    static REGISTERED: std::sync::Once = std::sync::Once::new();
+    REGISTERED.call_once(|| {
+        // SAFETY: the handler is an `extern "C"` function that only bumps an
+        // atomic, which is async-signal-safe and cannot unwind.
+        unsafe { libc::pthread_atfork(None, None, Some(ids_after_fork_in_child)) };
+    });
 }
 
 /// The calling thread's current activity, if it has one.
@@ -81,9 +103,9 @@ pub fn set_current(id: Option<Guid>) -> Option<Guid> {
 }
 
 /// A new activity id, unique in practice across threads, processes and
-/// machines: 60 bits chosen at random once per thread and a count of the
-/// ids the thread made, laid out as a version 4 GUID. Makes no system call
-/// after the thread's first id.
+/// machines: 60 bits chosen at random once per thread (and again in the
+/// child of a `fork()`) and a count of the ids the thread made, laid out as
+/// a version 4 GUID. Makes no system call after the thread's first id.
 ///
 /// ```
 /// let a = ferret_provider::activity::new_id();
@@ -91,12 +113,16 @@ pub fn set_current(id: Option<Guid>) -> Option<Guid> {
 /// assert_ne!(a, b);
 /// ```
 pub fn new_id() -> Guid {
-    let (mut random, mut count) = IDS.try_with(Cell::get).unwrap_or((0, 0));
-    if count == 0 {
+    let (mut random, mut count, mut epoch) = IDS.try_with(Cell::get).unwrap_or((0, 0, 0));
+    let now = ID_EPOCH.load(Ordering::Relaxed);
+    if count == 0 || epoch != now {
+        watch_forks();
         random = random_u64();
+        count = 0;
+        epoch = now;
     }
     count += 1;
-    let _ = IDS.try_with(|c| c.set((random, count)));
+    let _ = IDS.try_with(|c| c.set((random, count, epoch)));
     // The random part comes first and the count last (big-endian), so that
     // the registry form reads as the thread's prefix then a sequence
     // number: `1f0c9a2e-77d1-4b3e-8000-000000000005`.

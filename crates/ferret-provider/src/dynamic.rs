@@ -23,7 +23,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt;
 use std::mem::MaybeUninit;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use ferret_abi::record::{FieldType, MAX_FIELD_NAME, MAX_FIELDS, MAX_NAME};
 use ferret_abi::{Guid, Level, Value};
@@ -745,9 +745,23 @@ impl Interner {
     }
 }
 
+static INTERNER: OnceLock<Mutex<Interner>> = OnceLock::new();
+
 fn interner() -> &'static Mutex<Interner> {
-    static INTERNER: OnceLock<Mutex<Interner>> = OnceLock::new();
     INTERNER.get_or_init(|| Mutex::new(Interner::new(MAX_SHAPES, MAX_SHAPE_BYTES)))
+}
+
+/// The interning table's lock, held across a `fork()` by the link's fork
+/// handlers: a thread that held it at the moment of the fork does not exist
+/// in the child, which would otherwise wait for it forever on its first
+/// dynamic event.
+pub(crate) struct InternerForkGuard(#[allow(dead_code)] MutexGuard<'static, Interner>);
+
+/// Takes the interning table's lock for a fork, if the table exists yet.
+pub(crate) fn lock_for_fork() -> Option<InternerForkGuard> {
+    INTERNER
+        .get()
+        .map(|m| InternerForkGuard(m.lock().unwrap_or_else(|e| e.into_inner())))
 }
 
 thread_local! {

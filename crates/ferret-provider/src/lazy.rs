@@ -1,7 +1,7 @@
 //! Providers declared as statics and registered on first use.
 
 use std::ops::Deref;
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicPtr, Ordering};
 
 use crate::Provider;
 
@@ -32,7 +32,11 @@ use crate::Provider;
 #[derive(Debug)]
 pub struct LazyProvider {
     name: &'static str,
-    cell: OnceLock<Provider>,
+    /// The registered provider, boxed and kept for the life of the process;
+    /// null until the first use. Not a `OnceLock`: that would be held for
+    /// the whole registration wait, and a child forked meanwhile would find
+    /// it held by a thread it does not have and wait forever on first use.
+    cell: AtomicPtr<Provider>,
 }
 
 impl LazyProvider {
@@ -45,7 +49,7 @@ impl LazyProvider {
     pub const fn new(name: &'static str) -> LazyProvider {
         LazyProvider {
             name,
-            cell: OnceLock::new(),
+            cell: AtomicPtr::new(std::ptr::null_mut()),
         }
     }
 
@@ -73,7 +77,37 @@ impl LazyProvider {
 
     #[inline]
     fn provider(&self) -> &Provider {
-        self.cell.get_or_init(|| Provider::register(self.name))
+        let p = self.cell.load(Ordering::Acquire);
+        if p.is_null() {
+            return self.register();
+        }
+        // SAFETY: a non-null pointer here came from `Box::into_raw` in
+        // `register` and is never freed or changed once published.
+        unsafe { &*p }
+    }
+
+    /// Registers the provider without holding anything that a forked child
+    /// could inherit held: threads that race here each register (the
+    /// registry returns the same provider for the same name) and the first
+    /// to publish wins.
+    #[cold]
+    fn register(&self) -> &Provider {
+        let fresh = Box::into_raw(Box::new(Provider::register(self.name)));
+        match self.cell.compare_exchange(
+            std::ptr::null_mut(),
+            fresh,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            // SAFETY: `fresh` is now published and never freed.
+            Ok(_) => unsafe { &*fresh },
+            Err(won) => {
+                // SAFETY: `fresh` was never published, so this thread owns it.
+                drop(unsafe { Box::from_raw(fresh) });
+                // SAFETY: `won` was published by `register` and is never freed.
+                unsafe { &*won }
+            }
+        }
     }
 }
 

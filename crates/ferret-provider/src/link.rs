@@ -104,6 +104,11 @@ struct LinkState {
     sender: Option<Conn>,
     /// Slots whose registration awaits an answer, in the order sent.
     pending: VecDeque<u32>,
+    /// Registrations not sent yet because the socket had no room, in order.
+    /// Sends never wait under this state's lock: a thread blocked in a send
+    /// while holding it would delay every `fork()` of the host until the
+    /// send timed out.
+    unsent: VecDeque<&'static ProviderInner>,
     /// Per slot, the generation in which the daemon last answered its registration.
     answered: Vec<u64>,
     /// The generation of the current connection (0 when none).
@@ -212,6 +217,8 @@ struct ForkGuards {
     link: MutexGuard<'static, LinkState>,
     _providers: MutexGuard<'static, Vec<&'static ProviderInner>>,
     region: MutexGuard<'static, Option<Arc<Region>>>,
+    _interner: Option<crate::dynamic::InternerForkGuard>,
+    _callbacks: MutexGuard<'static, Vec<Arc<crate::notify::Callback>>>,
 }
 
 thread_local! {
@@ -220,8 +227,10 @@ thread_local! {
 
 /// Runs in the forking thread before `fork()`: takes every lock of this
 /// module (in the order the rest of the module nests them: link, providers,
-/// region), so that no other thread holds one at the moment of the fork.
-/// In the child those threads do not exist and would never release them.
+/// region), then the interning table's and the enable-change callbacks'
+/// (which are never held together with another), so that no other thread
+/// holds one at the moment of the fork. In the child those threads do not
+/// exist and would never release them.
 extern "C" fn before_fork() {
     let Some(Some(g)) = GLOBAL.get() else {
         return;
@@ -230,6 +239,8 @@ extern "C" fn before_fork() {
         link: lock(&g.link),
         _providers: lock(&g.providers),
         region: lock(&g.region),
+        _interner: crate::dynamic::lock_for_fork(),
+        _callbacks: crate::notify::lock_for_fork(),
     };
     let _ = FORK_GUARDS.try_with(|slot| {
         if let Ok(mut slot) = slot.try_borrow_mut() {
@@ -285,6 +296,7 @@ extern "C" fn after_fork_in_child() {
         unsafe { drop(std::os::fd::OwnedFd::from_raw_fd(fd)) };
     }
     link.pending.clear();
+    link.unsent.clear();
     link.generation = 0;
     link.attempted = false;
     link.last_error = None;
@@ -374,9 +386,13 @@ impl Global {
         while link.generation == generation
             && link.answered.get(inner.slot as usize).copied() != Some(generation)
         {
-            let left = deadline.saturating_duration_since(Instant::now());
+            let mut left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 break;
+            }
+            if !link.unsent.is_empty() {
+                flush_registrations(&mut link);
+                left = left.min(UNSENT_RETRY);
             }
             link = self
                 .changed
@@ -393,22 +409,42 @@ impl Global {
     }
 }
 
-/// Sends one registration on the current connection. False if it could not be sent.
-fn send_registration(link: &mut LinkState, p: &ProviderInner) -> bool {
+/// Queues one registration on the current connection and sends what the
+/// socket has room for. False if there is no connection or it failed.
+fn send_registration(link: &mut LinkState, p: &'static ProviderInner) -> bool {
+    if link.sender.is_none() {
+        return false;
+    }
+    link.unsent.push_back(p);
+    flush_registrations(link)
+}
+
+/// Sends queued registrations, in order, while the socket has room, without
+/// ever waiting for it. False if the connection failed.
+fn flush_registrations(link: &mut LinkState) -> bool {
     let Some(sender) = &link.sender else {
         return false;
     };
-    let req = Request::RegisterProvider {
-        slot: p.slot,
-        name: p.name.clone(),
-        guid: p.guid,
-    };
-    if sender.send(&req, &[]).is_err() {
-        return false;
+    while let Some(p) = link.unsent.front() {
+        let req = Request::RegisterProvider {
+            slot: p.slot,
+            name: p.name.clone(),
+            guid: p.guid,
+        };
+        match sender.try_send(&req) {
+            Ok(true) => {
+                link.pending.push_back(p.slot);
+                link.unsent.pop_front();
+            }
+            Ok(false) => return true,
+            Err(_) => return false,
+        }
     }
-    link.pending.push_back(p.slot);
     true
 }
+
+/// How often a registration waiting for room on the socket tries again.
+const UNSENT_RETRY: Duration = Duration::from_millis(5);
 
 /// The link thread: connect, serve, detach, wait, forever.
 fn run(g: &'static Global) {
@@ -432,8 +468,14 @@ fn run(g: &'static Global) {
 /// Connects, says hello, maps the region and registers every provider.
 fn attach(g: &'static Global) -> Result<Conn, String> {
     let socket = &g.options.socket;
-    let mut conn =
-        Conn::connect(socket).map_err(|e| format!("no daemon at {}: {e}", socket.display()))?;
+    // Only a daemon of this user or root is trusted with the process's
+    // events; anyone else listening there is refused before hello.
+    let mut conn = Conn::connect_to_daemon(socket).map_err(|e| match e {
+        ferret_client::transport::ConnectError::Io(e) => {
+            format!("no daemon at {}: {e}", socket.display())
+        }
+        ferret_client::transport::ConnectError::Untrusted(why) => why,
+    })?;
     // Known to a forked child from now on; forgotten before the connection
     // closes (the guard drops before `conn` on every early return), so the
     // child never closes a descriptor number that was reused meanwhile.
@@ -485,6 +527,7 @@ fn attach(g: &'static Global) -> Result<Conn, String> {
     link.generation = generation;
     link.answered.resize(ferret_abi::shm::ENABLE_SLOTS, 0);
     link.pending.clear();
+    link.unsent.clear();
     for p in g.providers() {
         if p.slot != u32::MAX {
             send_registration(&mut link, p);
@@ -525,6 +568,8 @@ fn serve(g: &'static Global, conn: &mut Conn) {
         ) {
             break;
         }
+        // The daemon has read more of the socket: room for what waited.
+        flush_registrations(&mut link);
         g.changed.notify_all();
     }
 }
@@ -540,6 +585,7 @@ fn detach(g: &'static Global) {
     link.sender = None;
     link.generation = 0;
     link.pending.clear();
+    link.unsent.clear();
     g.changed.notify_all();
 }
 

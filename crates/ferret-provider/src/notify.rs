@@ -20,7 +20,7 @@ use rustix::thread::futex;
 
 use crate::link::{GENERATION, global};
 
-type Callback = Box<dyn Fn() + Send + Sync>;
+pub(crate) type Callback = Box<dyn Fn() + Send + Sync>;
 
 static CALLBACKS: Mutex<Vec<Arc<Callback>>> = Mutex::new(Vec::new());
 
@@ -75,6 +75,12 @@ pub(crate) fn ensure_watcher() {
         // again rather than pretend one runs.
         WATCHER_PID.store(0, Ordering::Release);
     }
+}
+
+/// The callbacks' lock, held across a `fork()` by the link's fork handlers,
+/// so that the child never inherits it held by a thread it does not have.
+pub(crate) fn lock_for_fork() -> MutexGuard<'static, Vec<Arc<Callback>>> {
+    lock(&CALLBACKS)
 }
 
 /// Starts a watcher in a child made by `fork` if the parent had one: the

@@ -11,6 +11,7 @@ use ferret_abi::shm::{
     ENABLE_TABLE_BYTES, MINOR_ACTIVITY_IDS, MINOR_COMPACT, RING_FREE, RING_OWNED, RegionHeader,
     RegionLayout, RingDesc,
 };
+use rustix::fs::SealFlags;
 use rustix::mm::{MapFlags, ProtFlags};
 
 use crate::Described;
@@ -72,13 +73,32 @@ impl Region {
         size: u64,
         eventfd: Option<OwnedFd>,
     ) -> Result<Region, AttachError> {
+        // A region that could shrink after it is mapped would kill the host
+        // with SIGBUS on its next event: map only a memfd sealed as the
+        // daemon seals it, against shrinking, growing and further seals.
+        let required = SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL;
+        match rustix::fs::fcntl_get_seals(memfd) {
+            Ok(seals) if seals.contains(required) => {}
+            Ok(seals) => {
+                return Err(AttachError(format!(
+                    "the daemon sent a region not sealed against shrinking and growing (seals {:#x}); refusing to map it",
+                    seals.bits()
+                )));
+            }
+            Err(e) => {
+                return Err(AttachError(format!(
+                    "the daemon sent a region whose seals cannot be read ({e}); refusing to map it"
+                )));
+            }
+        }
         let stat = rustix::fs::fstat(memfd).map_err(|e| AttachError(format!("fstat: {e}")))?;
         if (stat.st_size as u64) < size || size < ferret_abi::shm::HEADER_BYTES as u64 {
             return Err(AttachError("region is smaller than announced".into()));
         }
         let len = size as usize;
-        // SAFETY: a fresh shared mapping of a memfd the daemon sealed against
-        // shrinking, so every page of it stays backed for the mapping's life.
+        // SAFETY: a fresh shared mapping of a memfd sealed against shrinking
+        // (checked above), so every page of it stays backed for the
+        // mapping's life.
         let ptr = unsafe {
             rustix::mm::mmap(
                 std::ptr::null_mut(),
