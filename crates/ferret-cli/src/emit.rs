@@ -48,6 +48,13 @@ pub struct EmitArgs {
     /// Print the result as JSON
     #[arg(long)]
     pub json: bool,
+    /// Count exactly the events handed to the ring: write each as a
+    /// dynamic event, whose one enable test decides both whether it is
+    /// written and whether it is counted (a sample event is tested again
+    /// inside the write, so a change of filters between the two tests
+    /// would be counted but not written). For tests of filter changes.
+    #[arg(long)]
+    pub exact: bool,
 }
 
 fn parse_hex(s: &str) -> Result<u64, String> {
@@ -107,6 +114,8 @@ struct Work {
     /// Count written events in [`PROGRESS`] (for `--fork`, which forks half
     /// way; not otherwise, as it costs an atomic add per event).
     progress: bool,
+    /// `--exact`.
+    exact: bool,
 }
 
 /// Events written so far, when the threads count them.
@@ -155,6 +164,7 @@ pub fn run(socket: &Path, a: EmitArgs) -> Result<ExitCode> {
         count,
         rate,
         progress: a.fork,
+        exact: a.exact,
     };
     let start = Instant::now();
     let mut results = Vec::new();
@@ -255,6 +265,7 @@ fn run_child(a: &EmitArgs, provider: Provider, desc: &'static EventDescriptor) -
         count: a.count,
         rate: a.rate,
         progress: false,
+        exact: a.exact,
     });
     let mut extra = serde_json::Map::new();
     extra.insert("role".into(), "child".into());
@@ -407,6 +418,23 @@ fn write_sample(w: &Work, seq: u64) {
     }
 }
 
+/// Writes one sample as a dynamic event if the provider is enabled for it,
+/// and says whether it did, from the same test (`--exact`).
+fn write_exact(w: &Work, seq: u64) -> bool {
+    let mut event = w
+        .provider
+        .dynamic_event("Sample", w.desc.level, w.desc.keywords);
+    if !event.is_enabled() {
+        return false;
+    }
+    event
+        .id(1)
+        .field("seq", Value::U64(seq))
+        .field("msg", Value::Str("hello"))
+        .write();
+    true
+}
+
 fn emit_thread(w: Work) -> ThreadResult {
     let start = Instant::now();
     let mut written = 0;
@@ -418,7 +446,9 @@ fn emit_thread(w: Work) -> ThreadResult {
         let Some(interval) = interval else {
             // As fast as possible: nothing but the write, so that the
             // figures measure the provider.
-            if w.provider.enabled(w.desc.level, w.desc.keywords) {
+            if w.exact {
+                written += u64::from(write_exact(&w, seq));
+            } else if w.provider.enabled(w.desc.level, w.desc.keywords) {
                 write_sample(&w, seq);
                 written += 1;
             }
@@ -434,7 +464,9 @@ fn emit_thread(w: Work) -> ThreadResult {
         }
         let before = Instant::now();
         max_lag = max_lag.max(before.saturating_duration_since(due));
-        if w.provider.enabled(w.desc.level, w.desc.keywords) {
+        if w.exact {
+            written += u64::from(write_exact(&w, seq));
+        } else if w.provider.enabled(w.desc.level, w.desc.keywords) {
             write_sample(&w, seq);
             written += 1;
         }

@@ -147,6 +147,8 @@ pub(crate) struct Control {
     next_region: u64,
     next_token: u64,
     routes_epoch: u64,
+    /// The route table the drain was last sent.
+    routes: Arc<RouteTable>,
     flush_waiters: HashMap<u64, Sender<Reply>>,
     snapshot_waiters: HashMap<u64, (SessionKey, Sender<Reply>)>,
     stop_waiters: HashMap<SessionKey, Vec<Sender<Reply>>>,
@@ -245,6 +247,7 @@ impl Control {
             next_region: 1,
             next_token: 1,
             routes_epoch: 0,
+            routes: Arc::new(RouteTable::default()),
             flush_waiters: HashMap::new(),
             snapshot_waiters: HashMap::new(),
             stop_waiters: HashMap::new(),
@@ -698,8 +701,38 @@ impl Control {
     /// Sends the drain a fresh route table.
     fn publish_routes(&mut self) {
         self.routes_epoch += 1;
-        let table = RouteTable::build(self.routes_epoch, &self.sessions, &self.registry);
-        self.to_drain(DrainCmd::Routes(Arc::new(table)));
+        let table = Arc::new(RouteTable::build(
+            self.routes_epoch,
+            &self.sessions,
+            &self.registry,
+        ));
+        self.routes = table.clone();
+        self.to_drain(DrainCmd::Routes(table));
+    }
+
+    /// Applies a change of the running sessions' filters for the providers
+    /// called `names` (the session table already holds the new filters),
+    /// so that no event is lost on the way:
+    ///
+    /// 1. the drain gets a table that takes what the old filters or the
+    ///    new ones take, so that events tested against either set of enable
+    ///    words meet a route (a widening is in force before any provider
+    ///    can see it);
+    /// 2. the enable words change;
+    /// 3. the drain gets the new table. It applies it only after draining
+    ///    every ring with the union (as `stop` does), and routes each ring's
+    ///    first event after the change by both tables, since that event's
+    ///    writer may have tested the old words and committed only now.
+    fn change_filters<'a>(&mut self, names: impl IntoIterator<Item = &'a str>) {
+        self.routes_epoch += 1;
+        let next = RouteTable::build(self.routes_epoch + 1, &self.sessions, &self.registry);
+        let union = self.routes.union(&next, self.routes_epoch);
+        self.to_drain(DrainCmd::Routes(Arc::new(union)));
+        self.update_enables(names);
+        self.routes_epoch += 1;
+        let next = Arc::new(next);
+        self.routes = next.clone();
+        self.to_drain(DrainCmd::Routes(next));
     }
 
     /// Rewrites the enable slots of every process that registered one of `names`.
@@ -1288,8 +1321,7 @@ impl Control {
             });
         }
         if !names.is_empty() {
-            self.update_enables(names.iter().map(String::as_str));
-            self.publish_routes();
+            self.change_filters(names.iter().map(String::as_str));
         }
         self.notify_key(ChangeKind::Updated, key);
         self.session_response(key)
@@ -1320,8 +1352,7 @@ impl Control {
             }
             None => s.providers.push(provider.clone()),
         }
-        self.update_enables([provider.name.as_str()]);
-        self.publish_routes();
+        self.change_filters([provider.name.as_str()]);
         self.notify_key(ChangeKind::Updated, key);
         self.session_response(key)
     }
@@ -1348,8 +1379,7 @@ impl Control {
                 ),
             );
         }
-        self.update_enables([provider.as_str()]);
-        self.publish_routes();
+        self.change_filters([provider.as_str()]);
         self.notify_key(ChangeKind::Updated, key);
         self.session_response(key)
     }

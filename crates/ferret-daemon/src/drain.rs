@@ -23,7 +23,7 @@ use ferret_abi::record::{
     self, CONTEXT_LEN, ContextMeta, EventTypeMeta, LostMeta, LostReason, ProcessEndMeta,
     ProcessMeta, ProviderMeta, Record, Ticks,
 };
-use ferret_abi::shm::{RING_FREE, RING_RELEASED};
+use ferret_abi::shm::{RING_FREE, RING_OWNED, RING_RELEASED};
 use ferret_format::{BUFFER_HEADER_LEN, BufferBuilder, buffer_kind};
 use ferret_session::{RegionId, RouteTable, SessionCounters, SessionKey};
 use rustix::event::{PollFd, PollFlags};
@@ -141,6 +141,12 @@ struct RingCursor {
     /// The thread writing the ring, from the last THREAD record consumed
     /// (the ring passes from thread to thread inside the process).
     tid: Option<u32>,
+    /// Set when the routes changed after the ring's last event. A thread
+    /// writes its ring in order, testing the enable words before each
+    /// event, so only its next event may have been tested against the words
+    /// of the routes before the change: that one is routed by those routes
+    /// too (`Drain::late`), every later one by the new routes alone.
+    late: bool,
 }
 
 /// A region as the drain sees it.
@@ -193,6 +199,20 @@ const STALL_LIMIT: Duration = Duration::from_millis(500);
 /// is still finite, so that a log file that stopped taking writes cannot
 /// hold every session sharing those rings for ever.
 const NO_LOSS_STALL_LIMIT: Duration = Duration::from_secs(10);
+
+/// How long a stopping session waits for writers that tested the enable
+/// words before the stop to commit: it ends as soon as every ring a thread
+/// owned at the stop has moved on, so this is paid only for rings whose
+/// threads write nothing more.
+const STOP_GRACE: Duration = Duration::from_millis(100);
+
+/// A stopping session waiting for writers that may still commit for it.
+struct Finishing {
+    key: SessionKey,
+    deadline: Instant,
+    /// (region, ring, tail at the stop) of each owned ring not yet moved on.
+    waits: Vec<(RegionId, usize, u64)>,
+}
 
 /// How long records may wait in a ring for a bigger batch.
 const MAX_AGE: Duration = Duration::from_millis(10);
@@ -292,6 +312,11 @@ struct DrainSession {
     /// The marks of each buffer sent to the writer and not yet back, oldest
     /// first (the writer returns buffers in the order it gets them).
     in_flight: VecDeque<Vec<Mark>>,
+    /// Losses counted while no buffer had room for their LOST record, merged
+    /// by source, provider, reason and process; they go first into the next
+    /// buffer the session gets (and into the last one at stop), so that
+    /// every loss the counters show is in the log too.
+    pending_lost: Vec<LostMeta>,
 }
 
 impl DrainSession {
@@ -345,6 +370,36 @@ impl DrainSession {
             },
             marks: Vec::new(),
             in_flight: VecDeque::new(),
+            pending_lost: Vec::new(),
+        }
+    }
+
+    /// Writes as many pending LOST records as the current buffer holds.
+    fn push_pending_lost(&mut self) {
+        let mut done = 0;
+        for lost in &self.pending_lost {
+            if !self.current.push(&record::lost_record(lost)) {
+                break;
+            }
+            done += 1;
+        }
+        if done > 0 {
+            self.pending_lost.drain(..done);
+            self.dirty = true;
+        }
+    }
+
+    /// Keeps a loss whose LOST record found no room for the next buffer.
+    fn defer_lost(&mut self, lost: LostMeta) {
+        let same = |l: &&mut LostMeta| {
+            l.source == lost.source
+                && l.provider == lost.provider
+                && l.reason == lost.reason
+                && l.pid == lost.pid
+        };
+        match self.pending_lost.iter_mut().find(same) {
+            Some(l) => l.count = l.count.saturating_add(lost.count),
+            None => self.pending_lost.push(lost),
         }
     }
 
@@ -460,6 +515,8 @@ impl DrainSession {
         {
             self.forget_descriptions();
         }
+        // Losses that found no room before open the new buffer.
+        self.push_pending_lost();
         true
     }
 
@@ -486,6 +543,7 @@ impl DrainSession {
     /// Writes the current buffer's records so far, keeping the buffer to
     /// fill further (the later write replaces this one in the file).
     fn flush_partial(&mut self, writer: &Sender<WriteCmd>) {
+        self.push_pending_lost();
         self.rt_emit(false);
         if self.dirty && !self.current.is_empty() && self.writes_file {
             let bytes = self
@@ -539,7 +597,11 @@ impl DrainSession {
             }
             _ => self.lost_other = self.lost_other.saturating_add(lost.count),
         }
-        self.push_record(&record::lost_record(&lost), writer);
+        // Earlier losses go first, so that the log keeps their order.
+        self.push_pending_lost();
+        if !self.pending_lost.is_empty() || !self.push_record(&record::lost_record(&lost), writer) {
+            self.defer_lost(lost);
+        }
     }
 }
 
@@ -566,6 +628,11 @@ pub(crate) struct Drain {
     /// Regions whose rings' keep positions may have moved because a
     /// buffer with records from them came back or a session went.
     keep_stale: Vec<RegionId>,
+    /// Stopping sessions waiting for late writers.
+    finishing: Vec<Finishing>,
+    /// What every route table retired since some ring last had an event
+    /// took (see `RingCursor::late`).
+    late: Option<Arc<RouteTable>>,
 }
 
 impl Drain {
@@ -591,6 +658,8 @@ impl Drain {
             next_due: None,
             clock,
             keep_stale: Vec::new(),
+            finishing: Vec::new(),
+            late: None,
         }
     }
 
@@ -609,6 +678,7 @@ impl Drain {
             self.reclaim();
             self.stalled = false;
             let moved = self.pass(false);
+            self.finish_stops();
             let next_flush = self.flush_timers();
             if self.stalled {
                 // A session is out of buffers: wait for the writer to hand
@@ -638,6 +708,9 @@ impl Drain {
                 let mut timeout = idle_sleep.min(next_flush.saturating_duration_since(now));
                 if let Some(due) = self.next_due {
                     timeout = timeout.min(due.saturating_duration_since(now));
+                }
+                if let Some(f) = self.finishing.iter().map(|f| f.deadline).min() {
+                    timeout = timeout.min(f.saturating_duration_since(now));
                 }
                 self.sleep(timeout);
                 idle_sleep = (idle_sleep * 2).min(Duration::from_millis(20));
@@ -701,7 +774,26 @@ impl Drain {
                 self.regions.retain(|r| r.shm.id != id);
             }
             DrainCmd::Routes(routes) => {
+                // Everything committed so far was tested against the enable
+                // words of the routes in force or, where the control thread
+                // has set them already, of the new ones: it is routed by
+                // both (as a stop drains with the routes before it), so that
+                // neither a narrowing nor a widening drops it unseen.
+                let old = self.routes.clone();
+                self.routes = Arc::new(old.union(&routes, old.epoch));
+                self.epoch += 1;
+                self.drain_all();
                 self.routes = routes;
+                let pending = self.regions.iter().any(|r| r.rings.iter().any(|c| c.late));
+                self.late = Some(match (&self.late, pending) {
+                    (Some(late), true) => Arc::new(late.union(&old, old.epoch)),
+                    _ => old,
+                });
+                for r in &mut self.regions {
+                    for c in &mut r.rings {
+                        c.late = true;
+                    }
+                }
                 self.epoch += 1;
             }
             DrainCmd::AddSession(setup) => {
@@ -722,42 +814,22 @@ impl Drain {
                 let Some(i) = self.session_index(key) else {
                     return;
                 };
-                let mut s = self.sessions.swap_remove(i);
-                for m in s.marks.iter().chain(s.in_flight.iter().flatten()) {
-                    if !self.keep_stale.contains(&m.0) {
-                        self.keep_stale.push(m.0);
-                    }
-                }
-                self.epoch += 1;
-                // Consumers get every event before the end, however far
-                // behind they are; the session stays STOPPING until they
-                // have taken it.
-                s.rt_emit(true);
-                for c in s.consumers.drain(..) {
-                    let _ = c.tx.send(StreamItem::Done {
-                        key,
-                        missed_buffers: c.missed_buffers,
-                        missed_events: c.missed_events,
-                    });
-                }
-                s.publish_provider_lost();
-                let trailer_seq = if s.current.is_empty() {
-                    s.current_seq
+                // A writer that tested the enable words before the stop
+                // may commit only now. The session stays until every ring
+                // that a thread owns and that could hold such an event has
+                // had its next record consumed (that record is routed by
+                // the routes before the stop too, see `late`), or until
+                // [`STOP_GRACE`] has passed.
+                let waits = self.owned_rings_of(key);
+                if waits.is_empty() {
+                    self.finish(i);
                 } else {
-                    s.current.seal(buffer_kind::DATA, s.current_seq);
-                    let buffer = std::mem::replace(&mut s.current, BufferBuilder::new(0));
-                    let _ = self.writer.send(WriteCmd::Write {
+                    self.finishing.push(Finishing {
                         key,
-                        seq: s.current_seq,
-                        buffer,
+                        deadline: Instant::now() + STOP_GRACE,
+                        waits,
                     });
-                    s.current_seq + 1
-                };
-                s.publish();
-                let _ = self.writer.send(WriteCmd::Finish {
-                    key,
-                    seq: trailer_seq,
-                });
+                }
             }
             DrainCmd::Attach { key, consumer } => {
                 let Some(i) = self.session_index(key) else {
@@ -865,6 +937,108 @@ impl Drain {
                     next_seq: s.current_seq + 1,
                     token,
                 });
+            }
+        }
+    }
+
+    /// Ends session `i`: its consumers get the end of the stream, the last
+    /// buffer and the trailer go to the writer.
+    fn finish(&mut self, i: usize) {
+        let mut s = self.sessions.swap_remove(i);
+        let key = s.key;
+        for m in s.marks.iter().chain(s.in_flight.iter().flatten()) {
+            if !self.keep_stale.contains(&m.0) {
+                self.keep_stale.push(m.0);
+            }
+        }
+        self.epoch += 1;
+        // Consumers get every event before the end, however far
+        // behind they are; the session stays STOPPING until they
+        // have taken it.
+        s.rt_emit(true);
+        for c in s.consumers.drain(..) {
+            let _ = c.tx.send(StreamItem::Done {
+                key,
+                missed_buffers: c.missed_buffers,
+                missed_events: c.missed_events,
+            });
+        }
+        // Losses still waiting for room get a buffer of their own if
+        // the last one is full.
+        s.push_pending_lost();
+        if !s.pending_lost.is_empty() {
+            s.seal_current(&self.writer);
+        }
+        s.publish_provider_lost();
+        let trailer_seq = if s.current.is_empty() {
+            s.current_seq
+        } else {
+            s.current.seal(buffer_kind::DATA, s.current_seq);
+            let buffer = std::mem::replace(&mut s.current, BufferBuilder::new(0));
+            let _ = self.writer.send(WriteCmd::Write {
+                key,
+                seq: s.current_seq,
+                buffer,
+            });
+            s.current_seq + 1
+        };
+        s.publish();
+        let _ = self.writer.send(WriteCmd::Finish {
+            key,
+            seq: trailer_seq,
+        });
+    }
+
+    /// The rings that a thread owns in every region from which session
+    /// `key` takes events, with their heads: a writer in one of them may
+    /// have tested the enable words before the session was disabled and not
+    /// committed yet.
+    fn owned_rings_of(&self, key: SessionKey) -> Vec<(RegionId, usize, u64)> {
+        let mut waits = Vec::new();
+        for r in &self.regions {
+            let id = r.shm.id;
+            let takes = self
+                .routes
+                .region(id)
+                .iter()
+                .any(|slot| slot.sessions.iter().any(|(k, _)| *k == key));
+            if !takes {
+                continue;
+            }
+            for i in 0..r.shm.layout.params.ring_count as usize {
+                let desc = r.shm.ring(i);
+                if desc.state.load(Ordering::Acquire) == RING_OWNED {
+                    waits.push((id, i, r.rings[i].tail));
+                }
+            }
+        }
+        waits
+    }
+
+    /// Finishes the stopping sessions whose rings have all moved on since
+    /// the stop, or whose grace has passed.
+    fn finish_stops(&mut self) {
+        if self.finishing.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let mut k = 0;
+        while k < self.finishing.len() {
+            let regions = &self.regions;
+            let f = &mut self.finishing[k];
+            f.waits.retain(|&(id, ring, at)| {
+                regions.iter().find(|r| r.shm.id == id).is_some_and(|r| {
+                    r.shm.ring(ring).state.load(Ordering::Acquire) == RING_OWNED
+                        && r.rings[ring].tail == at
+                })
+            });
+            if f.waits.is_empty() || now >= f.deadline {
+                let key = self.finishing.swap_remove(k).key;
+                if let Some(i) = self.session_index(key) {
+                    self.finish(i);
+                }
+            } else {
+                k += 1;
             }
         }
     }
@@ -1005,6 +1179,9 @@ impl Drain {
             moved = moved.saturating_add(self.drain_region(ri, all, now));
         }
         self.keep_stale.clear();
+        if self.late.is_some() && !self.regions.iter().any(|r| r.rings.iter().any(|c| c.late)) {
+            self.late = None;
+        }
         for s in &mut self.sessions {
             s.publish();
             s.publish_provider_lost();
@@ -1024,6 +1201,7 @@ impl Drain {
             stalled,
             next_due,
             keep_stale,
+            late,
             ..
         } = self;
         let region = &mut regions[ri];
@@ -1065,8 +1243,9 @@ impl Drain {
                 runs.resize(region.listeners.len(), None);
                 let bytes = shm.ring_bytes(i);
                 let mut time = region.rings[i].time;
+                let ring_late = region.rings[i].late;
                 let mut ctx = RingCtx {
-                    region: &mut *region,
+                    late: late.as_deref().filter(|_| ring_late),
                     sessions: &mut sessions[..],
                     routes,
                     writer,
@@ -1080,13 +1259,16 @@ impl Drain {
                     bytes,
                     bad: 0,
                     fast_word: *epoch | (1 << 63),
+                    region: &mut *region,
                 };
                 let cap = shm.layout.params.ring_capacity;
                 let outcome = ring::scan(&bytes, cap, tail, head, &mut time, &mut ctx);
                 ctx.flush_all();
                 let bad = ctx.bad;
                 let tid = ctx.tid;
+                let still_late = ctx.late.is_some();
                 region.rings[i].tid = Some(tid);
+                region.rings[i].late = still_late;
                 // Nothing after a bad length can be framed, and the next
                 // delta has no known base.
                 time.known &= outcome.fault.is_none();
@@ -1232,6 +1414,9 @@ struct RingCtx<'a> {
     bad: u64,
     /// The route word meaning "fast path" in this epoch.
     fast_word: u64,
+    /// While the ring's first event since a change of routes is still to
+    /// come: what the retired routes took (see `RingCursor::late`).
+    late: Option<&'a RouteTable>,
 }
 
 impl RingSink for RingCtx<'_> {
@@ -1259,7 +1444,9 @@ impl RingCtx<'_> {
     fn event(&mut self, e: RingEvent) -> bool {
         // The common case, first: one session, this type already routed
         // and described, continuing the run.
-        if self.region.route_words.get(e.type_id as usize) == Some(&self.fast_word) {
+        if self.late.is_none()
+            && self.region.route_words.get(e.type_id as usize) == Some(&self.fast_word)
+        {
             if let Some(Some(run)) = self.runs.first_mut() {
                 if run.offset + run.len == e.offset && run.len + e.size <= run.room {
                     run.len += e.size;
@@ -1274,6 +1461,124 @@ impl RingCtx<'_> {
 
     #[cold]
     fn event_slow(&mut self, e: RingEvent) -> bool {
+        let consumed = self.route(e);
+        if consumed {
+            if let Some(late) = self.late.take() {
+                self.deliver_late(e, late);
+            }
+        }
+        consumed
+    }
+
+    /// Gives the ring's first event since a change of routes to every
+    /// session that the retired routes (`late`) gave it to and the current
+    /// ones do not: its writer may have tested the enable words before the
+    /// change. (With a session that still enables the provider, the event
+    /// may also have been written for that session after the change; the
+    /// narrowed session then gets one event more than its new filter
+    /// takes, at most one per ring and change, rather than lose one.)
+    fn deliver_late(&mut self, e: RingEvent, late: &RouteTable) {
+        let region_id = self.region.shm.id;
+        let Some(t) = self.region.types.get(e.type_id as usize) else {
+            return;
+        };
+        let (slot, level, keywords) = (t.meta.provider, t.meta.level, t.meta.keywords);
+        let mut extra: Vec<usize> = Vec::new();
+        for key in late.takers(region_id, slot, level, keywords) {
+            if self
+                .routes
+                .takers(region_id, slot, level, keywords)
+                .any(|k| k == key)
+            {
+                continue;
+            }
+            if let Some(si) = self.sessions.iter().position(|s| s.key == key) {
+                if !extra.contains(&si) {
+                    extra.push(si);
+                }
+            }
+        }
+        if extra.is_empty() {
+            return;
+        }
+        // The current routes skip the event for these sessions, so none of
+        // them has a run open: each gets its own copy here.
+        for si in extra {
+            self.deliver_one(si, e, slot);
+        }
+        if self.sessions.iter().any(|s| s.forgot) {
+            // A new buffer must describe everything again: cached words go.
+            *self.epoch_stale = true;
+            self.region.route_words.fill(0);
+            for t in &mut self.region.types {
+                t.epoch = 0;
+            }
+        }
+    }
+
+    /// Copies event `e` alone into session `si`'s buffer, with its metadata
+    /// and a CONTEXT record; counts it lost if there is no room.
+    fn deliver_one(&mut self, si: usize, e: RingEvent, slot: u32) {
+        let region_id = self.region.shm.id;
+        let s = &mut self.sessions[si];
+        let lost = |reason| LostMeta {
+            source: region_id.0 as u32,
+            provider: slot,
+            reason,
+            pid: self.region.shm.pid,
+            count: 1,
+        };
+        let name = self.routes.slot(region_id, slot).map(|r| r.name.clone());
+        if e.size + CONTEXT_LEN + BUFFER_HEADER_LEN > s.buffer_size {
+            s.lost_other += 1;
+            return;
+        }
+        let ready = s.described_types.contains(&(region_id, e.type_id));
+        let need = e.size + CONTEXT_LEN + if ready { 0 } else { META_ROOM };
+        if s.current.remaining() < need && !s.rotate(self.writer) {
+            s.lost(lost(LostReason::NoBuffer), name.as_deref(), self.writer);
+            return;
+        }
+        if !describe_type(s, self.region, self.routes, e.type_id, self.writer) {
+            s.lost_other += 1;
+            return;
+        }
+        if s.current.remaining() < e.size + CONTEXT_LEN && !s.rotate(self.writer) {
+            s.lost(lost(LostReason::NoBuffer), name.as_deref(), self.writer);
+            return;
+        }
+        let ctx = ContextMeta {
+            source: region_id.0 as u32,
+            pid: self.region.shm.pid,
+            tid: self.tid,
+            base_ticks: e.base.ticks,
+        };
+        let (used, records) = (s.current.used(), s.current.records());
+        s.current.push(&record::context_record(&ctx));
+        let Some(dst) = s.current.append(e.size) else {
+            s.current.rewind(used, records);
+            s.lost(lost(LostReason::NoBuffer), name.as_deref(), self.writer);
+            return;
+        };
+        self.bytes.copy_to(e.offset, dst);
+        if !ring::frames_as_events(dst, 1) {
+            s.current.rewind(used, records);
+            s.chain = None;
+            s.lost(lost(LostReason::Corrupt), None, self.writer);
+            return;
+        }
+        if !s.marks.iter().any(|m| m.0 == region_id && m.1 == self.ring) {
+            let base = if e.base.known { e.base.ticks } else { u64::MAX };
+            s.marks
+                .push((region_id, self.ring, e.position, base, self.tid));
+        }
+        s.events += 1;
+        s.dirty = true;
+        s.chain = Some((region_id, self.ring, e.position + e.size as u64));
+    }
+
+    /// Routes one event by the current routes (see `event`).
+    fn route(&mut self, e: RingEvent) -> bool {
         let region_id = self.region.shm.id;
         let type_id = e.type_id as usize;
         if type_id >= self.region.types.len() {
@@ -1336,11 +1641,21 @@ impl RingCtx<'_> {
             match self.plans[j] {
                 Plan::Skip => {}
                 Plan::Drop => {
-                    s.lost_no_buffer += 1;
+                    // Counted and recorded: the LOST record waits for the
+                    // next buffer (merged with the drops before it).
                     let provider = self.region.types[type_id].meta.provider;
-                    if let Some(r) = self.routes.slot(region_id, provider) {
-                        s.charge_provider(&r.name, 1);
-                    }
+                    let lost = LostMeta {
+                        source: region_id.0 as u32,
+                        provider,
+                        reason: LostReason::NoBuffer,
+                        pid: self.region.shm.pid,
+                        count: 1,
+                    };
+                    let name = self
+                        .routes
+                        .slot(region_id, provider)
+                        .map(|r| r.name.as_str());
+                    s.lost(lost, name, self.writer);
                 }
                 Plan::Extend => {
                     if let Some(run) = &mut self.runs[j] {
@@ -1508,7 +1823,14 @@ impl RingCtx<'_> {
             s.dirty = true;
             s.chain = Some((self.region.shm.id, self.ring, run.end_position));
         } else {
-            s.lost_no_buffer += run.events;
+            let lost = LostMeta {
+                source: self.region.shm.id.0 as u32,
+                provider: u32::MAX,
+                reason: LostReason::NoBuffer,
+                pid: self.region.shm.pid,
+                count: run.events,
+            };
+            s.lost(lost, None, self.writer);
         }
     }
 

@@ -196,7 +196,17 @@ struct OpenLog {
     end: u64,
     /// The last write failure, until a write succeeds again.
     failure: Option<String>,
+    /// Slots counted in `log_buffers_lost` (the newest [`LOST_SLOTS_KEPT`]).
+    /// A slot is written more than once when a flush writes a copy of the
+    /// buffer being filled: if the copy failed and the whole buffer is
+    /// written later, the slot is not missing any more and is uncounted.
+    lost_slots: std::collections::BTreeSet<u64>,
 }
+
+/// How many lost slots a log remembers for uncounting. Only a slot a flush
+/// copied is written again, and that is the newest one, so a few suffice;
+/// the bound keeps a long failure from growing memory.
+const LOST_SLOTS_KEPT: usize = 64;
 
 impl OpenLog {
     fn new(
@@ -226,6 +236,7 @@ impl OpenLog {
             next_new_slot: 0,
             end: data_offset,
             failure: None,
+            lost_slots: std::collections::BTreeSet::new(),
         }
     }
 
@@ -314,6 +325,14 @@ impl OpenLog {
             (done as u64 / self.buffer_size).min(count)
         };
         if whole > 0 {
+            let rewritten = self.lost_slots.range(first..first + whole).count();
+            if rewritten > 0 {
+                self.lost_slots
+                    .retain(|s| !(first..first + whole).contains(s));
+                self.counters
+                    .log_buffers_lost
+                    .fetch_sub(rewritten as u64, Ordering::Relaxed);
+            }
             self.next_new_slot = self.next_new_slot.max(first + whole);
             let written = if whole == count {
                 len as u64
@@ -331,7 +350,17 @@ impl OpenLog {
                 }
             }
             Some(e) => {
-                let lost = count - whole;
+                // A slot already counted (a copy that failed before) is
+                // counted once.
+                let mut lost = 0;
+                for slot in first + whole..first + count {
+                    if self.lost_slots.insert(slot) {
+                        lost += 1;
+                    }
+                }
+                while self.lost_slots.len() > LOST_SLOTS_KEPT {
+                    self.lost_slots.pop_first();
+                }
                 self.counters
                     .log_buffers_lost
                     .fetch_add(lost, Ordering::Relaxed);

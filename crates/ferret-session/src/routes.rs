@@ -65,6 +65,47 @@ impl RouteTable {
     pub fn slot(&self, region: RegionId, slot: u32) -> Option<&SlotRoutes> {
         self.region(region).iter().find(|r| r.slot == slot)
     }
+
+    /// A table that takes every event either `self` or `next` takes: each
+    /// provider's sessions and filters of both. The control thread has the
+    /// drain use it while a change of filters reaches the enable words, so
+    /// that an event a provider tested against the old words or the new
+    /// ones meets a route that accepts it.
+    pub fn union(&self, next: &RouteTable, epoch: u64) -> RouteTable {
+        let mut regions = next.regions.clone();
+        for (region, slots) in &self.regions {
+            let merged = regions.entry(*region).or_default();
+            for old in slots {
+                match merged.iter_mut().find(|r| r.slot == old.slot) {
+                    Some(r) => {
+                        for entry in &old.sessions {
+                            if !r.sessions.contains(entry) {
+                                r.sessions.push(*entry);
+                            }
+                        }
+                    }
+                    None => merged.push(old.clone()),
+                }
+            }
+        }
+        RouteTable { epoch, regions }
+    }
+
+    /// The sessions of `self` whose filter for provider `slot` of `region`
+    /// accepts `level` and `keywords`.
+    pub fn takers(
+        &self,
+        region: RegionId,
+        slot: u32,
+        level: u8,
+        keywords: u64,
+    ) -> impl Iterator<Item = SessionKey> + '_ {
+        self.slot(region, slot)
+            .into_iter()
+            .flat_map(|r| r.sessions.iter())
+            .filter(move |(_, f)| f.accepts(level, keywords))
+            .map(|(k, _)| *k)
+    }
 }
 
 /// The enable-table words for the provider called `name`: the union over
