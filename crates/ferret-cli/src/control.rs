@@ -13,7 +13,7 @@ use clap::{Args, ValueEnum};
 use ferret_abi::proto::{
     FileMode, ProviderInfo, SessionInfo, SessionRef, StartRequest, UpdateRequest, rotated_file_name,
 };
-use ferret_decode::format_timestamp;
+use ferret_decode::{format_timestamp, printable_name};
 
 use crate::daemon;
 use crate::spec::parse_provider;
@@ -1100,12 +1100,18 @@ pub fn providers(socket: &Path, a: JsonArgs) -> Result<ExitCode> {
         "PROCESSES"
     );
     for r in &rows {
-        let mut processes: Vec<&str> = r.processes.clone();
+        // Provider and process names come from other programs: they are
+        // shown escaped, so that none can send the terminal a sequence.
+        let mut processes: Vec<String> = r
+            .processes
+            .iter()
+            .map(|p| printable_name(p).into_owned())
+            .collect();
         processes.sort_unstable();
         processes.dedup();
         outln!(
             "{:<30} {:<36} {:<8} {:<16} {:<24} {}",
-            r.first.name,
+            printable_name(&r.first.name),
             r.first.guid.to_string(),
             r.level.map_or("-".to_string(), |l| l.name().to_string()),
             id_list(&r.pids),
