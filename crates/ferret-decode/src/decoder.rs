@@ -173,6 +173,72 @@ impl Stats {
 /// is always taken.
 const MAX_METADATA: usize = 1 << 20;
 
+/// The most bytes of metadata (names and field lists, with a fixed cost per
+/// entry) a decoder keeps. The entry cap alone let a crafted file of a
+/// million definitions with long names take a gigabyte.
+const MAX_METADATA_BYTES: usize = 64 << 20;
+
+/// The metadata bytes kept, against [`MAX_METADATA_BYTES`].
+#[derive(Debug, Default)]
+struct MetadataBudget {
+    used: usize,
+    /// Whether a definition was refused (said once, as a note).
+    refused: bool,
+}
+
+impl MetadataBudget {
+    /// Whether a definition costing `new` bytes may replace one costing
+    /// `old` (0 for a new key); if so, it is charged.
+    fn take(&mut self, new: usize, old: usize) -> bool {
+        let used = self.used.saturating_sub(old).saturating_add(new);
+        if used > MAX_METADATA_BYTES {
+            return false;
+        }
+        self.used = used;
+        true
+    }
+}
+
+/// What a provider definition costs [`MetadataBudget`].
+fn provider_cost(name: &str) -> usize {
+    std::mem::size_of::<ProviderInfo>() + 64 + name.len()
+}
+
+/// What an event type costs [`MetadataBudget`].
+fn type_cost(name: &str, fields: &[FieldMeta]) -> usize {
+    std::mem::size_of::<EventType>()
+        + 64
+        + name.len()
+        + fields
+            .iter()
+            .map(|f| std::mem::size_of::<FieldMeta>() + f.name.len())
+            .sum::<usize>()
+}
+
+/// What a process name costs [`MetadataBudget`].
+fn process_cost(name: &str) -> usize {
+    std::mem::size_of::<String>() + 32 + name.len()
+}
+
+/// Says once, as a note, that metadata beyond [`MAX_METADATA_BYTES`] is not
+/// kept.
+fn refuse_metadata(
+    budget: &mut MetadataBudget,
+    stats: &mut Stats,
+    f: &mut impl FnMut(Entry<'_>) -> io::Result<()>,
+) -> io::Result<()> {
+    if budget.refused {
+        return Ok(());
+    }
+    budget.refused = true;
+    let note = format!(
+        "the file defines more than {} MiB of providers, event types and process names; later definitions are not kept, and events that need them count as undecodable",
+        MAX_METADATA_BYTES >> 20
+    );
+    stats.notes.push(note.clone());
+    f(Entry::Note(note))
+}
+
 /// Inserts a definition unless the table is full of others.
 fn define<K: std::hash::Hash + Eq, V>(table: &mut HashMap<K, V>, key: K, value: V) {
     if table.len() < MAX_METADATA || table.contains_key(&key) {
@@ -366,6 +432,7 @@ struct DecodeState {
     /// Whether events carry their field values; when not, payloads are
     /// still checked, so the same records count as bad.
     decode_values: bool,
+    budget: MetadataBudget,
 }
 
 impl DecodeState {
@@ -380,6 +447,7 @@ impl DecodeState {
             collect_per_event: false,
             pending_counts: Vec::new(),
             decode_values: true,
+            budget: MetadataBudget::default(),
         }
     }
 
@@ -430,6 +498,7 @@ impl DecodeState {
             collect_per_event,
             pending_counts,
             decode_values,
+            budget,
         } = self;
         stats.buffers += 1;
         if header.kind == buffer_kind::DATA && stats.trailers > 0 {
@@ -541,16 +610,31 @@ impl DecodeState {
                 // A later definition of the same (source, id) replaces the
                 // earlier one: an appended file's later session numbers its
                 // sources afresh, and a circular file repeats definitions.
-                Record::Provider(p) => define(
-                    providers,
-                    (p.source, p.provider),
-                    Arc::new(ProviderInfo {
-                        name: p.name,
-                        guid: p.guid,
-                        pid: p.pid,
-                    }),
-                ),
+                Record::Provider(p) => {
+                    let key = (p.source, p.provider);
+                    let old = providers.get(&key).map_or(0, |o| provider_cost(&o.name));
+                    if !budget.take(provider_cost(&p.name), old) {
+                        refuse_metadata(budget, stats, f)?;
+                        continue;
+                    }
+                    define(
+                        providers,
+                        key,
+                        Arc::new(ProviderInfo {
+                            name: p.name,
+                            guid: p.guid,
+                            pid: p.pid,
+                        }),
+                    );
+                }
                 Record::EventType(t) => {
+                    let old = types
+                        .peek((t.source, t.type_id))
+                        .map_or(0, |o| type_cost(&o.name, &o.fields));
+                    if !budget.take(type_cost(&t.name, &t.fields), old) {
+                        refuse_metadata(budget, stats, f)?;
+                        continue;
+                    }
                     let provider = providers
                         .get(&(t.source, t.provider))
                         .cloned()
@@ -578,6 +662,13 @@ impl DecodeState {
                 }
                 Record::Process(p) => {
                     last_process = None;
+                    let old = processes
+                        .find(&p.pid)
+                        .map_or(0, |at| process_cost(processes.name(Some(at))));
+                    if !budget.take(process_cost(&p.name), old) {
+                        refuse_metadata(budget, stats, f)?;
+                        continue;
+                    }
                     processes.define(p.pid, p.name);
                 }
                 Record::ProcessEnd(end) => {
@@ -620,6 +711,7 @@ impl DecodeState {
                     providers.clear();
                     types.clear();
                     processes.clear();
+                    budget.used = 0;
                     last_process = None;
                     f(Entry::Trailer(t))?;
                 }
