@@ -3,7 +3,8 @@
 //! `ferret-daemon`.
 //!
 //! Exit codes: 0 success; 1 the request failed (the message says why);
-//! 2 the command line is malformed.
+//! 2 the command line is malformed. A reader that closes standard output
+//! early (`ferret list | head -1`) ends any command quietly with 0.
 
 /// `println!` that returns the write's error instead of panicking, so that a
 /// closed standard output (`ferret list | head -1`) ends the command through
