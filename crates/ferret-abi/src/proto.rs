@@ -623,12 +623,16 @@ pub fn validate_session_name(name: &str) -> Result<(), String> {
             "session name '{name}' is all digits, which would read as a LoggerID; add a letter"
         ));
     }
+    // Only what the message promises: a name is shown in lists, logs and
+    // file headers, and anything beyond ASCII letters, digits and these
+    // three signs (control, invisible and bidi characters among them) could
+    // make one name look like another.
     if let Some(c) = name
         .chars()
-        .find(|c| c.is_control() || c.is_whitespace() || *c == '/')
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
     {
         return Err(format!(
-            "session name {name:?} contains {c:?}; use letters, digits, '-', '_' and '.'"
+            "session name {name:?} contains {c:?}; use ASCII letters, digits, '-', '_' and '.'"
         ));
     }
     Ok(())
@@ -684,6 +688,13 @@ mod tests {
         );
         assert!(validate_session_name("").is_err());
         assert!(validate_session_name("a b").is_err());
+        for hidden in ["net\u{202e}txt", "a\u{200b}b", "\u{feff}net", "caf\u{e9}"] {
+            let e = validate_session_name(hidden).unwrap_err();
+            assert!(
+                e.ends_with("; use ASCII letters, digits, '-', '_' and '.'"),
+                "{e}"
+            );
+        }
         assert!(validate_session_name(&"x".repeat(257)).is_err());
     }
 

@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -13,7 +12,7 @@ use clap::{Args, ValueEnum};
 use ferret_abi::proto::{
     FileMode, ProviderInfo, SessionInfo, SessionRef, StartRequest, UpdateRequest, rotated_file_name,
 };
-use ferret_decode::format_timestamp;
+use ferret_decode::{format_timestamp, printable_name};
 
 use crate::daemon;
 use crate::spec::parse_provider;
@@ -243,6 +242,14 @@ pub fn provider_text(p: &ferret_abi::proto::ProviderSpec) -> String {
     )
 }
 
+/// The buffers that hold events now (the one filling, and those waiting to
+/// be written). The daemon counts the buffers it has allocated and, of those,
+/// the free ones; showing the allocated count as "in use" next to the free
+/// count read as 64 in use and 63 free of 64.
+fn buffers_busy(c: &ferret_abi::proto::Counters) -> u64 {
+    c.buffers_in_use.saturating_sub(c.free_buffers)
+}
+
 /// The JSON form of a session: the counters and identity at the top level,
 /// as scripts expect them.
 pub fn session_json(s: &SessionInfo) -> serde_json::Value {
@@ -288,7 +295,8 @@ pub fn session_json(s: &SessionInfo) -> serde_json::Value {
         "bytes_written": c.bytes_written,
         "files": c.files,
         "files_synced": s.files_synced,
-        "buffers_in_use": c.buffers_in_use,
+        "buffers_allocated": c.buffers_in_use,
+        "buffers_in_use": buffers_busy(c),
         "free_buffers": c.free_buffers,
         "buffer_kib": s.buffer_kib,
         "min_buffers": s.min_buffers,
@@ -305,9 +313,10 @@ pub fn session_json(s: &SessionInfo) -> serde_json::Value {
 }
 
 fn print_json(v: &serde_json::Value) -> Result<()> {
-    let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, v)?;
-    writeln!(out)?;
+    // Rendered first, so that a closed standard output reaches `main` as the
+    // plain I/O error it is rather than inside a serde error.
+    let text = serde_json::to_string_pretty(v)?;
+    outln!("{text}");
     Ok(())
 }
 
@@ -330,10 +339,11 @@ fn human_bytes(n: u64) -> String {
 const KEY_WIDTH: usize = 22;
 
 /// The properties and counters, one per line, as `tracelog -q` prints them.
-pub fn print_properties(s: &SessionInfo) {
+pub fn print_properties(s: &SessionInfo) -> Result<()> {
     for (k, v) in properties(s) {
-        println!("{k:<KEY_WIDTH$}: {v}");
+        outln!("{k:<KEY_WIDTH$}: {v}");
     }
+    Ok(())
 }
 
 /// Every property and counter as (name, value), in `query`'s order; the
@@ -390,7 +400,7 @@ pub fn properties(s: &SessionInfo) -> Vec<(&'static str, String)> {
         ("Buffer Size", format!("{} KiB", s.buffer_kib)),
         ("Minimum Buffers", s.min_buffers.to_string()),
         ("Maximum Buffers", s.max_buffers.to_string()),
-        ("Buffers In Use", c.buffers_in_use.to_string()),
+        ("Buffers In Use", buffers_busy(c).to_string()),
         ("Free Buffers", c.free_buffers.to_string()),
         (
             "Flush Timer",
@@ -836,7 +846,7 @@ pub fn start(socket: &Path, a: StartArgs) -> Result<ExitCode> {
             if a.json {
                 print_json(&session_json(&s))?;
             } else {
-                println!("{}", s.logger_id);
+                outln!("{}", s.logger_id);
                 let dest = match s.file_mode {
                     FileMode::None => "to real-time consumers only ('ferret tail')".to_string(),
                     FileMode::InMemory => {
@@ -870,13 +880,13 @@ pub fn stop(socket: &Path, a: StopArgs) -> Result<ExitCode> {
     if a.json {
         print_json(&session_json(&s))?;
     } else {
-        println!(
+        outln!(
             "Session '{}' (LoggerID {}) is {}",
             s.name,
             s.logger_id,
             s.state.name()
         );
-        print_properties(&s);
+        print_properties(&s)?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -940,8 +950,8 @@ pub fn update(socket: &Path, a: UpdateArgs) -> Result<ExitCode> {
     if a.json {
         print_json(&session_json(&s))?;
     } else {
-        println!("Updated session '{}' (LoggerID {})", s.name, s.logger_id);
-        print_properties(&s);
+        outln!("Updated session '{}' (LoggerID {})", s.name, s.logger_id);
+        print_properties(&s)?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -954,9 +964,10 @@ pub fn enable(socket: &Path, a: EnableArgs) -> Result<ExitCode> {
     if a.json {
         print_json(&session_json(&s))?;
     } else {
-        println!(
+        outln!(
             "Session '{}' (LoggerID {}) enables {shown}",
-            s.name, s.logger_id
+            s.name,
+            s.logger_id
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -970,9 +981,11 @@ pub fn disable(socket: &Path, a: DisableArgs) -> Result<ExitCode> {
     if a.json {
         print_json(&session_json(&s))?;
     } else {
-        println!(
+        outln!(
             "Session '{}' (LoggerID {}) no longer enables {}",
-            s.name, s.logger_id, a.provider
+            s.name,
+            s.logger_id,
+            a.provider
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -1000,7 +1013,7 @@ pub fn snapshot(socket: &Path, a: SnapshotArgs) -> Result<ExitCode> {
             "session": session_json(&s),
         }))?;
     } else {
-        println!(
+        outln!(
             "Saved {buffers} buffers, {}, of session '{}' (LoggerID {}, {}) to {shown}",
             human_bytes(bytes),
             s.name,
@@ -1017,9 +1030,12 @@ pub fn flush(socket: &Path, a: TargetArgs) -> Result<ExitCode> {
     if a.json {
         print_json(&session_json(&s))?;
     } else {
-        println!(
+        outln!(
             "Flushed session '{}' (LoggerID {}): {} events, {} buffers written",
-            s.name, s.logger_id, s.counters.events, s.counters.buffers_written
+            s.name,
+            s.logger_id,
+            s.counters.events,
+            s.counters.buffers_written
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -1031,7 +1047,7 @@ pub fn query(socket: &Path, a: TargetArgs) -> Result<ExitCode> {
     if a.json {
         print_json(&session_json(&s))?;
     } else {
-        print_properties(&s);
+        print_properties(&s)?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -1042,12 +1058,14 @@ pub fn remove(socket: &Path, a: TargetArgs) -> Result<ExitCode> {
     if a.json {
         print_json(&session_json(&s))?;
     } else if s.file_mode.has_file() {
-        println!(
+        outln!(
             "Removed session '{}' (LoggerID {}); its log file {} is kept",
-            s.name, s.logger_id, s.log_file
+            s.name,
+            s.logger_id,
+            s.log_file
         );
     } else {
-        println!("Removed session '{}' (LoggerID {})", s.name, s.logger_id);
+        outln!("Removed session '{}' (LoggerID {})", s.name, s.logger_id);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -1062,12 +1080,19 @@ pub fn list(socket: &Path, a: JsonArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if sessions.is_empty() {
-        println!("No sessions. Start one with 'ferret start NAME -p PROVIDER -f FILE'.");
+        outln!("No sessions. Start one with 'ferret start NAME -p PROVIDER -f FILE'.");
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    outln!(
         "{:>3}  {:<20} {:<8} {:<10} {:>4} {:>12} {:>10} {:>8}  LOG FILE",
-        "ID", "NAME", "STATE", "MODE", "RT", "EVENTS", "LOST", "BUFFERS"
+        "ID",
+        "NAME",
+        "STATE",
+        "MODE",
+        "RT",
+        "EVENTS",
+        "LOST",
+        "BUFFERS"
     );
     for s in &sessions {
         // Consumers attached for real-time sessions, "-" for the others.
@@ -1076,7 +1101,7 @@ pub fn list(socket: &Path, a: JsonArgs) -> Result<ExitCode> {
         } else {
             "-".to_string()
         };
-        println!(
+        outln!(
             "{:>3}  {:<20} {:<8} {:<10} {:>4} {:>12} {:>10} {:>8}  {}",
             s.logger_id,
             s.name,
@@ -1095,7 +1120,7 @@ pub fn list(socket: &Path, a: JsonArgs) -> Result<ExitCode> {
         // A write error is the one thing in `query` a user must not miss:
         // the session goes on, but buffers are being lost.
         if let Some(e) = &s.last_error {
-            println!("     error: {e}");
+            outln!("     error: {e}");
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -1175,20 +1200,30 @@ pub fn providers(socket: &Path, a: JsonArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if rows.is_empty() {
-        println!("No providers registered. Programs register them when they start.");
+        outln!("No providers registered. Programs register them when they start.");
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    outln!(
         "{:<30} {:<36} {:<8} {:<16} {:<24} SESSIONS",
-        "PROVIDER", "GUID", "LEVEL", "PIDS", "PROCESSES"
+        "PROVIDER",
+        "GUID",
+        "LEVEL",
+        "PIDS",
+        "PROCESSES"
     );
     for r in &rows {
-        let mut processes: Vec<&str> = r.processes.clone();
+        // Provider and process names come from other programs: they are
+        // shown escaped, so that none can send the terminal a sequence.
+        let mut processes: Vec<String> = r
+            .processes
+            .iter()
+            .map(|p| printable_name(p).into_owned())
+            .collect();
         processes.sort_unstable();
         processes.dedup();
-        println!(
+        outln!(
             "{:<30} {:<36} {:<8} {:<16} {:<24} {}",
-            r.first.name,
+            printable_name(&r.first.name),
             r.first.guid.to_string(),
             r.level.map_or("-".to_string(), |l| l.name().to_string()),
             id_list(&r.pids),

@@ -33,12 +33,12 @@ pub struct DemoArgs {
 const PROVIDER: &str = "Ferret.Demo";
 
 pub fn run(socket: &Path, a: DemoArgs) -> Result<ExitCode> {
-    println!(
+    outln!(
         "Ferret demo: a provider process writes events, a session collects them, stop flushes them, fmt decodes them.\n"
     );
 
     let mut client = daemon::connect(socket)?;
-    println!(
+    outln!(
         "1. Session daemon: pid {} on {}",
         client.daemon_pid(),
         socket.display()
@@ -89,13 +89,13 @@ pub fn run(socket: &Path, a: DemoArgs) -> Result<ExitCode> {
         .session;
     drop(file);
     let target = SessionRef::Id(session.logger_id);
-    println!(
+    outln!(
         "2. Started session '{name}' as LoggerID {}: provider {PROVIDER} at every level, log file {}",
         session.logger_id,
         log.display()
     );
 
-    println!(
+    outln!(
         "3. Running 'ferret emit': {} events from {} threads{}",
         a.count,
         a.threads,
@@ -137,7 +137,7 @@ pub fn run(socket: &Path, a: DemoArgs) -> Result<ExitCode> {
     };
     bar.finish_and_clear();
     let before = client.query(&target)?;
-    println!(
+    outln!(
         "   session {}: {} events so far, {} lost",
         before.state.name(),
         before.counters.events,
@@ -150,19 +150,19 @@ pub fn run(socket: &Path, a: DemoArgs) -> Result<ExitCode> {
             String::from_utf8_lossy(&output.stderr).trim()
         );
     }
-    println!(
+    outln!(
         "   emit: {}",
         String::from_utf8_lossy(&output.stdout).trim()
     );
 
-    println!("4. Stopping: providers disabled, unsent events drained and written");
-    println!("   {:>7.1} ms  {}", 0.0, before.state.name());
+    outln!("4. Stopping: providers disabled, unsent events drained and written");
+    outln!("   {:>7.1} ms  {}", 0.0, before.state.name());
     let t0 = Instant::now();
     let mut s = client.stop(&target, false)?;
     let mut last = Some(before.state);
     loop {
         if last != Some(s.state) {
-            println!(
+            outln!(
                 "   {:>7.1} ms  {}",
                 t0.elapsed().as_secs_f64() * 1e3,
                 s.state.name()
@@ -176,7 +176,7 @@ pub fn run(socket: &Path, a: DemoArgs) -> Result<ExitCode> {
         s = client.query(&target)?;
     }
     let c = &s.counters;
-    println!(
+    outln!(
         "5. Counters: {} events, {} lost (ring full {}, no buffer {}, other {}), {} buffers written, {} bytes",
         c.events,
         c.events_lost,
@@ -187,7 +187,7 @@ pub fn run(socket: &Path, a: DemoArgs) -> Result<ExitCode> {
         c.bytes_written
     );
 
-    println!("6. The first events, decoded from the log file:");
+    outln!("6. The first events, decoded from the log file:");
     let mut decoder = FileDecoder::open(&log)?;
     let mut shown = 0;
     let mut decoded = 0u64;
@@ -206,9 +206,9 @@ pub fn run(socket: &Path, a: DemoArgs) -> Result<ExitCode> {
         })?;
     }
     for line in String::from_utf8_lossy(&out).lines() {
-        println!("   {line}");
+        outln!("   {line}");
     }
-    println!(
+    outln!(
         "   ... {decoded} events decoded in all ({})",
         if decoded == c.events {
             "every event the session counted"
@@ -216,10 +216,10 @@ pub fn run(socket: &Path, a: DemoArgs) -> Result<ExitCode> {
             "NOT the number the session counted"
         }
     );
-    println!(
+    outln!(
         "\nNext: 'ferret fmt {}' decodes it all, 'ferret list' shows the STOPPED session,",
         log.display()
     );
-    println!("'ferret remove {name}' takes it off the list (the log file stays).");
+    outln!("'ferret remove {name}' takes it off the list (the log file stays).");
     Ok(ExitCode::SUCCESS)
 }

@@ -243,7 +243,7 @@ pub fn run(socket: &Path, a: EmitArgs) -> Result<ExitCode> {
         }
     }
     let wall = start.elapsed();
-    report(&a, provider, &results, wall, threads_started, status, extra);
+    report(&a, provider, &results, wall, threads_started, status, extra)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -269,7 +269,7 @@ fn run_child(a: &EmitArgs, provider: Provider, desc: &'static EventDescriptor) -
     });
     let mut extra = serde_json::Map::new();
     extra.insert("role".into(), "child".into());
-    report(a, provider, &[result], start.elapsed(), 1, status, extra);
+    report(a, provider, &[result], start.elapsed(), 1, status, extra)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -317,8 +317,12 @@ fn report(
     threads_started: u64,
     status: ferret_provider::LinkStatus,
     extra: serde_json::Map<String, serde_json::Value>,
-) {
+) -> Result<()> {
     let written: u64 = results.iter().map(|r| r.written).sum();
+    // Attached at the start and not at the end: the daemon died or dropped
+    // this process while it wrote, and the events it did not take are a
+    // failure to report, not a session that simply did not want them.
+    let daemon_went_away = status.connected && !ferret_provider::link_status().connected;
     let paced = a.rate > 0.0;
     let max_write = results
         .iter()
@@ -357,18 +361,18 @@ fn report(
         if let Some(map) = v.as_object_mut() {
             map.extend(extra);
         }
-        println!("{v}");
+        outln!("{v}");
     } else {
         let who = match extra.get("role").and_then(|r| r.as_str()) {
             Some(role) => format!("{role} pid {}: ", std::process::id()),
             None => String::new(),
         };
-        println!(
+        outln!(
             "{who}wrote {written} of {} events over {threads_started} thread(s) in {:.1} ms: {per_thread_ns:.1} ns per event per thread, {wall_ns:.1} ns wall per event; {dropped} dropped",
             a.count,
             wall.as_secs_f64() * 1e3
         );
-        if written < a.count {
+        if written < a.count && !daemon_went_away {
             let why = match status.last_error {
                 Some(e) if !status.connected => format!("not attached to a daemon ({e})"),
                 _ => format!(
@@ -384,7 +388,15 @@ fn report(
     }
     // The parent of --fork reports after its child: the child's report
     // must be out of its buffer before the child exits.
-    let _ = std::io::Write::flush(&mut std::io::stdout());
+    std::io::Write::flush(&mut std::io::stdout())?;
+    if daemon_went_away && written < a.count {
+        bail!(
+            "the daemon went away while ferret emit wrote: {} of {} events were not written",
+            a.count - written,
+            a.count
+        );
+    }
+    Ok(())
 }
 
 /// The keyword mask `--keywords` defaults to.

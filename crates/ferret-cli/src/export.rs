@@ -118,6 +118,9 @@ pub fn run(a: ExportArgs) -> Result<ExitCode> {
     }
 
     let s = trace.summary();
+    for (file, note) in &s.notes {
+        eprintln!("ferret export: {file}: {note}");
+    }
     let mut line = format!(
         "ferret export: {} events from {} file(s) to {}",
         s.events,

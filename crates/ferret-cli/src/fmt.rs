@@ -1,6 +1,8 @@
 //! `ferret fmt`: decode log files.
 
+use std::fs::File;
 use std::io::{BufWriter, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -37,6 +39,7 @@ pub fn run(a: FmtArgs) -> Result<ExitCode> {
         Format::Json => OutputFormat::Json,
         Format::Csv => OutputFormat::Csv,
     };
+    let json = matches!(a.format, Format::Json);
     let stdout = std::io::stdout();
     let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
     let mut failed = false;
@@ -44,14 +47,24 @@ pub fn run(a: FmtArgs) -> Result<ExitCode> {
     for path in &a.files {
         let name = path.display().to_string();
         let result = if name == "-" {
+            match seekable_stdin() {
+                Ok(file) => decode(
+                    FileDecoder::new_seekable(file),
+                    &name,
+                    &mut printer,
+                    a.summary,
+                    json,
+                ),
+                Err(e) => Err(e),
+            }
+        } else {
             decode(
-                FileDecoder::new(std::io::stdin().lock()),
+                FileDecoder::open(path),
                 &name,
                 &mut printer,
                 a.summary,
+                json,
             )
-        } else {
-            decode(FileDecoder::open(path), &name, &mut printer, a.summary)
         };
         match result {
             Ok(()) => {}
@@ -74,11 +87,46 @@ pub fn run(a: FmtArgs) -> Result<ExitCode> {
     })
 }
 
+/// Standard input as a seekable file, so that `ferret fmt - < F` and `cat F
+/// | ferret fmt -` decode exactly as `ferret fmt F` does: the trailer at the
+/// end refines the timestamps and a circular log is read oldest first, and
+/// both need the end of the file before the first event is printed. A
+/// redirected file is used as it is; a pipe is copied into an unnamed
+/// temporary file first.
+fn seekable_stdin() -> std::io::Result<File> {
+    use std::io::{Seek, SeekFrom};
+    use std::os::fd::AsFd;
+    let stdin = std::io::stdin();
+    let mut file = File::from(stdin.as_fd().try_clone_to_owned()?);
+    if file.metadata()?.is_file() && file.seek(SeekFrom::Start(0)).is_ok() {
+        return Ok(file);
+    }
+    let mut spool = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_TMPFILE)
+        .mode(0o600)
+        .open(std::env::temp_dir())
+        .map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!(
+                    "cannot make a temporary file in {} to read standard input into ({e}); give the log as a file instead",
+                    std::env::temp_dir().display()
+                ),
+            )
+        })?;
+    std::io::copy(&mut stdin.lock(), &mut spool)?;
+    spool.seek(SeekFrom::Start(0))?;
+    Ok(spool)
+}
+
 fn decode<R: std::io::Read, W: Write, D: Write>(
     opened: Result<FileDecoder<R>, ferret_decode::FormatError>,
     name: &str,
     printer: &mut Printer<W, D>,
     summary: bool,
+    json: bool,
 ) -> std::io::Result<()> {
     let mut decoder = opened.map_err(|e| std::io::Error::other(e.to_string()))?;
     printer.set_source(name);
@@ -93,13 +141,23 @@ fn decode<R: std::io::Read, W: Write, D: Write>(
             }
             _ => Ok(()),
         })?;
-        write_summary(
-            printer.output(),
-            name,
-            decoder.header(),
-            decoder.stats(),
-            decoder.trailer(),
-        )?;
+        if json {
+            let v = ferret_decode::summary_json(
+                name,
+                decoder.header(),
+                decoder.stats(),
+                decoder.trailer(),
+            );
+            writeln!(printer.output(), "{v}")?;
+        } else {
+            write_summary(
+                printer.output(),
+                name,
+                decoder.header(),
+                decoder.stats(),
+                decoder.trailer(),
+            )?;
+        }
         return Ok(());
     }
     decoder.for_each(|entry| printer.entry(&entry))

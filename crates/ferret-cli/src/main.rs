@@ -3,7 +3,18 @@
 //! `ferret-daemon`.
 //!
 //! Exit codes: 0 success; 1 the request failed (the message says why);
-//! 2 the command line is malformed.
+//! 2 the command line is malformed. A reader that closes standard output
+//! early (`ferret list | head -1`) ends any command quietly with 0.
+
+/// `println!` that returns the write's error instead of panicking, so that a
+/// closed standard output (`ferret list | head -1`) ends the command through
+/// `main`, which treats a broken pipe as a normal end.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)?
+    }};
+}
 
 mod control;
 mod daemon;
@@ -99,6 +110,31 @@ fn one_line_usage_error(e: &clap::Error) -> String {
     format!("ferret: {joined}; see 'ferret --help'")
 }
 
+/// An error and its causes on one line, each said once. Library errors
+/// often show their cause in their own message as well as giving it as
+/// their source, so printing every cause of the chain (`{:#}`) said
+/// "the peer closed the connection" two or three times over.
+fn error_line(e: &anyhow::Error) -> String {
+    let mut line = e.to_string();
+    for cause in e.chain().skip(1) {
+        let text = cause.to_string();
+        if !text.is_empty() && !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+    }
+    line
+}
+
+/// Whether an error is, at its root, a write to a closed pipe.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -141,8 +177,11 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        // A reader that closed our standard output wants no more: that ends
+        // the command quietly and successfully, as `head` expects.
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("ferret: {e:#}");
+            eprintln!("ferret: {}", error_line(&e));
             ExitCode::FAILURE
         }
     }

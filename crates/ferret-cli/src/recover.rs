@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Result, bail};
 use clap::Args;
 
 #[derive(Args, Debug)]
@@ -49,7 +49,18 @@ pub fn run(socket: &Path, a: RecoverArgs) -> Result<ExitCode> {
         }
     };
     let file = crate::control::open_log(&a.output, a.overwrite)?;
-    let r = ferret_daemon::recover(&keeper, &file).map_err(|e| anyhow!("{e}"))?;
+    let r = match ferret_daemon::recover(&keeper, &file) {
+        Ok(r) => r,
+        Err(e) => {
+            // A refused recovery leaves no empty log behind that would
+            // read as "nothing was left to save".
+            drop(file);
+            if !a.overwrite {
+                let _ = std::fs::remove_file(&a.output);
+            }
+            bail!("{e}");
+        }
+    };
     if a.json {
         let v = serde_json::json!({
             "daemon_pid": r.daemon_pid,
@@ -61,9 +72,9 @@ pub fn run(socket: &Path, a: RecoverArgs) -> Result<ExitCode> {
             "lapped_rings": r.lapped,
             "log_file": a.output.display().to_string(),
         });
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        outln!("{}", serde_json::to_string_pretty(&v)?);
     } else {
-        println!(
+        outln!(
             "ferret: recovered {} events from {} ring(s) of {} process(es) that daemon pid {} had not drained, into {}",
             r.events,
             r.rings,
@@ -72,13 +83,13 @@ pub fn run(socket: &Path, a: RecoverArgs) -> Result<ExitCode> {
             a.output.display()
         );
         if r.lapped > 0 {
-            println!(
+            outln!(
                 "ferret: in {} ring(s) the program had overwritten events the daemon held but had not written; those are lost, the rest of each ring is recovered",
                 r.lapped
             );
         }
         if r.unusable > 0 {
-            println!(
+            outln!(
                 "ferret: {} record(s) could not be used (no metadata, no time base or malformed); the log counts them as lost (corrupt)",
                 r.unusable
             );

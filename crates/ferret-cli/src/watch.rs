@@ -5,7 +5,7 @@ use std::io::{ErrorKind, Write};
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use ferret_abi::proto::{ChangeKind, SessionInfo};
 use ferret_client::{ClientError, TransportError};
 use ferret_decode::format_timestamp;
@@ -53,11 +53,13 @@ pub fn run(socket: &Path, a: JsonArgs) -> Result<ExitCode> {
     loop {
         let (kind, s) = match watch.next() {
             Ok(change) => change,
-            // The daemon went away: the feed is over, which is how a watch
-            // normally ends besides Ctrl-C.
+            // The daemon went away: the feed ended before the user ended
+            // it, and a script watching must be able to tell that from an
+            // interrupt, so it is a failure.
             Err(ClientError::Transport(TransportError::Closed)) => {
-                eprintln!("ferret watch: the daemon closed the connection");
-                return Ok(ExitCode::SUCCESS);
+                bail!(
+                    "the daemon closed the watch connection (it stopped or was killed); run 'ferret watch' again once it runs"
+                );
             }
             Err(e) => return Err(e.into()),
         };

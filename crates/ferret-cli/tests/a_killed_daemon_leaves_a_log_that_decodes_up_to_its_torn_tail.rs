@@ -143,7 +143,18 @@ fn every_buffer_written_before_a_sigkill_decodes_and_a_torn_tail_is_reported() {
     assert!(!torn_seqs.is_empty() && torn_seqs.len() < seqs.len());
     assert_eq!(torn_seqs[..], seqs[..torn_seqs.len()], "a prefix, in order");
     let lines: Vec<&str> = stderr.lines().collect();
-    assert_eq!(lines.len(), 1, "one line about the tear: {stderr}");
+    // One line about the tear, and one that the log has no trailer, with
+    // what 'ferret recover' may save.
+    assert_eq!(lines.len(), 2, "two lines: {stderr}");
+    assert!(
+        lines[1].starts_with(&format!(
+            "ferret fmt: {}: no trailer after the last ",
+            torn.display()
+        )) && lines[1].ends_with(
+            "; if the daemon was killed, 'ferret recover' may save the events it had not written"
+        ),
+        "{stderr}"
+    );
     // For example: "skipped 15384 bytes at offset 1069056: file ends
     // inside a buffer (15384 of 16375 bytes present)".
     let prefix = format!("ferret fmt: {}: skipped ", torn.display());

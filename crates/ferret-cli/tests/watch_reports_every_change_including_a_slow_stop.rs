@@ -93,16 +93,22 @@ fn watch_text_prints_one_line_per_change() {
 }
 
 #[test]
-fn watch_ends_cleanly_when_the_daemon_goes_away() {
+fn watch_ends_with_one_clear_line_when_the_daemon_goes_away() {
     let mut env = Env::new();
     env.start("gone", "E2E.WatchGone", &env.path("gone.ferret"), &[]);
     let mut watch = env.spawn(&["watch", "--json"]);
     wait_change(&mut watch, "present", "gone", None);
     assert!(env.stop_daemon().success());
-    // Shutting down stops the session: the watch may see that, then its end.
+    // Shutting down stops the session: the watch may see that, then its
+    // end, which the user did not ask for and a script must be able to
+    // tell from a clean end.
     watch.read_to_end(LIMIT);
     let status = watch.wait(LIMIT);
-    assert!(status.success(), "{status}: {}", watch.stderr());
+    assert_eq!(status.code(), Some(1), "{status}: {}", watch.stderr());
+    assert_eq!(
+        watch.stderr(),
+        "ferret: the daemon closed the watch connection (it stopped or was killed); run 'ferret watch' again once it runs\n"
+    );
 }
 
 #[test]

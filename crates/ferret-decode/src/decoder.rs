@@ -173,6 +173,72 @@ impl Stats {
 /// is always taken.
 const MAX_METADATA: usize = 1 << 20;
 
+/// The most bytes of metadata (names and field lists, with a fixed cost per
+/// entry) a decoder keeps. The entry cap alone let a crafted file of a
+/// million definitions with long names take a gigabyte.
+const MAX_METADATA_BYTES: usize = 64 << 20;
+
+/// The metadata bytes kept, against [`MAX_METADATA_BYTES`].
+#[derive(Debug, Default)]
+struct MetadataBudget {
+    used: usize,
+    /// Whether a definition was refused (said once, as a note).
+    refused: bool,
+}
+
+impl MetadataBudget {
+    /// Whether a definition costing `new` bytes may replace one costing
+    /// `old` (0 for a new key); if so, it is charged.
+    fn take(&mut self, new: usize, old: usize) -> bool {
+        let used = self.used.saturating_sub(old).saturating_add(new);
+        if used > MAX_METADATA_BYTES {
+            return false;
+        }
+        self.used = used;
+        true
+    }
+}
+
+/// What a provider definition costs [`MetadataBudget`].
+fn provider_cost(name: &str) -> usize {
+    std::mem::size_of::<ProviderInfo>() + 64 + name.len()
+}
+
+/// What an event type costs [`MetadataBudget`].
+fn type_cost(name: &str, fields: &[FieldMeta]) -> usize {
+    std::mem::size_of::<EventType>()
+        + 64
+        + name.len()
+        + fields
+            .iter()
+            .map(|f| std::mem::size_of::<FieldMeta>() + f.name.len())
+            .sum::<usize>()
+}
+
+/// What a process name costs [`MetadataBudget`].
+fn process_cost(name: &str) -> usize {
+    std::mem::size_of::<String>() + 32 + name.len()
+}
+
+/// Says once, as a note, that metadata beyond [`MAX_METADATA_BYTES`] is not
+/// kept.
+fn refuse_metadata(
+    budget: &mut MetadataBudget,
+    stats: &mut Stats,
+    f: &mut impl FnMut(Entry<'_>) -> io::Result<()>,
+) -> io::Result<()> {
+    if budget.refused {
+        return Ok(());
+    }
+    budget.refused = true;
+    let note = format!(
+        "the file defines more than {} MiB of providers, event types and process names; later definitions are not kept, and events that need them count as undecodable",
+        MAX_METADATA_BYTES >> 20
+    );
+    stats.notes.push(note.clone());
+    f(Entry::Note(note))
+}
+
 /// Inserts a definition unless the table is full of others.
 fn define<K: std::hash::Hash + Eq, V>(table: &mut HashMap<K, V>, key: K, value: V) {
     if table.len() < MAX_METADATA || table.contains_key(&key) {
@@ -366,6 +432,7 @@ struct DecodeState {
     /// Whether events carry their field values; when not, payloads are
     /// still checked, so the same records count as bad.
     decode_values: bool,
+    budget: MetadataBudget,
 }
 
 impl DecodeState {
@@ -380,6 +447,7 @@ impl DecodeState {
             collect_per_event: false,
             pending_counts: Vec::new(),
             decode_values: true,
+            budget: MetadataBudget::default(),
         }
     }
 
@@ -430,6 +498,7 @@ impl DecodeState {
             collect_per_event,
             pending_counts,
             decode_values,
+            budget,
         } = self;
         stats.buffers += 1;
         if header.kind == buffer_kind::DATA && stats.trailers > 0 {
@@ -541,16 +610,31 @@ impl DecodeState {
                 // A later definition of the same (source, id) replaces the
                 // earlier one: an appended file's later session numbers its
                 // sources afresh, and a circular file repeats definitions.
-                Record::Provider(p) => define(
-                    providers,
-                    (p.source, p.provider),
-                    Arc::new(ProviderInfo {
-                        name: p.name,
-                        guid: p.guid,
-                        pid: p.pid,
-                    }),
-                ),
+                Record::Provider(p) => {
+                    let key = (p.source, p.provider);
+                    let old = providers.get(&key).map_or(0, |o| provider_cost(&o.name));
+                    if !budget.take(provider_cost(&p.name), old) {
+                        refuse_metadata(budget, stats, f)?;
+                        continue;
+                    }
+                    define(
+                        providers,
+                        key,
+                        Arc::new(ProviderInfo {
+                            name: p.name,
+                            guid: p.guid,
+                            pid: p.pid,
+                        }),
+                    );
+                }
                 Record::EventType(t) => {
+                    let old = types
+                        .peek((t.source, t.type_id))
+                        .map_or(0, |o| type_cost(&o.name, &o.fields));
+                    if !budget.take(type_cost(&t.name, &t.fields), old) {
+                        refuse_metadata(budget, stats, f)?;
+                        continue;
+                    }
                     let provider = providers
                         .get(&(t.source, t.provider))
                         .cloned()
@@ -578,6 +662,13 @@ impl DecodeState {
                 }
                 Record::Process(p) => {
                     last_process = None;
+                    let old = processes
+                        .find(&p.pid)
+                        .map_or(0, |at| process_cost(processes.name(Some(at))));
+                    if !budget.take(process_cost(&p.name), old) {
+                        refuse_metadata(budget, stats, f)?;
+                        continue;
+                    }
                     processes.define(p.pid, p.name);
                 }
                 Record::ProcessEnd(end) => {
@@ -620,6 +711,7 @@ impl DecodeState {
                     providers.clear();
                     types.clear();
                     processes.clear();
+                    budget.used = 0;
                     last_process = None;
                     f(Entry::Trailer(t))?;
                 }
@@ -631,6 +723,107 @@ impl DecodeState {
     }
 }
 
+/// The most sequence numbers [`Continuity`] remembers (8 bytes each, so a
+/// crafted file costs at most 8 MiB here); a file with more buffers is not
+/// checked beyond them.
+const MAX_SEEN_SEQUENCES: usize = 1 << 20;
+
+/// Checks that the buffers of a file that is written in order (sequential,
+/// append, new-file, snapshot) carry every sequence number from the first
+/// to the last once and in order (a trailer takes a number too), so that a
+/// file cut, with buffers removed, repeated or swapped says so instead of
+/// decoding quietly to fewer or more events.
+#[derive(Debug, Default)]
+struct Continuity {
+    /// Every buffer's sequence number, up to [`MAX_SEEN_SEQUENCES`].
+    seen: std::collections::HashSet<u64>,
+    /// Whether `seen` ran full, so that the check stopped.
+    full: bool,
+    /// The highest number read so far.
+    highest: Option<u64>,
+    /// Buffers whose number was read before; they are skipped.
+    repeated: u64,
+    /// Buffers numbered below one read before them.
+    out_of_order: u64,
+}
+
+impl Continuity {
+    /// Whether the buffer numbered `seq` should be decoded: false for a
+    /// repeat of one already decoded.
+    fn buffer(&mut self, seq: u64) -> bool {
+        if self.full {
+            return true;
+        }
+        if !self.seen.insert(seq) {
+            self.repeated += 1;
+            return false;
+        }
+        if self.seen.len() >= MAX_SEEN_SEQUENCES {
+            self.full = true;
+        }
+        match self.highest {
+            Some(h) if seq < h => self.out_of_order += 1,
+            _ => self.highest = Some(seq),
+        }
+        true
+    }
+
+    /// One line for each kind of problem found. `counted_lost` is the
+    /// buffers the trailers say the sessions could not write.
+    fn notes(&self, counted_lost: u64) -> Vec<String> {
+        let mut notes = Vec::new();
+        let mut numbers: Vec<u64> = self.seen.iter().copied().collect();
+        numbers.sort_unstable();
+        let mut missing = 0u64;
+        let mut first_gap = None;
+        for pair in numbers.windows(2) {
+            let gap = pair[1] - pair[0] - 1;
+            if gap > 0 {
+                missing = missing.saturating_add(gap);
+                first_gap.get_or_insert((pair[0], pair[1]));
+            }
+        }
+        // Missing numbers the trailers count as unwritten buffers (a full
+        // disk, a size limit) are a loss the summary reports already.
+        if let Some((a, b)) = first_gap.filter(|_| !self.full && missing > counted_lost) {
+            notes.push(format!(
+                "{missing} buffer(s) missing: no buffer numbered {}{}{}; {}",
+                a + 1,
+                if b - a > 2 {
+                    format!(" to {}", b - 1)
+                } else {
+                    String::new()
+                },
+                if missing > b - a - 1 {
+                    " and others after"
+                } else {
+                    ""
+                },
+                if counted_lost > 0 {
+                    format!(
+                        "the trailer counts only {counted_lost} as buffers the session could not write; the file was cut or damaged"
+                    )
+                } else {
+                    "the file was cut or damaged there".to_string()
+                }
+            ));
+        }
+        if self.repeated > 0 {
+            notes.push(format!(
+                "{} buffer(s) repeat buffers already read (same number) and were skipped",
+                self.repeated
+            ));
+        }
+        if self.out_of_order > 0 {
+            notes.push(format!(
+                "{} buffer(s) out of order (numbered below a buffer before them); their events are decoded where they lie",
+                self.out_of_order
+            ));
+        }
+        notes
+    }
+}
+
 /// Decodes one log file.
 #[derive(Debug)]
 pub struct FileDecoder<R> {
@@ -638,6 +831,9 @@ pub struct FileDecoder<R> {
     state: DecodeState,
     /// A note to give as the first entry.
     pending_note: Option<String>,
+    /// The sequence check, for files not written circularly (whose slots
+    /// are overwritten in turn, so numbers jump by design).
+    continuity: Option<Continuity>,
 }
 
 impl FileDecoder<File> {
@@ -723,10 +919,12 @@ impl<R: Read> FileDecoder<R> {
 
     fn with_reader(reader: LogReader<R>) -> FileDecoder<R> {
         let state = DecodeState::new(reader.header());
+        let continuity = (reader.header().log_mode != mode::CIRCULAR).then(Continuity::default);
         FileDecoder {
             reader,
             state,
             pending_note: None,
+            continuity,
         }
     }
 
@@ -772,12 +970,44 @@ impl<R: Read> FileDecoder<R> {
         if let Some(note) = self.pending_note.take() {
             f(Entry::Note(note))?;
         }
-        let FileDecoder { reader, state, .. } = self;
+        let FileDecoder {
+            reader,
+            state,
+            continuity,
+            ..
+        } = self;
         while let Some(item) = reader.next() {
             match item? {
                 Item::Corrupt(c) => state.corrupt(c, &mut f)?,
-                Item::Buffer(b) => state.buffer(&b.header, b.offset, b.records, &mut f)?,
+                Item::Buffer(b) => {
+                    let decode = continuity
+                        .as_mut()
+                        .is_none_or(|c| c.buffer(b.header.sequence));
+                    if decode {
+                        state.buffer(&b.header, b.offset, b.records, &mut f)?;
+                    }
+                }
             }
+        }
+        let counted_lost = state.trailer.map_or(0, |t| t.log_buffers_lost);
+        let mut notes = continuity
+            .take()
+            .map(|c| c.notes(counted_lost))
+            .unwrap_or_default();
+        let stats = &state.stats;
+        if stats.trailers == 0 || stats.buffers_after_trailer > 0 {
+            notes.push(format!(
+                "no trailer after the last {} buffer(s): the session is still running, its daemon was killed, or the file was cut short; if the daemon was killed, 'ferret recover' may save the events it had not written",
+                if stats.trailers == 0 {
+                    stats.buffers
+                } else {
+                    stats.buffers_after_trailer
+                }
+            ));
+        }
+        for note in notes {
+            state.note(note.clone());
+            f(Entry::Note(note))?;
         }
         Ok(())
     }

@@ -13,7 +13,9 @@ mod output;
 mod summary;
 
 pub use decoder::{Entry, Event, EventType, FileDecoder, ProviderInfo, Stats, StreamDecoder};
-pub use output::{OutputFormat, Printer, details_text, format_timestamp, level_name};
-pub use summary::write_summary;
+pub use output::{
+    OutputFormat, Printer, details_text, format_timestamp, level_name, printable_name,
+};
+pub use summary::{summary_json, write_summary};
 
 pub use ferret_format::{FileHeader, FormatError, Trailer};

@@ -121,6 +121,35 @@ fn push_i64(out: &mut Vec<u8>, n: i64) {
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
+/// Whether a character must not reach a terminal raw: control characters
+/// (escape sequences start with one) and the invisible format and bidi
+/// characters that make text read differently from what it is.
+fn is_unsafe_char(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}')
+}
+
+/// A name from a provider or a log (a process, provider, event or session
+/// name) as it may be printed: unchanged when it holds nothing a terminal
+/// would act on, else with those characters written as `\u{..}` escapes
+/// (and `\` doubled, so that an escape cannot be forged).
+pub fn printable_name(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(|c| is_unsafe_char(c) || c == '\\') {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if c == '\\' {
+            out.push_str("\\\\");
+        } else if is_unsafe_char(c) {
+            let _ = write!(out, "\\u{{{:x}}}", c as u32);
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// Appends `s` exactly as `{s:?}` writes it. Strings of printable ASCII
 /// other than `"` and `\` are written verbatim between quotes by `Debug`,
 /// so only those take the fast path; anything else goes through `Debug`
@@ -177,7 +206,7 @@ fn push_fields_text(out: &mut Vec<u8>, e: &Event<'_>) {
         if i > 0 {
             out.push(b' ');
         }
-        out.extend_from_slice(f.name.as_bytes());
+        out.extend_from_slice(printable_name(&f.name).as_bytes());
         out.push(b'=');
         push_value_text(out, v);
     }
@@ -410,9 +439,9 @@ impl<W: Write, D: Write> Printer<W, D> {
                 line.push(b'.');
                 push_u64(line, e.tid.into());
                 line.push(b' ');
-                line.extend_from_slice(ty.provider.name.as_bytes());
+                line.extend_from_slice(printable_name(&ty.provider.name).as_bytes());
                 line.push(b'/');
-                line.extend_from_slice(ty.name.as_bytes());
+                line.extend_from_slice(printable_name(&ty.name).as_bytes());
                 line.push(b' ');
                 line.extend_from_slice(level_name(ty.level).as_bytes());
                 line.push(b' ');
@@ -456,15 +485,15 @@ impl<W: Write, D: Write> Printer<W, D> {
                 "{},{},{},{},{},{},0x{:x},{},{},{},{},{},{},{}",
                 format_timestamp(e.timestamp_ns),
                 e.timestamp_ns,
-                csv_field(&ty.provider.name),
-                csv_field(&ty.name),
+                csv_field(&printable_name(&ty.provider.name)),
+                csv_field(&printable_name(&ty.name)),
                 ty.event_id,
                 ty.level,
                 ty.keywords,
                 ty.opcode,
                 e.pid,
                 e.tid,
-                csv_field(e.process),
+                csv_field(&printable_name(e.process)),
                 csv_field(&fields_text(e)),
                 e.activity_id.map(|g| g.to_string()).unwrap_or_default(),
                 e.related_activity_id
@@ -483,10 +512,11 @@ impl<W: Write, D: Write> Printer<W, D> {
         count: u64,
     ) -> io::Result<()> {
         let provider = if provider.is_empty() { "?" } else { provider };
+        let shown = printable_name(provider);
         match self.format {
             OutputFormat::Text => writeln!(
                 self.out,
-                "{} {pid} LOST {count} events of {provider} ({})",
+                "{} {pid} LOST {count} events of {shown} ({})",
                 format_timestamp(ts),
                 reason.name()
             ),
@@ -503,7 +533,7 @@ impl<W: Write, D: Write> Printer<W, D> {
             }
             OutputFormat::Csv => writeln!(
                 self.diag,
-                "{}: {}: {count} events of {provider} from pid {pid} lost ({})",
+                "{}: {}: {count} events of {shown} from pid {pid} lost ({})",
                 self.program,
                 self.source,
                 reason.name()
@@ -518,8 +548,9 @@ impl<W: Write, D: Write> Printer<W, D> {
         match self.format {
             OutputFormat::Text => writeln!(
                 self.out,
-                "{} {pid} ENDED process {process}",
-                format_timestamp(ts)
+                "{} {pid} ENDED process {}",
+                format_timestamp(ts),
+                printable_name(process)
             ),
             OutputFormat::Json => {
                 let obj = serde_json::json!({

@@ -19,6 +19,13 @@ use ferret_format::{BufferBuilder, ClockInfo, CorruptionReason, FileHeader, buff
 use proptest::prelude::*;
 
 const BUF: usize = 4096;
+
+/// The note a file without a trailer after its last `n` buffers ends with.
+fn no_trailer(n: u64) -> String {
+    format!(
+        "note no trailer after the last {n} buffer(s): the session is still running, its daemon was killed, or the file was cut short; if the daemon was killed, 'ferret recover' may save the events it had not written"
+    )
+}
 const ANCHOR_UNIX_NS: u64 = 1_795_426_500_000_000_000;
 
 fn header(log_mode: u32, slot_count: u32) -> FileHeader {
@@ -473,6 +480,7 @@ fn a_process_end_is_decoded_after_the_events_and_printed_in_each_format() {
     let mut want = ticks([1]);
     want.push("ended 42 app".into());
     want.push("Clock/Tick 13".into());
+    want.push(no_trailer(1));
     assert_eq!(lines, want);
     assert_eq!(times[3], ANCHOR_UNIX_NS + 1_000_040, "{times:?}");
     assert_eq!(d.stats().process_ends, 1);
@@ -494,7 +502,11 @@ fn a_process_end_is_decoded_after_the_events_and_printed_in_each_format() {
         5,
         "a header and the four events: {csv}"
     );
-    assert!(diag.is_empty(), "{diag}");
+    // This crafted file has no trailer, which is the only thing said.
+    assert_eq!(
+        diag,
+        format!("ferret fmt: s: {}\n", &no_trailer(1)["note ".len()..])
+    );
 }
 
 #[test]
@@ -508,8 +520,13 @@ fn an_appended_session_does_not_inherit_the_earlier_sessions_definitions() {
     let (_dir, path) = write_temp(&file);
     let (lines, _) = decode_all(&mut open(&path));
     assert_eq!(
-        lines[lines.len() - 3..],
-        vec!["bad event of undescribed type 0 from source 1".to_string(); 3][..]
+        lines[lines.len() - 4..],
+        [
+            "bad event of undescribed type 0 from source 1".to_string(),
+            "bad event of undescribed type 0 from source 1".to_string(),
+            "bad event of undescribed type 0 from source 1".to_string(),
+            no_trailer(1),
+        ][..]
     );
 }
 
@@ -548,7 +565,9 @@ fn new_file_and_snapshot_headers_are_named_in_the_summary() {
         let (_dir, path) = write_temp(&file);
         let mut d = open(&path);
         let (lines, _) = decode_all(&mut d);
-        assert_eq!(lines, ticks([40]));
+        let mut decoded = ticks([40]);
+        decoded.push(no_trailer(1));
+        assert_eq!(lines, decoded);
         let mut out = Vec::new();
         write_summary(&mut out, "x", d.header(), d.stats(), d.trailer()).unwrap();
         let out = String::from_utf8(out).unwrap();
@@ -725,6 +744,8 @@ proptest! {
         let mut want = ticks(written - kept..written);
         if stopped {
             want.push(format!("trailer {}", 3 * written));
+        } else {
+            want.push(no_trailer(kept));
         }
         prop_assert_eq!(lines, want);
         prop_assert!(times.is_sorted());

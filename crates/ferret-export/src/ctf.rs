@@ -42,10 +42,15 @@ const MAGIC: u32 = 0xC1FC_1FC1;
 const HEADER_LEN: usize = 4 + 16 + 4;
 const CONTEXT_LEN: usize = 5 * 8;
 
+/// The latest time a CTF reader can hold: babeltrace2 converts every clock
+/// value to signed 64-bit nanoseconds from the clock's origin, and stops on
+/// a trace with a later one, so such a trace is refused rather than written.
+const MAX_CTF_NS: u64 = i64::MAX as u64;
+
 /// Writes `trace` (ordered by [`Trace::finish`]) as a CTF 1.8 trace into
 /// the directory `dir`, which must exist: `dir/metadata` and
 /// `dir/stream`. `progress` is called now and then with the records
-/// written.
+/// written. A record timed after [`MAX_CTF_NS`] is refused.
 pub fn write_ctf(trace: &Trace, dir: &Path, progress: &mut dyn FnMut(u64)) -> io::Result<()> {
     let uuid = make_uuid(trace);
     let process_end_id = trace.types().len();
@@ -64,6 +69,20 @@ pub fn write_ctf(trace: &Trace, dir: &Path, progress: &mut dyn FnMut(u64)) -> io
     let mut ticker = Ticker::new(progress);
     trace.for_each(|record| {
         ticker.tick();
+        let at = match &record {
+            Record::Event(e) => e.timestamp_ns,
+            Record::ProcessEnd { timestamp_ns, .. } | Record::Lost { timestamp_ns, .. } => {
+                *timestamp_ns
+            }
+        };
+        if at > MAX_CTF_NS {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "a record is timed {at} ns after the UNIX epoch, past 2262-04-11, which CTF readers cannot hold (babeltrace2 counts nanoseconds in a signed 64-bit integer); export this log to perfetto or chrome instead"
+                ),
+            ));
+        }
         match record {
             Record::Event(e) => {
                 let p = stream.event_header(e.type_index as u32, e.timestamp_ns);

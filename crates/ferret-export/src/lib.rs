@@ -73,6 +73,10 @@ pub struct Summary {
     pub corrupt_stretches: u64,
     /// Bytes in them.
     pub corrupt_bytes: u64,
+    /// What the decoder noticed about each file (buffers missing, repeated
+    /// or out of order, no trailer), as (file, note): a trace made from a
+    /// log that ends early must say so.
+    pub notes: Vec<(String, String)>,
 }
 
 impl Summary {
@@ -185,6 +189,14 @@ impl Trace {
         })?;
         progress(seen);
         self.summary.files += 1;
+        let file = path.display().to_string();
+        self.summary.notes.extend(
+            decoder
+                .stats()
+                .notes
+                .iter()
+                .map(|n| (file.clone(), n.clone())),
+        );
         if let Some(t) = decoder.trailer() {
             self.summary.log_buffers_lost = self
                 .summary

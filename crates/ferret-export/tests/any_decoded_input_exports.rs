@@ -233,8 +233,23 @@ proptest! {
         let packets = <Packets as prost::Message>::decode(&pf[..]).unwrap().packet;
         prop_assert!(packets.len() >= inputs.len() + 2, "{} packets", packets.len());
 
+        // CTF readers hold time as signed 64-bit nanoseconds: a trace with
+        // a later record is refused, one without is written.
         let dir = tempfile::tempdir().unwrap();
-        write_ctf(&trace, dir.path(), &mut none).unwrap();
+        let latest = inputs
+            .iter()
+            .map(|i| match i {
+                Input::Event { ts, .. } | Input::Lost { ts, .. } | Input::End { ts, .. } => *ts,
+            })
+            .max()
+            .unwrap_or(0);
+        let written = write_ctf(&trace, dir.path(), &mut none);
+        if latest > i64::MAX as u64 {
+            let e = written.unwrap_err();
+            prop_assert_eq!(e.kind(), std::io::ErrorKind::InvalidData);
+            return Ok(());
+        }
+        written.unwrap();
         let metadata = std::fs::read_to_string(dir.path().join("metadata")).unwrap();
         prop_assert!(metadata.starts_with("/* CTF 1.8 */"));
         let stream = std::fs::read(dir.path().join("stream")).unwrap();
