@@ -274,7 +274,7 @@ impl ThreadWriter {
         let fits = size64 <= cap - pos;
         let need = if fits { size64 } else { ring.space_for(size64) };
         if ring.head.wrapping_add(need).wrapping_sub(ring.cached_tail) > cap {
-            ring.cached_tail = ring.desc().tail.load(Ordering::Acquire);
+            ring.cached_tail = ring.desc().tail().load(Ordering::Acquire);
             if ring.head.wrapping_add(need).wrapping_sub(ring.cached_tail) > cap
                 && !wait::for_room(region, ring, p.words, need, generation)
             {
@@ -291,9 +291,13 @@ impl ThreadWriter {
         let data = ring.data.as_ptr();
         // SAFETY: [at, at + size) lies inside the ring (`place` wrapped to
         // 0 if it did not fit before the end) and inside the space checked
-        // free above; no
-        // other thread writes this ring and the daemon reads only below the
-        // published head.
+        // free above. Unlike the descriptors and the header, these bytes
+        // are this thread's alone until the head store below publishes
+        // them: no other thread writes this ring, and the ABI lets the
+        // daemon read only below the published head and write no ring
+        // data. The encoders only write through the slice, never read it
+        // back, so a daemon that broke the ABI could garble only the record
+        // it then reads, not this process.
         let dst = unsafe { std::slice::from_raw_parts_mut(data.add(at), size) };
         let off = match compact {
             Some(d) => record::encode_compact_header(dst, size, type_id, d),
@@ -309,14 +313,14 @@ impl ThreadWriter {
         values.encode(&mut dst[off..]);
         ring.head += size64;
         ring.last_ticks = now;
-        ring.desc().head.store(ring.head, Ordering::Release);
+        ring.desc().head().store(ring.head, Ordering::Release);
         // The drain is woken when an eighth of the ring waits for it. The
         // check reads the daemon's tail (a cache line the other core
         // writes) and may fence, so it runs once per sixteenth of the ring
         // written, not after every record of a burst the drain lags behind.
         if ring.head >= ring.check_at {
             ring.check_at = ring.head + cap / 16;
-            ring.cached_tail = ring.desc().tail.load(Ordering::Acquire);
+            ring.cached_tail = ring.desc().tail().load(Ordering::Acquire);
             if ring.head.wrapping_sub(ring.cached_tail) > cap / 8 {
                 region.wake_drain();
             }
