@@ -157,6 +157,10 @@ pub fn configure(options: Options) -> bool {
     if GLOBAL.get().is_some() {
         return false;
     }
+    // The options lock is one the fork handlers take, so they must be in
+    // place before it is first held: a child forked while it was held by a
+    // thread it does not have would wait for it for ever.
+    install_fork_handlers();
     *lock(&OPTIONS) = Some(options);
     true
 }
@@ -237,19 +241,35 @@ fn setup_global() -> Option<&'static Global> {
             changed: Condvar::new(),
             link_fd: AtomicI32::new(-1),
         }));
-        spawn_link(g);
+        spawn_link(g, true);
         Some(g)
     })
 }
 
 /// Starts the link thread; if that fails, the process stays detached and
 /// `register` does not wait for it.
-fn spawn_link(g: &'static Global) {
+fn spawn_link(g: &'static Global, wait_for_start: bool) {
+    // The standard library holds a lock of its own while a new thread
+    // starts (and ends), which no fork handler can take: a child forked
+    // then would find it held in its own first thread spawn, and its link
+    // thread would never run. So in the first setup the spawn returns only
+    // once the thread runs, while the setup lock still keeps forks out. A
+    // forked child does not wait: another thread of its parent may have
+    // been starting or ending at the fork, and its registrations then wait
+    // only for their timeout, where a wait here would hang the child.
+    let (started, has_started) = std::sync::mpsc::sync_channel::<()>(1);
     let spawned = std::thread::Builder::new()
         .name("ferret-provider".into())
-        .spawn(move || run(g));
-    if spawned.is_err() {
-        lock(&g.link).attempted = true;
+        .spawn(move || {
+            let _ = started.send(());
+            run(g)
+        });
+    match spawned {
+        Ok(_) if wait_for_start => {
+            let _ = has_started.recv_timeout(std::time::Duration::from_secs(1));
+        }
+        Ok(_) => {}
+        Err(_) => lock(&g.link).attempted = true,
     }
 }
 
@@ -366,7 +386,7 @@ extern "C" fn after_fork_in_child() {
     GENERATION.fetch_add(1, Ordering::Release);
     drop(guards);
     drop(setup_guards);
-    spawn_link(g);
+    spawn_link(g, false);
     // The parent's enable-change watcher did not survive the fork either.
     crate::notify::after_fork_in_child();
 }

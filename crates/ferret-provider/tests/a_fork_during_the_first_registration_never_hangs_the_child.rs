@@ -43,17 +43,34 @@ fn exited_in_time(pid: libc::pid_t, deadline: Instant) -> bool {
 /// forked and the number that did not exit in time.
 fn round(socket: std::path::PathBuf) -> (usize, usize) {
     let done = Arc::new(AtomicBool::new(false));
+    let running = Arc::new(AtomicBool::new(false));
+    let forked = Arc::new(AtomicBool::new(false));
     let first = {
         let done = done.clone();
+        let running = running.clone();
+        let forked = forked.clone();
         std::thread::spawn(move || {
+            running.store(true, Ordering::Release);
             ferret_provider::configure(Options {
                 socket,
                 ..Options::default()
             });
             let _ = Provider::register("Fork.First");
             done.store(true, Ordering::Release);
+            // A thread that ends also takes that lock of the standard
+            // library: this one ends after the forks.
+            while !forked.load(Ordering::Acquire) {
+                std::thread::yield_now();
+            }
         })
     };
+    // The standard library holds a lock of its own while a thread starts,
+    // which a child forked then inherits held (the provider library cannot
+    // take it); the race under test is the registration, so the forks
+    // start once this thread runs.
+    while !running.load(Ordering::Acquire) {
+        std::thread::yield_now();
+    }
     let mut children = Vec::new();
     // A few forks after the registration, too, so that every round forks.
     let mut after = 3;
@@ -71,6 +88,7 @@ fn round(socket: std::path::PathBuf) -> (usize, usize) {
         assert!(pid > 0, "fork");
         children.push(pid);
     }
+    forked.store(true, Ordering::Release);
     first.join().expect("first registration");
     // One deadline for all: a child that registers at once exits in
     // milliseconds.
