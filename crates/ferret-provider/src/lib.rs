@@ -484,10 +484,9 @@ impl Provider {
         } else {
             region.lost_counter(self.inner.slot).load(Ordering::Relaxed)
         };
-        let p = &region.header().provider;
-        own + p.lost_no_ring.load(Ordering::Relaxed)
-            + p.lost_no_metadata.load(Ordering::Relaxed)
-            + p.lost_invalid.load(Ordering::Relaxed)
+        own + region.lost_no_ring().load(Ordering::Relaxed)
+            + region.lost_no_metadata().load(Ordering::Relaxed)
+            + region.lost_invalid().load(Ordering::Relaxed)
     }
 
     /// Writes an event if a session wants it. `values` must match the

@@ -18,7 +18,7 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -157,6 +157,10 @@ pub fn configure(options: Options) -> bool {
     if GLOBAL.get().is_some() {
         return false;
     }
+    // The options lock is one the fork handlers take, so they must be in
+    // place before it is first held: a child forked while it was held by a
+    // thread it does not have would wait for it for ever.
+    install_fork_handlers();
     *lock(&OPTIONS) = Some(options);
     true
 }
@@ -164,6 +168,56 @@ pub fn configure(options: Options) -> bool {
 /// The process state, created on first use. `None` if the enable table could
 /// not be reserved, in which case every provider stays disabled.
 pub(crate) fn global() -> Option<&'static Global> {
+    if let Some(g) = GLOBAL.get() {
+        return *g;
+    }
+    setup_global()
+}
+
+/// The fork handlers' state: not installed, being installed, installed.
+static FORK_HANDLERS: AtomicU8 = AtomicU8::new(0);
+/// Held for the whole setup of the process state, and by `before_fork`: a
+/// fork then waits for a setup in progress, so that no child ever finds
+/// `GLOBAL` half made (its setup would never finish there, and every
+/// provider of the child would wait for it for ever).
+static SETUP: Mutex<()> = Mutex::new(());
+
+/// Installs the fork handlers, before the first registration takes any
+/// lock, so that every lock of the setup is one `before_fork` takes.
+fn install_fork_handlers() {
+    match FORK_HANDLERS.compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire) {
+        Ok(_) => {
+            // SAFETY: the handlers are `extern "C"` functions that never
+            // unwind (every fallible step is checked) and only use this
+            // module's state.
+            unsafe {
+                libc::pthread_atfork(
+                    Some(before_fork),
+                    Some(after_fork_in_parent),
+                    Some(after_fork_in_child),
+                );
+            }
+            FORK_HANDLERS.store(2, Ordering::Release);
+        }
+        Err(2) => {}
+        Err(_) => {
+            // Another thread is installing them, which takes microseconds.
+            // The wait is bounded: in a child forked at that very moment
+            // the installing thread does not exist, and the child goes on
+            // rather than wait for ever.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_millis(10);
+            while FORK_HANDLERS.load(Ordering::Acquire) != 2 && std::time::Instant::now() < deadline
+            {
+                std::thread::yield_now();
+            }
+        }
+    }
+}
+
+#[cold]
+fn setup_global() -> Option<&'static Global> {
+    install_fork_handlers();
+    let _setup = lock(&SETUP);
     *GLOBAL.get_or_init(|| {
         let options = lock(&OPTIONS).take().unwrap_or_default();
         // SAFETY: a fresh anonymous read-only reservation that this process
@@ -187,33 +241,47 @@ pub(crate) fn global() -> Option<&'static Global> {
             changed: Condvar::new(),
             link_fd: AtomicI32::new(-1),
         }));
-        // SAFETY: the handlers are `extern "C"` functions that never unwind
-        // (every fallible step is checked) and only use this module's state.
-        unsafe {
-            libc::pthread_atfork(
-                Some(before_fork),
-                Some(after_fork_in_parent),
-                Some(after_fork_in_child),
-            );
-        }
-        spawn_link(g);
+        spawn_link(g, true);
         Some(g)
     })
 }
 
 /// Starts the link thread; if that fails, the process stays detached and
 /// `register` does not wait for it.
-fn spawn_link(g: &'static Global) {
+fn spawn_link(g: &'static Global, wait_for_start: bool) {
+    // The standard library holds a lock of its own while a new thread
+    // starts (and ends), which no fork handler can take: a child forked
+    // then would find it held in its own first thread spawn, and its link
+    // thread would never run. So in the first setup the spawn returns only
+    // once the thread runs, while the setup lock still keeps forks out. A
+    // forked child does not wait: another thread of its parent may have
+    // been starting or ending at the fork, and its registrations then wait
+    // only for their timeout, where a wait here would hang the child.
+    let (started, has_started) = std::sync::mpsc::sync_channel::<()>(1);
     let spawned = std::thread::Builder::new()
         .name("ferret-provider".into())
-        .spawn(move || run(g));
-    if spawned.is_err() {
-        lock(&g.link).attempted = true;
+        .spawn(move || {
+            let _ = started.send(());
+            run(g)
+        });
+    match spawned {
+        Ok(_) if wait_for_start => {
+            let _ = has_started.recv_timeout(std::time::Duration::from_secs(1));
+        }
+        Ok(_) => {}
+        Err(_) => lock(&g.link).attempted = true,
     }
 }
 
 /// The locks `before_fork` took, released after the fork on each side.
 struct ForkGuards {
+    _setup: MutexGuard<'static, ()>,
+    _options: MutexGuard<'static, Option<Options>>,
+    process: Option<ProcessGuards>,
+}
+
+/// The locks of the process state, once it exists.
+struct ProcessGuards {
     link: MutexGuard<'static, LinkState>,
     _providers: MutexGuard<'static, Vec<&'static ProviderInner>>,
     region: MutexGuard<'static, Option<Arc<Region>>>,
@@ -232,15 +300,24 @@ thread_local! {
 /// holds one at the moment of the fork. In the child those threads do not
 /// exist and would never release them.
 extern "C" fn before_fork() {
-    let Some(Some(g)) = GLOBAL.get() else {
-        return;
+    // The setup's locks first, in the order the setup nests them: a setup
+    // in progress finishes before the fork.
+    let setup = lock(&SETUP);
+    let options = lock(&OPTIONS);
+    let process = match GLOBAL.get() {
+        Some(Some(g)) => Some(ProcessGuards {
+            link: lock(&g.link),
+            _providers: lock(&g.providers),
+            region: lock(&g.region),
+            _interner: crate::dynamic::lock_for_fork(),
+            _callbacks: crate::notify::lock_for_fork(),
+        }),
+        _ => None,
     };
     let guards = ForkGuards {
-        link: lock(&g.link),
-        _providers: lock(&g.providers),
-        region: lock(&g.region),
-        _interner: crate::dynamic::lock_for_fork(),
-        _callbacks: crate::notify::lock_for_fork(),
+        _setup: setup,
+        _options: options,
+        process,
     };
     let _ = FORK_GUARDS.try_with(|slot| {
         if let Ok(mut slot) = slot.try_borrow_mut() {
@@ -263,6 +340,9 @@ extern "C" fn after_fork_in_parent() {
 /// thread, which attaches it to the daemon as a process of its own.
 extern "C" fn after_fork_in_child() {
     let Some(Some(g)) = GLOBAL.get() else {
+        // No process state yet: release the setup's locks, and the child's
+        // first registration sets it up as any process's does.
+        let _ = FORK_GUARDS.try_with(|slot| slot.try_borrow_mut().ok().and_then(|mut s| s.take()));
         return;
     };
     // From here on every region mapped so far belongs to the parent: the
@@ -274,10 +354,11 @@ extern "C" fn after_fork_in_child() {
     // child write into the parent's rings; zero pages disable everything
     // until the child's own region arrives.
     map_zero_table(g);
-    let Some(mut guards) = FORK_GUARDS
+    let Some((setup_guards, mut guards)) = FORK_GUARDS
         .try_with(|slot| slot.try_borrow_mut().ok().and_then(|mut s| s.take()))
         .ok()
         .flatten()
+        .and_then(|mut all| all.process.take().map(|p| (all, p)))
     else {
         // `before_fork` could not take the locks (a fork from a thread that
         // is exiting): nothing can safely be reset, so stay detached.
@@ -304,7 +385,8 @@ extern "C" fn after_fork_in_child() {
     // next write and look for the child's region.
     GENERATION.fetch_add(1, Ordering::Release);
     drop(guards);
-    spawn_link(g);
+    drop(setup_guards);
+    spawn_link(g, false);
     // The parent's enable-change watcher did not survive the fork either.
     crate::notify::after_fork_in_child();
 }

@@ -112,7 +112,7 @@ fn watch() {
         let generation = GENERATION.load(Ordering::Acquire);
         let version = region
             .as_ref()
-            .map(|r| r.header().daemon.enable_version.load(Ordering::Acquire));
+            .map(|r| r.enable_version().load(Ordering::Acquire));
         if seen != Some((generation, version)) {
             seen = Some((generation, version));
             notify_all();
@@ -125,12 +125,7 @@ fn watch() {
                 };
                 // Returns at once if the daemon bumped the word since the
                 // load above; a timeout or an interruption just loops.
-                let _ = futex::wait(
-                    &r.header().daemon.enable_version,
-                    futex::Flags::empty(),
-                    v,
-                    Some(&timeout),
-                );
+                let _ = futex::wait(r.enable_version(), futex::Flags::empty(), v, Some(&timeout));
             }
             _ => std::thread::sleep(DETACHED_POLL),
         }

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
 use std::ptr::NonNull;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use ferret_abi::record::{self, HEADER_LEN, kind};
 use ferret_abi::shm::{
@@ -117,11 +117,15 @@ impl Region {
         // fault in the child instead of corrupting the parent's events.)
         // SAFETY: advice on the mapping just made; it changes no contents.
         let _ = unsafe { rustix::mm::madvise(ptr, len, rustix::mm::Advice::LinuxDontFork) };
+        // The daemon, another process, can write the header at any time, so
+        // no reference to it is made: its fields are read once, by a volatile
+        // copy, and the layout checked and used is that copy's, which nothing
+        // can change between the check and the use.
         // SAFETY: the mapping is at least HEADER_BYTES long (checked above)
         // and page-aligned; RegionHeader's fields are integers and atomics,
         // valid for any bit pattern.
-        let header = unsafe { &*base.as_ptr().cast::<RegionHeader>() };
-        let checked = RegionLayout::from_header(header, size)
+        let header = unsafe { std::ptr::read_volatile(base.as_ptr().cast::<RegionHeader>()) };
+        let checked = RegionLayout::from_header(&header, size)
             .map_err(|e| AttachError(format!("daemon sent a bad region: {e}")));
         let layout = match checked {
             Ok(layout) => layout,
@@ -146,11 +150,49 @@ impl Region {
         })
     }
 
-    pub(crate) fn header(&self) -> &RegionHeader {
-        // SAFETY: the mapping is at least HEADER_BYTES long (checked in
-        // `map`), page-aligned, and RegionHeader's fields are integers and
-        // atomics valid for any bit pattern.
-        unsafe { &*self.base.as_ptr().cast::<RegionHeader>() }
+    /// The header, by raw pointer: the daemon writes parts of it, so only
+    /// its atomic words are ever referenced (see the accessors below).
+    fn header(&self) -> *const RegionHeader {
+        self.base.as_ptr().cast::<RegionHeader>()
+    }
+
+    /// 1 while the daemon's drain thread sleeps.
+    fn drain_sleeping(&self) -> &AtomicU32 {
+        // SAFETY: the header lies inside the mapping (checked in `map`) and
+        // stays mapped while `self` lives; the field is an atomic, valid for
+        // any bits, and only the atomic itself is referenced.
+        unsafe { &*std::ptr::addr_of!((*self.header()).daemon.drain_sleeping) }
+    }
+
+    /// The word the daemon bumps each time it changes this region's enable
+    /// table.
+    pub(crate) fn enable_version(&self) -> &AtomicU32 {
+        // SAFETY: as in `drain_sleeping`.
+        unsafe { &*std::ptr::addr_of!((*self.header()).daemon.enable_version) }
+    }
+
+    /// The bytes this process has committed to the metadata area.
+    fn meta_head(&self) -> &AtomicU64 {
+        // SAFETY: as in `drain_sleeping`.
+        unsafe { &*std::ptr::addr_of!((*self.header()).provider.meta_head) }
+    }
+
+    /// Events dropped for want of a free ring.
+    pub(crate) fn lost_no_ring(&self) -> &AtomicU64 {
+        // SAFETY: as in `drain_sleeping`.
+        unsafe { &*std::ptr::addr_of!((*self.header()).provider.lost_no_ring) }
+    }
+
+    /// Events dropped because their type did not fit the metadata area.
+    pub(crate) fn lost_no_metadata(&self) -> &AtomicU64 {
+        // SAFETY: as in `drain_sleeping`.
+        unsafe { &*std::ptr::addr_of!((*self.header()).provider.lost_no_metadata) }
+    }
+
+    /// Events dropped as too large or not matching their declared fields.
+    pub(crate) fn lost_invalid(&self) -> &AtomicU64 {
+        // SAFETY: as in `drain_sleeping`.
+        unsafe { &*std::ptr::addr_of!((*self.header()).provider.lost_invalid) }
     }
 
     fn at(&self, offset: u64) -> *mut u8 {
@@ -206,11 +248,11 @@ impl Region {
         }
         for i in 0..self.layout.params.ring_count as usize {
             let desc = self.ring_desc(i);
-            if desc.state.load(Ordering::Relaxed) != RING_FREE {
+            if desc.state().load(Ordering::Relaxed) != RING_FREE {
                 continue;
             }
             if desc
-                .state
+                .state()
                 .compare_exchange(RING_FREE, RING_OWNED, Ordering::AcqRel, Ordering::Relaxed)
                 .is_ok()
             {
@@ -278,10 +320,10 @@ impl Region {
         // The head is this process's own line: the last owner stored it
         // before handing the ring over (under the spare lock), or the
         // daemon's drain left it where the last owner stopped.
-        let head = desc.head.load(Ordering::Acquire);
-        let tail = desc.tail.load(Ordering::Acquire);
+        let head = desc.head().load(Ordering::Acquire);
+        let tail = desc.tail().load(Ordering::Acquire);
         Some(RingHandle {
-            desc: NonNull::from(desc),
+            desc,
             data: NonNull::new(self.at(self.layout.ring_data_at(i)))?,
             index: i as u32,
             capacity: self.layout.params.ring_capacity,
@@ -295,17 +337,18 @@ impl Region {
         })
     }
 
-    fn ring_desc(&self, i: usize) -> &RingDesc {
-        // SAFETY: i < ring_count, so the descriptor lies inside the validated
-        // layout; RingDesc is 64-aligned like its offset, and all of its
-        // fields are atomics or padding.
-        unsafe { &*self.at(self.layout.ring_desc_at(i)).cast::<RingDesc>() }
+    fn ring_desc(&self, i: usize) -> DescPtr {
+        let desc = self.at(self.layout.ring_desc_at(i)).cast::<RingDesc>();
+        // SAFETY: i < ring_count, so the descriptor lies inside the
+        // validated layout, 64-aligned like its offset; an address inside
+        // the mapping is not null.
+        DescPtr(unsafe { NonNull::new_unchecked(desc) })
     }
 
     /// Signals the drain thread if it sleeps.
     pub(crate) fn wake_drain(&self) {
         std::sync::atomic::fence(Ordering::SeqCst);
-        if self.header().daemon.drain_sleeping.load(Ordering::Relaxed) != 0 {
+        if self.drain_sleeping().load(Ordering::Relaxed) != 0 {
             if let Some(fd) = &self.eventfd {
                 let _ = rustix::io::write(fd, &1u64.to_ne_bytes());
             }
@@ -343,33 +386,21 @@ impl Region {
         // daemon reads only below meta_head, which moves after the copy.
         unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), dst, bytes.len()) };
         meta.tail += len;
-        self.header()
-            .provider
-            .meta_head
-            .store(meta.tail, Ordering::Release);
+        self.meta_head().store(meta.tail, Ordering::Release);
         meta.types.insert(key, type_id);
         Some(type_id)
     }
 
     pub(crate) fn count_no_ring(&self) {
-        self.header()
-            .provider
-            .lost_no_ring
-            .fetch_add(1, Ordering::Relaxed);
+        self.lost_no_ring().fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn count_invalid(&self) {
-        self.header()
-            .provider
-            .lost_invalid
-            .fetch_add(1, Ordering::Relaxed);
+        self.lost_invalid().fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn count_no_metadata(&self) {
-        self.header()
-            .provider
-            .lost_no_metadata
-            .fetch_add(1, Ordering::Relaxed);
+        self.lost_no_metadata().fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -386,10 +417,49 @@ impl Drop for Region {
     }
 }
 
+/// A ring descriptor in the region, by raw pointer. The daemon writes its
+/// consumer line, and the descriptor's padding is plain memory, so no
+/// reference to the whole descriptor is made: each word is reached as the
+/// atomic it is, which costs the same as a field of a reference.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct DescPtr(NonNull<RingDesc>);
+
+impl DescPtr {
+    /// The producer's commit position.
+    #[inline]
+    pub(crate) fn head(&self) -> &AtomicU64 {
+        // SAFETY: the descriptor lies inside a region its holder keeps
+        // mapped (a RingHandle sits next to its Region's Arc); the field is
+        // an atomic, valid for any bits, and only it is referenced.
+        unsafe { &*std::ptr::addr_of!((*self.0.as_ptr()).head) }
+    }
+
+    /// The daemon's consume position.
+    #[inline]
+    pub(crate) fn tail(&self) -> &AtomicU64 {
+        // SAFETY: as in `head`.
+        unsafe { &*std::ptr::addr_of!((*self.0.as_ptr()).tail) }
+    }
+
+    /// Free, owned or released.
+    #[inline]
+    fn state(&self) -> &AtomicU32 {
+        // SAFETY: as in `head`.
+        unsafe { &*std::ptr::addr_of!((*self.0.as_ptr()).state) }
+    }
+
+    /// The owning thread's id, for display.
+    #[inline]
+    fn tid(&self) -> &AtomicU32 {
+        // SAFETY: as in `head`.
+        unsafe { &*std::ptr::addr_of!((*self.0.as_ptr()).tid) }
+    }
+}
+
 /// A thread's claim on one ring.
 #[derive(Debug)]
 pub(crate) struct RingHandle {
-    pub(crate) desc: NonNull<RingDesc>,
+    pub(crate) desc: DescPtr,
     pub(crate) data: NonNull<u8>,
     /// The ring's number in the region.
     pub(crate) index: u32,
@@ -453,10 +523,9 @@ impl RingHandle {
         0
     }
 
-    pub(crate) fn desc(&self) -> &RingDesc {
-        // SAFETY: the descriptor lives in a region the owning thread keeps
-        // mapped (it holds the Region's Arc next to this handle).
-        unsafe { self.desc.as_ref() }
+    #[inline]
+    pub(crate) fn desc(&self) -> DescPtr {
+        self.desc
     }
 
     /// Starts this thread's stream in the ring with a THREAD record. False
@@ -467,7 +536,7 @@ impl RingHandle {
             return false;
         }
         // For display only: the daemon goes by the THREAD record.
-        self.desc().tid.store(tid, Ordering::Relaxed);
+        self.desc().tid().store(tid, Ordering::Relaxed);
         true
     }
 
@@ -475,7 +544,7 @@ impl RingHandle {
     /// ring first if it does not fit before the end (as the event path does).
     fn push_raw(&mut self, rec: &[u8]) -> bool {
         let size = rec.len() as u64;
-        self.cached_tail = self.desc().tail.load(Ordering::Acquire);
+        self.cached_tail = self.desc().tail().load(Ordering::Acquire);
         if self
             .head
             .wrapping_add(self.space_for(size))
@@ -490,7 +559,7 @@ impl RingHandle {
         // space checked above; the daemon reads only below the published head.
         unsafe { std::ptr::copy_nonoverlapping(rec.as_ptr(), data.add(at), rec.len()) };
         self.head += size;
-        self.desc().head.store(self.head, Ordering::Release);
+        self.desc().head().store(self.head, Ordering::Release);
         true
     }
 }

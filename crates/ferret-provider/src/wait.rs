@@ -64,7 +64,7 @@ pub(crate) fn for_room(
             // The drain may have gone to sleep since the last look.
             region.wake_drain();
         }
-        ring.cached_tail = ring.desc().tail.load(Ordering::Acquire);
+        ring.cached_tail = ring.desc().tail().load(Ordering::Acquire);
         if ring.head.wrapping_add(need).wrapping_sub(ring.cached_tail) <= cap {
             ring.stalled_at = None;
             return true;

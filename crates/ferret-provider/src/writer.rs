@@ -14,7 +14,7 @@
 
 use std::cell::RefCell;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 
 use ferret_abi::Value;
 use ferret_abi::record::{
@@ -131,7 +131,12 @@ impl ThreadWriter {
         // After a fork this thread has a new id, so ask again.
         self.tid = 0;
         self.generation = generation;
-        self.region = global().and_then(|g| g.current_region());
+        let region = global().and_then(|g| g.current_region());
+        // The new region is published to re-entrant writes before the old
+        // one is let go, so that the pointer they read always names a
+        // region this writer still holds.
+        set_in_use(region.as_deref());
+        self.region = region;
         self.retry_in = 0;
         self.claim();
     }
@@ -269,7 +274,7 @@ impl ThreadWriter {
         let fits = size64 <= cap - pos;
         let need = if fits { size64 } else { ring.space_for(size64) };
         if ring.head.wrapping_add(need).wrapping_sub(ring.cached_tail) > cap {
-            ring.cached_tail = ring.desc().tail.load(Ordering::Acquire);
+            ring.cached_tail = ring.desc().tail().load(Ordering::Acquire);
             if ring.head.wrapping_add(need).wrapping_sub(ring.cached_tail) > cap
                 && !wait::for_room(region, ring, p.words, need, generation)
             {
@@ -286,9 +291,13 @@ impl ThreadWriter {
         let data = ring.data.as_ptr();
         // SAFETY: [at, at + size) lies inside the ring (`place` wrapped to
         // 0 if it did not fit before the end) and inside the space checked
-        // free above; no
-        // other thread writes this ring and the daemon reads only below the
-        // published head.
+        // free above. Unlike the descriptors and the header, these bytes
+        // are this thread's alone until the head store below publishes
+        // them: no other thread writes this ring, and the ABI lets the
+        // daemon read only below the published head and write no ring
+        // data. The encoders only write through the slice, never read it
+        // back, so a daemon that broke the ABI could garble only the record
+        // it then reads, not this process.
         let dst = unsafe { std::slice::from_raw_parts_mut(data.add(at), size) };
         let off = match compact {
             Some(d) => record::encode_compact_header(dst, size, type_id, d),
@@ -304,14 +313,14 @@ impl ThreadWriter {
         values.encode(&mut dst[off..]);
         ring.head += size64;
         ring.last_ticks = now;
-        ring.desc().head.store(ring.head, Ordering::Release);
+        ring.desc().head().store(ring.head, Ordering::Release);
         // The drain is woken when an eighth of the ring waits for it. The
         // check reads the daemon's tail (a cache line the other core
         // writes) and may fence, so it runs once per sixteenth of the ring
         // written, not after every record of a burst the drain lags behind.
         if ring.head >= ring.check_at {
             ring.check_at = ring.head + cap / 16;
-            ring.cached_tail = ring.desc().tail.load(Ordering::Acquire);
+            ring.cached_tail = ring.desc().tail().load(Ordering::Acquire);
             if ring.head.wrapping_sub(ring.cached_tail) > cap / 8 {
                 region.wake_drain();
             }
@@ -321,14 +330,84 @@ impl ThreadWriter {
 
 impl Drop for ThreadWriter {
     fn drop(&mut self) {
+        // A signal handler that writes while the ring is handed back must
+        // not take the spare lock this thread holds: it finds the thread
+        // busy and counts its event against the region, still held here.
+        let was_busy = EXIT_BUSY.with(|b| b.swap(true, Ordering::Acquire));
         // The thread is exiting: its ring goes to the next thread that
         // writes; the daemon drains what is left in it meanwhile.
         self.give_back_ring();
+        EXIT_BUSY.with(|b| b.store(was_busy, Ordering::Release));
+        // Cleared last: the region is let go only after this returns, when
+        // the fields drop.
+        set_in_use(None);
     }
 }
 
 thread_local! {
     static WRITER: RefCell<ThreadWriter> = const { RefCell::new(ThreadWriter::new()) };
+    /// The region the thread's writer holds, for a write that finds the
+    /// writer busy: it has no other way to reach the region's counters,
+    /// and may run in a signal handler, where it can take no lock. Neither
+    /// this nor `EXIT_BUSY` needs dropping, so both stay readable while the
+    /// thread's other thread-locals are destroyed.
+    static IN_USE: AtomicPtr<Region> = const { AtomicPtr::new(std::ptr::null_mut()) };
+    /// True while a write of an exiting thread (whose writer is gone) or the
+    /// writer's own hand-back runs on this thread; see [`write_exiting`].
+    static EXIT_BUSY: AtomicBool = const { AtomicBool::new(false) };
+}
+
+/// Publishes the region the thread's writer now holds (or none).
+fn set_in_use(region: Option<&Region>) {
+    let ptr = region.map_or(std::ptr::null_mut(), |r| (r as *const Region).cast_mut());
+    IN_USE.with(|p| p.store(ptr, Ordering::Release));
+}
+
+/// Counts an event that passed the enable test but found this thread's
+/// writer busy: a write from a signal handler that interrupted a write, or
+/// from code that runs inside one (an allocator that logs). It is counted
+/// where the daemon reads ring-full losses, against the event's provider,
+/// so that the sessions that wanted it see it lost; only atomics are
+/// touched, which is safe in a signal handler.
+#[cold]
+#[inline(never)]
+fn count_busy(p: &ProviderInner) {
+    let region = IN_USE.with(|r| r.load(Ordering::Acquire));
+    if region.is_null() || p.slot as usize >= ferret_abi::shm::ENABLE_SLOTS {
+        // No region (the process is attached to no daemon) or no slot (the
+        // provider is registered with none): no session wanted the event.
+        return;
+    }
+    // SAFETY: `IN_USE` names a region only while a writer of this thread
+    // holds its Arc (set before the Arc is stored, cleared before it is
+    // let go); that writer is the one this write interrupted or runs
+    // inside, so it cannot let go until this returns.
+    let region = unsafe { &*region };
+    region.lost_counter(p.slot).fetch_add(1, Ordering::Relaxed);
+}
+
+/// Writes an event from a thread whose writer is already gone: a write from
+/// a thread-local destructor during thread exit. A writer made for this one
+/// event takes a ring (one an exited thread left, usually), writes, and
+/// hands the ring back; it is slow, but the event is not lost.
+#[cold]
+#[inline(never)]
+fn write_exiting<D: Described + ?Sized, P: Payload + ?Sized>(
+    p: &ProviderInner,
+    desc: &D,
+    values: &P,
+    ids: Ids<'_>,
+) {
+    // A write that interrupted this one (a signal handler) must not take
+    // the locks the interrupted write may hold: it is counted instead.
+    if EXIT_BUSY.with(|b| b.swap(true, Ordering::Acquire)) {
+        count_busy(p);
+        return;
+    }
+    let mut w = ThreadWriter::new();
+    w.write(p, desc, values, ids);
+    drop(w);
+    EXIT_BUSY.with(|b| b.store(false, Ordering::Release));
 }
 
 /// Writes one event from the calling thread, with the activity ids given.
@@ -341,12 +420,16 @@ pub(crate) fn write<D: Described + ?Sized, P: Payload + ?Sized>(
     values: &P,
     ids: Ids<'_>,
 ) {
-    let _ = WRITER.try_with(|cell| {
+    let done = WRITER.try_with(|cell| {
         // A write from a signal handler that interrupted another write on
-        // this thread finds the writer busy; it is dropped rather than
-        // corrupting the ring.
-        if let Ok(mut w) = cell.try_borrow_mut() {
-            w.write(p, desc, values, ids);
+        // this thread finds the writer busy; it is dropped and counted
+        // rather than corrupting the ring.
+        match cell.try_borrow_mut() {
+            Ok(mut w) => w.write(p, desc, values, ids),
+            Err(_) => count_busy(p),
         }
     });
+    if done.is_err() {
+        write_exiting(p, desc, values, ids);
+    }
 }
