@@ -1,5 +1,7 @@
-//! The writer thread: writes sealed buffers into their slots in each
-//! session's log file, writes the trailer and syncs at stop.
+//! The writer threads: one per session writes sealed buffers into their
+//! slots in the session's log file, writes the trailer and syncs at stop;
+//! a router in front hands each session's commands to its thread, so that
+//! one stalled file holds up only its own session.
 //!
 //! It writes only to descriptors controllers opened and passed in. Keeping
 //! file I/O off the drain thread means a slow disk delays buffers, not the
