@@ -783,6 +783,9 @@ fn snapshot(
 /// session's `last_error` says that its log file is stalled.
 const STALL_REPORT: Duration = Duration::from_secs(1);
 
+/// How `last_error` begins while a session's file is stalled.
+const STALLED: &str = "writing the log file has not returned";
+
 /// One session's writer thread, as the router sees it.
 struct SessionWriter {
     cmds: Sender<WriteCmd>,
@@ -936,7 +939,7 @@ fn report_stalls(writers: &HashMap<SessionKey, SessionWriter>, epoch: Instant) {
             && !w.stall_reported.swap(true, Ordering::AcqRel)
         {
             w.counters.set_error(format!(
-                "writing the log file has not returned for {} ms (a stalled file system?); events that find no free buffer meanwhile are counted as lost",
+                "{STALLED} for {} ms (a stalled file system?); events that find no free buffer meanwhile are counted as lost",
                 now - since
             ));
         }
@@ -989,7 +992,8 @@ impl SessionThread {
         self.busy_since.store(0, Ordering::Release);
         if self.stall_reported.swap(false, Ordering::AcqRel) {
             let took = self.epoch.elapsed().as_millis() as u64 + 1 - start;
-            if let Some(e) = self.sink.counters.error() {
+            // A write that failed after its stall has said so instead.
+            if let Some(e) = self.sink.counters.error().filter(|e| e.contains(STALLED)) {
                 self.sink
                     .counters
                     .set_error(format!("{e} (past: the write returned after {took} ms)"));
