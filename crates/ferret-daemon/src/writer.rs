@@ -1,5 +1,7 @@
-//! The writer thread: writes sealed buffers into their slots in each
-//! session's log file, writes the trailer and syncs at stop.
+//! The writer threads: one per session writes sealed buffers into their
+//! slots in the session's log file, writes the trailer and syncs at stop;
+//! a router in front hands each session's commands to its thread, so that
+//! one stalled file holds up only its own session.
 //!
 //! It writes only to descriptors controllers opened and passed in. Keeping
 //! file I/O off the drain thread means a slow disk delays buffers, not the
@@ -18,9 +20,10 @@ use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use ferret_abi::proto::{Counters, rotated_file_name};
 use ferret_abi::record;
 use ferret_format::{BufferBuilder, Trailer, buffer_kind};
@@ -776,29 +779,61 @@ fn snapshot(
     Ok((buffers, end))
 }
 
-/// Runs the writer until its command channel closes.
+/// How long a session's writer may spend on one command before the
+/// session's `last_error` says that its log file is stalled.
+const STALL_REPORT: Duration = Duration::from_secs(1);
+
+/// How `last_error` begins while a session's file is stalled.
+const STALLED: &str = "writing the log file has not returned";
+
+/// One session's writer thread, as the router sees it.
+struct SessionWriter {
+    cmds: Sender<WriteCmd>,
+    counters: Arc<SessionCounters>,
+    /// Partial-buffer copies sent and not yet written.
+    copies_queued: Arc<AtomicU64>,
+    /// When the command being handled began (ms since `epoch`, plus one),
+    /// 0 while the thread waits for work.
+    busy_since: Arc<AtomicU64>,
+    /// Set once the stall has been reported in `last_error`.
+    stall_reported: Arc<AtomicBool>,
+}
+
+/// Runs the writer router until its command channel closes.
+///
+/// The router does no file I/O: it hands each session's commands to that
+/// session's own writer thread, so that a log file whose writes hang (a
+/// hung mount, a stalled disk) holds up only its own session. The queue to
+/// a session's writer stays bounded without ever blocking the drain: full
+/// buffers come from the session's fixed pool (when none is free the drain
+/// counts the events it cannot place as `no-buffer` losses, with LOST
+/// records), at most one partial-buffer copy is queued (a later copy of the
+/// same buffer, or the buffer written whole, supersedes a skipped one, so
+/// skipping loses nothing), and the rest are control commands.
 pub(crate) fn run(
     cmds: Receiver<WriteCmd>,
     returned: Sender<(SessionKey, BufferBuilder)>,
     events: Sender<Event>,
     clock: Clock,
 ) {
-    crate::drain::raise_priority();
-    let mut sinks: HashMap<SessionKey, SessionSink> = HashMap::new();
+    let epoch = Instant::now();
+    let mut writers: HashMap<SessionKey, SessionWriter> = HashMap::new();
     loop {
-        let cmd = match cmds.try_recv() {
-            Ok(cmd) => cmd,
-            Err(TryRecvError::Disconnected) => return,
-            Err(TryRecvError::Empty) => {
-                // Nothing more queued: write what is staged before waiting.
-                for sink in sinks.values_mut() {
-                    sink.flush();
-                }
-                match cmds.recv() {
-                    Ok(cmd) => cmd,
-                    Err(_) => return,
-                }
-            }
+        let cmd = match cmds.recv_timeout(STALL_REPORT / 2) {
+            Ok(cmd) => Some(cmd),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => return,
+        };
+        report_stalls(&writers, epoch);
+        let Some(cmd) = cmd else { continue };
+        let key = match &cmd {
+            WriteCmd::Open { key, .. }
+            | WriteCmd::Write { key, .. }
+            | WriteCmd::WriteCopy { key, .. }
+            | WriteCmd::Flushed { key, .. }
+            | WriteCmd::Switch { key, .. }
+            | WriteCmd::Snapshot { key, .. }
+            | WriteCmd::Finish { key, .. } => *key,
         };
         match cmd {
             WriteCmd::Open {
@@ -806,67 +841,218 @@ pub(crate) fn run(
                 sink,
                 counters,
             } => {
-                sinks.insert(key, SessionSink::new(sink, counters));
-            }
-            WriteCmd::Write { key, seq, buffer } => {
-                let back = match sinks.get_mut(&key) {
-                    Some(sink) => sink.write(seq, buffer, &clock),
-                    None => Some(buffer),
+                let (tx, rx) = crossbeam_channel::unbounded();
+                let w = SessionWriter {
+                    cmds: tx,
+                    counters: counters.clone(),
+                    copies_queued: Arc::new(AtomicU64::new(0)),
+                    busy_since: Arc::new(AtomicU64::new(0)),
+                    stall_reported: Arc::new(AtomicBool::new(false)),
                 };
-                if let Some(buffer) = back {
+                let thread = SessionThread {
+                    cmds: rx,
+                    sink: SessionSink::new(sink, counters),
+                    returned: returned.clone(),
+                    events: events.clone(),
+                    clock,
+                    copies_queued: w.copies_queued.clone(),
+                    busy_since: w.busy_since.clone(),
+                    stall_reported: w.stall_reported.clone(),
+                    epoch,
+                };
+                let spawned = std::thread::Builder::new()
+                    .name(format!("ferretd-writer-{}", key.0))
+                    .spawn(move || thread.run());
+                match spawned {
+                    Ok(_) => {
+                        writers.insert(key, w);
+                    }
+                    Err(e) => {
+                        // Without a thread the session has no sink: its
+                        // buffers go back unwritten, as for a session
+                        // that has stopped, and the error says so.
+                        w.counters.set_error(format!(
+                            "cannot start the session's writer thread: {e}; no buffer of this session is written"
+                        ));
+                    }
+                }
+            }
+            WriteCmd::Write { key, seq, buffer } => match writers.get(&key) {
+                Some(w) => {
+                    let _ = w.cmds.send(WriteCmd::Write { key, seq, buffer });
+                }
+                None => {
                     let _ = returned.send((key, buffer));
                 }
-            }
+            },
             WriteCmd::WriteCopy { key, seq, bytes } => {
-                if let Some(sink) = sinks.get_mut(&key) {
-                    sink.put(seq, &bytes, &clock);
+                if let Some(w) = writers.get(&key) {
+                    // A copy still queued means the file is behind: this
+                    // copy would only queue more memory behind it.
+                    if w.copies_queued.load(Ordering::Acquire) == 0 {
+                        w.copies_queued.fetch_add(1, Ordering::AcqRel);
+                        let _ = w.cmds.send(WriteCmd::WriteCopy { key, seq, bytes });
+                    }
                 }
+            }
+            WriteCmd::Flushed { key, token } => match writers.get(&key) {
+                Some(w) => {
+                    let _ = w.cmds.send(WriteCmd::Flushed { key, token });
+                }
+                None => {
+                    let _ = events.send(Event::Flushed { key, token });
+                }
+            },
+            WriteCmd::Snapshot { token, .. } if !writers.contains_key(&key) => {
+                let _ = events.send(Event::Snapshotted {
+                    token,
+                    result: Err("the session has stopped".into()),
+                });
+            }
+            WriteCmd::Finish { key, seq } => match writers.remove(&key) {
+                // The thread ends after the finish; dropping the sender
+                // here lets it see the channel close.
+                Some(w) => {
+                    let _ = w.cmds.send(WriteCmd::Finish { key, seq });
+                }
+                None => {
+                    let _ = events.send(Event::Stopped { key });
+                }
+            },
+            other => {
+                if let Some(w) = writers.get(&key) {
+                    let _ = w.cmds.send(other);
+                }
+            }
+        }
+    }
+}
+
+/// Marks in `last_error` each session whose writer has spent longer than
+/// [`STALL_REPORT`] on one command, since the stalled thread itself cannot.
+fn report_stalls(writers: &HashMap<SessionKey, SessionWriter>, epoch: Instant) {
+    let now = epoch.elapsed().as_millis() as u64 + 1;
+    for w in writers.values() {
+        let since = w.busy_since.load(Ordering::Acquire);
+        if since != 0
+            && now.saturating_sub(since) >= STALL_REPORT.as_millis() as u64
+            && !w.stall_reported.swap(true, Ordering::AcqRel)
+        {
+            w.counters.set_error(format!(
+                "{STALLED} for {} ms (a stalled file system?); events that find no free buffer meanwhile are counted as lost",
+                now - since
+            ));
+        }
+    }
+}
+
+/// What one session's writer thread owns.
+struct SessionThread {
+    cmds: Receiver<WriteCmd>,
+    sink: SessionSink,
+    returned: Sender<(SessionKey, BufferBuilder)>,
+    events: Sender<Event>,
+    clock: Clock,
+    copies_queued: Arc<AtomicU64>,
+    busy_since: Arc<AtomicU64>,
+    stall_reported: Arc<AtomicBool>,
+    epoch: Instant,
+}
+
+impl SessionThread {
+    /// Handles the session's commands until its `Finish` (or the router's
+    /// end).
+    fn run(mut self) {
+        crate::drain::raise_priority();
+        loop {
+            let cmd = match self.cmds.try_recv() {
+                Ok(cmd) => cmd,
+                Err(TryRecvError::Disconnected) => return,
+                Err(TryRecvError::Empty) => {
+                    // Nothing more queued: write what is staged before waiting.
+                    self.busy(|t| t.sink.flush());
+                    match self.cmds.recv() {
+                        Ok(cmd) => cmd,
+                        Err(_) => return,
+                    }
+                }
+            };
+            if !self.busy(|t| t.handle(cmd)) {
+                return;
+            }
+        }
+    }
+
+    /// Runs `f` with the thread marked busy, so that the router can see a
+    /// stall; when a reported stall ends, `last_error` says so.
+    fn busy<R>(&mut self, f: impl FnOnce(&mut Self) -> R) -> R {
+        let start = self.epoch.elapsed().as_millis() as u64 + 1;
+        self.busy_since.store(start, Ordering::Release);
+        let r = f(self);
+        self.busy_since.store(0, Ordering::Release);
+        if self.stall_reported.swap(false, Ordering::AcqRel) {
+            let took = self.epoch.elapsed().as_millis() as u64 + 1 - start;
+            // A write that failed after its stall has said so instead.
+            if let Some(e) = self.sink.counters.error().filter(|e| e.contains(STALLED)) {
+                self.sink
+                    .counters
+                    .set_error(format!("{e} (past: the write returned after {took} ms)"));
+            }
+        }
+        r
+    }
+
+    /// Handles one command; false once the session is finished.
+    fn handle(&mut self, cmd: WriteCmd) -> bool {
+        let clock = &self.clock;
+        let sink = &mut self.sink;
+        match cmd {
+            WriteCmd::Open { .. } => {}
+            WriteCmd::Write { key, seq, buffer } => {
+                if let Some(buffer) = sink.write(seq, buffer, clock) {
+                    let _ = self.returned.send((key, buffer));
+                }
+            }
+            WriteCmd::WriteCopy { seq, bytes, .. } => {
+                sink.put(seq, &bytes, clock);
+                self.copies_queued.fetch_sub(1, Ordering::AcqRel);
             }
             WriteCmd::Flushed { key, token } => {
-                if let Some(sink) = sinks.get_mut(&key) {
-                    sink.flush();
-                }
-                let _ = events.send(Event::Flushed { key, token });
+                sink.flush();
+                let _ = self.events.send(Event::Flushed { key, token });
             }
             WriteCmd::Switch {
-                key,
                 seq,
                 file,
                 data_offset,
                 first_seq,
                 at_switch,
+                ..
             } => {
-                if let Some(sink) = sinks.get_mut(&key) {
-                    sink.switch(seq, file, (data_offset, first_seq), at_switch, &clock);
-                }
+                sink.switch(seq, file, (data_offset, first_seq), at_switch, clock);
             }
             WriteCmd::Snapshot {
-                key,
                 file,
                 header,
                 partial,
                 next_seq,
                 token,
+                ..
             } => {
-                let result = match sinks.get(&key) {
-                    Some(sink) => {
-                        snapshot(sink, &file, &header, partial.as_deref(), next_seq, &clock)
-                            .map_err(|e| e.to_string())
-                    }
-                    None => Err("the session has stopped".into()),
-                };
-                let _ = events.send(Event::Snapshotted { token, result });
+                let result = snapshot(sink, &file, &header, partial.as_deref(), next_seq, clock)
+                    .map_err(|e| e.to_string());
+                let _ = self.events.send(Event::Snapshotted { token, result });
             }
             WriteCmd::Finish { key, seq } => {
-                if let Some(mut sink) = sinks.remove(&key) {
-                    sink.finish_file(seq, &clock, None);
-                    sink.publish();
-                    sink.counters.buffers_in_use.store(0, Ordering::Relaxed);
-                    sink.counters.free_buffers.store(0, Ordering::Relaxed);
-                }
-                let _ = events.send(Event::Stopped { key });
+                sink.finish_file(seq, clock, None);
+                sink.publish();
+                sink.counters.buffers_in_use.store(0, Ordering::Relaxed);
+                sink.counters.free_buffers.store(0, Ordering::Relaxed);
+                let _ = self.events.send(Event::Stopped { key });
+                return false;
             }
         }
+        true
     }
 }
 

@@ -655,3 +655,36 @@ pub fn typed_events(path: &Path) -> Vec<TypedEvent> {
     .expect("decode");
     events
 }
+
+impl Env {
+    /// A directory with `ferret daemon ARGS...` running on its socket with
+    /// the extra environment variables `vars` (a fault-injection shim in
+    /// `LD_PRELOAD`, say).
+    pub fn with_daemon_env(args: &[&str], vars: &[(&str, &std::ffi::OsStr)]) -> Env {
+        let mut env = Env::without_daemon();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(env.dir.path().join("daemon.log"))
+            .expect("daemon log");
+        let mut command = Command::new(ferret_bin());
+        command
+            .arg("--socket")
+            .arg(&env.socket)
+            .arg("daemon")
+            .args(args)
+            .env("FERRET_KEEPER_LINGER_S", "30")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("dup"))
+            .stderr(log);
+        for (name, value) in vars {
+            command.env(name, value);
+        }
+        env.daemon = Some(command.spawn().expect("spawn daemon"));
+        let socket = env.socket.clone();
+        wait_until(Duration::from_secs(20), "the daemon to answer", || {
+            Client::connect(&socket).is_ok()
+        });
+        env
+    }
+}
