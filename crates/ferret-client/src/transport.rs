@@ -77,7 +77,9 @@ impl Conn {
     pub fn connect_to_daemon(path: &Path) -> Result<Conn, ConnectError> {
         check_socket_dir(path)?;
         let conn = Conn::connect(path).map_err(ConnectError::Io)?;
-        let uid = peer_uid(&conn.fd).map_err(ConnectError::Io)?;
+        let uid = peer_credentials(conn.fd.as_fd())
+            .map_err(ConnectError::Io)?
+            .uid;
         let me = rustix::process::geteuid().as_raw();
         if uid != me && uid != 0 {
             return Err(ConnectError::Untrusted(format!(
@@ -274,10 +276,21 @@ fn check_socket_dir(path: &Path) -> Result<(), ConnectError> {
     Ok(())
 }
 
-/// The uid the kernel recorded for the socket's peer when it connected or
-/// listened. Read with `getsockopt` directly: unlike `socket_peercred`, it
-/// also works for a peer in another pid namespace, whose pid reads as 0.
-fn peer_uid(fd: &OwnedFd) -> io::Result<u32> {
+/// A socket peer's credentials, as the kernel recorded them when it
+/// connected or listened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerCredentials {
+    /// The peer's pid in this process's PID namespace; 0 when the peer is
+    /// in a namespace this one cannot see (a client outside a container).
+    pub pid: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// Reads `SO_PEERCRED` with `getsockopt` directly: unlike rustix's
+/// `socket_peercred`, it also answers for a peer in another PID namespace,
+/// whose pid reads as 0; its uid and gid are still the kernel's.
+pub fn peer_credentials(fd: BorrowedFd<'_>) -> io::Result<PeerCredentials> {
     use std::os::fd::AsRawFd;
     let mut cred = libc::ucred {
         pid: 0,
@@ -299,7 +312,17 @@ fn peer_uid(fd: &OwnedFd) -> io::Result<u32> {
     if rc != 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok(cred.uid)
+    if len as usize != std::mem::size_of::<libc::ucred>() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "the kernel answered SO_PEERCRED with an unexpected size",
+        ));
+    }
+    Ok(PeerCredentials {
+        pid: u32::try_from(cred.pid).unwrap_or(0),
+        uid: cred.uid,
+        gid: cred.gid,
+    })
 }
 
 impl AsFd for Conn {

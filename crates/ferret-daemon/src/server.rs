@@ -318,7 +318,7 @@ pub(crate) fn accept_loop(listener: OwnedFd, events: Sender<Event>, group: Optio
                 continue;
             }
         };
-        let Some(cred) = peer_credentials(&fd) else {
+        let Ok(cred) = ferret_client::transport::peer_credentials(fd.as_fd()) else {
             continue;
         };
         let uid = cred.uid;
@@ -360,48 +360,6 @@ pub(crate) fn accept_loop(listener: OwnedFd, events: Sender<Event>, group: Optio
 /// How long a new connection may take to say hello before it is closed.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The peer's credentials as the kernel recorded them at connect.
-#[derive(Debug, Clone, Copy)]
-struct PeerCredentials {
-    pid: u32,
-    uid: u32,
-    gid: u32,
-}
-
-/// Reads SO_PEERCRED directly. A peer in another PID namespace (the daemon
-/// in a container, a client outside it) has pid 0 there, which is a valid
-/// answer: the uid and gid still come from the kernel, and only the
-/// process name is unknown. rustix's typed call refuses a pid of 0, which
-/// silently dropped every such client.
-fn peer_credentials(fd: &OwnedFd) -> Option<PeerCredentials> {
-    use std::os::fd::AsRawFd;
-    let mut cred = libc::ucred {
-        pid: 0,
-        uid: 0,
-        gid: 0,
-    };
-    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
-    // SAFETY: `cred` is a valid ucred and `len` its size; the kernel writes
-    // at most `len` bytes into it and updates `len`.
-    let rc = unsafe {
-        libc::getsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_PEERCRED,
-            (&mut cred as *mut libc::ucred).cast(),
-            &mut len,
-        )
-    };
-    if rc != 0 || len as usize != std::mem::size_of::<libc::ucred>() {
-        return None;
-    }
-    Some(PeerCredentials {
-        pid: u32::try_from(cred.pid).unwrap_or(0),
-        uid: cred.uid,
-        gid: cred.gid,
-    })
-}
-
 /// Answers a connection past a cap with one error packet, without a thread
 /// (the peer's hello, already queued or not, is never read), and closes it.
 /// Refusals are logged at powers of two, so a flood cannot fill the log.
@@ -431,7 +389,7 @@ fn refuse_connection(fd: &OwnedFd, uid: u32, mine: usize, cap: usize, refused: u
 
 /// Serves one connection: each packet becomes one request, answered in order.
 fn serve(conn: ConnId, fd: OwnedFd, events: Sender<Event>, group: Option<&ControlGroup>) {
-    let Some(cred) = peer_credentials(&fd) else {
+    let Ok(cred) = ferret_client::transport::peer_credentials(fd.as_fd()) else {
         return;
     };
     let groups = peer_groups(&fd, cred.pid);
