@@ -21,7 +21,7 @@ use ferret_abi::proto::{ProviderSpec, SessionRef, UpdateRequest};
 use ferret_abi::{EnableFilter, Level};
 use tracing::level_filters::LevelFilter;
 use tracing_subscriber::prelude::*;
-use util::{Env, wait_until};
+use util::{Env, lost_records, wait_until};
 
 const LIMIT: Duration = Duration::from_secs(30);
 const RUNS: usize = 20;
@@ -65,20 +65,6 @@ fn outcome(env: &Env, name: &str, log: &Path, provider: &str) -> Outcome {
         lost_counted: info.counters.events_lost,
         counted: info.counters.events,
     }
-}
-
-/// The sum of the counts of every LOST record in a log.
-fn lost_records(log: &Path) -> u64 {
-    let mut d = ferret_decode::FileDecoder::open(log).expect("open log");
-    let mut lost = 0;
-    d.for_each(|e| {
-        if let ferret_decode::Entry::Lost { count, .. } = e {
-            lost += count;
-        }
-        Ok(())
-    })
-    .expect("decode");
-    lost
 }
 
 /// Checks the promise for one run: what was written while the session

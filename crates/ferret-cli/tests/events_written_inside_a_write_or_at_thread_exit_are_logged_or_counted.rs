@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use ferret_provider::{EventDescriptor, FieldDesc, FieldType, Level, Options, Provider, Value};
-use util::{Env, decode, wait_until};
+use util::{Env, decode, lost_records, wait_until};
 
 struct RaisingAllocator;
 
@@ -177,15 +177,5 @@ fn busy_and_exiting_writers_lose_nothing_silently() {
     assert_eq!(d.events.len() as u64, events);
     let at_exit = d.events.iter().filter(|e| e.name == "AtExit").count();
     assert_eq!(at_exit, 101, "every write of the exiting thread is logged");
-    let mut lost_in_log = 0;
-    let mut decoder = ferret_decode::FileDecoder::open(&log).expect("open log");
-    decoder
-        .for_each(|e| {
-            if let ferret_decode::Entry::Lost { count, .. } = e {
-                lost_in_log += count;
-            }
-            Ok(())
-        })
-        .expect("decode");
-    assert_eq!(lost_in_log, lost, "every loss is a LOST record");
+    assert_eq!(lost_records(&log), lost, "every loss is a LOST record");
 }

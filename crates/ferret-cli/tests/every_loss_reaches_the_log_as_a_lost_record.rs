@@ -9,26 +9,11 @@
 
 mod util;
 
-use std::path::Path;
 use std::time::Duration;
 
-use util::{Env, wait_until};
+use util::{Env, lost_records, wait_until};
 
 const LIMIT: Duration = Duration::from_secs(30);
-
-/// The sum of the counts of every LOST record in a log.
-fn lost_records(log: &Path) -> u64 {
-    let mut d = ferret_decode::FileDecoder::open(log).expect("open log");
-    let mut lost = 0;
-    d.for_each(|e| {
-        if let ferret_decode::Entry::Lost { count, .. } = e {
-            lost += count;
-        }
-        Ok(())
-    })
-    .expect("decode");
-    lost
-}
 
 fn signal(pid: u32, sig: rustix::process::Signal) {
     let pid = rustix::process::Pid::from_raw(pid as i32).expect("pid");

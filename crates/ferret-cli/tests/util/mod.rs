@@ -688,3 +688,17 @@ impl Env {
         env
     }
 }
+
+/// The sum of the counts of every LOST record in a log.
+pub fn lost_records(log: &Path) -> u64 {
+    let mut d = ferret_decode::FileDecoder::open(log).expect("open log");
+    let mut lost = 0;
+    d.for_each(|e| {
+        if let ferret_decode::Entry::Lost { count, .. } = e {
+            lost += count;
+        }
+        Ok(())
+    })
+    .expect("decode");
+    lost
+}
