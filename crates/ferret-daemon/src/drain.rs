@@ -234,8 +234,10 @@ enum Plan {
     Extend,
     /// It starts a new run, after a CONTEXT record if `context`.
     Start { context: bool },
-    /// The session has no buffer and has waited too long: it is lost.
-    Drop,
+    /// It is lost, for this reason: the session has no buffer and has
+    /// waited too long, the event is larger than a buffer, or its type's
+    /// metadata could not be written.
+    Lose(LostReason),
     /// The session has no buffer: leave the event in the ring for now.
     Stall,
 }
@@ -1530,7 +1532,7 @@ impl RingCtx<'_> {
         };
         let name = self.routes.slot(region_id, slot).map(|r| r.name.clone());
         if e.size + CONTEXT_LEN + BUFFER_HEADER_LEN > s.buffer_size {
-            s.lost_other += 1;
+            s.lost(lost(LostReason::Invalid), name.as_deref(), self.writer);
             return;
         }
         let ready = s.described_types.contains(&(region_id, e.type_id));
@@ -1540,7 +1542,7 @@ impl RingCtx<'_> {
             return;
         }
         if !describe_type(s, self.region, self.routes, e.type_id, self.writer) {
-            s.lost_other += 1;
+            s.lost(lost(LostReason::NoMetadata), name.as_deref(), self.writer);
             return;
         }
         if s.current.remaining() < e.size + CONTEXT_LEN && !s.rotate(self.writer) {
@@ -1640,14 +1642,15 @@ impl RingCtx<'_> {
             let s = &mut self.sessions[self.region.listeners[j]];
             match self.plans[j] {
                 Plan::Skip => {}
-                Plan::Drop => {
-                    // Counted and recorded: the LOST record waits for the
-                    // next buffer (merged with the drops before it).
+                Plan::Lose(reason) => {
+                    // Counted and recorded: a LOST record that finds no
+                    // room waits for the next buffer (merged with the
+                    // drops before it).
                     let provider = self.region.types[type_id].meta.provider;
                     let lost = LostMeta {
                         source: region_id.0 as u32,
                         provider,
-                        reason: LostReason::NoBuffer,
+                        reason,
                         pid: self.region.shm.pid,
                         count: 1,
                     };
@@ -1744,8 +1747,7 @@ impl RingCtx<'_> {
         let mut ready = described(s);
         let need = e.size + CONTEXT_LEN + if ready { 0 } else { META_ROOM };
         if e.size + CONTEXT_LEN + BUFFER_HEADER_LEN > s.buffer_size {
-            s.lost_other += 1;
-            return Plan::Skip;
+            return Plan::Lose(LostReason::Invalid);
         }
         if s.current.remaining() < need {
             if !s.can_rotate() {
@@ -1754,20 +1756,19 @@ impl RingCtx<'_> {
                     *self.stalled = true;
                     return Plan::Stall;
                 }
-                return Plan::Drop;
+                return Plan::Lose(LostReason::NoBuffer);
             }
             // Rotate before describing, so that the metadata lands in the
             // buffer that holds the event.
             if !s.rotate(self.writer) {
-                return Plan::Drop;
+                return Plan::Lose(LostReason::NoBuffer);
             }
             ready = described(s);
         }
         s.starved_since = None;
         if !ready {
             if !describe_type(s, self.region, self.routes, e.type_id, self.writer) {
-                s.lost_other += 1;
-                return Plan::Skip;
+                return Plan::Lose(LostReason::NoMetadata);
             }
             self.region.types[type_id].ready[j] = true;
         }
@@ -1775,7 +1776,7 @@ impl RingCtx<'_> {
         let continues = s.chain == Some((region_id, self.ring, e.position));
         let need = e.size + if continues { 0 } else { CONTEXT_LEN };
         if s.current.remaining() < need && !s.rotate(self.writer) {
-            return Plan::Drop;
+            return Plan::Lose(LostReason::NoBuffer);
         }
         // Rotating starts a buffer with no context.
         Plan::Start {
