@@ -94,13 +94,17 @@ fn a_daemon_of_another_user_is_refused_by_start_and_by_providers() {
         socket.parent().unwrap().display()
     );
     let mine = env.path("mine.ferret");
-    let (ok, err) = stderr_of(
-        Command::new(ferret_bin())
-            .arg("--socket")
-            .arg(&socket)
-            .args(["start", "r", "-p", "P", "-f"])
-            .arg(&mine),
-    );
+    // Root's `ferret start` of a session logging to `mine`, on `socket`.
+    let start_on = |socket: &std::path::Path| {
+        stderr_of(
+            Command::new(ferret_bin())
+                .arg("--socket")
+                .arg(socket)
+                .args(["start", "r", "-p", "P", "-f"])
+                .arg(&mine),
+        )
+    };
+    let (ok, err) = start_on(&socket);
     assert!(!ok, "root's start was served by nobody's daemon");
     assert_eq!(
         err,
@@ -119,13 +123,7 @@ fn a_daemon_of_another_user_is_refused_by_start_and_by_providers() {
         "the daemon on {} runs as uid 65534, neither this user (uid 0) nor root; refusing to talk to it (use a daemon of your own with --socket)",
         linked.display()
     );
-    let (ok, err) = stderr_of(
-        Command::new(ferret_bin())
-            .arg("--socket")
-            .arg(&linked)
-            .args(["start", "r", "-p", "P", "-f"])
-            .arg(&mine),
-    );
+    let (ok, err) = start_on(&linked);
     assert!(!ok, "root's start was served by nobody's daemon");
     assert_eq!(
         err,

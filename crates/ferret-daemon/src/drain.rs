@@ -1789,6 +1789,15 @@ impl RingCtx<'_> {
         let Some(run) = self.runs[j].take() else {
             return;
         };
+        // A run's events are lost together, charged to the process that
+        // wrote them (not to one provider: a run may hold several).
+        let run_lost = |reason| LostMeta {
+            source: self.region.shm.id.0 as u32,
+            provider: u32::MAX,
+            reason,
+            pid: self.region.shm.pid,
+            count: run.events,
+        };
         let s = &mut self.sessions[self.region.listeners[j]];
         let (used, records) = (s.current.used(), s.current.records());
         if let Some(dst) = s.current.append(run.len) {
@@ -1802,14 +1811,7 @@ impl RingCtx<'_> {
                 // The buffer's last CONTEXT is now this producer's, which
                 // the next run must not continue under: it starts afresh.
                 s.chain = None;
-                let lost = LostMeta {
-                    source: self.region.shm.id.0 as u32,
-                    provider: u32::MAX,
-                    reason: LostReason::Corrupt,
-                    pid: self.region.shm.pid,
-                    count: run.events,
-                };
-                s.lost(lost, None, self.writer);
+                s.lost(run_lost(LostReason::Corrupt), None, self.writer);
                 return;
             }
             let region_id = self.region.shm.id;
@@ -1824,14 +1826,7 @@ impl RingCtx<'_> {
             s.dirty = true;
             s.chain = Some((self.region.shm.id, self.ring, run.end_position));
         } else {
-            let lost = LostMeta {
-                source: self.region.shm.id.0 as u32,
-                provider: u32::MAX,
-                reason: LostReason::NoBuffer,
-                pid: self.region.shm.pid,
-                count: run.events,
-            };
-            s.lost(lost, None, self.writer);
+            s.lost(run_lost(LostReason::NoBuffer), None, self.writer);
         }
     }
 

@@ -589,6 +589,27 @@ fn one_ring_region(
     Ok(shm)
 }
 
+/// An unnamed file in memory for a recovered log, for tests and fuzzing.
+fn memory_file() -> std::io::Result<File> {
+    Ok(File::from(rustix::fs::memfd_create(
+        "ferret-recover-test",
+        rustix::fs::MemfdFlags::CLOEXEC,
+    )?))
+}
+
+impl<'a> Log<'a> {
+    /// An empty recovered log in `file`, its data after a 4096-byte header.
+    fn new(file: &'a File) -> Log<'a> {
+        Log {
+            file,
+            data_offset: 4096,
+            buffer: BufferBuilder::new(BUFFER_SIZE),
+            seq: 0,
+            chain: None,
+        }
+    }
+}
+
 /// Recovers a one-ring region (a 4096-byte ring holding `ring` from offset
 /// 0, a metadata area holding `meta`, and the given positions) into a log in
 /// memory, as `ferret recover` does: for tests and fuzzing.
@@ -605,17 +626,8 @@ pub(crate) fn recover_one_ring(
         process: "test".into(),
         providers: BTreeMap::new(),
     };
-    let file = File::from(rustix::fs::memfd_create(
-        "ferret-recover-test",
-        rustix::fs::MemfdFlags::CLOEXEC,
-    )?);
-    let mut log = Log {
-        file: &file,
-        data_offset: 4096,
-        buffer: BufferBuilder::new(BUFFER_SIZE),
-        seq: 0,
-        chain: None,
-    };
+    let file = memory_file()?;
+    let mut log = Log::new(&file);
     let mut report = Recovered::default();
     recover_region(&region, &mut log, &mut report)?;
     log.seal()?;
@@ -690,17 +702,8 @@ mod tests {
             one_ring_region(RegionId(1), &bytes, &one_type(), len, len, 0).expect("region");
         let copied = one_ring_region(RegionId(2), &rewritten, &[], len, len, 0).expect("region");
         let types = read_types(&scanned);
-        let file = File::from(
-            rustix::fs::memfd_create("ferret-recover-test", rustix::fs::MemfdFlags::CLOEXEC)
-                .expect("memfd"),
-        );
-        let mut log = Log {
-            file: &file,
-            data_offset: 4096,
-            buffer: BufferBuilder::new(BUFFER_SIZE),
-            seq: 0,
-            chain: None,
-        };
+        let file = memory_file().expect("memfd");
+        let mut log = Log::new(&file);
         let mut sink = Sink {
             log: &mut log,
             types: &types,
