@@ -45,11 +45,9 @@ fn build_shim(dir: &Path) -> PathBuf {
     out
 }
 
-/// Runs `ferret ARGS...` and asserts that it succeeds within [`VERB`];
-/// returns its stdout. A verb that hangs is killed and fails the test
-/// instead of hanging it.
-fn quick(env: &Env, args: &[&str]) -> String {
-    let start = Instant::now();
+/// Runs `ferret ARGS...` for at most `limit`; a command that takes longer
+/// is killed and fails the test instead of hanging it.
+fn within(env: &Env, args: &[&str], limit: Duration) -> std::process::Output {
     let child = env
         .command(args)
         .stdout(Stdio::piped())
@@ -61,11 +59,18 @@ fn quick(env: &Env, args: &[&str]) -> String {
     std::thread::spawn(move || {
         let _ = tx.send(child.wait_with_output());
     });
-    let Ok(out) = rx.recv_timeout(VERB) else {
+    let Ok(out) = rx.recv_timeout(limit) else {
         let _ = Command::new("kill").arg(pid.to_string()).status();
-        panic!("ferret {args:?} took more than {VERB:?} while a log file stalled");
+        panic!("ferret {args:?} took more than {limit:?} while a log file stalled");
     };
-    let out = out.expect("ferret output");
+    out.expect("ferret output")
+}
+
+/// Runs `ferret ARGS...` and asserts that it succeeds within [`VERB`];
+/// returns its stdout.
+fn quick(env: &Env, args: &[&str]) -> String {
+    let start = Instant::now();
+    let out = within(env, args, VERB);
     assert!(
         out.status.success(),
         "ferret {args:?} failed: {}",
@@ -91,8 +96,10 @@ fn rss_kib(pid: u32) -> u64 {
         .expect("VmRSS")
 }
 
-#[test]
-fn a_stalled_log_file_stalls_only_its_own_session() {
+/// A daemon whose writes to files whose paths end with `suffix` wait
+/// while the returned flag file exists, and this process's providers
+/// configured to use it. The temporary directory holds the shim and flag.
+fn stalling_env(suffix: &str) -> (Env, PathBuf, tempfile::TempDir) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let shim = build_shim(tmp.path());
     let flag = tmp.path().join("stall");
@@ -100,7 +107,7 @@ fn a_stalled_log_file_stalls_only_its_own_session() {
         &[],
         &[
             ("LD_PRELOAD", shim.as_os_str()),
-            ("FERRET_TEST_STALL_PATH", OsStr::new("/stalled.ferret")),
+            ("FERRET_TEST_STALL_PATH", OsStr::new(suffix)),
             ("FERRET_TEST_STALL_WHILE", flag.as_os_str()),
         ],
     );
@@ -108,6 +115,12 @@ fn a_stalled_log_file_stalls_only_its_own_session() {
         socket: env.socket.clone(),
         ..ferret_provider::Options::default()
     }));
+    (env, flag, tmp)
+}
+
+#[test]
+fn a_stalled_log_file_stalls_only_its_own_session() {
+    let (env, flag, _tmp) = stalling_env("/stalled.ferret");
     let stalled_log = env.path("stalled.ferret");
     let other_log = env.path("other.ferret");
     let small = [
@@ -220,4 +233,148 @@ fn a_stalled_log_file_stalls_only_its_own_session() {
     );
     let error = s.last_error.expect("the stall stays in last_error");
     assert!(error.contains("past"), "{error}");
+}
+
+provider!(static OPENED = "E2E.StallOpened");
+
+/// Writing a log file's first header is file I/O too: a start, or an
+/// `update -f`, whose file stalls waits for it, while every other request
+/// is answered at once and the stalled start takes nothing from anyone.
+#[test]
+fn a_file_that_stalls_at_start_or_switch_holds_up_no_other_request() {
+    let (env, flag, _tmp) = stalling_env("-stalled.ferret");
+    let other_log = env.path("other.ferret");
+    env.start("other", "E2E.StallOpened", &other_log, &[]);
+    std::fs::write(&flag, b"").expect("stall flag");
+
+    // A start whose header write hangs.
+    let hung_log = env.path("hung-stalled.ferret");
+    let hung = hung_log.to_str().expect("path");
+    let mut hung_start = env.spawn(&["start", "hung", "-p", "E2E.StallOpened", "-f", hung]);
+    wait_until(LIMIT, "the hung start to reach the daemon", || {
+        let out = within(&env, &["query", "hung"], VERB);
+        String::from_utf8_lossy(&out.stderr).contains("still opening its log file")
+    });
+    // An update whose new file's header write hangs.
+    let switched_log = env.path("other2-stalled.ferret");
+    let switched = switched_log.to_str().expect("path");
+    let mut hung_update = env.spawn(&["update", "other", "-f", switched]);
+
+    // Everything else is answered at once.
+    for seq in 0..1000u64 {
+        write_event!(OPENED, "Sample", level: Information, seq = seq);
+    }
+    quick(&env, &["flush", "other"]);
+    let list = quick(&env, &["list"]);
+    assert!(
+        !list.contains("hung"),
+        "a session still opening its file is not listed:\n{list}"
+    );
+    let refused = within(&env, &["stop", "hung"], VERB);
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{said}");
+    assert!(said.contains("still opening its log file"), "{said}");
+    let third_log = env.path("third.ferret");
+    let third = third_log.to_str().expect("path");
+    quick(
+        &env,
+        &["start", "third", "-p", "E2E.StallOpened", "-f", third],
+    );
+    quick(&env, &["stop", "third"]);
+    assert_eq!(decode(&third_log).trailer.map(|t| t.events_lost), Some(0));
+    assert_eq!(hung_start.child.try_wait().expect("try_wait"), None);
+    assert_eq!(hung_update.child.try_wait().expect("try_wait"), None);
+
+    // Once the file system answers, both finish as asked.
+    std::fs::remove_file(&flag).expect("unstall");
+    assert!(hung_start.wait(LIMIT).success(), "{}", hung_start.stderr());
+    assert!(
+        hung_update.wait(LIMIT).success(),
+        "{}",
+        hung_update.stderr()
+    );
+    assert_eq!(env.session("hung").state, SessionState::Running);
+    assert!(
+        env.session("other")
+            .log_file
+            .ends_with("other2-stalled.ferret")
+    );
+    for seq in 1000..1500u64 {
+        write_event!(OPENED, "Sample", level: Information, seq = seq);
+    }
+    quick(&env, &["stop", "hung"]);
+    quick(&env, &["stop", "other"]);
+    let before = decode(&other_log);
+    let after = decode(&switched_log);
+    assert_eq!(before.events.len() + after.events.len(), 1500);
+    assert_eq!(decode(&hung_log).events.len(), 500);
+    for log in [&before, &after] {
+        assert!(log.damage.is_empty(), "{:?}", log.damage);
+        assert_eq!(log.trailer.as_ref().map(|t| t.events_lost), Some(0));
+    }
+}
+
+provider!(static NO_LOSS = "E2E.StallNoLoss");
+provider!(static BESIDE = "E2E.StallBeside");
+
+/// A no-loss session holds events in the rings for up to ten seconds when
+/// it has no buffer. While its file stalls, a flush or stop of another
+/// session, or a change of its filters, does not wait for that: the
+/// stalled session pays with counted losses instead, and every event
+/// written for it is still in its log or counted.
+#[test]
+fn a_stalled_no_loss_session_holds_up_no_command_of_another() {
+    let (env, flag, _tmp) = stalling_env("/stalled.ferret");
+    let stalled_log = env.path("stalled.ferret");
+    let beside_log = env.path("beside.ferret");
+    let small = ["--buffer-size", "64", "--max-buffers", "4"];
+    let mut args = small.to_vec();
+    args.push("--no-loss");
+    env.start("stalled", "E2E.StallNoLoss", &stalled_log, &args);
+    env.start("beside", "E2E.StallBeside", &beside_log, &small);
+    wait_until(LIMIT, "both providers enabled", || {
+        NO_LOSS.enabled(Level::Information, 0) && BESIDE.enabled(Level::Information, 0)
+    });
+    std::fs::write(&flag, b"").expect("stall flag");
+
+    // 20,000 events of about 60 bytes fill the stalled session's four
+    // 64 KiB buffers many times over.
+    const N: u64 = 20_000;
+    let writer = std::thread::spawn(|| {
+        for seq in 0..N {
+            write_event!(NO_LOSS, "Sample", level: Information, seq = seq, msg = PAD);
+        }
+    });
+    wait_until(LIMIT, "the stalled session's last_error", || {
+        query(&env, "stalled")["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("has not returned"))
+    });
+    // Well inside the stalled session's ten seconds without a buffer.
+    for seq in 0..100u64 {
+        write_event!(BESIDE, "Sample", level: Information, seq = seq);
+    }
+    quick(&env, &["flush", "beside"]);
+    assert_eq!(query(&env, "beside")["events"], 100);
+    quick(&env, &["disable", "beside", "E2E.StallBeside"]);
+    quick(&env, &["stop", "beside"]);
+    let beside = decode(&beside_log);
+    assert_eq!(beside.events.len(), 100);
+    assert_eq!(beside.trailer.map(|t| t.events_lost), Some(0));
+
+    std::fs::remove_file(&flag).expect("unstall");
+    writer.join().expect("writer");
+    env.ok(&["stop", "stalled"]);
+    let s = env.session("stalled");
+    let log = decode(&stalled_log);
+    assert!(log.damage.is_empty(), "{:?}", log.damage);
+    assert_eq!(
+        log.events.len() as u64 + s.counters.events_lost,
+        N,
+        "events in the log + counted losses = events written: {s:?}"
+    );
+    assert_eq!(
+        log.trailer.map(|t| t.events_lost),
+        Some(s.counters.events_lost)
+    );
 }

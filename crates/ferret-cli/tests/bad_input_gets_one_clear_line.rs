@@ -478,3 +478,37 @@ fn problems_the_cli_can_see_are_refused_before_asking_the_daemon() {
     let list = env.json(&["list"]);
     assert_eq!(list.as_array().unwrap().len(), 1);
 }
+
+/// Sessions size buffers in whole KiB; appending to a log whose buffers
+/// are not would write its buffers out of step with the ones there, so the
+/// start is refused in one line and the log is left as it was.
+#[test]
+fn append_refuses_a_log_whose_buffers_are_not_whole_kib() {
+    let env = Env::new();
+    let log = env.path("odd.ferret");
+    env.start("odd", "E2E.Odd", &log, &[]);
+    env.emit("E2E.Odd", 10, &[]);
+    env.wait_no_providers();
+    env.ok(&["stop", "odd"]);
+    env.ok(&["remove", "odd"]);
+
+    // The same log with a valid header claiming 64.5 KiB buffers.
+    let bytes = std::fs::read(&log).unwrap();
+    let (mut header, data_offset) = ferret_format::FileHeader::decode_untrusted(&bytes).unwrap();
+    header.buffer_size = 64 * 1024 + 512;
+    let mut edited = header.encode();
+    assert_eq!(edited.len() as u64, data_offset);
+    edited.extend_from_slice(&bytes[data_offset as usize..]);
+    std::fs::write(&log, &edited).unwrap();
+
+    let f = log.to_str().unwrap();
+    let err = env.fails(&["start", "odd", "-p", "E2E.Odd", "--mode", "append", "-f", f]);
+    let line = one_line(&err);
+    assert!(
+        line.contains("its buffers are 66048 bytes, not a whole number of KiB")
+            && line.ends_with("start a new file"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&log).unwrap(), edited, "the log is untouched");
+    assert!(env.run(&["query", "odd"]).status.code() == Some(1));
+}

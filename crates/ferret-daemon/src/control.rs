@@ -19,15 +19,16 @@ use ferret_abi::proto::{
 use ferret_abi::shm::{ABI_MAJOR, ABI_MINOR, RegionParams};
 use ferret_format::{FileHeader, mode};
 use ferret_session::{
-    MIN_FILE_SLOTS, ProviderEntry, RegionId, Registry, RouteTable, Session, SessionKey,
-    SessionTable, enable_words, no_loss_wait_us, validate_flush_timer, validate_log_path,
-    validate_max_buffers, validate_providers,
+    ProviderEntry, RegionId, Registry, RouteTable, Session, SessionKey, SessionTable, enable_words,
+    no_loss_wait_us, validate_flush_timer, validate_log_path, validate_max_buffers,
+    validate_providers,
 };
 
 use crate::clock::{Clock, unix_now_ns};
 use crate::drain::{Consumer, DrainCmd, SessionSetup};
+use crate::logfile;
 use crate::shm::ShmRegion;
-use crate::writer::{FileLayout, Series, SinkSetup, WriteCmd};
+use crate::writer::{SinkSetup, WriteCmd};
 
 /// Identifies one client connection.
 pub(crate) type ConnId = u64;
@@ -120,9 +121,51 @@ pub(crate) enum Event {
         missed_buffers: u64,
         missed_events: u64,
     },
+    /// The file work a request needed is done (see [`Control::prepare`]).
+    Prepared { token: u64, result: Prepared },
     /// SIGTERM or SIGINT.
     Shutdown,
 }
+
+/// The result of a request's file work, done off the control thread.
+#[derive(Debug)]
+pub(crate) enum Prepared {
+    Start(Result<logfile::OpenedLog, ErrorReply>),
+    /// The file of an `update -f`, with where its buffers start.
+    Switch(Result<(File, u64), ErrorReply>),
+    Snapshot(Result<File, ErrorReply>),
+}
+
+/// A request waiting for its file work.
+struct Preparing {
+    uid: u32,
+    reply: Sender<Reply>,
+    then: Then,
+}
+
+/// What a request waiting for its file work goes on with.
+enum Then {
+    /// Start collecting; `token` is the starting controller's.
+    Start {
+        key: SessionKey,
+        req: StartRequest,
+        peer: Peer,
+        token: u64,
+    },
+    /// Apply the update, switching to the prepared file.
+    Switch {
+        key: SessionKey,
+        update: UpdateRequest,
+        path: String,
+    },
+    /// Ask the drain for the snapshot.
+    Snapshot { key: SessionKey, header: FileHeader },
+}
+
+/// The most requests that may wait for file work at once, in all and per
+/// user (see [`Control::may_prepare`]).
+const MAX_PREPARING: usize = 64;
+const MAX_PREPARING_PER_USER: usize = 16;
 
 #[derive(Debug, Default)]
 struct ConnInfo {
@@ -135,6 +178,10 @@ pub(crate) struct Control {
     /// rings recoverable (see `keeper.rs`).
     keeper: Option<crate::keeper::Keeper>,
     events: Receiver<Event>,
+    /// For threads doing file work, to report back.
+    events_tx: Sender<Event>,
+    /// Requests waiting for their file work, by token.
+    preparing: HashMap<u64, Preparing>,
     drain: Sender<DrainCmd>,
     drain_wake: Arc<OwnedFd>,
     writer: Sender<WriteCmd>,
@@ -223,6 +270,7 @@ fn process_name(pid: u32) -> String {
 impl Control {
     pub(crate) fn new(
         events: Receiver<Event>,
+        events_tx: Sender<Event>,
         drain: Sender<DrainCmd>,
         drain_wake: Arc<OwnedFd>,
         writer: Sender<WriteCmd>,
@@ -235,6 +283,8 @@ impl Control {
         Control {
             keeper: None,
             events,
+            events_tx,
+            preparing: HashMap::new(),
             drain,
             drain_wake,
             writer,
@@ -432,6 +482,7 @@ impl Control {
                     let _ = reply.send(Reply::Msg(resp));
                 }
             }
+            Event::Prepared { token, result } => self.prepared(token, result),
             Event::Shutdown => {
                 eprintln!("ferretd: shutting down; stopping every running session");
                 self.shutting_down = true;
@@ -559,7 +610,7 @@ impl Control {
                 ErrorCode::BadRequest,
                 "only provider connections register providers",
             )),
-            (Request::Start(start), Some(Role::Controller)) => msg(self.start(peer, start, fds)),
+            (Request::Start(start), Some(Role::Controller)) => self.start(peer, start, fds, reply),
             (
                 Request::Stop {
                     target,
@@ -569,7 +620,7 @@ impl Control {
                 Some(Role::Controller),
             ) => self.stop(peer, target, wait, only_token, reply),
             (Request::Update { target, update }, Some(Role::Controller)) => {
-                msg(self.update(peer, target, update, fds))
+                self.update(peer, target, update, fds, reply)
             }
             (Request::Enable { target, provider }, Some(Role::Controller)) => {
                 msg(self.enable(peer, target, provider))
@@ -769,11 +820,20 @@ impl Control {
         }
     }
 
-    fn start(&mut self, peer: &Peer, mut req: StartRequest, fds: Vec<OwnedFd>) -> Response {
-        let target = match self.open_target(&mut req, fds, peer) {
-            Ok(t) => t,
-            Err(e) => return Response::Error(e),
-        };
+    fn start(
+        &mut self,
+        peer: &Peer,
+        req: StartRequest,
+        fds: Vec<OwnedFd>,
+        reply: &Sender<Reply>,
+    ) -> Option<Reply> {
+        let fail = |e| Some(Reply::Msg(Response::Error(e)));
+        if let Err(e) = logfile::check_start_descriptors(&req, &fds) {
+            return fail(e);
+        }
+        if let Err(e) = self.may_prepare(peer.uid) {
+            return fail(e);
+        }
         let clock = self.clock.info();
         let token = new_token();
         let session = match self.sessions.insert(
@@ -784,11 +844,10 @@ impl Control {
             token,
         ) {
             Ok(s) => s,
-            Err(e) => return Response::Error(e),
+            Err(e) => return fail(e),
         };
         let (key, logger_id) = (session.key, session.logger_id);
-        let counters = session.counters.clone();
-        let mut header = FileHeader {
+        let header = FileHeader {
             session_name: req.name.clone(),
             host: rustix::system::uname()
                 .nodename()
@@ -807,17 +866,164 @@ impl Control {
             slot_count: 0,
             file_index: 0,
         };
-        let buffer_size = header.buffer_size as u64;
-        let (setup, describe_every) = match self.open_sink(&req, target, &mut header, peer) {
-            Ok(r) => r,
-            Err(e) => {
-                if let Some(s) = self.sessions.by_key_mut(key) {
-                    s.state = SessionState::Stopped;
+        // The name and LoggerID are taken from here on; the session
+        // collects nothing and is not listed until its file is open.
+        if let Some(s) = self.sessions.by_key_mut(key) {
+            s.opening = true;
+        }
+        let work = {
+            let (req, peer, kind) = (req.clone(), peer.clone(), self.clock.kind);
+            move || Prepared::Start(logfile::open_log(req, fds, &peer, kind, header))
+        };
+        let then = Then::Start {
+            key,
+            req,
+            peer: peer.clone(),
+            token,
+        };
+        if let Err(e) = self.prepare(peer.uid, reply, then, work) {
+            self.sessions.abandon(key);
+            return fail(e);
+        }
+        None
+    }
+
+    /// Refuses a request that needs a log file opened when too many are
+    /// being opened already: each waits on a thread of its own for as long
+    /// as its file system takes, and a hung one could otherwise gather
+    /// threads without end.
+    fn may_prepare(&self, uid: u32) -> Result<(), ErrorReply> {
+        let mine = self.preparing.values().filter(|p| p.uid == uid).count();
+        if self.preparing.len() >= MAX_PREPARING || mine >= MAX_PREPARING_PER_USER {
+            return Err(ErrorReply {
+                code: ErrorCode::Resources,
+                message: format!(
+                    "{} log files are still being opened ({mine} of them for uid {uid}), the most the daemon waits for; a file system may be hung: try again later or choose a file elsewhere",
+                    self.preparing.len()
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Runs `work` (file I/O) on a thread of its own; the control thread
+    /// goes on with `then` when the result comes back as
+    /// [`Event::Prepared`], and answers on `reply`.
+    fn prepare(
+        &mut self,
+        uid: u32,
+        reply: &Sender<Reply>,
+        then: Then,
+        work: impl FnOnce() -> Prepared + Send + 'static,
+    ) -> Result<(), ErrorReply> {
+        self.may_prepare(uid)?;
+        let token = self.next_token;
+        self.next_token += 1;
+        let events = self.events_tx.clone();
+        logfile::spawn(work, move |result| {
+            let _ = events.send(Event::Prepared { token, result });
+        })?;
+        self.preparing.insert(
+            token,
+            Preparing {
+                uid,
+                reply: reply.clone(),
+                then,
+            },
+        );
+        Ok(())
+    }
+
+    /// Goes on with a request whose file work is done.
+    fn prepared(&mut self, token: u64, result: Prepared) {
+        let Some(p) = self.preparing.remove(&token) else {
+            return;
+        };
+        let response = match (p.then, result) {
+            (
+                Then::Start {
+                    key,
+                    req,
+                    peer,
+                    token,
+                },
+                Prepared::Start(opened),
+            ) => self.finish_start(key, req, &peer, token, opened),
+            (Then::Switch { key, update, path }, Prepared::Switch(file)) => match file {
+                Ok((file, data_offset)) => {
+                    self.apply_update(key, update, Some((file, data_offset, path)))
                 }
-                let _ = self.sessions.remove(&SessionRef::Id(logger_id));
+                Err(e) => Response::Error(e),
+            },
+            (Then::Snapshot { key, header }, Prepared::Snapshot(file)) => {
+                match (file, self.sessions.by_key(key)) {
+                    (Ok(file), Some(s)) if s.state == SessionState::Running => {
+                        let token = self.next_token;
+                        self.next_token += 1;
+                        self.snapshot_waiters.insert(token, (key, p.reply));
+                        self.to_drain(DrainCmd::Snapshot {
+                            key,
+                            file,
+                            header: header.encode(),
+                            token,
+                        });
+                        return;
+                    }
+                    (Ok(_), _) => refuse(
+                        ErrorCode::WrongState,
+                        "the session stopped while its snapshot file was checked",
+                    ),
+                    (Err(e), _) => Response::Error(e),
+                }
+            }
+            _ => refuse(
+                ErrorCode::Internal,
+                "file work came back for another request",
+            ),
+        };
+        let _ = p.reply.send(Reply::Msg(response));
+    }
+
+    /// Starts collecting for a session whose log file is open, or takes
+    /// it off the table if the file could not be opened.
+    fn finish_start(
+        &mut self,
+        key: SessionKey,
+        req: StartRequest,
+        peer: &Peer,
+        token: u64,
+        opened: Result<logfile::OpenedLog, ErrorReply>,
+    ) -> Response {
+        let opened = match opened {
+            Ok(o) if !self.shutting_down => o,
+            Ok(_) => {
+                self.sessions.abandon(key);
+                return refuse(
+                    ErrorCode::WrongState,
+                    "the daemon is shutting down; the session was not started",
+                );
+            }
+            Err(e) => {
+                self.sessions.abandon(key);
                 return Response::Error(e);
             }
         };
+        let Some(s) = self.sessions.by_key_mut(key) else {
+            return refuse(
+                ErrorCode::NotFound,
+                "the session went away while its file opened",
+            );
+        };
+        s.opening = false;
+        s.buffer_kib = opened.buffer_kib;
+        let (logger_id, counters) = (s.logger_id, s.counters.clone());
+        let logfile::OpenedLog {
+            setup,
+            describe_every,
+            header,
+            ..
+        } = opened;
+        let buffer_size = header.buffer_size as u64;
         let mut first_seq = 0;
         if let SinkSetup::File {
             data_offset,
@@ -872,187 +1078,6 @@ impl Control {
         Response::Started {
             session: info,
             token,
-        }
-    }
-
-    /// Checks the descriptor a start carries against the mode; for append,
-    /// reads the existing file and adopts its buffer size.
-    fn open_target(
-        &self,
-        req: &mut StartRequest,
-        mut fds: Vec<OwnedFd>,
-        peer: &Peer,
-    ) -> Result<Option<Target>, ErrorReply> {
-        let bad = |m: String| ErrorReply {
-            code: ErrorCode::Invalid,
-            message: m,
-        };
-        if !req.file_mode.has_file() {
-            if !fds.is_empty() {
-                return Err(ErrorReply {
-                    code: ErrorCode::BadRequest,
-                    message: format!("{} sessions take no log file", req.file_mode.name()),
-                });
-            }
-            return Ok(None);
-        }
-        if fds.len() != 1 {
-            return Err(ErrorReply {
-                code: ErrorCode::BadRequest,
-                message: "start must carry exactly one log file descriptor".into(),
-            });
-        }
-        let fd = fds.remove(0);
-        match req.file_mode {
-            FileMode::NewFile => {
-                let meta = rustix::fs::fstat(&fd).map_err(|e| bad(e.to_string()))?;
-                if rustix::fs::FileType::from_raw_mode(meta.st_mode)
-                    != rustix::fs::FileType::Directory
-                {
-                    return Err(bad(format!(
-                        "new-file mode needs the log directory's descriptor; '{}' was not opened as a directory",
-                        req.log_file
-                    )));
-                }
-                // The daemon creates the series' files in this directory
-                // with its own privileges; it does so only where the
-                // controller could have created them itself.
-                if !peer.may_write_dir(meta.st_uid, meta.st_gid, meta.st_mode) {
-                    return Err(ErrorReply {
-                        code: ErrorCode::Permission,
-                        message: format!(
-                            "uid {} may not create files in the directory of '{}'; choose a directory you may write",
-                            peer.uid, req.log_file
-                        ),
-                    });
-                }
-                Ok(Some(Target::Dir(fd)))
-            }
-            FileMode::Append => {
-                let file = File::from(fd);
-                let existing = read_existing_log(&file, &req.log_file, self.clock.info().kind)?;
-                if let Some(e) = &existing {
-                    req.buffer_kib = e.buffer_size / 1024;
-                }
-                Ok(Some(Target::File(file, existing)))
-            }
-            _ => {
-                let file = File::from(fd);
-                check_log_file(&file)
-                    .map_err(|e| bad(format!("log file '{}': {e}", req.log_file)))?;
-                Ok(Some(Target::File(file, None)))
-            }
-        }
-    }
-
-    /// Writes the first header and decides how buffers map to the file.
-    /// Returns the sink and how often buffers describe everything again.
-    fn open_sink(
-        &self,
-        req: &StartRequest,
-        target: Option<Target>,
-        header: &mut FileHeader,
-        peer: &Peer,
-    ) -> Result<(SinkSetup, Option<u64>), ErrorReply> {
-        let io_err = |e: std::io::Error| ErrorReply {
-            code: ErrorCode::Invalid,
-            message: format!("cannot write the log file '{}': {e}", req.log_file),
-        };
-        let size = header.buffer_size as u64;
-        let data_offset = header.data_offset();
-        // Slots of a file of the maximum size, the trailer's included.
-        let slots = (req.max_file_bytes.saturating_sub(data_offset) / size).max(MIN_FILE_SLOTS);
-        match (req.file_mode, target) {
-            (FileMode::None, _) => Ok((SinkSetup::Discard, None)),
-            (FileMode::InMemory, _) => Ok((
-                SinkSetup::Memory {
-                    keep: (req.max_buffers as usize).saturating_sub(2).max(1),
-                },
-                Some(1),
-            )),
-            (FileMode::NewFile, Some(Target::Dir(dir))) => {
-                let owner = (peer.uid != rustix::process::geteuid().as_raw())
-                    .then_some((peer.uid, peer.gid));
-                let series = Series {
-                    dir,
-                    pattern: req.log_file.clone(),
-                    header: header.clone(),
-                    index: 1,
-                    owner,
-                    controller: peer.clone(),
-                };
-                let (file, data_offset) =
-                    crate::writer::open_series_file(&series).map_err(|e| ErrorReply {
-                        code: ErrorCode::Invalid,
-                        message: format!(
-                            "cannot create log file '{}': {e}",
-                            ferret_abi::proto::rotated_file_name(&req.log_file, 1)
-                        ),
-                    })?;
-                let data_slots = slots - 1;
-                Ok((
-                    SinkSetup::File {
-                        file,
-                        data_offset,
-                        buffer_size: size,
-                        layout: FileLayout::Sequential {
-                            data_slots: Some(data_slots),
-                        },
-                        first_seq: 0,
-                        first_slot: 0,
-                        series: Some(Box::new(series)),
-                    },
-                    Some(data_slots),
-                ))
-            }
-            (FileMode::Append, Some(Target::File(file, Some(existing)))) => {
-                let data_slots = (req.max_file_bytes > 0).then(|| {
-                    let total = req.max_file_bytes.saturating_sub(existing.data_offset) / size;
-                    total.saturating_sub(1 + existing.slots)
-                });
-                Ok((
-                    SinkSetup::File {
-                        file,
-                        data_offset: existing.data_offset,
-                        buffer_size: size,
-                        layout: FileLayout::Sequential { data_slots },
-                        first_seq: existing.next_seq,
-                        first_slot: existing.slots,
-                        series: None,
-                    },
-                    None,
-                ))
-            }
-            (mode, Some(Target::File(file, _))) => {
-                let layout = if mode == FileMode::Circular {
-                    header.slot_count = slots as u32;
-                    FileLayout::Circular {
-                        data_slots: slots - 1,
-                    }
-                } else {
-                    FileLayout::Sequential {
-                        data_slots: (req.max_file_bytes > 0).then_some(slots - 1),
-                    }
-                };
-                file.write_all_at(&header.encode(), 0).map_err(io_err)?;
-                let every = (mode == FileMode::Circular).then_some(1);
-                Ok((
-                    SinkSetup::File {
-                        file,
-                        data_offset,
-                        buffer_size: size,
-                        layout,
-                        first_seq: 0,
-                        first_slot: 0,
-                        series: None,
-                    },
-                    every,
-                ))
-            }
-            _ => Err(ErrorReply {
-                code: ErrorCode::BadRequest,
-                message: "the descriptor does not suit the log file mode".into(),
-            }),
         }
     }
 
@@ -1204,86 +1229,122 @@ impl Control {
         target: SessionRef,
         update: UpdateRequest,
         mut fds: Vec<OwnedFd>,
-    ) -> Response {
+        reply: &Sender<Reply>,
+    ) -> Option<Reply> {
+        let response = self.update_now(peer, target, update, &mut fds, reply)?;
+        Some(Reply::Msg(response))
+    }
+
+    /// Checks an update and applies it, or, when it switches log files,
+    /// has the new file prepared and returns `None`: the answer follows.
+    fn update_now(
+        &mut self,
+        peer: &Peer,
+        target: SessionRef,
+        update: UpdateRequest,
+        fds: &mut Vec<OwnedFd>,
+        reply: &Sender<Reply>,
+    ) -> Option<Response> {
         let key = match self.running(peer, &target, "be updated") {
             Ok(k) => k,
-            Err(e) => return Response::Error(e),
+            Err(e) => return Some(Response::Error(e)),
         };
         let Some(s) = self.sessions.by_key(key) else {
-            return refuse(ErrorCode::NotFound, "the session went away");
+            return Some(refuse(ErrorCode::NotFound, "the session went away"));
         };
         // Check everything before changing anything.
         if let Some(ms) = update.flush_timer_ms {
             if let Err(e) = validate_flush_timer(ms) {
-                return Response::Error(e);
+                return Some(Response::Error(e));
             }
         }
         if let Some(n) = update.max_buffers {
             if let Err(e) = validate_max_buffers(n, s.buffer_kib) {
-                return Response::Error(e);
+                return Some(Response::Error(e));
             }
             if s.file_mode == FileMode::InMemory && n < 4 {
-                return refuse(
+                return Some(refuse(
                     ErrorCode::Invalid,
                     "an in-memory session needs at least 4 buffers",
-                );
+                ));
             }
         }
         if let Some(p) = &update.providers {
             if let Err(e) = validate_providers(p) {
-                return Response::Error(e);
+                return Some(Response::Error(e));
             }
         }
         if let Some(path) = &update.log_file {
             if let Err(e) = validate_log_path(path) {
-                return Response::Error(e);
+                return Some(Response::Error(e));
             }
         }
-        let new_file = match &update.log_file {
-            None if !fds.is_empty() => {
-                return refuse(
+        if let Some(path) = update.log_file.clone() {
+            if !matches!(
+                s.file_mode,
+                FileMode::Sequential | FileMode::Circular | FileMode::Append
+            ) {
+                return Some(refuse(
+                    ErrorCode::Invalid,
+                    format!(
+                        "session '{}' is in {} mode; only sequential, circular and append sessions switch log files",
+                        s.name,
+                        s.file_mode.name()
+                    ),
+                ));
+            }
+            if fds.len() != 1 {
+                return Some(refuse(
                     ErrorCode::BadRequest,
-                    "a descriptor came without a log file path",
+                    "a new log file needs its descriptor",
+                ));
+            }
+            let Some(header) = self.headers.get(&key) else {
+                return Some(refuse(ErrorCode::Internal, "the session has no header"));
+            };
+            let mut header = header.clone();
+            if header.log_mode == mode::NEW_FILE {
+                header.log_mode = mode::SEQUENTIAL;
+            }
+            let file = File::from(fds.remove(0));
+            let shown = path.clone();
+            let work = move || Prepared::Switch(logfile::open_switch(file, &shown, &header));
+            let then = Then::Switch { key, update, path };
+            return match self.prepare(peer.uid, reply, then, work) {
+                Ok(()) => None,
+                Err(e) => Some(Response::Error(e)),
+            };
+        }
+        if !fds.is_empty() {
+            return Some(refuse(
+                ErrorCode::BadRequest,
+                "a descriptor came without a log file path",
+            ));
+        }
+        Some(self.apply_update(key, update, None))
+    }
+
+    /// Applies a checked update; `new_file` is the prepared file of an
+    /// `update -f`, with where its buffers start and its path.
+    fn apply_update(
+        &mut self,
+        key: SessionKey,
+        update: UpdateRequest,
+        new_file: Option<(File, u64, String)>,
+    ) -> Response {
+        match self.sessions.by_key(key) {
+            Some(s) if s.state == SessionState::Running => {}
+            Some(s) => {
+                return refuse(
+                    ErrorCode::WrongState,
+                    format!(
+                        "session '{}' stopped while its new log file was prepared; nothing was changed",
+                        s.name
+                    ),
                 );
             }
-            None => None,
-            Some(path) => {
-                if !matches!(
-                    s.file_mode,
-                    FileMode::Sequential | FileMode::Circular | FileMode::Append
-                ) {
-                    return refuse(
-                        ErrorCode::Invalid,
-                        format!(
-                            "session '{}' is in {} mode; only sequential, circular and append sessions switch log files",
-                            s.name,
-                            s.file_mode.name()
-                        ),
-                    );
-                }
-                if fds.len() != 1 {
-                    return refuse(ErrorCode::BadRequest, "a new log file needs its descriptor");
-                }
-                let file = File::from(fds.remove(0));
-                if let Err(e) = check_log_file(&file) {
-                    return refuse(ErrorCode::Invalid, format!("log file '{path}': {e}"));
-                }
-                let Some(header) = self.headers.get(&key) else {
-                    return refuse(ErrorCode::Internal, "the session has no header");
-                };
-                let mut header = header.clone();
-                if header.log_mode == mode::NEW_FILE {
-                    header.log_mode = mode::SEQUENTIAL;
-                }
-                if let Err(e) = file.write_all_at(&header.encode(), 0) {
-                    return refuse(
-                        ErrorCode::Invalid,
-                        format!("cannot write the log file '{path}': {e}"),
-                    );
-                }
-                Some((file, header.data_offset(), path.clone()))
-            }
-        };
+            None => return refuse(ErrorCode::NotFound, "the session went away"),
+        }
         let Some(s) = self.sessions.by_key_mut(key) else {
             return refuse(ErrorCode::NotFound, "the session went away");
         };
@@ -1423,24 +1484,13 @@ impl Control {
             )));
         }
         let file = File::from(fds.remove(0));
-        if let Err(e) = check_log_file(&file) {
-            return Some(Reply::Msg(refuse(
-                ErrorCode::Invalid,
-                format!("snapshot file '{path}': {e}"),
-            )));
-        }
         let mut header = self.headers.get(&key)?.clone();
         header.log_mode = mode::SNAPSHOT;
-        let token = self.next_token;
-        self.next_token += 1;
-        self.snapshot_waiters.insert(token, (key, reply.clone()));
-        self.to_drain(DrainCmd::Snapshot {
-            key,
-            file,
-            header: header.encode(),
-            token,
-        });
-        None
+        let work = move || Prepared::Snapshot(logfile::check_snapshot_file(file, &path));
+        match self.prepare(peer.uid, reply, Then::Snapshot { key, header }, work) {
+            Ok(()) => None,
+            Err(e) => fail(e),
+        }
     }
 
     fn watch(&mut self, conn: ConnId) -> Reply {
@@ -1546,118 +1596,6 @@ impl Control {
 }
 
 /// A log file the daemon will write: a regular, empty file open for writing.
-fn check_log_file(file: &File) -> Result<(), String> {
-    let meta = file.metadata().map_err(|e| e.to_string())?;
-    if !meta.file_type().is_file() {
-        return Err("not a regular file".into());
-    }
-    if meta.len() != 0 {
-        return Err("the file is not empty".into());
-    }
-    let flags = rustix::fs::fcntl_getfl(file).map_err(|e| e.to_string())?;
-    let mode = flags & rustix::fs::OFlags::RWMODE;
-    if mode != rustix::fs::OFlags::WRONLY && mode != rustix::fs::OFlags::RDWR {
-        return Err("the descriptor is not open for writing".into());
-    }
-    Ok(())
-}
-
-/// The descriptor a start carries.
-enum Target {
-    /// A log file; for append mode, what it already holds.
-    File(File, Option<ExistingLog>),
-    /// The directory of a new-file series.
-    Dir(OwnedFd),
-}
-
-/// An existing log that a session appends to.
-struct ExistingLog {
-    buffer_size: u32,
-    data_offset: u64,
-    /// Slots the file has (the last may be partly written).
-    slots: u64,
-    /// The sequence number the next buffer takes.
-    next_seq: u64,
-}
-
-/// Reads the header of a log to append to. `None` if the file is empty (it
-/// becomes a new sequential log).
-fn read_existing_log(
-    file: &File,
-    path: &str,
-    clock_kind: u32,
-) -> Result<Option<ExistingLog>, ErrorReply> {
-    let bad = |m: String| ErrorReply {
-        code: ErrorCode::Invalid,
-        message: format!("cannot append to '{path}': {m}"),
-    };
-    let meta = file.metadata().map_err(|e| bad(e.to_string()))?;
-    if !meta.file_type().is_file() {
-        return Err(bad("not a regular file".into()));
-    }
-    let flags = rustix::fs::fcntl_getfl(file).map_err(|e| bad(e.to_string()))?;
-    if flags & rustix::fs::OFlags::RWMODE != rustix::fs::OFlags::RDWR {
-        return Err(bad(
-            "the descriptor must be open for reading and writing".into()
-        ));
-    }
-    let len = meta.len();
-    if len == 0 {
-        return Ok(None);
-    }
-    let mut head = vec![0u8; 8192.min(len as usize)];
-    file.read_exact_at(&mut head, 0)
-        .map_err(|e| bad(e.to_string()))?;
-    let (header, data_offset) = FileHeader::decode_untrusted(&head).map_err(|e| {
-        bad(format!(
-            "{e}; append needs a Ferret log of format version {}",
-            ferret_format::FORMAT_MAJOR
-        ))
-    })?;
-    if header.log_mode == mode::CIRCULAR {
-        return Err(bad(
-            "it is a circular log; append only to sequential logs".into()
-        ));
-    }
-    if header.clock.kind != clock_kind {
-        return Err(bad(format!(
-            "it was written with the {} clock and this daemon uses another; start a new file",
-            header.clock.name()
-        )));
-    }
-    // The file's clock anchor times every session in it; ticks from before
-    // a reboot do not continue after it.
-    let mono_now = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
-    let mono_now = mono_now.tv_sec as u64 * 1_000_000_000 + mono_now.tv_nsec as u64;
-    if header.clock.anchor_mono_ns > mono_now {
-        return Err(bad(
-            "it was written before this machine last booted, so its clock anchor does not fit new events; start a new file".into(),
-        ));
-    }
-    let size = header.buffer_size as u64;
-    let slots = len.saturating_sub(data_offset).div_ceil(size);
-    // Sequence numbers go on from the last buffer's, so that readers keep
-    // the order; a damaged last slot leaves the slot count as the floor.
-    let mut next_seq = slots;
-    if slots > 0 {
-        let mut bh = [0u8; ferret_format::BUFFER_HEADER_LEN];
-        if file
-            .read_exact_at(&mut bh, data_offset + (slots - 1) * size)
-            .is_ok()
-        {
-            if let Some(h) = ferret_format::BufferHeader::decode(&bh) {
-                next_seq = next_seq.max(h.sequence.saturating_add(1));
-            }
-        }
-    }
-    Ok(Some(ExistingLog {
-        buffer_size: header.buffer_size,
-        data_offset,
-        slots,
-        next_seq,
-    }))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

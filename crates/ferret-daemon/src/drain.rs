@@ -8,8 +8,13 @@
 //! record where a run does not continue the previous one. It owns the
 //! session buffers and its own copy of the routes, so this path takes no
 //! lock. Commands from the control thread arrive on a channel and are
-//! applied between passes, in order: a stop's final pass therefore uses the
-//! routes that were in force when the stop was asked.
+//! taken between passes, in order. Those that mean "after everything
+//! committed so far" (flush, stop, a switch of log file, a snapshot, a
+//! narrowing of the routes, a provider process gone) wait in a queue
+//! (`held.rs`) until the rings they depend on have been consumed up to where
+//! they stood, so that a session without buffers holds up only its own
+//! commands: a stop's final pass therefore uses the routes that were in
+//! force when the stop was asked.
 
 use std::collections::{HashSet, VecDeque};
 use std::os::fd::{AsFd, OwnedFd};
@@ -30,6 +35,7 @@ use rustix::event::{PollFd, PollFlags};
 
 use crate::clock::Clock;
 use crate::control::{ConnId, StreamItem};
+use crate::held::{HeldQueue, RingMark};
 use crate::ring::{self, RingEvent, RingSink, TimeBase};
 use crate::shm::{ReadBytes, SharedBytes, ShmRegion};
 use crate::writer::WriteCmd;
@@ -147,6 +153,10 @@ struct RingCursor {
     /// of the routes before the change: that one is routed by those routes
     /// too (`Drain::late`), every later one by the new routes alone.
     late: bool,
+    /// Complete passes over the ring: each time the drain consumed
+    /// everything the ring held when it looked, except what a session held
+    /// back for want of a buffer. Held commands wait for the next one.
+    passes: u64,
 }
 
 /// A region as the drain sees it.
@@ -309,6 +319,11 @@ struct DrainSession {
     forgot: bool,
     /// How long the session may hold events in the rings without a buffer.
     stall_limit: Duration,
+    /// Whether the session may hold events back in the rings for want of
+    /// a buffer: not while a command of another session waits for the
+    /// rings to move on, which the session then pays for with counted
+    /// losses rather than make the other wait.
+    may_stall: bool,
     /// The first run from each ring in `current`.
     marks: Vec<Mark>,
     /// The marks of each buffer sent to the writer and not yet back, oldest
@@ -365,6 +380,7 @@ impl DrainSession {
             rt_events_mark: 0,
             rt_buffers_lost: 0,
             forgot: false,
+            may_stall: true,
             stall_limit: if setup.no_loss {
                 NO_LOSS_STALL_LIMIT
             } else {
@@ -635,6 +651,34 @@ pub(crate) struct Drain {
     /// What every route table retired since some ring last had an event
     /// took (see `RingCursor::late`).
     late: Option<Arc<RouteTable>>,
+    /// Commands waiting for the rings to be consumed up to where they
+    /// stood when the commands came.
+    held: HeldQueue<Hold>,
+}
+
+/// What a held command does once the rings it depends on have moved on.
+enum Hold {
+    /// Retire the union of the routes in force and these, keeping these.
+    Routes(Arc<RouteTable>),
+    Flush {
+        key: SessionKey,
+        token: u64,
+    },
+    Stop {
+        key: SessionKey,
+    },
+    Switch {
+        key: SessionKey,
+        file: std::fs::File,
+        data_offset: u64,
+    },
+    Snapshot {
+        key: SessionKey,
+        file: std::fs::File,
+        header: Vec<u8>,
+        token: u64,
+    },
+    CloseRegion(RegionId),
 }
 
 impl Drain {
@@ -662,6 +706,7 @@ impl Drain {
             keep_stale: Vec::new(),
             finishing: Vec::new(),
             late: None,
+            held: HeldQueue::default(),
         }
     }
 
@@ -679,7 +724,10 @@ impl Drain {
             }
             self.reclaim();
             self.stalled = false;
-            let moved = self.pass(false);
+            // Held commands wait for complete passes: every ring is read
+            // now, not only those with a batch ready.
+            let moved = self.pass(!self.held.is_empty());
+            self.apply_held();
             self.finish_stops();
             let next_flush = self.flush_timers();
             if self.stalled {
@@ -713,6 +761,9 @@ impl Drain {
                 }
                 if let Some(f) = self.finishing.iter().map(|f| f.deadline).min() {
                     timeout = timeout.min(f.saturating_duration_since(now));
+                }
+                if !self.held.is_empty() {
+                    timeout = timeout.min(Duration::from_millis(1));
                 }
                 self.sleep(timeout);
                 idle_sleep = (idle_sleep * 2).min(Duration::from_millis(20));
@@ -770,69 +821,23 @@ impl Drain {
                 });
             }
             DrainCmd::CloseRegion(id) => {
-                self.drain_all();
-                self.charge_unconsumed(id);
-                self.record_end(id);
-                self.regions.retain(|r| r.shm.id != id);
+                // What the process committed goes in first, with the routes
+                // in force, to the sessions that take from it.
+                let sessions = listeners_of(id, &self.routes, &self.sessions)
+                    .into_iter()
+                    .map(|i| self.sessions[i].key)
+                    .collect();
+                let waits = self.marks(|r| r.shm.id == id);
+                self.held
+                    .hold(waits, sessions, false, Hold::CloseRegion(id));
             }
-            DrainCmd::Routes(routes) => {
-                // Everything committed so far was tested against the enable
-                // words of the routes in force or, where the control thread
-                // has set them already, of the new ones: it is routed by
-                // both (as a stop drains with the routes before it), so that
-                // neither a narrowing nor a widening drops it unseen.
-                let old = self.routes.clone();
-                self.routes = Arc::new(old.union(&routes, old.epoch));
-                self.epoch += 1;
-                self.drain_all();
-                self.routes = routes;
-                let pending = self.regions.iter().any(|r| r.rings.iter().any(|c| c.late));
-                self.late = Some(match (&self.late, pending) {
-                    (Some(late), true) => Arc::new(late.union(&old, old.epoch)),
-                    _ => old,
-                });
-                for r in &mut self.regions {
-                    for c in &mut r.rings {
-                        c.late = true;
-                    }
-                }
-                self.epoch += 1;
-            }
+            DrainCmd::Routes(routes) => self.new_routes(routes),
             DrainCmd::AddSession(setup) => {
                 self.sessions.push(DrainSession::new(setup));
                 self.epoch += 1;
             }
-            DrainCmd::Flush { key, token } => {
-                self.drain_all();
-                if let Some(i) = self.session_index(key) {
-                    self.sessions[i].flush_partial(&self.writer);
-                }
-                let _ = self.writer.send(WriteCmd::Flushed { key, token });
-            }
-            DrainCmd::Stop { key } => {
-                // Everything committed up to now, including what providers
-                // wrote before they saw the session disabled, goes in.
-                self.drain_all();
-                let Some(i) = self.session_index(key) else {
-                    return;
-                };
-                // A writer that tested the enable words before the stop
-                // may commit only now. The session stays until every ring
-                // that a thread owns and that could hold such an event has
-                // had its next record consumed (that record is routed by
-                // the routes before the stop too, see `late`), or until
-                // [`STOP_GRACE`] has passed.
-                let waits = self.owned_rings_of(key);
-                if waits.is_empty() {
-                    self.finish(i);
-                } else {
-                    self.finishing.push(Finishing {
-                        key,
-                        deadline: Instant::now() + STOP_GRACE,
-                        waits,
-                    });
-                }
-            }
+            DrainCmd::Flush { key, token } => self.hold_for(key, Hold::Flush { key, token }),
+            DrainCmd::Stop { key } => self.hold_for(key, Hold::Stop { key }),
             DrainCmd::Attach { key, consumer } => {
                 let Some(i) = self.session_index(key) else {
                     // Stopped meanwhile: the consumer's stream just ends.
@@ -882,8 +887,183 @@ impl Drain {
                 key,
                 file,
                 data_offset,
+            } => self.hold_for(
+                key,
+                Hold::Switch {
+                    key,
+                    file,
+                    data_offset,
+                },
+            ),
+            DrainCmd::Snapshot {
+                key,
+                file,
+                header,
+                token,
+            } => self.hold_for(
+                key,
+                Hold::Snapshot {
+                    key,
+                    file,
+                    header,
+                    token,
+                },
+            ),
+        }
+    }
+
+    /// The ring marks of every ring that may hold records, in the regions
+    /// `which` selects.
+    fn marks(&self, which: impl Fn(&DrainRegion) -> bool) -> Vec<RingMark> {
+        let mut marks = Vec::new();
+        for r in self.regions.iter().filter(|r| which(r)) {
+            for (ring, cursor) in r.rings.iter().enumerate() {
+                if r.shm.ring(ring).state.load(Ordering::Acquire) != RING_FREE {
+                    marks.push(RingMark {
+                        region: r.shm.id,
+                        ring,
+                        passes: cursor.passes,
+                    });
+                }
+            }
+        }
+        marks
+    }
+
+    /// Holds a command of session `key` until every ring of every region
+    /// it takes events from has been consumed up to where it stands now.
+    fn hold_for(&mut self, key: SessionKey, action: Hold) {
+        let routes = self.routes.clone();
+        let waits = self.marks(|r| {
+            routes
+                .region(r.shm.id)
+                .iter()
+                .any(|slot| slot.sessions.iter().any(|(k, _)| *k == key))
+        });
+        self.held.hold(waits, vec![key], false, action);
+    }
+
+    /// Takes a new route table. One that only widens what the routes in
+    /// force take applies at once: every event committed so far meets a
+    /// route that accepts it. One that narrows them applies only after the
+    /// rings of the regions it narrows have been consumed with the union of
+    /// both (as a stop does), and then routes each ring's first event after
+    /// the change by both, since its writer may have tested the old enable
+    /// words and committed only now (see `RingCursor::late`). Meanwhile a
+    /// narrowed session may get events its new filter no longer takes, never
+    /// fewer than its old one did.
+    fn new_routes(&mut self, routes: Arc<RouteTable>) {
+        let mut narrowed: Vec<SessionKey> = Vec::new();
+        let mut regions: Vec<RegionId> = Vec::new();
+        for r in &self.regions {
+            let id = r.shm.id;
+            for old in self.routes.region(id) {
+                let next = routes.slot(id, old.slot);
+                for entry in &old.sessions {
+                    if !next.is_some_and(|n| n.sessions.contains(entry)) {
+                        if !narrowed.contains(&entry.0) {
+                            narrowed.push(entry.0);
+                        }
+                        if !regions.contains(&id) {
+                            regions.push(id);
+                        }
+                    }
+                }
+            }
+        }
+        let routes_held = self.held.actions().any(|a| matches!(a, Hold::Routes(_)));
+        self.epoch += 1;
+        if narrowed.is_empty() && !routes_held {
+            self.routes = routes;
+            return;
+        }
+        self.routes = Arc::new(self.routes.union(&routes, routes.epoch));
+        let waits = self.marks(|r| regions.contains(&r.shm.id));
+        self.held.hold(waits, narrowed, true, Hold::Routes(routes));
+    }
+
+    /// Applies every held command whose rings have moved on.
+    fn apply_held(&mut self) {
+        loop {
+            let regions = &self.regions;
+            let ready = self.held.pop_ready(|id, ring| {
+                regions
+                    .iter()
+                    .find(|r| r.shm.id == id)
+                    .and_then(|r| r.rings.get(ring))
+                    .map(|c| c.passes)
+            });
+            match ready {
+                Some(action) => self.apply(action),
+                None => return,
+            }
+        }
+    }
+
+    fn apply(&mut self, action: Hold) {
+        match action {
+            Hold::CloseRegion(id) => {
+                self.charge_unconsumed(id);
+                self.record_end(id);
+                self.regions.retain(|r| r.shm.id != id);
+            }
+            Hold::Routes(target) => {
+                // The routes in force become these, with those of every
+                // route change still held (they are still to be retired).
+                let previous = self.routes.clone();
+                let mut in_force = target;
+                for a in self.held.actions() {
+                    if let Hold::Routes(t) = a {
+                        in_force = Arc::new(in_force.union(t, t.epoch));
+                    }
+                }
+                self.routes = in_force;
+                let pending = self.regions.iter().any(|r| r.rings.iter().any(|c| c.late));
+                self.late = Some(match (&self.late, pending) {
+                    (Some(late), true) => Arc::new(late.union(&previous, previous.epoch)),
+                    _ => previous,
+                });
+                for r in &mut self.regions {
+                    for c in &mut r.rings {
+                        c.late = true;
+                    }
+                }
+                self.epoch += 1;
+            }
+            Hold::Flush { key, token } => {
+                if let Some(i) = self.session_index(key) {
+                    self.sessions[i].flush_partial(&self.writer);
+                }
+                let _ = self.writer.send(WriteCmd::Flushed { key, token });
+            }
+            Hold::Stop { key } => {
+                // Everything committed before the stop, including what
+                // providers wrote before they saw the session disabled, is in.
+                let Some(i) = self.session_index(key) else {
+                    return;
+                };
+                // A writer that tested the enable words before the stop
+                // may commit only now. The session stays until every ring
+                // that a thread owns and that could hold such an event has
+                // had its next record consumed (that record is routed by
+                // the routes before the stop too, see `late`), or until
+                // [`STOP_GRACE`] has passed.
+                let waits = self.owned_rings_of(key);
+                if waits.is_empty() {
+                    self.finish(i);
+                } else {
+                    self.finishing.push(Finishing {
+                        key,
+                        deadline: Instant::now() + STOP_GRACE,
+                        waits,
+                    });
+                }
+            }
+            Hold::Switch {
+                key,
+                file,
+                data_offset,
             } => {
-                self.drain_all();
                 let Some(i) = self.session_index(key) else {
                     return;
                 };
@@ -909,13 +1089,12 @@ impl Drain {
                     at_switch,
                 });
             }
-            DrainCmd::Snapshot {
+            Hold::Snapshot {
                 key,
                 file,
                 header,
                 token,
             } => {
-                self.drain_all();
                 let Some(i) = self.session_index(key) else {
                     let _ = self.writer.send(WriteCmd::Snapshot {
                         key,
@@ -1045,7 +1224,7 @@ impl Drain {
         }
     }
 
-    /// Counts what `drain_all` had to leave in the rings of region `id`,
+    /// Counts what the drain had to leave in the rings of region `id`,
     /// which is about to go: records of a provider slot the process never
     /// registered (a registered one has routes by now, as the control
     /// thread sends them before the close). The count is of rings, as the
@@ -1074,7 +1253,7 @@ impl Drain {
     }
 
     /// Writes a PROCESS_END record into every session that takes events
-    /// from region `id`, whose rings `drain_all` has just emptied: the log
+    /// from region `id`, whose rings the drain has just consumed: the log
     /// then says the process ended and that nothing of it is missing after
     /// this point. The routes still include the region (the control thread
     /// sends the close before the routes without it).
@@ -1150,23 +1329,6 @@ impl Drain {
         next
     }
 
-    /// Consumes everything committed to every ring, waiting for buffers
-    /// where a session has none (a session that waits past [`STALL_LIMIT`]
-    /// loses events instead, counted), so nothing committed is left behind.
-    fn drain_all(&mut self) {
-        loop {
-            self.stalled = false;
-            self.pass(true);
-            if !self.stalled {
-                return;
-            }
-            if let Ok((key, buffer)) = self.returned.recv_timeout(Duration::from_millis(1)) {
-                self.give_back(key, buffer);
-            }
-            self.reclaim();
-        }
-    }
-
     /// One pass over every ring of every region. Returns the bytes consumed.
     ///
     /// Unless `all`, a ring is drained only once it holds a batch
@@ -1177,6 +1339,9 @@ impl Drain {
         let mut moved: u64 = 0;
         self.next_due = None;
         let now = Instant::now();
+        for s in &mut self.sessions {
+            s.may_stall = !self.held.waits_for_others_than(s.key);
+        }
         for ri in 0..self.regions.len() {
             moved = moved.saturating_add(self.drain_region(ri, all, now));
         }
@@ -1219,6 +1384,7 @@ impl Drain {
             let desc = shm.ring(i);
             let state = desc.state.load(Ordering::Acquire);
             if state == RING_FREE {
+                region.rings[i].passes += 1;
                 continue;
             }
             let head = desc.head.load(Ordering::Acquire);
@@ -1235,7 +1401,9 @@ impl Drain {
                 }
             }
             region.rings[i].pending_since = None;
+            let mut ring_stalled = false;
             if head != tail {
+                let stalled_before = std::mem::take(&mut *stalled);
                 // The stream names its writer in THREAD records; the
                 // descriptor's tid is only for a provider that writes none.
                 let tid = region.rings[i]
@@ -1266,6 +1434,8 @@ impl Drain {
                 let cap = shm.layout.params.ring_capacity;
                 let outcome = ring::scan(&bytes, cap, tail, head, &mut time, &mut ctx);
                 ctx.flush_all();
+                ring_stalled = *ctx.stalled;
+                *ctx.stalled |= stalled_before;
                 let bad = ctx.bad;
                 let tid = ctx.tid;
                 let still_late = ctx.late.is_some();
@@ -1303,6 +1473,9 @@ impl Drain {
                     region.listeners = listeners_of(region.shm.id, routes, sessions);
                     region.listeners_epoch = *epoch;
                 }
+            }
+            if !ring_stalled {
+                region.rings[i].passes += 1;
             }
             if state == RING_RELEASED && region.rings[i].tail == head {
                 // The thread has exited and everything it wrote is consumed:
@@ -1623,7 +1796,7 @@ impl RingCtx<'_> {
             // sends the routes that include it, and this pass may have begun
             // in between. Consuming the record now would drop it unseen, so
             // it stays in the ring until the routes arrive, without holding
-            // up a `drain_all` (which cannot take the routes before it ends).
+            // up a held command (which counts the ring as passed over).
             self.flush_all();
             return false;
         }
@@ -1752,7 +1925,7 @@ impl RingCtx<'_> {
         if s.current.remaining() < need {
             if !s.can_rotate() {
                 let since = *s.starved_since.get_or_insert_with(Instant::now);
-                if since.elapsed() < s.stall_limit {
+                if s.may_stall && since.elapsed() < s.stall_limit {
                     *self.stalled = true;
                     return Plan::Stall;
                 }

@@ -12,7 +12,9 @@
 mod clock;
 mod control;
 mod drain;
+mod held;
 mod keeper;
+mod logfile;
 mod recover;
 mod ring;
 mod server;
@@ -197,7 +199,9 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         .name("ferretd-accept".into())
         .spawn(move || server::accept_loop(listen_fd, tx, group))
         .map_err(setup)?;
-    drop(events_tx);
+    // The control thread keeps one sender, for the threads that do its
+    // file work.
+    let control_tx = events_tx;
 
     eprintln!(
         "ferretd: listening on {} (pid {}, clock {}{})",
@@ -209,8 +213,10 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
             None => String::new(),
         }
     );
-    let control = control::Control::new(events_rx, drain_tx, drain_wake, writer_tx, clock, &config)
-        .with_keeper(keeper);
+    let control = control::Control::new(
+        events_rx, control_tx, drain_tx, drain_wake, writer_tx, clock, &config,
+    )
+    .with_keeper(keeper);
     control.run();
     // Every session is STOPPED: its trailer is written and its file synced.
     let _ = std::fs::remove_file(&listener.path);

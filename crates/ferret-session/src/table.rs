@@ -89,6 +89,11 @@ pub struct Session {
     pub no_loss: bool,
     /// The wait bound in milliseconds (0 when not in no-loss mode).
     pub no_loss_wait_ms: u32,
+    /// Set while the daemon opens the session's log file, off its control
+    /// thread: the name and LoggerID are taken, but the session collects
+    /// nothing, is not listed and takes no request until its start
+    /// returns.
+    pub opening: bool,
 }
 
 impl Session {
@@ -413,6 +418,7 @@ impl SessionTable {
             no_loss: req.no_loss,
             no_loss_wait_ms: if req.no_loss { req.no_loss_wait_ms } else { 0 },
             controller_token,
+            opening: false,
         };
         Ok(self.sessions.entry(logger_id).or_insert(session))
     }
@@ -426,6 +432,18 @@ impl SessionTable {
                 .find(|s| s.name.eq_ignore_ascii_case(name))
                 .map(|s| s.logger_id),
         };
+        if let Some(s) = found
+            .and_then(|id| self.sessions.get(&id))
+            .filter(|s| s.opening)
+        {
+            return Err(refuse(
+                ErrorCode::WrongState,
+                format!(
+                    "session '{}' (LoggerID {}) is still opening its log file; try again once its start has returned",
+                    s.name, s.logger_id
+                ),
+            ));
+        }
         found.ok_or_else(|| {
             let what = match target {
                 SessionRef::Id(id) => format!("no session has LoggerID {id}"),
@@ -491,14 +509,21 @@ impl SessionTable {
             .ok_or_else(|| refuse(ErrorCode::NotFound, "session vanished"))
     }
 
-    /// Every session, by LoggerID.
-    pub fn iter(&self) -> impl Iterator<Item = &Session> {
-        self.sessions.values()
+    /// Takes off the table a session whose log file could not be opened.
+    pub fn abandon(&mut self, key: SessionKey) -> Option<Session> {
+        let id = self.by_key(key)?.logger_id;
+        self.sessions.remove(&id)
     }
 
-    /// Every session, by LoggerID, to change.
+    /// Every session but those still opening their log file, by LoggerID.
+    pub fn iter(&self) -> impl Iterator<Item = &Session> {
+        self.sessions.values().filter(|s| !s.opening)
+    }
+
+    /// Every session but those still opening their log file, by LoggerID,
+    /// to change.
     pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut Session> {
-        self.sessions.values_mut()
+        self.sessions.values_mut().filter(|s| !s.opening)
     }
 }
 
@@ -526,6 +551,30 @@ mod tests {
             no_loss: false,
             no_loss_wait_ms: 0,
         }
+    }
+
+    #[test]
+    fn a_session_opening_its_file_keeps_its_name_and_id_but_is_not_listed_or_found() {
+        let mut t = SessionTable::new(8);
+        let key = t.insert(&req("slow"), 0, "tsc", 0, 1).unwrap().key;
+        t.by_key_mut(key).unwrap().opening = true;
+        assert_eq!(t.iter().count(), 0);
+        let e = t.find(&SessionRef::Name("slow".into())).unwrap_err();
+        assert_eq!(e.code, ErrorCode::WrongState);
+        assert!(
+            e.message.contains("still opening its log file"),
+            "{}",
+            e.message
+        );
+        assert!(t.find(&SessionRef::Id(1)).is_err());
+        assert!(t.remove(&SessionRef::Id(1)).is_err());
+        // Its name and LoggerID stay taken.
+        let e = t.insert(&req("SLOW"), 0, "tsc", 0, 2).unwrap_err();
+        assert_eq!(e.code, ErrorCode::AlreadyExists);
+        assert_eq!(t.insert(&req("b"), 0, "tsc", 0, 3).unwrap().logger_id, 2);
+        // Abandoned, it frees both.
+        assert!(t.abandon(key).is_some());
+        assert_eq!(t.insert(&req("slow"), 0, "tsc", 0, 4).unwrap().logger_id, 1);
     }
 
     #[test]
