@@ -19,8 +19,9 @@ pub const DEFAULT_MAX_BUFFERS: u32 = 64;
 pub const DEFAULT_FLUSH_TIMER_MS: u32 = 1000;
 /// The default limit on sessions that are RUNNING or STOPPING.
 pub const DEFAULT_SESSION_LIMIT: usize = 64;
-/// The default number of buffers allocated at start.
-pub const DEFAULT_MIN_BUFFERS: u32 = 64;
+/// The default number of buffers allocated at start; the rest, up to the
+/// maximum, are allocated as the session needs them.
+pub const DEFAULT_MIN_BUFFERS: u32 = 4;
 /// The largest buffer a real-time session may use: each buffer travels to
 /// consumers as one packet, and a Unix socket's default send buffer
 /// (208 KiB) caps the packet size.
