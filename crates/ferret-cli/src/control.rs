@@ -66,7 +66,8 @@ pub struct StartArgs {
     /// (binary units); 0 for no limit. Circular and new-file modes need one
     #[arg(long, value_name = "SIZE")]
     pub max_file_size: Option<String>,
-    /// Buffers allocated at start [default: 64, or --max-buffers if fewer]
+    /// Buffers allocated at start; the rest, up to --max-buffers, are
+    /// allocated as the session needs them [default: 4, or --max-buffers if fewer]
     #[arg(long, value_name = "N")]
     pub min_buffers: Option<u32>,
     /// The most buffers the session may hold in memory (2-65536)

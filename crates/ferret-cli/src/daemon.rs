@@ -29,6 +29,15 @@ pub struct DaemonArgs {
     /// reachable by the group (0660 and 0750)
     #[arg(long, value_name = "GROUP")]
     pub control_group: Option<String>,
+    /// The most buffer memory all sessions together may reserve (max
+    /// buffers x buffer size, from start until STOPPED): MiB, or with a K,
+    /// M, G or T suffix [default: a quarter of physical memory]
+    #[arg(long, value_name = "SIZE")]
+    pub buffer_memory: Option<String>,
+    /// The most buffer memory one user's sessions may reserve; root's are
+    /// exempt [default: 1G, or --buffer-memory if less]
+    #[arg(long, value_name = "SIZE")]
+    pub user_buffer_memory: Option<String>,
 }
 
 /// `ferret daemon`: serves until SIGTERM or SIGINT, then stops every session.
@@ -44,8 +53,21 @@ pub fn run_foreground(socket: PathBuf, a: DaemonArgs) -> Result<ExitCode> {
     if let Err(e) = RegionLayout::new(region) {
         bail!("--rings {} --ring-kib {}: {e}", a.rings, a.ring_kib);
     }
+    // ferretd (crates/ferret-daemon/src/main.rs) parses the same options
+    // by hand; a change to one belongs in the other.
+    let mut budget = ferret_daemon::default_budget();
+    if let Some(text) = &a.buffer_memory {
+        budget.total = ferret_session::parse_memory(text)
+            .map_err(|e| anyhow::anyhow!("--buffer-memory: {e}"))?;
+    }
+    budget.per_user = match &a.user_buffer_memory {
+        Some(text) => ferret_session::parse_memory(text)
+            .map_err(|e| anyhow::anyhow!("--user-buffer-memory: {e}"))?,
+        None => ferret_session::DEFAULT_USER_BUFFER_MEMORY.min(budget.total),
+    };
     let mut config = ferret_daemon::Config::new(socket);
     config.session_limit = a.session_limit;
+    config.buffer_budget = budget;
     config.region = region;
     // This process has one thread so far: the keeper may be forked.
     config.keeper = true;

@@ -290,7 +290,7 @@ impl Control {
             writer,
             clock,
             region_params,
-            sessions: SessionTable::new(session_limit),
+            sessions: SessionTable::new(session_limit).with_budget(config.buffer_budget),
             registry: Registry::default(),
             conns: HashMap::new(),
             regions: HashMap::new(),
@@ -1259,7 +1259,9 @@ impl Control {
             }
         }
         if let Some(n) = update.max_buffers {
-            if let Err(e) = validate_max_buffers(n, s.buffer_kib) {
+            if let Err(e) = validate_max_buffers(n, s.buffer_kib)
+                .and_then(|()| self.sessions.check_max_buffers(key, n))
+            {
                 return Some(Response::Error(e));
             }
             if s.file_mode == FileMode::InMemory && n < 4 {

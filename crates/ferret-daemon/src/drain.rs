@@ -338,8 +338,14 @@ struct DrainSession {
 
 impl DrainSession {
     fn new(setup: SessionSetup) -> DrainSession {
-        // Buffers are allocated up front (as ETW's minimum buffers are), so
-        // that a burst at the start of a session does not wait for memory.
+        // The minimum buffers are allocated up front (as ETW's
+        // MinimumBuffers are), so that a burst at the start of a session
+        // does not wait for the allocator; the rest, up to the maximum, are
+        // allocated only when the session needs one (`rotate`). Either way
+        // a buffer's memory becomes resident only as records fill it
+        // (`BufferBuilder::new` writes nothing past its header), so a session
+        // that may hold a lot but is sent little costs little: the price is
+        // a page fault per page the first time a buffer fills.
         let prealloc = setup.min_buffers.clamp(1, setup.max_buffers.max(1));
         let free = (1..prealloc)
             .map(|_| BufferBuilder::new(setup.buffer_size))

@@ -91,6 +91,9 @@ pub struct Config {
     /// A group whose members may control every session (`--control-group`);
     /// the socket and its directory are then open to that group.
     pub control_group: Option<ControlGroup>,
+    /// The caps on session buffer memory, in all and per user
+    /// (`--buffer-memory`, `--user-buffer-memory`).
+    pub buffer_budget: ferret_session::BufferBudget,
 }
 
 impl Config {
@@ -102,8 +105,17 @@ impl Config {
             region: RegionParams::default(),
             keeper: false,
             control_group: None,
+            buffer_budget: default_budget(),
         }
     }
+}
+
+/// The buffer budget for this machine's physical memory.
+pub fn default_budget() -> ferret_session::BufferBudget {
+    let physical = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| ferret_session::mem_total(&text));
+    ferret_session::BufferBudget::for_memory(physical)
 }
 
 /// Why the daemon could not start.

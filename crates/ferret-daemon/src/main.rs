@@ -1,5 +1,9 @@
 //! `ferretd [--socket PATH] [--session-limit N] [--rings N] [--ring-kib KIB]
-//! [--control-group GROUP]`: runs Ferret's session daemon in the foreground.
+//! [--control-group GROUP] [--buffer-memory SIZE] [--user-buffer-memory SIZE]`:
+//! runs Ferret's session daemon in the foreground.
+//!
+//! `ferret daemon` (crates/ferret-cli/src/daemon.rs) takes the same options
+//! through clap; a change to one belongs in the other.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,7 +14,9 @@ fn main() -> ExitCode {
     let mut limit = ferret_session::DEFAULT_SESSION_LIMIT;
     let mut region = ferret_abi::shm::RegionParams::default();
     let mut group = None;
-    const USAGE: &str = "usage: ferretd [--socket PATH] [--session-limit N] [--rings N] [--ring-kib KIB] [--control-group GROUP]";
+    let mut budget = ferret_daemon::default_budget();
+    let mut user_cap = None;
+    const USAGE: &str = "usage: ferretd [--socket PATH] [--session-limit N] [--rings N] [--ring-kib KIB] [--control-group GROUP] [--buffer-memory SIZE] [--user-buffer-memory SIZE]";
     while let Some(arg) = args.next() {
         match arg.to_str() {
             Some("--socket") => match args.next() {
@@ -58,12 +64,29 @@ fn main() -> ExitCode {
                     }
                 }
             }
+            Some(name @ ("--buffer-memory" | "--user-buffer-memory")) => {
+                let value = args.next().map(|v| v.to_string_lossy().into_owned());
+                match value.as_deref().map(ferret_session::parse_memory) {
+                    Some(Ok(bytes)) if name == "--buffer-memory" => budget.total = bytes,
+                    Some(Ok(bytes)) => user_cap = Some(bytes),
+                    Some(Err(e)) => {
+                        eprintln!("ferretd: {name}: {e}");
+                        return ExitCode::from(2);
+                    }
+                    None => {
+                        eprintln!("ferretd: {name} needs a size (e.g. 512M, 4G)");
+                        return ExitCode::from(2);
+                    }
+                }
+            }
             Some("-h") | Some("--help") => {
                 println!(
-                    "{USAGE}\nRuns Ferret's session daemon in the foreground until SIGTERM or SIGINT.\n--session-limit: the most sessions RUNNING or STOPPING at once (default {})\n--rings, --ring-kib: rings per provider process and their size (default {} of {} KiB)\n--control-group: members of this group may control every session, and reach the socket",
+                    "{USAGE}\nRuns Ferret's session daemon in the foreground until SIGTERM or SIGINT.\n--session-limit: the most sessions RUNNING or STOPPING at once (default {})\n--rings, --ring-kib: rings per provider process and their size (default {} of {} KiB)\n--control-group: members of this group may control every session, and reach the socket\n--buffer-memory: the most buffer memory all sessions together may reserve (max buffers x buffer size; default a quarter of physical memory, here {} MiB)\n--user-buffer-memory: the most one user's sessions may reserve; root is exempt (default {} MiB, or --buffer-memory if less)",
                     ferret_session::DEFAULT_SESSION_LIMIT,
                     region.ring_count,
-                    region.ring_capacity / 1024
+                    region.ring_capacity / 1024,
+                    budget.total >> 20,
+                    ferret_session::DEFAULT_USER_BUFFER_MEMORY >> 20
                 );
                 return ExitCode::SUCCESS;
             }
@@ -83,6 +106,11 @@ fn main() -> ExitCode {
     // This process has one thread so far: the keeper may be forked.
     config.keeper = true;
     config.control_group = group;
+    // Without its own cap, a user may reserve the default or, under a
+    // smaller total, the total.
+    budget.per_user =
+        user_cap.unwrap_or(ferret_session::DEFAULT_USER_BUFFER_MEMORY.min(budget.total));
+    config.buffer_budget = budget;
     match ferret_daemon::run(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -66,8 +66,10 @@ pub fn buffer_crc(header: &[u8; BUFFER_HEADER_LEN], records: &[u8]) -> u32 {
 /// the later write replaces the earlier one in the same slot.
 #[derive(Debug)]
 pub struct BufferBuilder {
-    /// Always `size` bytes long, so appending never zero-fills; bytes past
-    /// `len` are stale and never written out.
+    /// Reserved for `size` bytes but only as long as the furthest byte ever
+    /// appended: memory a buffer was never filled to is never written, so
+    /// the kernel does not map it and a session's unused buffer space costs
+    /// no resident memory. Bytes past `len` are stale and never written out.
     data: Vec<u8>,
     /// Bytes in use: the header and the records.
     len: usize,
@@ -76,21 +78,24 @@ pub struct BufferBuilder {
 }
 
 impl BufferBuilder {
-    /// An empty buffer of `size` bytes (header included).
+    /// An empty buffer of `size` bytes (header included), whose memory is
+    /// touched only as records fill it.
     pub fn new(size: usize) -> BufferBuilder {
         let size = size.max(BUFFER_HEADER_LEN);
-        let mut data = vec![0; size];
-        // Zeroed allocations may be mapped lazily; touch every page now so
-        // that filling the buffer later takes no page faults.
-        for b in data.iter_mut().step_by(4096) {
-            *b = 0;
-        }
+        let mut data = Vec::with_capacity(size);
+        data.resize(BUFFER_HEADER_LEN, 0);
         BufferBuilder {
             data,
             len: BUFFER_HEADER_LEN,
             size,
             records: 0,
         }
+    }
+
+    /// Bytes of memory this buffer has been filled to at some time (what it
+    /// may hold resident), header included.
+    pub fn touched(&self) -> usize {
+        self.data.len()
     }
 
     /// Empties the buffer for reuse.
@@ -134,6 +139,10 @@ impl BufferBuilder {
         let at = self.len;
         self.len += n;
         self.records += 1;
+        if self.data.len() < self.len {
+            // Within the capacity reserved at creation: no reallocation.
+            self.data.resize(self.len, 0);
+        }
         Some(&mut self.data[at..at + n])
     }
 
@@ -184,5 +193,45 @@ impl BufferBuilder {
         let crc = crc32c::crc32c(&self.data[..self.len]);
         self.data[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_le_bytes());
         &self.data[..self.len]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_buffer_touches_only_what_records_fill() {
+        let mut b = BufferBuilder::new(1 << 20);
+        assert_eq!(b.touched(), BUFFER_HEADER_LEN);
+        let start = b.data.as_ptr();
+        assert!(b.push(&[7u8; 100]));
+        assert_eq!(b.touched(), BUFFER_HEADER_LEN + 100);
+        // Filling within the reserved size never moves the buffer.
+        while b.push(&[1u8; 4000]) {}
+        assert_eq!(b.data.as_ptr(), start);
+        assert!(b.remaining() < 4000);
+        // Reused after clearing, it keeps what it touched and appends
+        // without zero-filling again.
+        let high = b.touched();
+        b.clear();
+        assert!(b.push(&[9u8; 8]));
+        assert_eq!(b.touched(), high);
+        assert_eq!(
+            &b.seal(buffer_kind::DATA, 1)[BUFFER_HEADER_LEN..],
+            &[9u8; 8]
+        );
+    }
+
+    #[test]
+    fn rewinding_and_sealing_stay_within_what_was_appended() {
+        let mut b = BufferBuilder::new(256);
+        assert!(b.push(&[1u8; 50]));
+        assert!(b.push(&[2u8; 50]));
+        b.rewind(50, 1);
+        assert_eq!(b.seal(buffer_kind::DATA, 0).len(), BUFFER_HEADER_LEN + 50);
+        assert!(b.push(&[3u8; 150]));
+        assert!(!b.push(&[4u8; 100]));
+        assert_eq!(b.used(), 200);
     }
 }

@@ -6,11 +6,16 @@
 //! The daemon crate owns threads, sockets, memfds and files and calls into
 //! this crate to decide; everything here is testable without a daemon.
 
+mod budget;
 mod counters;
 mod registry;
 mod routes;
 mod table;
 
+pub use budget::{
+    BufferBudget, DEFAULT_USER_BUFFER_MEMORY, MIN_BUFFER_MEMORY, mem_total, parse_memory,
+    reservation,
+};
 pub use counters::SessionCounters;
 pub use registry::{ProviderEntry, Registry};
 pub use routes::{RouteTable, SlotRoutes, enable_words, no_loss_wait_us};

@@ -10,6 +10,7 @@ use ferret_abi::proto::{
 };
 
 use crate::SessionCounters;
+use crate::budget::{BufferBudget, reservation, show};
 
 /// The default buffer size, KiB.
 pub const DEFAULT_BUFFER_KIB: u32 = 64;
@@ -19,8 +20,9 @@ pub const DEFAULT_MAX_BUFFERS: u32 = 64;
 pub const DEFAULT_FLUSH_TIMER_MS: u32 = 1000;
 /// The default limit on sessions that are RUNNING or STOPPING.
 pub const DEFAULT_SESSION_LIMIT: usize = 64;
-/// The default number of buffers allocated at start.
-pub const DEFAULT_MIN_BUFFERS: u32 = 64;
+/// The default number of buffers allocated at start; the rest, up to the
+/// maximum, are allocated as the session needs them.
+pub const DEFAULT_MIN_BUFFERS: u32 = 4;
 /// The largest buffer a real-time session may use: each buffer travels to
 /// consumers as one packet, and a Unix socket's default send buffer
 /// (208 KiB) caps the packet size.
@@ -323,6 +325,7 @@ pub struct SessionTable {
     sessions: BTreeMap<u32, Session>,
     next_key: u64,
     limit: usize,
+    budget: BufferBudget,
 }
 
 impl SessionTable {
@@ -332,7 +335,57 @@ impl SessionTable {
             sessions: BTreeMap::new(),
             next_key: 1,
             limit,
+            budget: BufferBudget::default(),
         }
+    }
+
+    /// The table with `budget` capping its sessions' buffer memory.
+    pub fn with_budget(mut self, budget: BufferBudget) -> SessionTable {
+        self.budget = budget;
+        self
+    }
+
+    /// Buffer memory reserved by the sessions not yet STOPPED, other than
+    /// `except`: (by those of `uid`, by all). A session holds its buffers
+    /// until it is STOPPED, so a STOPPING one still counts.
+    fn reserved(&self, uid: u32, except: Option<SessionKey>) -> (u64, u64) {
+        let mut by_user = 0u64;
+        let mut in_all = 0u64;
+        for s in self.sessions.values() {
+            if !s.is_active() || Some(s.key) == except {
+                continue;
+            }
+            let r = reservation(s.max_buffers, s.buffer_kib);
+            in_all = in_all.saturating_add(r);
+            if s.owner_uid == uid {
+                by_user = by_user.saturating_add(r);
+            }
+        }
+        (by_user, in_all)
+    }
+
+    /// Checks that running session `key` may raise its maximum buffers to
+    /// `max_buffers` within the budget; lowering it is always allowed.
+    pub fn check_max_buffers(&self, key: SessionKey, max_buffers: u32) -> Result<(), ErrorReply> {
+        let Some(s) = self.by_key(key) else {
+            return Err(refuse(ErrorCode::NotFound, "the session went away"));
+        };
+        if max_buffers <= s.max_buffers {
+            return Ok(());
+        }
+        let (by_user, in_all) = self.reserved(s.owner_uid, Some(key));
+        let asked = reservation(max_buffers, s.buffer_kib);
+        self.budget.check(
+            s.owner_uid,
+            asked,
+            by_user,
+            in_all,
+            &format!(
+                "--max-buffers {max_buffers} (buffers of {}) would reserve",
+                show(s.buffer_kib as u64 * 1024)
+            ),
+            "use a smaller --max-buffers",
+        )
     }
 
     /// Adds a RUNNING session for `req`, with the lowest free LoggerID.
@@ -389,6 +442,19 @@ impl SessionTable {
                 ),
             ));
         }
+        let (by_user, in_all) = self.reserved(owner_uid, None);
+        self.budget.check(
+            owner_uid,
+            reservation(req.max_buffers, req.buffer_kib),
+            by_user,
+            in_all,
+            &format!(
+                "this session's {} buffers of {} ask for",
+                req.max_buffers,
+                show(req.buffer_kib as u64 * 1024)
+            ),
+            "use a smaller --buffer-size or --max-buffers",
+        )?;
         let logger_id = (1..)
             .find(|id| !self.sessions.contains_key(id))
             .unwrap_or(u32::MAX);
@@ -685,6 +751,71 @@ mod tests {
         assert_eq!(
             e.message,
             "session 'nope' not found; run 'ferret list' to see sessions"
+        );
+    }
+
+    fn budgeted() -> SessionTable {
+        // Default sessions reserve 64 buffers of 64 KiB: 4 MiB each.
+        SessionTable::new(64).with_budget(BufferBudget {
+            total: 12 << 20,
+            per_user: 8 << 20,
+        })
+    }
+
+    #[test]
+    fn starts_reserve_buffer_memory_per_user_and_in_all() {
+        let mut t = budgeted();
+        t.insert(&req("a"), 1000, "tsc", 0, 7).unwrap();
+        t.insert(&req("b"), 1000, "tsc", 0, 7).unwrap();
+        let e = t.insert(&req("c"), 1000, "tsc", 0, 7).unwrap_err();
+        assert_eq!(e.code, ErrorCode::Resources);
+        assert!(
+            e.message.starts_with(
+                "the sessions of uid 1000 may reserve at most 8 MiB of buffers (the daemon's --user-buffer-memory); 8 MiB are reserved by its other sessions and this session's 64 buffers of 64 KiB ask for 4 MiB;"
+            ),
+            "{}",
+            e.message
+        );
+        // Another user still has room until the total is reached.
+        t.insert(&req("c"), 1001, "tsc", 0, 7).unwrap();
+        let e = t.insert(&req("d"), 0, "tsc", 0, 7).unwrap_err();
+        assert!(
+            e.message
+                .starts_with("all sessions together may reserve at most 12 MiB")
+        );
+        assert!(!t.sessions.values().any(|s| s.name == "d"));
+    }
+
+    #[test]
+    fn a_stopped_session_releases_its_reservation_and_a_stopping_one_does_not() {
+        let mut t = budgeted();
+        t.insert(&req("a"), 1000, "tsc", 0, 7).unwrap();
+        t.insert(&req("b"), 1000, "tsc", 0, 7).unwrap();
+        t.find_mut(&SessionRef::Name("a".into())).unwrap().state = SessionState::Stopping;
+        assert!(t.insert(&req("c"), 1000, "tsc", 0, 7).is_err());
+        t.find_mut(&SessionRef::Name("a".into())).unwrap().state = SessionState::Stopped;
+        t.insert(&req("c"), 1000, "tsc", 0, 7).unwrap();
+    }
+
+    #[test]
+    fn raising_max_buffers_is_checked_and_lowering_is_not() {
+        let mut t = budgeted();
+        let key = t.insert(&req("a"), 1000, "tsc", 0, 7).unwrap().key;
+        t.insert(&req("b"), 1001, "tsc", 0, 7).unwrap();
+        // 128 buffers of 64 KiB: 8 MiB, within the user's cap.
+        t.check_max_buffers(key, 128).unwrap();
+        let e = t.check_max_buffers(key, 129).unwrap_err();
+        assert!(
+            e.message.starts_with(
+                "the sessions of uid 1000 may reserve at most 8 MiB of buffers (the daemon's --user-buffer-memory); 0 bytes are reserved by its other sessions and --max-buffers 129 (buffers of 64 KiB) would reserve 8256 KiB;"
+            ),
+            "{}",
+            e.message
+        );
+        assert!(t.check_max_buffers(key, 2).is_ok());
+        assert_eq!(
+            t.check_max_buffers(SessionKey(99), 2).unwrap_err().code,
+            ErrorCode::NotFound
         );
     }
 }
