@@ -103,12 +103,8 @@ impl RegionRoutes {
         }
     }
 
-    fn iter(&self) -> impl Iterator<Item = &SlotRoutes> {
-        self.chunks
-            .iter()
-            .flatten()
-            .flat_map(|c| c.slots.iter().flatten())
-            .map(|r| &**r)
+    fn iter(&self) -> SlotIter<'_> {
+        RegionSlots { part: Some(self) }.iter()
     }
 }
 
@@ -130,8 +126,11 @@ pub struct RegionSlots<'a> {
 
 impl<'a> RegionSlots<'a> {
     /// Each registered provider's routes, in slot order.
-    pub fn iter(&self) -> impl Iterator<Item = &'a SlotRoutes> + 'a {
-        self.part.into_iter().flat_map(RegionRoutes::iter)
+    pub fn iter(&self) -> SlotIter<'a> {
+        SlotIter {
+            chunks: self.part.map_or(&[][..], |p| &p.chunks[..]),
+            slots: &[],
+        }
     }
 
     /// How many providers the region registered.
@@ -147,10 +146,39 @@ impl<'a> RegionSlots<'a> {
 
 impl<'a> IntoIterator for RegionSlots<'a> {
     type Item = &'a SlotRoutes;
-    type IntoIter = Box<dyn Iterator<Item = &'a SlotRoutes> + 'a>;
+    type IntoIter = SlotIter<'a>;
 
     fn into_iter(self) -> Self::IntoIter {
-        Box::new(self.iter())
+        self.iter()
+    }
+}
+
+/// The routes of a region's registered providers, in slot order. The
+/// drain walks every region's slots on each pass (for their lost
+/// counters), so this is a plain iterator: no allocation, no boxing.
+#[derive(Clone, Debug)]
+pub struct SlotIter<'a> {
+    chunks: &'a [Option<Arc<Chunk>>],
+    slots: &'a [Option<Arc<SlotRoutes>>],
+}
+
+impl<'a> Iterator for SlotIter<'a> {
+    type Item = &'a SlotRoutes;
+
+    fn next(&mut self) -> Option<&'a SlotRoutes> {
+        loop {
+            while let Some((first, rest)) = self.slots.split_first() {
+                self.slots = rest;
+                if let Some(r) = first {
+                    return Some(r);
+                }
+            }
+            let (first, rest) = self.chunks.split_first()?;
+            self.chunks = rest;
+            if let Some(c) = first {
+                self.slots = &c.slots;
+            }
+        }
     }
 }
 
