@@ -745,11 +745,28 @@ impl Control {
                 no_loss_wait_us(&self.sessions, &name),
             );
         }
-        self.publish_routes();
+        // Only this slot's routes change: the new table shares every other
+        // part with the last one, so a process that registers n providers
+        // costs O(n) in all rather than a whole table per registration.
+        if let Some(entry) = self.registry.get(id, slot) {
+            self.routes_epoch += 1;
+            let table = Arc::new(self.routes.with_registration(
+                self.routes_epoch,
+                &self.sessions,
+                id,
+                slot,
+                entry,
+            ));
+            self.routes = table.clone();
+            self.to_drain(DrainCmd::Routes(table));
+        }
         Response::ProviderRegistered { slot }
     }
 
-    /// Sends the drain a fresh route table.
+    /// Sends the drain a fresh route table. `register_provider` and
+    /// `change_filters` change `self.routes` one part at a time instead, so
+    /// every other change of sessions or registrations must publish through
+    /// here for `self.routes` to stay the table of the current state.
     fn publish_routes(&mut self) {
         self.routes_epoch += 1;
         let table = Arc::new(RouteTable::build(
@@ -776,7 +793,14 @@ impl Control {
     ///    writer may have tested the old words and committed only now.
     fn change_filters<'a>(&mut self, names: impl IntoIterator<Item = &'a str>) {
         self.routes_epoch += 1;
-        let next = RouteTable::build(self.routes_epoch + 1, &self.sessions, &self.registry);
+        // Only the routes of the providers called `names` change.
+        let names: Vec<&str> = names.into_iter().collect();
+        let next = self.routes.with_names(
+            self.routes_epoch + 1,
+            &self.sessions,
+            &self.registry,
+            names.iter().copied(),
+        );
         let union = self.routes.union(&next, self.routes_epoch);
         self.to_drain(DrainCmd::Routes(Arc::new(union)));
         self.update_enables(names);

@@ -177,7 +177,7 @@ struct DrainRegion {
     listeners: Vec<usize>,
     listeners_epoch: u64,
     /// Last values seen of the per-slot lost counters, by slot.
-    lost_seen: Vec<(u32, u64)>,
+    lost_seen: Vec<u64>,
     /// Last values seen of the process-wide lost counters.
     process_lost_seen: [u64; 3],
     /// Scratch for `publish_keep`: per ring, the oldest mark.
@@ -1562,18 +1562,14 @@ pub(crate) fn raise_priority() {
 }
 
 /// The sessions (by index) that take any event from `region`.
+///
+/// The table keeps each region's set of sessions as its slots change, so
+/// this costs the listeners, not the region's providers.
 fn listeners_of(region: RegionId, routes: &RouteTable, sessions: &[DrainSession]) -> Vec<usize> {
-    let mut out = Vec::new();
-    for slot in routes.region(region) {
-        for (key, _) in &slot.sessions {
-            if let Some(i) = sessions.iter().position(|s| s.key == *key) {
-                if !out.contains(&i) {
-                    out.push(i);
-                }
-            }
-        }
-    }
-    out
+    routes
+        .listeners(region)
+        .filter_map(|key| sessions.iter().position(|s| s.key == key))
+        .collect()
 }
 
 /// Everything the per-event routing needs, borrowed for one ring.
@@ -2161,17 +2157,13 @@ fn check_lost(
     let pid = region.shm.pid;
     for slot_routes in routes.region(id) {
         let now = region.shm.lost_counter(slot_routes.slot);
-        let seen = match region
-            .lost_seen
-            .iter_mut()
-            .find(|(s, _)| *s == slot_routes.slot)
-        {
-            Some((_, v)) => v,
-            None => {
-                region.lost_seen.push((slot_routes.slot, 0));
-                &mut region.lost_seen.last_mut().expect("just pushed").1
-            }
-        };
+        // Indexed by slot (below ENABLE_SLOTS, as the registry checked), so
+        // that a pass over a region of many providers costs each one once.
+        let index = slot_routes.slot as usize;
+        if region.lost_seen.len() <= index {
+            region.lost_seen.resize(index + 1, 0);
+        }
+        let seen = &mut region.lost_seen[index];
         // A counter that goes backwards was not written by our library;
         // take the new value as the baseline and charge nothing.
         let delta = now.saturating_sub(*seen);

@@ -18,7 +18,7 @@ pub use budget::{
 };
 pub use counters::SessionCounters;
 pub use registry::{ProviderEntry, Registry};
-pub use routes::{RouteTable, SlotRoutes, enable_words, no_loss_wait_us};
+pub use routes::{RegionSlots, RouteTable, SlotIter, SlotRoutes, enable_words, no_loss_wait_us};
 pub use table::{
     DEFAULT_BUFFER_KIB, DEFAULT_FLUSH_TIMER_MS, DEFAULT_MAX_BUFFERS, DEFAULT_MIN_BUFFERS,
     DEFAULT_NO_LOSS_WAIT_MS, DEFAULT_SESSION_LIMIT, MAX_LOG_PATH, MAX_NO_LOSS_WAIT_MS,

@@ -1,6 +1,6 @@
 //! The providers registered by live processes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use ferret_abi::Guid;
 use ferret_abi::proto::ErrorCode;
@@ -21,10 +21,13 @@ pub struct ProviderEntry {
     pub process: String,
 }
 
-/// Every registered provider, by region and enable slot.
+/// Every registered provider, by region and enable slot, with an index by
+/// name: a change of one provider's sessions finds its registrations
+/// without a scan of every registration.
 #[derive(Debug, Default)]
 pub struct Registry {
     providers: BTreeMap<(RegionId, u32), ProviderEntry>,
+    by_name: HashMap<String, BTreeSet<(RegionId, u32)>>,
 }
 
 impl Registry {
@@ -63,7 +66,16 @@ impl Registry {
                 ErrorCode::Invalid,
                 format!("slot {slot} already holds provider '{}'", existing.name),
             )),
-            _ => {
+            Some(_) => {
+                // The same name again: the name index already holds it.
+                self.providers.insert((region, slot), entry);
+                Ok(())
+            }
+            None => {
+                self.by_name
+                    .entry(entry.name.clone())
+                    .or_default()
+                    .insert((region, slot));
                 self.providers.insert((region, slot), entry);
                 Ok(())
             }
@@ -72,7 +84,22 @@ impl Registry {
 
     /// Forgets every provider of a region (its process went away).
     pub fn remove_region(&mut self, region: RegionId) {
-        self.providers.retain(|(r, _), _| *r != region);
+        let slots: Vec<u32> = self
+            .providers
+            .range((region, 0)..=(region, u32::MAX))
+            .map(|((_, slot), _)| *slot)
+            .collect();
+        for slot in slots {
+            let Some(entry) = self.providers.remove(&(region, slot)) else {
+                continue;
+            };
+            if let Some(set) = self.by_name.get_mut(&entry.name) {
+                set.remove(&(region, slot));
+                if set.is_empty() {
+                    self.by_name.remove(&entry.name);
+                }
+            }
+        }
     }
 
     /// Every registration.
@@ -90,7 +117,11 @@ impl Registry {
         &'a self,
         name: &'a str,
     ) -> impl Iterator<Item = (RegionId, u32, &'a ProviderEntry)> + 'a {
-        self.iter().filter(move |(_, _, e)| e.name == name)
+        self.by_name
+            .get(name)
+            .into_iter()
+            .flatten()
+            .filter_map(|&(r, s)| Some((r, s, self.providers.get(&(r, s))?)))
     }
 }
 
@@ -121,5 +152,33 @@ mod tests {
         assert_eq!(r.by_name("A").count(), 1);
         r.remove_region(region);
         assert_eq!(r.iter().count(), 0);
+    }
+
+    #[test]
+    fn by_name_finds_every_registration_of_a_name_until_its_region_goes() {
+        let mut r = Registry::default();
+        for region in 1..=3 {
+            r.register(RegionId(region), 5, entry("A")).unwrap();
+            r.register(RegionId(region), 6, entry("B")).unwrap();
+        }
+        r.register(RegionId(2), 7, entry("A")).unwrap();
+        let found: Vec<(RegionId, u32)> = r.by_name("A").map(|(g, s, _)| (g, s)).collect();
+        assert_eq!(
+            found,
+            [
+                (RegionId(1), 5),
+                (RegionId(2), 5),
+                (RegionId(2), 7),
+                (RegionId(3), 5)
+            ]
+        );
+        r.remove_region(RegionId(2));
+        let found: Vec<(RegionId, u32)> = r.by_name("A").map(|(g, s, _)| (g, s)).collect();
+        assert_eq!(found, [(RegionId(1), 5), (RegionId(3), 5)]);
+        assert_eq!(r.iter().count(), 4);
+        r.remove_region(RegionId(1));
+        r.remove_region(RegionId(3));
+        assert_eq!(r.by_name("A").count(), 0);
+        assert!(r.by_name.is_empty());
     }
 }
