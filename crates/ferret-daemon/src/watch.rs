@@ -179,18 +179,20 @@ impl Watchers {
     ) {
         for w in &mut self.list {
             if let Some(n) = &mut w.skipped {
+                // Counted, and shown by the resync, which sends the state
+                // after this change.
                 *n = n.saturating_add(1);
-                continue;
-            }
-            let change = Response::Change {
-                kind,
-                session: session.clone(),
-            };
-            if !w.offer(change, WATCH_QUEUE_BYTES) && w.alive {
-                // The list in progress is superseded by the resync, which
-                // sends every session again.
-                w.skipped = Some(1);
-                w.listing = None;
+            } else {
+                let change = Response::Change {
+                    kind,
+                    session: session.clone(),
+                };
+                if !w.offer(change, WATCH_QUEUE_BYTES) && w.alive {
+                    // The list in progress is superseded by the resync,
+                    // which sends every session again.
+                    w.skipped = Some(1);
+                    w.listing = None;
+                }
             }
             w.pump(next_after);
         }
@@ -318,6 +320,27 @@ mod tests {
             msgs.extend(more);
         }
         assert_eq!(present_ids(&msgs), (1..=3000).collect::<Vec<_>>());
+        // Lagged again, then the client reads: the next change itself
+        // starts the resync, without waiting for a tick, and is counted.
+        let mut n = 0u64;
+        while w.list[0].skipped.is_none() {
+            w.notify(ChangeKind::Updated, &session(1, 200), &sessions);
+            n += 1;
+        }
+        let queued_changes = drain(&rx).len() as u64;
+        w.notify(ChangeKind::Updated, &session(1, 200), &sessions);
+        let msgs = drain(&rx);
+        assert_eq!(
+            msgs.first(),
+            Some(&Response::WatchLagged { skipped: 2 }),
+            "the change that lagged it and the one after"
+        );
+        assert_eq!(queued_changes + 2, n + 1);
+        let mut msgs = msgs;
+        while !matches!(msgs.last(), Some(Response::WatchResynced)) {
+            w.tick(&sessions);
+            msgs.extend(drain(&rx));
+        }
         // Back to normal: the next change is queued as it is.
         w.notify(ChangeKind::State, &session(7, 10), &sessions);
         let next = drain(&rx);
