@@ -13,8 +13,8 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use ferret_abi::Level;
 use ferret_abi::proto::{
     ChangeKind, ErrorCode, ErrorReply, FileMode, MAX_SESSION_PROVIDERS, PAGE_BYTES, PROTO_MAGIC,
-    ProviderCursor, ProviderInfo, ProviderSpec, RegionGrant, Request, Response, Role, SessionRef,
-    SessionState, StartRequest, UpdateRequest, validate_provider_name,
+    ProviderCursor, ProviderInfo, ProviderSpec, RegionGrant, Request, Response, Role, SessionInfo,
+    SessionRef, SessionState, StartRequest, UpdateRequest, validate_provider_name,
 };
 use ferret_abi::shm::{ABI_MAJOR, ABI_MINOR, RegionParams};
 use ferret_format::{FileHeader, mode};
@@ -305,7 +305,7 @@ impl Control {
         if !self.watchers.is_empty() {
             let sessions = &self.sessions;
             self.watchers
-                .tick(&|after| sessions.iter_after(after).next().map(Session::info));
+                .tick(&|after| sessions.iter_after(after).next().map(fitted_info));
         }
         let grace = consumer_grace();
         let late: Vec<SessionKey> = self
@@ -331,8 +331,9 @@ impl Control {
             return;
         }
         let sessions = &self.sessions;
+        let session = fit_one_message(session);
         self.watchers.notify(kind, &session, &|after| {
-            sessions.iter_after(after).next().map(Session::info)
+            sessions.iter_after(after).next().map(fitted_info)
         });
     }
 
@@ -593,13 +594,13 @@ impl Control {
             (Request::Flush { target }, Some(Role::Controller)) => self.flush(peer, target, reply),
             (Request::Query { target }, Some(Role::Controller)) => {
                 msg(match self.sessions.find(&target) {
-                    Ok(s) => Response::Session(s.info()),
+                    Ok(s) => Response::Session(fitted_info(s)),
                     Err(e) => Response::Error(e),
                 })
             }
             (Request::List, Some(Role::Controller)) => {
                 let (sessions, more) =
-                    fill_page(self.sessions.iter().map(|s| (s.logger_id, s.info())));
+                    fill_page(self.sessions.iter().map(|s| (s.logger_id, fitted_info(s))));
                 msg(match more {
                     None => Response::Sessions(sessions),
                     Some(_) => refuse(ErrorCode::Resources, too_many_for_one_answer("sessions")),
@@ -609,7 +610,7 @@ impl Control {
                 let (sessions, next) = fill_page(
                     self.sessions
                         .iter_after(after)
-                        .map(|s| (s.logger_id, s.info())),
+                        .map(|s| (s.logger_id, fitted_info(s))),
                 );
                 msg(Response::SessionsPage { sessions, next })
             }
@@ -1473,7 +1474,7 @@ impl Control {
     fn watch(&mut self, conn: ConnId) -> Reply {
         let sessions = &self.sessions;
         let rx = self.watchers.add(conn, &|after| {
-            sessions.iter_after(after).next().map(Session::info)
+            sessions.iter_after(after).next().map(fitted_info)
         });
         Reply::Stream(rx)
     }
@@ -1603,6 +1604,46 @@ fn fill_page<K: Copy, T: serde::Serialize>(
         last = Some(key);
     }
     (page, None)
+}
+
+/// A session's info, made to fit one message (see [`fit_one_message`]).
+fn fitted_info(s: &Session) -> SessionInfo {
+    fit_one_message(s.info())
+}
+
+/// `info` as it can travel in one message: when it is longer than one
+/// packet carries (a session of long provider names whose every provider
+/// lost events holds each name twice), the last entries of
+/// `provider_lost` are folded into one, named `(N more providers)` and
+/// holding their sum, until it fits. Every other field is whole, so
+/// `list`, `query` and `watch` keep working for such a session, and the
+/// total lost is unchanged.
+fn fit_one_message(mut info: SessionInfo) -> SessionInfo {
+    // Room for the message around the info (variant, page framing).
+    let budget = ferret_client::transport::packet_limit().saturating_sub(1024);
+    let Ok(len) = ferret_abi::proto::encoded_len(&info) else {
+        return info;
+    };
+    if len <= budget {
+        return info;
+    }
+    // The summary entry takes at most 40 bytes; each entry folded saves at
+    // least its name and a length byte.
+    let mut over = len - budget + 40;
+    let (mut folded, mut sum) = (0usize, 0u64);
+    while over > 0 {
+        let Some((name, lost)) = info.provider_lost.pop() else {
+            break;
+        };
+        over = over.saturating_sub(name.len() + 1);
+        folded += 1;
+        sum = sum.saturating_add(lost);
+    }
+    if folded > 0 {
+        info.provider_lost
+            .push((format!("({folded} more providers)"), sum));
+    }
+    info
 }
 
 /// Why an old, unpaged `List` or `Providers` is refused.
@@ -1737,6 +1778,61 @@ mod tests {
             groups: groups.into(),
             in_control_group: false,
         }
+    }
+
+    #[test]
+    fn a_session_info_too_long_for_one_message_folds_its_lost_providers() {
+        let limit = ferret_client::transport::packet_limit();
+        let names: Vec<String> = (0..256)
+            .map(|i| format!("P{i:03}{}", "x".repeat(796)))
+            .collect();
+        let info = SessionInfo {
+            logger_id: 1,
+            name: "s".into(),
+            state: SessionState::Running,
+            providers: names
+                .iter()
+                .map(|n| ProviderSpec {
+                    name: n.clone(),
+                    filter: ferret_abi::EnableFilter::level(Level::Verbose),
+                })
+                .collect(),
+            log_file: String::new(),
+            buffer_kib: 4,
+            max_buffers: 2,
+            flush_timer_ms: 0,
+            clock: "monotonic".into(),
+            owner_uid: 0,
+            started_unix_ns: 0,
+            stopped_unix_ns: 0,
+            counters: Default::default(),
+            last_error: None,
+            min_buffers: 1,
+            file_mode: FileMode::None,
+            max_file_bytes: 0,
+            realtime: true,
+            consumers: 0,
+            controller: String::new(),
+            provider_lost: names.iter().map(|n| (n.clone(), 3)).collect(),
+            no_loss: false,
+            no_loss_wait_ms: 0,
+            files_synced: 0,
+        };
+        let len = ferret_abi::proto::encoded_len(&info).unwrap();
+        let fitted = fit_one_message(info.clone());
+        let fitted_len = ferret_abi::proto::encoded_len(&fitted).unwrap();
+        if len > limit - 1024 {
+            assert!(fitted_len <= limit - 1024, "{fitted_len} > {limit}");
+            let (last, sum) = fitted.provider_lost.last().unwrap();
+            let kept = fitted.provider_lost.len() - 1;
+            assert_eq!(last, &format!("({} more providers)", 256 - kept));
+            assert_eq!(*sum, 3 * (256 - kept) as u64);
+        } else {
+            assert_eq!(fitted, info);
+        }
+        assert_eq!(fitted.providers, info.providers);
+        let total: u64 = fitted.provider_lost.iter().map(|(_, n)| n).sum();
+        assert_eq!(total, 3 * 256);
     }
 
     #[test]
