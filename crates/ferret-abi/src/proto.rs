@@ -29,7 +29,9 @@ pub const MAX_SESSION_PROVIDERS: usize = 256;
 /// The most bytes of entries the daemon puts in one page of a list
 /// ([`Response::SessionsPage`], [`Response::ProvidersPage`]): the page's
 /// own framing (variant, lengths, cursor) takes at most a few dozen bytes
-/// more, so a full page still fits [`MAX_MESSAGE`].
+/// more, so a full page still fits [`MAX_MESSAGE`]. Where one packet
+/// carries less (the socket send buffer bounds it, to about 208 KiB by
+/// default), the daemon fills pages only up to that, less the same margin.
 pub const PAGE_BYTES: usize = MAX_MESSAGE - 1024;
 
 /// What kind of peer opens a connection.
@@ -413,7 +415,7 @@ pub enum Request {
     },
     /// One page of the session list: the sessions whose LoggerID is
     /// greater than `after` (every session when `None`), in LoggerID
-    /// order, as many as fit [`PAGE_BYTES`]. Answered with
+    /// order, as many as fit one packet (see [`PAGE_BYTES`]). Answered with
     /// [`Response::SessionsPage`].
     ListPage {
         /// The `next` of the previous page, or `None` for the first.

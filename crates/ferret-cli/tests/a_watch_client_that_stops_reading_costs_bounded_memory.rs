@@ -236,3 +236,44 @@ fn ferret_watch_says_how_many_changes_it_missed() {
         client.query(&SessionRef::Id(id)).is_ok()
     });
 }
+
+#[test]
+fn ferret_watch_json_says_how_many_changes_it_missed() {
+    let env = Env::new();
+    let mut client = env.client();
+    let id = start_big(&mut client, "big");
+    let mut watch = env.spawn(&["watch", "--json"]);
+    let parse = |l: &str| -> serde_json::Value {
+        serde_json::from_str(l).unwrap_or_else(|e| panic!("bad line {l}: {e}"))
+    };
+    watch.wait_for_line(LIMIT, "big present", |l| parse(l)["change"] == "present");
+    let watch_pid = rustix::process::Pid::from_raw(watch.child.id() as i32).expect("pid");
+    rustix::process::kill_process(watch_pid, rustix::process::Signal::STOP).expect("stop");
+    for i in 0..CHANGES {
+        set_flush_timer(&mut client, id, 100 + i);
+    }
+    rustix::process::kill_process(watch_pid, rustix::process::Signal::CONT).expect("cont");
+    let mut updated = 0u64;
+    let line = watch.wait_for_line(LIMIT, "lagged", |l| {
+        let v = parse(l);
+        if v["change"] == "updated" {
+            updated += 1;
+        }
+        v["change"] == "lagged"
+    });
+    let skipped = parse(&line)["skipped"].as_u64().expect("skipped");
+    assert_eq!(updated + skipped, u64::from(CHANGES));
+    let present = watch.wait_for_line(LIMIT, "big present again", |l| {
+        parse(l)["change"] == "present"
+    });
+    assert_eq!(
+        parse(&present)["session"]["flush_timer_ms"],
+        100 + CHANGES - 1,
+        "{present}"
+    );
+    let resynced = watch.wait_for_line(LIMIT, "resynced", |l| parse(l)["change"] == "resynced");
+    assert_eq!(
+        parse(&resynced),
+        serde_json::json!({ "change": "resynced" })
+    );
+}
