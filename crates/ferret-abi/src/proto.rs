@@ -26,6 +26,13 @@ pub const MAX_MESSAGE: usize = 1 << 20;
 pub const MAX_SESSION_NAME: usize = 256;
 /// The most providers one session may enable.
 pub const MAX_SESSION_PROVIDERS: usize = 256;
+/// The most bytes of entries the daemon puts in one page of a list
+/// ([`Response::SessionsPage`], [`Response::ProvidersPage`]): the page's
+/// own framing (variant, lengths, cursor) takes at most a few dozen bytes
+/// more, so a full page still fits [`MAX_MESSAGE`]. Where one packet
+/// carries less (the socket send buffer bounds it, to about 208 KiB by
+/// default), the daemon fills pages only up to that, less the same margin.
+pub const PAGE_BYTES: usize = MAX_MESSAGE - 1024;
 
 /// What kind of peer opens a connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -406,6 +413,32 @@ pub enum Request {
         /// Which session.
         target: SessionRef,
     },
+    /// One page of the session list: the sessions whose LoggerID is
+    /// greater than `after` (every session when `None`), in LoggerID
+    /// order, as many as fit one packet (see [`PAGE_BYTES`]). Answered with
+    /// [`Response::SessionsPage`].
+    ListPage {
+        /// The `next` of the previous page, or `None` for the first.
+        after: Option<u32>,
+    },
+    /// One page of the registered providers, in registration order, after
+    /// the cursor the previous page returned. Answered with
+    /// [`Response::ProvidersPage`].
+    ProvidersPage {
+        /// The `next` of the previous page, or `None` for the first.
+        after: Option<ProviderCursor>,
+    },
+}
+
+/// Where a page of providers ends: the daemon's key of the last
+/// registration in it (the provider process's connection, numbered in the
+/// order they connected, and the enable slot).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ProviderCursor {
+    /// The provider process's region number.
+    pub region: u64,
+    /// The enable slot.
+    pub slot: u32,
 }
 
 /// What `watch` reports.
@@ -560,6 +593,34 @@ pub enum Response {
         /// Bytes of the file.
         bytes: u64,
     },
+    /// One page of the session list, in LoggerID order.
+    SessionsPage {
+        /// The sessions.
+        sessions: Vec<SessionInfo>,
+        /// `Some(id)` when more sessions follow: ask again with
+        /// `after: Some(id)`; `None` when this page is the last.
+        next: Option<u32>,
+    },
+    /// One page of the registered providers.
+    ProvidersPage {
+        /// The providers.
+        providers: Vec<ProviderInfo>,
+        /// `Some(cursor)` when more follow: ask again with it; `None` when
+        /// this page is the last.
+        next: Option<ProviderCursor>,
+    },
+    /// On a watch: the daemon skipped `skipped` changes because the client
+    /// read too slowly for them to fit its queue. The current state of
+    /// every session follows as [`ChangeKind::Present`] changes (new
+    /// changes may come between them), then [`Response::WatchResynced`].
+    WatchLagged {
+        /// Changes skipped since the last change this watch received.
+        skipped: u64,
+    },
+    /// On a watch: every session listed now has been sent since the last
+    /// [`Response::WatchLagged`]; a session the client knew before it
+    /// that was not mentioned since is gone.
+    WatchResynced,
 }
 
 /// Why a message could not be encoded or decoded.
@@ -580,6 +641,14 @@ pub fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, ProtoError> {
         return Err(ProtoError::TooLarge(bytes.len()));
     }
     Ok(bytes)
+}
+
+/// The number of bytes [`encode`] would produce, without producing them.
+pub fn encoded_len<T: Serialize>(msg: &T) -> Result<usize, ProtoError> {
+    Ok(postcard::serialize_with_flavor(
+        msg,
+        postcard::ser_flavors::Size::default(),
+    )?)
 }
 
 /// Decodes one packet from an untrusted peer.
@@ -720,6 +789,29 @@ mod tests {
         });
         let bytes = encode(&req).unwrap();
         assert_eq!(decode_untrusted::<Request>(&bytes).unwrap(), req);
+    }
+
+    #[test]
+    fn encoded_len_is_what_encode_writes_and_a_full_page_fits_a_message() {
+        let page = Response::SessionsPage {
+            sessions: Vec::new(),
+            next: Some(u32::MAX),
+        };
+        assert_eq!(encoded_len(&page).unwrap(), encode(&page).unwrap().len());
+        // A page's framing (variant, length of up to 4096 entries, cursor)
+        // takes far less than what PAGE_BYTES leaves of a message.
+        let framing = encoded_len(&page).unwrap() + 5;
+        assert!(PAGE_BYTES + framing <= MAX_MESSAGE);
+        let cursor = Request::ProvidersPage {
+            after: Some(ProviderCursor {
+                region: u64::MAX,
+                slot: u32::MAX,
+            }),
+        };
+        assert_eq!(
+            decode_untrusted::<Request>(&encode(&cursor).unwrap()).unwrap(),
+            cursor
+        );
     }
 
     proptest! {

@@ -252,8 +252,11 @@ pub const ABI_MAJOR: u16 = 1;
 /// header says 2 or later. 3: rings may carry compact event records
 /// (kinds 0x80–0xFF), which a provider writes only into regions whose header
 /// says 3 or later; ring descriptors' consumer lines carry the words
-/// `ferret recover` reads; `SessionInfo` carries `files_synced`.
-pub const ABI_MINOR: u16 = 3;
+/// `ferret recover` reads; `SessionInfo` carries `files_synced`. 4: the
+/// control protocol pages the session and provider lists (`ListPage`,
+/// `ProvidersPage`) and tells a watch that fell behind (`WatchLagged`,
+/// `WatchResynced`); regions are as in 3.
+pub const ABI_MINOR: u16 = 4;
 /// The first region minor version whose daemon reads event records with
 /// activity ids.
 pub const MINOR_ACTIVITY_IDS: u16 = 2;

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{Result, bail};
 use ferret_abi::proto::{ChangeKind, SessionInfo};
-use ferret_client::{ClientError, TransportError};
+use ferret_client::{ClientError, TransportError, WatchEvent};
 use ferret_decode::format_timestamp;
 
 use crate::control::{JsonArgs, session_json};
@@ -51,8 +51,8 @@ pub fn run(socket: &Path, a: JsonArgs) -> Result<ExitCode> {
     let mut watch = client.watch()?;
     let stdout = std::io::stdout();
     loop {
-        let (kind, s) = match watch.next() {
-            Ok(change) => change,
+        let event = match watch.next() {
+            Ok(event) => event,
             // The daemon went away: the feed ended before the user ended
             // it, and a script watching must be able to tell that from an
             // interrupt, so it is a failure.
@@ -63,14 +63,31 @@ pub fn run(socket: &Path, a: JsonArgs) -> Result<ExitCode> {
             }
             Err(e) => return Err(e.into()),
         };
-        let text = if a.json {
-            serde_json::json!({
+        let text = match event {
+            WatchEvent::Change(kind, s) if a.json => serde_json::json!({
                 "change": kind.name(),
                 "session": session_json(&s),
             })
-            .to_string()
-        } else {
-            line(kind, &s)
+            .to_string(),
+            WatchEvent::Change(kind, s) => line(kind, &s),
+            // The daemon's queue for this watch filled up: say how much was
+            // missed, so that nobody takes the next lines for every change.
+            WatchEvent::Lagged { skipped } if a.json => serde_json::json!({
+                "change": "lagged",
+                "skipped": skipped,
+            })
+            .to_string(),
+            WatchEvent::Lagged { skipped } => format!(
+                "{} lagged   this watch read too slowly: the daemon skipped {skipped} changes; every session's current state follows",
+                clock_now()
+            ),
+            WatchEvent::Resynced if a.json => {
+                serde_json::json!({ "change": "resynced" }).to_string()
+            }
+            WatchEvent::Resynced => format!(
+                "{} resynced every session's current state has been shown; changes follow as they happen",
+                clock_now()
+            ),
         };
         // Flush every line: readers (people and tests) follow the stream
         // through pipes, and a change is news only when it arrives.

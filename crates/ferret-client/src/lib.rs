@@ -9,6 +9,7 @@
 
 pub mod transport;
 
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
@@ -63,6 +64,14 @@ impl ClientError {
         }
     }
 }
+
+/// The most sessions [`Client::list`] accepts: far above what a daemon
+/// lists (4096 by default), so only a daemon gone wrong reaches it.
+const MAX_LISTED: usize = 1 << 20;
+
+/// The most providers [`Client::providers`] accepts: every slot of every
+/// connection a daemon allows, and more.
+const MAX_PROVIDERS_LISTED: usize = 1 << 22;
 
 /// A controller's connection to the daemon.
 #[derive(Debug)]
@@ -285,7 +294,12 @@ impl Client {
     /// The first changes are [`ChangeKind::Present`], one per listed session.
     pub fn watch(self) -> Result<Watch, ClientError> {
         self.conn.send(&Request::Watch, &[])?;
-        Ok(Watch { conn: self.conn })
+        Ok(Watch {
+            conn: self.conn,
+            known: BTreeMap::new(),
+            unseen: None,
+            pending: VecDeque::new(),
+        })
     }
 
     /// Turns this connection into a real-time consumer of a session.
@@ -335,19 +349,63 @@ impl Client {
         )
     }
 
-    /// Every session, by LoggerID.
+    /// Every session, by LoggerID, however many: the daemon answers a page
+    /// at a time (each fits one message) and this asks until the last.
+    ///
+    /// The pages are taken one after another, not at one instant: a
+    /// session that exists throughout is listed exactly once, in its state
+    /// when its page was taken; one started or removed meanwhile may or may
+    /// not be listed.
     pub fn list(&mut self) -> Result<Vec<SessionInfo>, ClientError> {
-        match self.call(&Request::List, &[])? {
-            Response::Sessions(s) => Ok(s),
-            _ => Err(ClientError::Unexpected("list")),
+        let mut all: Vec<SessionInfo> = Vec::new();
+        let mut after = None;
+        loop {
+            let (page, next) = match self.call(&Request::ListPage { after }, &[])? {
+                Response::SessionsPage { sessions, next } => (sessions, next),
+                _ => return Err(ClientError::Unexpected("list")),
+            };
+            // The cursor must move forward, or a daemon that repeats a page
+            // would keep this loop (and its memory) growing for ever.
+            let floor = all.last().map(|s| s.logger_id).or(after);
+            if page.iter().any(|s| floor.is_some_and(|f| s.logger_id <= f))
+                || next.is_some_and(|n| floor.is_some_and(|f| n <= f))
+                || page.windows(2).any(|w| w[0].logger_id >= w[1].logger_id)
+            {
+                return Err(ClientError::Unexpected("list (pages out of order)"));
+            }
+            all.extend(page);
+            if all.len() > MAX_LISTED {
+                return Err(ClientError::Unexpected("list (too many sessions)"));
+            }
+            match next {
+                Some(n) => after = Some(n),
+                None => return Ok(all),
+            }
         }
     }
 
-    /// Every registered provider.
+    /// Every registered provider, however many, a page at a time as
+    /// [`Client::list`] does (and with the same promise for providers that
+    /// come and go meanwhile).
     pub fn providers(&mut self) -> Result<Vec<ProviderInfo>, ClientError> {
-        match self.call(&Request::Providers, &[])? {
-            Response::Providers(p) => Ok(p),
-            _ => Err(ClientError::Unexpected("providers")),
+        let mut all = Vec::new();
+        let mut after = None;
+        loop {
+            let (page, next) = match self.call(&Request::ProvidersPage { after }, &[])? {
+                Response::ProvidersPage { providers, next } => (providers, next),
+                _ => return Err(ClientError::Unexpected("providers")),
+            };
+            if next.is_some_and(|n| after.is_some_and(|a| n <= a)) {
+                return Err(ClientError::Unexpected("providers (pages out of order)"));
+            }
+            all.extend(page);
+            if all.len() > MAX_PROVIDERS_LISTED {
+                return Err(ClientError::Unexpected("providers (too many)"));
+            }
+            match next {
+                Some(n) => after = Some(n),
+                None => return Ok(all),
+            }
         }
     }
 }
@@ -361,19 +419,72 @@ pub struct Started {
     pub token: u64,
 }
 
+/// What a watch reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WatchEvent {
+    /// One change, or one session of the list (`Present`).
+    Change(ChangeKind, Box<SessionInfo>),
+    /// The daemon skipped `skipped` changes because this client read too
+    /// slowly for them to fit the daemon's queue for it. What follows,
+    /// up to [`WatchEvent::Resynced`], brings the watch back to the truth:
+    /// every session as a `Present` change, new changes among them, and a
+    /// `Removed` change for each session known before that is gone.
+    Lagged {
+        /// Changes skipped.
+        skipped: u64,
+    },
+    /// The watch is back in step after a [`WatchEvent::Lagged`].
+    Resynced,
+}
+
 /// A connection that streams session changes.
 #[derive(Debug)]
 pub struct Watch {
     conn: Conn,
+    /// The last state of each session this watch was told about, to report
+    /// the ones a resync no longer lists as removed.
+    known: BTreeMap<u32, SessionInfo>,
+    /// During a resync: the sessions known before it not mentioned since.
+    unseen: Option<BTreeSet<u32>>,
+    /// Events made up here, reported before the next message is read.
+    pending: VecDeque<WatchEvent>,
 }
 
 impl Watch {
     /// Waits for the next change.
     // A blocking receive that can fail, not an iterator step.
     #[allow(clippy::should_implement_trait)]
-    pub fn next(&mut self) -> Result<(ChangeKind, SessionInfo), ClientError> {
+    pub fn next(&mut self) -> Result<WatchEvent, ClientError> {
+        if let Some(e) = self.pending.pop_front() {
+            return Ok(e);
+        }
         match self.conn.recv::<Response>()?.0 {
-            Response::Change { kind, session } => Ok((kind, session)),
+            Response::Change { kind, session } => {
+                let id = session.logger_id;
+                if let Some(unseen) = &mut self.unseen {
+                    unseen.remove(&id);
+                }
+                if kind == ChangeKind::Removed {
+                    self.known.remove(&id);
+                } else if self.known.len() < MAX_LISTED || self.known.contains_key(&id) {
+                    self.known.insert(id, session.clone());
+                }
+                Ok(WatchEvent::Change(kind, Box::new(session)))
+            }
+            Response::WatchLagged { skipped } => {
+                self.unseen = Some(self.known.keys().copied().collect());
+                Ok(WatchEvent::Lagged { skipped })
+            }
+            Response::WatchResynced => {
+                for id in self.unseen.take().unwrap_or_default() {
+                    if let Some(session) = self.known.remove(&id) {
+                        self.pending
+                            .push_back(WatchEvent::Change(ChangeKind::Removed, Box::new(session)));
+                    }
+                }
+                self.pending.push_back(WatchEvent::Resynced);
+                Ok(self.pending.pop_front().unwrap_or(WatchEvent::Resynced))
+            }
             Response::Error(e) => Err(ClientError::Daemon(e)),
             _ => Err(ClientError::Unexpected("watch")),
         }

@@ -36,6 +36,40 @@ pub enum TransportError {
     /// A packet was larger than [`MAX_MESSAGE`] or carried too many descriptors.
     #[error("packet too large or carrying too many descriptors")]
     Truncated,
+    /// The message is longer than one packet may be on this system.
+    #[error(
+        "a message of {bytes} bytes is longer than one packet may be here ({limit} bytes, set by the socket send buffer, net.core.wmem_default); send less, such as fewer or shorter provider names"
+    )]
+    TooLong {
+        /// The message's length.
+        bytes: usize,
+        /// The longest packet this system's sockets send.
+        limit: usize,
+    },
+}
+
+/// The longest packet this process can send on the control socket: the
+/// protocol's [`MAX_MESSAGE`], or less where the kernel's default socket
+/// send buffer (`net.core.wmem_default`, 208 KiB on most systems) is
+/// smaller, since a `SOCK_SEQPACKET` packet must fit the sender's buffer
+/// less 32 bytes. Measured once on a socket pair.
+pub fn packet_limit() -> usize {
+    static LIMIT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *LIMIT.get_or_init(|| {
+        let sndbuf = rustix::net::socketpair(
+            AddressFamily::UNIX,
+            SocketType::SEQPACKET,
+            SocketFlags::CLOEXEC,
+            None,
+        )
+        .and_then(|(a, _b)| rustix::net::sockopt::socket_send_buffer_size(&a));
+        match sndbuf {
+            Ok(n) => n.saturating_sub(32).clamp(4096, MAX_MESSAGE),
+            // No socket pair to measure with: the smallest default Linux
+            // has had.
+            Err(_) => 100 * 1024,
+        }
+    })
 }
 
 impl From<rustix::io::Errno> for TransportError {
@@ -170,6 +204,14 @@ impl Conn {
                 Err(rustix::io::Errno::INTR) => continue,
                 Err(rustix::io::Errno::PIPE) | Err(rustix::io::Errno::CONNRESET) => {
                     return Err(TransportError::Closed);
+                }
+                Err(rustix::io::Errno::MSGSIZE) => {
+                    let limit = rustix::net::sockopt::socket_send_buffer_size(&self.fd)
+                        .map_or_else(|_| packet_limit(), |n| n.saturating_sub(32));
+                    return Err(TransportError::TooLong {
+                        bytes: bytes.len(),
+                        limit,
+                    });
                 }
                 Err(e) => return Err(e.into()),
             }

@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use ferret_abi::Level;
 use ferret_abi::proto::{
-    ChangeKind, ErrorCode, ErrorReply, FileMode, MAX_SESSION_PROVIDERS, PROTO_MAGIC, ProviderInfo,
-    ProviderSpec, RegionGrant, Request, Response, Role, SessionRef, SessionState, StartRequest,
-    UpdateRequest, validate_provider_name,
+    ChangeKind, ErrorCode, ErrorReply, FileMode, MAX_SESSION_PROVIDERS, PAGE_BYTES, PROTO_MAGIC,
+    ProviderCursor, ProviderInfo, ProviderSpec, RegionGrant, Request, Response, Role, SessionInfo,
+    SessionRef, SessionState, StartRequest, UpdateRequest, validate_provider_name,
 };
 use ferret_abi::shm::{ABI_MAJOR, ABI_MINOR, RegionParams};
 use ferret_format::{FileHeader, mode};
@@ -70,6 +70,14 @@ impl Peer {
 pub(crate) enum StreamItem {
     /// A message for the client.
     Msg(Box<Response>),
+    /// A message for a watch client, and what it costs the watch's queue:
+    /// the connection subtracts `cost` from `queued` once it has sent it
+    /// (see `watch.rs`).
+    Charged {
+        msg: Box<Response>,
+        cost: usize,
+        queued: Arc<std::sync::atomic::AtomicUsize>,
+    },
     /// A consumer's marker: every event of the stopping session before this
     /// is on its way; tell the control thread.
     Done {
@@ -202,7 +210,7 @@ pub(crate) struct Control {
     /// The header each session's files start from (clock anchors, names).
     headers: HashMap<SessionKey, FileHeader>,
     /// Connections that watch the session list.
-    watchers: Vec<(ConnId, Sender<StreamItem>)>,
+    watchers: crate::watch::Watchers,
     /// Real-time consumers by connection.
     consumers: HashMap<ConnId, ConsumerEntry>,
     /// Stopping sessions: whether the writer has finished, and since when.
@@ -302,7 +310,7 @@ impl Control {
             snapshot_waiters: HashMap::new(),
             stop_waiters: HashMap::new(),
             headers: HashMap::new(),
-            watchers: Vec::new(),
+            watchers: crate::watch::Watchers::default(),
             consumers: HashMap::new(),
             stopping: HashMap::new(),
             next_tick: Instant::now() + Duration::from_secs(1),
@@ -345,10 +353,9 @@ impl Control {
     /// past their grace.
     fn tick(&mut self) {
         if !self.watchers.is_empty() {
-            let infos: Vec<_> = self.sessions.iter().map(Session::info).collect();
-            for info in infos {
-                self.notify(ChangeKind::Counters, info);
-            }
+            let sessions = &self.sessions;
+            self.watchers
+                .tick(&|after| sessions.iter_after(after).next().map(fitted_info));
         }
         let grace = consumer_grace();
         let late: Vec<SessionKey> = self
@@ -366,17 +373,17 @@ impl Control {
         }
     }
 
-    /// Tells every watcher about a change; drops watchers that are gone or
-    /// hopelessly behind.
+    /// Tells every watcher about a change; a watcher whose queue has no
+    /// room for it skips it, counted, and is sent the whole list again once
+    /// its client reads (see `watch.rs`).
     fn notify(&mut self, kind: ChangeKind, session: ferret_abi::proto::SessionInfo) {
-        self.watchers.retain(|(_, tx)| {
-            tx.len() < 10_000
-                && tx
-                    .send(StreamItem::Msg(Box::new(Response::Change {
-                        kind,
-                        session: session.clone(),
-                    })))
-                    .is_ok()
+        if self.watchers.is_empty() {
+            return;
+        }
+        let sessions = &self.sessions;
+        let session = fit_one_message(session);
+        self.watchers.notify(kind, &session, &|after| {
+            sessions.iter_after(after).next().map(fitted_info)
         });
     }
 
@@ -411,7 +418,7 @@ impl Control {
                 )));
             }
             Event::Closed { conn } => {
-                self.watchers.retain(|(c, _)| *c != conn);
+                self.watchers.remove(conn);
                 if let Some(c) = self.consumers.remove(&conn) {
                     self.to_drain(DrainCmd::Detach { key: c.key, conn });
                     if let Some(s) = self.sessions.by_key_mut(c.key) {
@@ -638,13 +645,26 @@ impl Control {
             (Request::Flush { target }, Some(Role::Controller)) => self.flush(peer, target, reply),
             (Request::Query { target }, Some(Role::Controller)) => {
                 msg(match self.sessions.find(&target) {
-                    Ok(s) => Response::Session(s.info()),
+                    Ok(s) => Response::Session(fitted_info(s)),
                     Err(e) => Response::Error(e),
                 })
             }
-            (Request::List, Some(Role::Controller)) => msg(Response::Sessions(
-                self.sessions.iter().map(Session::info).collect(),
-            )),
+            (Request::List, Some(Role::Controller)) => {
+                let (sessions, more) =
+                    fill_page(self.sessions.iter().map(|s| (s.logger_id, fitted_info(s))));
+                msg(match more {
+                    None => Response::Sessions(sessions),
+                    Some(_) => refuse(ErrorCode::Resources, too_many_for_one_answer("sessions")),
+                })
+            }
+            (Request::ListPage { after }, Some(Role::Controller)) => {
+                let (sessions, next) = fill_page(
+                    self.sessions
+                        .iter_after(after)
+                        .map(|s| (s.logger_id, fitted_info(s))),
+                );
+                msg(Response::SessionsPage { sessions, next })
+            }
             (Request::Remove { target }, Some(Role::Controller)) => {
                 if let Err(e) = self.check_owner(peer, &target) {
                     return msg(Response::Error(*e));
@@ -664,7 +684,15 @@ impl Control {
                 })
             }
             (Request::Providers, Some(Role::Controller)) => {
-                msg(Response::Providers(self.providers()))
+                let (providers, more) = fill_page(self.providers_after(None));
+                msg(match more {
+                    None => Response::Providers(providers),
+                    Some(_) => refuse(ErrorCode::Resources, too_many_for_one_answer("providers")),
+                })
+            }
+            (Request::ProvidersPage { after }, Some(Role::Controller)) => {
+                let (providers, next) = fill_page(self.providers_after(after));
+                msg(Response::ProvidersPage { providers, next })
             }
         }
     }
@@ -1520,14 +1548,10 @@ impl Control {
     }
 
     fn watch(&mut self, conn: ConnId) -> Reply {
-        let (tx, rx) = crossbeam_channel::unbounded();
-        for s in self.sessions.iter() {
-            let _ = tx.send(StreamItem::Msg(Box::new(Response::Change {
-                kind: ChangeKind::Present,
-                session: s.info(),
-            })));
-        }
-        self.watchers.push((conn, tx));
+        let sessions = &self.sessions;
+        let rx = self.watchers.add(conn, &|after| {
+            sessions.iter_after(after).next().map(fitted_info)
+        });
         Reply::Stream(rx)
     }
 
@@ -1591,10 +1615,15 @@ impl Control {
         Reply::Stream(rx)
     }
 
-    fn providers(&self) -> Vec<ProviderInfo> {
+    /// The registered providers after `after`, in registration order, each
+    /// with the key the next page would resume from.
+    fn providers_after(
+        &self,
+        after: Option<ProviderCursor>,
+    ) -> impl Iterator<Item = (ProviderCursor, ProviderInfo)> + '_ {
         self.registry
-            .iter()
-            .map(|(_, _, e)| {
+            .iter_after(after.map(|c| (RegionId(c.region), c.slot)))
+            .map(|(region, slot, e)| {
                 let enabling: Vec<&Session> = self
                     .sessions
                     .iter()
@@ -1608,17 +1637,96 @@ impl Control {
                     .flat_map(|s| s.providers.iter().filter(|p| p.name == e.name))
                     .map(|p| p.filter.level)
                     .max();
-                ProviderInfo {
+                let cursor = ProviderCursor {
+                    region: region.0,
+                    slot,
+                };
+                let info = ProviderInfo {
                     name: e.name.clone(),
                     guid: e.guid,
                     pid: e.pid,
                     process: e.process.clone(),
                     sessions: enabling.iter().map(|s| s.logger_id).collect(),
                     level: level.map(|l: Level| l),
-                }
+                };
+                (cursor, info)
             })
-            .collect()
     }
+}
+
+/// One page of a list: entries from `items` while their encoded sizes add
+/// up to at most [`PAGE_BYTES`], or what one packet carries on this system
+/// if that is less (always at least one entry), and the key of the last
+/// one when more follow.
+/// Pages are measured with the encoder rather than counted, since an entry
+/// may be a few hundred bytes or a few hundred KiB.
+fn fill_page<K: Copy, T: serde::Serialize>(
+    items: impl Iterator<Item = (K, T)>,
+) -> (Vec<T>, Option<K>) {
+    // A page must fit one packet, which the system's socket buffer may
+    // make shorter than the protocol's limit; the margin is for the page's
+    // own framing.
+    let budget = PAGE_BYTES.min(ferret_client::transport::packet_limit().saturating_sub(1024));
+    let mut page = Vec::new();
+    let mut bytes = 0usize;
+    let mut last = None;
+    for (key, item) in items {
+        let size = ferret_abi::proto::encoded_len(&item).unwrap_or(PAGE_BYTES);
+        if !page.is_empty() && bytes.saturating_add(size) > budget {
+            return (page, last);
+        }
+        bytes = bytes.saturating_add(size);
+        page.push(item);
+        last = Some(key);
+    }
+    (page, None)
+}
+
+/// A session's info, made to fit one message (see [`fit_one_message`]).
+fn fitted_info(s: &Session) -> SessionInfo {
+    fit_one_message(s.info())
+}
+
+/// `info` as it can travel in one message: when it is longer than one
+/// packet carries (a session of long provider names whose every provider
+/// lost events holds each name twice), the last entries of
+/// `provider_lost` are folded into one, named `(N more providers)` and
+/// holding their sum, until it fits. Every other field is whole, so
+/// `list`, `query` and `watch` keep working for such a session, and the
+/// total lost is unchanged.
+fn fit_one_message(mut info: SessionInfo) -> SessionInfo {
+    // Room for the message around the info (variant, page framing).
+    let budget = ferret_client::transport::packet_limit().saturating_sub(1024);
+    let Ok(len) = ferret_abi::proto::encoded_len(&info) else {
+        return info;
+    };
+    if len <= budget {
+        return info;
+    }
+    // The summary entry takes at most 40 bytes; each entry folded saves at
+    // least its name and a length byte.
+    let mut over = len - budget + 40;
+    let (mut folded, mut sum) = (0usize, 0u64);
+    while over > 0 {
+        let Some((name, lost)) = info.provider_lost.pop() else {
+            break;
+        };
+        over = over.saturating_sub(name.len() + 1);
+        folded += 1;
+        sum = sum.saturating_add(lost);
+    }
+    if folded > 0 {
+        info.provider_lost
+            .push((format!("({folded} more providers)"), sum));
+    }
+    info
+}
+
+/// Why an old, unpaged `List` or `Providers` is refused.
+fn too_many_for_one_answer(what: &str) -> String {
+    format!(
+        "the {what} do not fit one answer and this client cannot ask for them page by page; use a ferret of protocol version 1.4 or later"
+    )
 }
 
 /// A log file the daemon will write: a regular, empty file open for writing.
@@ -1634,6 +1742,88 @@ mod tests {
             groups: groups.into(),
             in_control_group: false,
         }
+    }
+
+    #[test]
+    fn a_session_info_too_long_for_one_message_folds_its_lost_providers() {
+        let limit = ferret_client::transport::packet_limit();
+        let names: Vec<String> = (0..256)
+            .map(|i| format!("P{i:03}{}", "x".repeat(796)))
+            .collect();
+        let info = SessionInfo {
+            logger_id: 1,
+            name: "s".into(),
+            state: SessionState::Running,
+            providers: names
+                .iter()
+                .map(|n| ProviderSpec {
+                    name: n.clone(),
+                    filter: ferret_abi::EnableFilter::level(Level::Verbose),
+                })
+                .collect(),
+            log_file: String::new(),
+            buffer_kib: 4,
+            max_buffers: 2,
+            flush_timer_ms: 0,
+            clock: "monotonic".into(),
+            owner_uid: 0,
+            started_unix_ns: 0,
+            stopped_unix_ns: 0,
+            counters: Default::default(),
+            last_error: None,
+            min_buffers: 1,
+            file_mode: FileMode::None,
+            max_file_bytes: 0,
+            realtime: true,
+            consumers: 0,
+            controller: String::new(),
+            provider_lost: names.iter().map(|n| (n.clone(), 3)).collect(),
+            no_loss: false,
+            no_loss_wait_ms: 0,
+            files_synced: 0,
+        };
+        let len = ferret_abi::proto::encoded_len(&info).unwrap();
+        let fitted = fit_one_message(info.clone());
+        let fitted_len = ferret_abi::proto::encoded_len(&fitted).unwrap();
+        if len > limit - 1024 {
+            assert!(fitted_len <= limit - 1024, "{fitted_len} > {limit}");
+            let (last, sum) = fitted.provider_lost.last().unwrap();
+            let kept = fitted.provider_lost.len() - 1;
+            assert_eq!(last, &format!("({} more providers)", 256 - kept));
+            assert_eq!(*sum, 3 * (256 - kept) as u64);
+        } else {
+            assert_eq!(fitted, info);
+        }
+        assert_eq!(fitted.providers, info.providers);
+        let total: u64 = fitted.provider_lost.iter().map(|(_, n)| n).sum();
+        assert_eq!(total, 3 * 256);
+    }
+
+    #[test]
+    fn pages_fill_by_encoded_bytes_and_resume_after_their_last_key() {
+        let budget = PAGE_BYTES.min(ferret_client::transport::packet_limit() - 1024);
+        // Entries of very different sizes: 10 bytes to 60 KB.
+        let items: Vec<(u32, String)> = (1..=400u32)
+            .map(|k| (k, "x".repeat(if k % 7 == 0 { 60_000 } else { 10 })))
+            .collect();
+        let mut after = None;
+        let mut seen = Vec::new();
+        loop {
+            let rest = items.iter().filter(|(k, _)| after.is_none_or(|a| *k > a));
+            let (page, next) = fill_page(rest.cloned());
+            assert!(ferret_abi::proto::encoded_len(&page).unwrap() <= budget + 8);
+            assert!(!page.is_empty());
+            seen.extend(page);
+            match next {
+                Some(n) => after = Some(n),
+                None => break,
+            }
+        }
+        let all: Vec<String> = items.into_iter().map(|(_, v)| v).collect();
+        assert_eq!(seen, all, "every entry once, in order");
+        // One entry larger than the budget still makes a page of its own.
+        let (page, next) = fill_page([(1u32, "y".repeat(budget + 1))].into_iter());
+        assert_eq!((page.len(), next), (1, None));
     }
 
     #[test]

@@ -19,6 +19,7 @@ mod recover;
 mod ring;
 mod server;
 mod shm;
+mod watch;
 mod writer;
 
 pub use keeper::LINGER as KEEPER_LINGER;

@@ -468,7 +468,12 @@ fn serve(conn: ConnId, fd: OwnedFd, events: Sender<Event>, group: Option<&Contro
 /// Sends the answer to one request; false when the connection is over.
 fn answer(id: ConnId, conn: &Conn, reply: Option<Reply>, events: &Sender<Event>) -> bool {
     let sent = match reply {
-        Some(Reply::Msg(r)) => conn.send(&r, &[]),
+        Some(Reply::Msg(r)) => match conn.send(&r, &[]) {
+            // An answer that cannot fit one packet must still be answered,
+            // or the client would wait for it forever.
+            Err(e) if too_long(&e) => conn.send(&too_long_error(&e), &[]),
+            other => other,
+        },
         Some(Reply::Region(r, region)) => conn.send(&r, &[region.memfd(), region.eventfd.as_fd()]),
         Some(Reply::Stream(rx)) => {
             stream(id, conn, rx, events);
@@ -479,6 +484,29 @@ fn answer(id: ConnId, conn: &Conn, reply: Option<Reply>, events: &Sender<Event>)
     sent.is_ok()
 }
 
+/// True if `e` says a message was too long for one packet.
+fn too_long(e: &TransportError) -> bool {
+    matches!(
+        e,
+        TransportError::TooLong { .. } | TransportError::Proto(proto::ProtoError::TooLarge(_))
+    )
+}
+
+/// What a client is told instead of an answer too long for one packet.
+fn too_long_error(e: &TransportError) -> proto::Response {
+    let (bytes, limit) = match e {
+        TransportError::TooLong { bytes, limit } => (*bytes, *limit),
+        TransportError::Proto(proto::ProtoError::TooLarge(n)) => (*n, proto::MAX_MESSAGE),
+        _ => (0, 0),
+    };
+    proto::Response::Error(proto::ErrorReply {
+        code: proto::ErrorCode::Resources,
+        message: format!(
+            "the daemon's answer of {bytes} bytes is longer than one message may be here ({limit} bytes); a session with fewer or shorter provider names has a shorter one"
+        ),
+    })
+}
+
 /// Forwards a watch or a real-time stream to the client until the daemon
 /// ends it or the client goes away. Sending blocks only this connection's
 /// thread: a slow client holds up nobody else.
@@ -487,6 +515,24 @@ fn stream(id: ConnId, conn: &Conn, rx: Receiver<StreamItem>, events: &Sender<Eve
         match rx.recv_timeout(Duration::from_secs(1)) {
             Ok(StreamItem::Msg(r)) => {
                 if conn.send(&*r, &[]).is_err() {
+                    return;
+                }
+            }
+            Ok(StreamItem::Charged { msg, cost, queued }) => {
+                let mut sent = conn.send(&*msg, &[]);
+                if let Err(e) = &sent {
+                    if too_long(e) {
+                        // The watch cannot go on without this change; it
+                        // ends with the reason rather than in silence.
+                        let _ = conn.send(&too_long_error(e), &[]);
+                        sent = Err(TransportError::Closed);
+                    }
+                }
+                // The message has left the queue (for the socket, or for
+                // nowhere): the watch may queue that much more.
+                drop(msg);
+                queued.fetch_sub(cost, std::sync::atomic::Ordering::AcqRel);
+                if sent.is_err() {
                     return;
                 }
             }

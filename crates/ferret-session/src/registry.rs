@@ -107,6 +107,22 @@ impl Registry {
         self.providers.iter().map(|((r, s), e)| (*r, *s, e))
     }
 
+    /// The registrations after `(region, slot)` (all when `None`), in
+    /// order: where a page of the provider list resumes.
+    pub fn iter_after(
+        &self,
+        after: Option<(RegionId, u32)>,
+    ) -> impl Iterator<Item = (RegionId, u32, &ProviderEntry)> {
+        use std::ops::Bound;
+        let from = match after {
+            Some(k) => Bound::Excluded(k),
+            None => Bound::Unbounded,
+        };
+        self.providers
+            .range((from, Bound::Unbounded))
+            .map(|((r, s), e)| (*r, *s, e))
+    }
+
     /// The registration in `region` at `slot`.
     pub fn get(&self, region: RegionId, slot: u32) -> Option<&ProviderEntry> {
         self.providers.get(&(region, slot))

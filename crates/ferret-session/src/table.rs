@@ -586,6 +586,21 @@ impl SessionTable {
         self.sessions.values().filter(|s| !s.opening)
     }
 
+    /// The sessions whose LoggerID is greater than `after` (all of them
+    /// when `None`), by LoggerID, but those still opening their log file:
+    /// where a page of the list resumes.
+    pub fn iter_after(&self, after: Option<u32>) -> impl Iterator<Item = &Session> {
+        use std::ops::Bound;
+        let from = match after {
+            Some(id) => Bound::Excluded(id),
+            None => Bound::Unbounded,
+        };
+        self.sessions
+            .range((from, Bound::Unbounded))
+            .map(|(_, s)| s)
+            .filter(|s| !s.opening)
+    }
+
     /// Every session but those still opening their log file, by LoggerID,
     /// to change.
     pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut Session> {

@@ -31,7 +31,7 @@ use crossterm::terminal::{
     EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
 };
 use ferret_abi::proto::{ChangeKind, FileMode, SessionInfo, SessionRef, StartRequest};
-use ferret_client::{Client, TailCloser, TailItem};
+use ferret_client::{Client, TailCloser, TailItem, WatchEvent};
 use ferret_decode::{Entry, FileDecoder, StreamDecoder, details_text};
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
@@ -52,6 +52,8 @@ enum Input {
     Term(Event),
     Change(ChangeKind, Box<SessionInfo>),
     WatchEnded(String),
+    /// The watch fell behind or caught up again; the text says which.
+    WatchStatus(String),
     /// Messages of the source numbered `source`, with the source's
     /// running total of missed events.
     Messages {
@@ -279,8 +281,16 @@ fn spawn_watch(socket: PathBuf, tx: Sender<Input>) {
         let result = (|| -> Result<()> {
             let mut watch = daemon::connect(&socket)?.watch()?;
             loop {
-                let (kind, info) = watch.next()?;
-                if tx.send(Input::Change(kind, Box::new(info))).is_err() {
+                let input = match watch.next()? {
+                    WatchEvent::Change(kind, info) => Input::Change(kind, info),
+                    WatchEvent::Lagged { skipped } => Input::WatchStatus(format!(
+                        "the session list fell behind: {skipped} changes skipped; catching up"
+                    )),
+                    WatchEvent::Resynced => {
+                        Input::WatchStatus("the session list caught up".to_string())
+                    }
+                };
+                if tx.send(input).is_err() {
                     return Ok(());
                 }
             }
@@ -572,7 +582,7 @@ impl App {
                     self.tail_selected();
                 }
             }
-            Input::WatchEnded(text) => self.model.status = text,
+            Input::WatchEnded(text) | Input::WatchStatus(text) => self.model.status = text,
             Input::Messages {
                 source,
                 batch,
