@@ -9,6 +9,7 @@
 
 pub mod guid;
 pub mod level;
+pub mod limits;
 pub mod paths;
 pub mod payload;
 pub mod proto;

@@ -2,20 +2,18 @@
 //! flush, query, list, remove, providers.
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, ValueEnum};
-use ferret_abi::proto::{
-    FileMode, ProviderInfo, SessionInfo, SessionRef, StartRequest, UpdateRequest, rotated_file_name,
-};
+use ferret_abi::proto::{FileMode, ProviderInfo, SessionInfo, SessionRef, UpdateRequest};
 use ferret_decode::{format_timestamp, printable_name};
 
 use crate::daemon;
-use crate::spec::parse_provider;
+use ferret_client::plan::{
+    Opened, StartPlan, flush_timer_ms, open_log, parse_provider, parse_size, shown_path,
+};
 
 /// The log file modes as the command line names them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -71,10 +69,10 @@ pub struct StartArgs {
     #[arg(long, value_name = "N")]
     pub min_buffers: Option<u32>,
     /// The most buffers the session may hold in memory (2-65536)
-    #[arg(long, value_name = "N", default_value_t = ferret_session::DEFAULT_MAX_BUFFERS)]
+    #[arg(long, value_name = "N", default_value_t = ferret_abi::limits::DEFAULT_MAX_BUFFERS)]
     pub max_buffers: u32,
     /// Buffer size in KiB (4-16384; at most 128 for real-time sessions)
-    #[arg(long, value_name = "KIB", default_value_t = ferret_session::DEFAULT_BUFFER_KIB)]
+    #[arg(long, value_name = "KIB", default_value_t = ferret_abi::limits::DEFAULT_BUFFER_KIB)]
     pub buffer_size: u32,
     /// Seconds between timed flushes of partial buffers (0: only when full)
     #[arg(long, value_name = "SECONDS", default_value_t = 1.0)]
@@ -191,42 +189,6 @@ pub struct JsonArgs {
     /// Print as JSON
     #[arg(long)]
     pub json: bool,
-}
-
-/// Reads `--max-file-size`: a plain number is MiB (as tracelog's `-max`);
-/// K, M and G suffixes (optionally followed by "iB" or "B") are binary units.
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let lower = t.to_ascii_lowercase();
-    let digits_end = lower
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(lower.len());
-    let (number, unit) = lower.split_at(digits_end);
-    let scale: u64 = match unit.trim() {
-        "" | "m" | "mb" | "mib" => 1 << 20,
-        "k" | "kb" | "kib" => 1 << 10,
-        "g" | "gb" | "gib" => 1 << 30,
-        _ => {
-            return Err(format!(
-                "size '{s}' has an unknown unit; give MiB as a number, or use a K, M or G suffix (e.g. 512K, 64M, 1G)"
-            ));
-        }
-    };
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("size '{s}' is not a number; use e.g. 512K, 64M or 1G"))?;
-    let bytes = value * scale as f64;
-    if !bytes.is_finite() || bytes > (1u64 << 50) as f64 {
-        return Err(format!("size '{s}' is too large; the limit is 1024T"));
-    }
-    Ok(bytes as u64)
-}
-
-fn flush_timer_ms(seconds: f64) -> Result<u32> {
-    if !seconds.is_finite() || !(0.0..=86_400.0).contains(&seconds) {
-        bail!("flush timer {seconds} s is out of range; use 0 (none) to 86400 seconds");
-    }
-    Ok((seconds * 1000.0).round() as u32)
 }
 
 pub fn provider_text(p: &ferret_abi::proto::ProviderSpec) -> String {
@@ -453,394 +415,34 @@ pub fn properties(s: &SessionInfo) -> Vec<(&'static str, String)> {
     ]
 }
 
-fn open_error(path: &Path, e: std::io::Error) -> anyhow::Error {
-    if e.raw_os_error() == Some(libc::ELOOP) {
-        return anyhow!(
-            "cannot create log file '{}': it is a symbolic link, and Ferret never writes a log through one; give the real path",
-            path.display()
-        );
-    }
-    let hint = match e.kind() {
-        std::io::ErrorKind::AlreadyExists => {
-            "; choose another file or pass --overwrite to replace it".to_string()
-        }
-        std::io::ErrorKind::NotFound => "; create its directory first".to_string(),
-        std::io::ErrorKind::PermissionDenied => "; choose a file you may write".to_string(),
-        _ => String::new(),
-    };
-    anyhow!("cannot create log file '{}': {e}{hint}", path.display())
-}
-
-/// The most symbolic links one log path may pass through, as the kernel's
-/// own limit for one lookup.
-const MAX_LINKS: u32 = 40;
-
-/// Opens the directory a log file goes in, without trusting links that
-/// someone else made: the path's directory components are walked one at a
-/// time with `O_NOFOLLOW`, and a link among them is followed only if it
-/// belongs to this user or root, as `fs.protected_symlinks` decides for
-/// links in sticky directories. So `~/logs` linked to another disk works,
-/// and `/var/run` (root's link to `/run`) works, but a link that another
-/// user planted in a shared directory cannot send a log, or root's
-/// `--overwrite`, into a directory of that user's choosing. Returns an
-/// `O_PATH` descriptor of the directory and the file's name in it.
-fn open_log_dir(path: &Path) -> Result<(OwnedFd, std::ffi::OsString)> {
-    let name = match path.file_name() {
-        Some(n) if !path.as_os_str().as_encoded_bytes().ends_with(b"/") => n.to_os_string(),
-        _ => bail!(
-            "log file '{}' names a directory; give a file name",
-            path.display()
-        ),
-    };
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let mut links = 0;
-    let fd = walk_dirs(path, None, dir, &mut links)?;
-    Ok((fd, name))
-}
-
-/// Walks `dir` from `at` (the current directory when `None`; the root for
-/// an absolute `dir`), following only links this user or root owns.
-fn walk_dirs(shown: &Path, at: Option<&OwnedFd>, dir: &Path, links: &mut u32) -> Result<OwnedFd> {
-    use rustix::fs::{AtFlags, CWD, FileType, Mode, OFlags};
-    use std::path::Component;
-    let walk = OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    let refuse = |what: &str, e: &std::io::Error| {
-        let hint = match e.kind() {
-            std::io::ErrorKind::NotFound => "; create its directory first",
-            std::io::ErrorKind::PermissionDenied => "; choose a file you may write",
-            _ => "",
-        };
-        anyhow!(
-            "cannot create log file '{}': its directory '{what}': {e}{hint}",
-            shown.display()
-        )
-    };
-    let mut cur: OwnedFd = match at {
-        _ if dir.is_absolute() => rustix::fs::open("/", walk, Mode::empty())
-            .map_err(|e| refuse("/", &std::io::Error::from(e)))?,
-        Some(fd) => rustix::fs::openat(fd, ".", walk, Mode::empty())
-            .map_err(|e| refuse(".", &std::io::Error::from(e)))?,
-        None => rustix::fs::openat(CWD, ".", walk, Mode::empty())
-            .map_err(|e| refuse(".", &std::io::Error::from(e)))?,
-    };
-    for comp in dir.components() {
-        let part = match comp {
-            Component::RootDir | Component::CurDir | Component::Prefix(_) => continue,
-            Component::ParentDir => std::ffi::OsStr::new(".."),
-            Component::Normal(p) => p,
-        };
-        let shown_part = Path::new(part).display().to_string();
-        let err = match rustix::fs::openat(&cur, part, walk, Mode::empty()) {
-            Ok(next) => {
-                cur = next;
-                continue;
-            }
-            Err(e) => e,
-        };
-        // ELOOP or ENOTDIR: a link (or not a directory at all). Anything
-        // else (missing, no permission) is the answer.
-        let stat = rustix::fs::statat(&cur, part, AtFlags::SYMLINK_NOFOLLOW)
-            .map_err(|_| refuse(&shown_part, &std::io::Error::from(err)))?;
-        if FileType::from_raw_mode(stat.st_mode) != FileType::Symlink {
-            return Err(refuse(&shown_part, &std::io::Error::from(err)));
-        }
-        let me = rustix::process::geteuid().as_raw();
-        if stat.st_uid != me && stat.st_uid != 0 {
-            bail!(
-                "cannot create log file '{}': its directory '{shown_part}' is a symbolic link that uid {} made, neither this user nor root, and Ferret follows no one else's links; give the real path",
-                shown.display(),
-                stat.st_uid
-            );
-        }
-        *links += 1;
-        if *links > MAX_LINKS {
-            return Err(refuse(
-                &shown_part,
-                &std::io::Error::from(rustix::io::Errno::LOOP),
-            ));
-        }
-        let target = rustix::fs::readlinkat(&cur, part, Vec::new())
-            .map_err(|e| refuse(&shown_part, &std::io::Error::from(e)))?;
-        let target = PathBuf::from(
-            <std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(target.into_bytes()),
-        );
-        cur = walk_dirs(shown, Some(&cur), &target, links)?;
-    }
-    Ok(cur)
-}
-
-/// Opens (or creates) the log file `path` with `flags` added to read/write
-/// flags, never through a link: the last component gets `O_NOFOLLOW`, the
-/// directories are walked by [`open_log_dir`]. New files get mode 0640.
-/// The outer error is the walk's, already worded; the inner one the file's.
-fn open_log_file(
-    path: &Path,
-    flags: rustix::fs::OFlags,
-) -> Result<std::io::Result<(File, OwnedFd)>> {
-    use rustix::fs::{Mode, OFlags};
-    let (dir, name) = open_log_dir(path)?;
-    Ok(rustix::fs::openat(
-        &dir,
-        &name,
-        flags | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::from_raw_mode(0o640),
-    )
-    .map(|fd| (File::from(fd), dir))
-    .map_err(std::io::Error::from))
-}
-
-/// Creates a new log file (or truncates one with `overwrite`).
-pub(crate) fn open_log(path: &Path, overwrite: bool) -> Result<File> {
-    create_log(path, overwrite, false)
-}
-
-/// Creates a new log file open for reading as well as writing.
-fn open_log_rw(path: &Path, overwrite: bool) -> Result<File> {
-    create_log(path, overwrite, true)
-}
-
-fn create_log(path: &Path, overwrite: bool, read: bool) -> Result<File> {
-    use rustix::fs::OFlags;
-    let mut flags = if read { OFlags::RDWR } else { OFlags::WRONLY };
-    flags |= OFlags::CREATE;
-    flags |= if overwrite {
-        OFlags::TRUNC
-    } else {
-        OFlags::EXCL
-    };
-    let (file, dir) = open_log_file(path, flags)?.map_err(|e| open_error(path, e))?;
-    sync_dir(&dir);
-    Ok(file)
-}
-
-/// Makes a newly created file's name durable: the daemon fsyncs the file's
-/// data at stop, but after a power loss a file whose directory entry never
-/// reached the disk would be gone with it. A directory that cannot be
-/// synced (some file systems refuse) leaves the file as durable as the
-/// file system makes it anyway, so a failure here is not an error.
-fn sync_dir(dir: &OwnedFd) {
-    use rustix::fs::{Mode, OFlags};
-    // An `O_PATH` descriptor cannot be synced; the directory itself,
-    // reopened through it, can.
-    if let Ok(d) = rustix::fs::openat(
-        dir,
-        ".",
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    ) {
-        let _ = rustix::fs::fsync(&d);
-    }
-}
-
-/// Opens a log to append to, creating it if absent. Returns the file and
-/// whether it was created, so that a failed start can take it away again.
-/// The daemon reads the existing header and buffers, hence read and write.
-pub(crate) fn open_append(path: &Path) -> Result<(File, bool)> {
-    use rustix::fs::OFlags;
-    match open_log_file(path, OFlags::RDWR | OFlags::CREATE | OFlags::EXCL)? {
-        Ok((f, dir)) => {
-            sync_dir(&dir);
-            Ok((f, true))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            open_log_file(path, OFlags::RDWR)?
-                .map(|(f, _)| (f, false))
-                .map_err(|e| {
-                    if e.raw_os_error() == Some(libc::ELOOP) {
-                        return open_error(path, e);
-                    }
-                    anyhow!(
-                        "cannot open log file '{}' to append to it: {e}",
-                        path.display()
-                    )
-                })
-        }
-        Err(e) => Err(open_error(path, e)),
-    }
-}
-
-/// Opens the directory a new-file series goes into, for the daemon to
-/// create the files in with `openat`.
-fn open_series_dir(pattern: &Path, overwrite: bool) -> Result<OwnedFd> {
-    let text = pattern.to_str().ok_or_else(|| {
-        anyhow!(
-            "log file pattern '{}' is not valid UTF-8; use a plain name",
-            pattern.display()
-        )
-    })?;
-    if text.ends_with('/') || pattern.file_name().is_none() {
-        bail!(
-            "log file pattern '{text}' names a directory; give a file name such as {}trace.ferret",
-            if text.ends_with('/') { text } else { "" }
-        );
-    }
-    let (dir, _) = open_log_dir(pattern)?;
-    let first = PathBuf::from(rotated_file_name(text, 1));
-    let first_name = first.file_name().unwrap_or_default();
-    if !overwrite
-        && rustix::fs::statat(&dir, first_name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW).is_ok()
-    {
-        bail!(
-            "log file '{}' exists; choose another pattern or pass --overwrite to replace the series",
-            first.display()
-        );
-    }
-    use rustix::fs::{Mode, OFlags};
-    // The daemon creates files in it with `openat`, which needs a real
-    // directory descriptor rather than the walk's `O_PATH` one.
-    rustix::fs::openat(
-        &dir,
-        ".",
-        OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::RDONLY,
-        Mode::empty(),
-    )
-    .map_err(|e| {
-        anyhow!(
-            "cannot open the directory of '{}' for the log files: {}",
-            pattern.display(),
-            std::io::Error::from(e)
-        )
-    })
-}
-
-/// What `start` opened for the daemon, and what to undo if the start fails.
-enum Opened {
-    None,
-    File {
-        file: File,
-        created: Option<PathBuf>,
-    },
-    Dir(OwnedFd),
-}
-
-impl Opened {
-    fn fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
-        match self {
-            Opened::None => None,
-            Opened::File { file, .. } => Some(file.as_fd()),
-            Opened::Dir(d) => Some(d.as_fd()),
-        }
-    }
-
-    /// Leaves no empty file behind for a start that did not happen.
-    fn undo(self) {
-        if let Opened::File {
-            created: Some(path),
-            ..
-        } = self
-        {
-            let _ = std::fs::remove_file(path);
-        }
-    }
-}
-
-/// The path the daemon keeps for display: an absolute one is unambiguous.
-pub(crate) fn shown_path(p: &Path) -> String {
-    std::path::absolute(p)
-        .unwrap_or_else(|_| p.to_path_buf())
-        .display()
-        .to_string()
-}
-
 pub fn start(socket: &Path, a: StartArgs) -> Result<ExitCode> {
-    ferret_abi::proto::validate_session_name(&a.name).map_err(anyhow::Error::msg)?;
-    let providers = a
+    let mut plan = StartPlan::new(&a.name, format!("ferret start pid {}", std::process::id()));
+    plan.providers = a
         .providers
         .iter()
         .map(|p| parse_provider(p))
         .collect::<Result<Vec<_>, String>>()
         .map_err(anyhow::Error::msg)?;
-    let flush_timer_ms = flush_timer_ms(a.flush_timer)?;
-    let mode = a.mode.file_mode();
-    // Real-time mode has no other destination, so it needs consumers.
-    let realtime = a.realtime || mode == FileMode::None;
-    let min_buffers = match a.min_buffers {
-        Some(n) => n,
-        None => ferret_session::DEFAULT_MIN_BUFFERS.min(a.max_buffers),
-    };
-    if mode.has_file() && a.file.is_none() {
-        bail!(
-            "{} mode writes a log file; give one with -f FILE",
-            mode.name()
-        );
-    }
-    if !mode.has_file() {
-        if let Some(f) = &a.file {
-            bail!(
-                "{} mode writes no log file, but -f {} was given; drop -f, or use --mode sequential --realtime for a file and live consumers",
-                mode.name(),
-                f.display()
-            );
-        }
-        if a.overwrite {
-            bail!(
-                "--overwrite applies to log files; {} mode has none",
-                mode.name()
-            );
-        }
-    }
-    if mode == FileMode::Append && a.overwrite {
-        bail!("--overwrite would discard the log that append mode adds to; drop one of them");
-    }
+    plan.flush_timer_ms = flush_timer_ms(a.flush_timer)?;
+    plan.mode = a.mode.file_mode();
+    plan.file = a.file.clone();
+    plan.overwrite = a.overwrite;
+    plan.realtime = a.realtime;
+    plan.buffer_kib = a.buffer_size;
+    plan.max_buffers = a.max_buffers;
+    plan.min_buffers = a.min_buffers;
+    plan.no_loss = a.no_loss;
+    plan.no_loss_wait_ms = a.no_loss_wait_ms;
     // Parsed here rather than by clap, so that a bad size is refused in one
     // line like every other problem.
-    let max_file_bytes = match &a.max_file_size {
-        Some(text) => parse_size(text).map_err(|e| anyhow!("--max-file-size: {e}"))?,
-        None => 0,
-    };
-    if matches!(mode, FileMode::Circular | FileMode::NewFile) && max_file_bytes == 0 {
-        bail!(
-            "{} mode needs a maximum file size; give --max-file-size (e.g. 64M)",
-            mode.name()
-        );
+    if let Some(text) = &a.max_file_size {
+        plan.max_file_bytes = parse_size(text).map_err(|e| anyhow!("--max-file-size: {e}"))?;
     }
-    if !mode.has_file() && max_file_bytes != 0 {
-        bail!(
-            "--max-file-size applies to log files; {} mode has none",
-            mode.name()
-        );
-    }
-
-    let req = StartRequest {
-        name: a.name.clone(),
-        providers,
-        log_file: a.file.as_deref().map(shown_path).unwrap_or_default(),
-        buffer_kib: a.buffer_size,
-        max_buffers: a.max_buffers,
-        flush_timer_ms,
-        min_buffers,
-        file_mode: mode,
-        max_file_bytes,
-        realtime,
-        controller: format!("ferret start pid {}", std::process::id()),
-        no_loss: a.no_loss,
-        no_loss_wait_ms: a
-            .no_loss_wait_ms
-            .unwrap_or(ferret_session::DEFAULT_NO_LOSS_WAIT_MS),
-    };
     // Everything the daemon would refuse about the values themselves is
     // refused here first, before a file is created or a daemon started.
-    ferret_session::validate_start(&req).map_err(|e| anyhow!(e.message))?;
+    plan.request()?;
     let mut client = daemon::connect(socket)?;
-    let opened = match (mode, &a.file) {
-        (FileMode::Append, Some(path)) => {
-            let (file, created) = open_append(path)?;
-            Opened::File {
-                file,
-                created: created.then(|| path.clone()),
-            }
-        }
-        (FileMode::NewFile, Some(path)) => Opened::Dir(open_series_dir(path, a.overwrite)?),
-        (_, Some(path)) => Opened::File {
-            file: open_log(path, a.overwrite)?,
-            created: (!a.overwrite).then(|| path.clone()),
-        },
-        (_, None) => Opened::None,
-    };
-    let result = client.start(req, opened.fd());
+    let result = client.start_plan(&plan);
     match result {
         Ok(started) => {
             let s = started.session;
@@ -868,10 +470,7 @@ pub fn start(socket: &Path, a: StartArgs) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Err(e) => {
-            opened.undo();
-            Err(e.into())
-        }
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -927,17 +526,7 @@ pub fn update(socket: &Path, a: UpdateArgs) -> Result<ExitCode> {
                     s.name,
                     s.file_mode.name()
                 ),
-                FileMode::NewFile => Opened::Dir(open_series_dir(path, a.overwrite)?),
-                // An append session's new file is a new log, but the daemon
-                // may read what it opens in that mode, so let it.
-                FileMode::Append => Opened::File {
-                    file: open_log_rw(path, a.overwrite)?,
-                    created: (!a.overwrite).then(|| path.clone()),
-                },
-                _ => Opened::File {
-                    file: open_log(path, a.overwrite)?,
-                    created: (!a.overwrite).then(|| path.clone()),
-                },
+                m => Opened::for_switch(m, path, a.overwrite)?,
             }
         }
     };
@@ -1233,23 +822,4 @@ pub fn providers(socket: &Path, a: JsonArgs) -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes_are_mib_unless_suffixed() {
-        assert_eq!(parse_size("64").unwrap(), 64 << 20);
-        assert_eq!(parse_size("512K").unwrap(), 512 << 10);
-        assert_eq!(parse_size("512kib").unwrap(), 512 << 10);
-        assert_eq!(parse_size("2M").unwrap(), 2 << 20);
-        assert_eq!(parse_size("1G").unwrap(), 1 << 30);
-        assert_eq!(parse_size("1.5M").unwrap(), 3 << 19);
-        assert_eq!(parse_size("0").unwrap(), 0);
-        assert!(parse_size("12X").unwrap_err().contains("unknown unit"));
-        assert!(parse_size("K").unwrap_err().contains("not a number"));
-        assert!(parse_size("-1M").is_err());
-    }
 }

@@ -7,76 +7,43 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Args;
-use ferret_abi::shm::{RegionLayout, RegionParams};
 use ferret_client::Client;
+use ferret_daemon::{OPTION_HELP, Options};
 
+/// The daemon's options: their meaning, defaults and checks are
+/// `ferret_daemon::Options`' (which `ferretd` reads too); this is only their
+/// clap form, with the help text from `ferret_daemon::OPTION_HELP`.
 #[derive(Args, Debug)]
 pub struct DaemonArgs {
-    /// The most sessions that may be RUNNING or STOPPING at once
-    #[arg(long, value_name = "N", default_value_t = ferret_session::DEFAULT_SESSION_LIMIT)]
+    #[arg(long, value_name = "N", default_value_t = Options::default().session_limit, help = OPTION_HELP[0].2)]
     pub session_limit: usize,
-    /// Rings in each provider process's region: the most threads of one
-    /// process that hold a ring at once (1-4096)
-    #[arg(long, value_name = "N", default_value_t = RegionParams::default().ring_count)]
+    #[arg(long, value_name = "N", default_value_t = Options::default().rings, help = OPTION_HELP[1].2)]
     pub rings: u32,
-    /// Bytes of each ring, in KiB: a power of two from 4 to 1048576
-    #[arg(long, value_name = "KIB", default_value_t = RegionParams::default().ring_capacity / 1024)]
+    #[arg(long, value_name = "KIB", default_value_t = Options::default().ring_kib, help = OPTION_HELP[2].2)]
     pub ring_kib: u64,
-    /// A group whose members may control every session of this daemon, as
-    /// its owner and root may; the socket and its directory become
-    /// reachable by the group (0660 and 0750)
-    #[arg(long, value_name = "GROUP")]
+    #[arg(long, value_name = "GROUP", help = OPTION_HELP[3].2)]
     pub control_group: Option<String>,
-    /// The most buffer memory all sessions together may reserve (max
-    /// buffers x buffer size, from start until STOPPED): MiB, or with a K,
-    /// M, G or T suffix [default: a quarter of physical memory]
-    #[arg(long, value_name = "SIZE")]
+    #[arg(long, value_name = "SIZE", help = OPTION_HELP[4].2)]
     pub buffer_memory: Option<String>,
-    /// The most buffer memory one user's sessions may reserve; root's are
-    /// exempt [default: 1G, or --buffer-memory if less]
-    #[arg(long, value_name = "SIZE")]
+    #[arg(long, value_name = "SIZE", help = OPTION_HELP[5].2)]
     pub user_buffer_memory: Option<String>,
 }
 
 /// `ferret daemon`: serves until SIGTERM or SIGINT, then stops every session.
 pub fn run_foreground(socket: PathBuf, a: DaemonArgs) -> Result<ExitCode> {
-    if a.session_limit == 0 {
-        bail!("--session-limit 0 would refuse every session; give 1 or more");
-    }
-    let region = RegionParams {
-        ring_count: a.rings,
-        ring_capacity: a.ring_kib.saturating_mul(1024),
-        ..RegionParams::default()
+    let options = Options {
+        session_limit: a.session_limit,
+        rings: a.rings,
+        ring_kib: a.ring_kib,
+        control_group: a.control_group,
+        buffer_memory: a.buffer_memory,
+        user_buffer_memory: a.user_buffer_memory,
     };
-    if let Err(e) = RegionLayout::new(region) {
-        bail!("--rings {} --ring-kib {}: {e}", a.rings, a.ring_kib);
-    }
-    // ferretd (crates/ferret-daemon/src/main.rs) parses the same options
-    // by hand; a change to one belongs in the other.
-    let mut budget = ferret_daemon::default_budget();
-    if let Some(text) = &a.buffer_memory {
-        budget.total = ferret_session::parse_memory(text)
-            .map_err(|e| anyhow::anyhow!("--buffer-memory: {e}"))?;
-    }
-    budget.per_user = match &a.user_buffer_memory {
-        Some(text) => ferret_session::parse_memory(text)
-            .map_err(|e| anyhow::anyhow!("--user-buffer-memory: {e}"))?,
-        None => ferret_session::DEFAULT_USER_BUFFER_MEMORY.min(budget.total),
-    };
-    let mut config = ferret_daemon::Config::new(socket);
-    config.session_limit = a.session_limit;
-    config.buffer_budget = budget;
-    config.region = region;
+    let mut config = options.config(socket).map_err(anyhow::Error::msg)?;
     // This process has one thread so far: the keeper may be forked.
     config.keeper = true;
-    if let Some(name) = &a.control_group {
-        config.control_group = Some(
-            ferret_daemon::ControlGroup::resolve(name)
-                .map_err(|e| anyhow::anyhow!("--control-group: {e}"))?,
-        );
-    }
     ferret_daemon::run(config)?;
     Ok(ExitCode::SUCCESS)
 }

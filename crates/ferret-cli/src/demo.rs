@@ -63,7 +63,8 @@ pub fn run(socket: &Path, a: DemoArgs) -> Result<ExitCode> {
         .open(&log)
         .with_context(|| format!("creating {}", log.display()))?;
     let name = format!("demo-{}", std::process::id());
-    let min_buffers = ferret_session::DEFAULT_MIN_BUFFERS.min(ferret_session::DEFAULT_MAX_BUFFERS);
+    let min_buffers =
+        ferret_abi::limits::DEFAULT_MIN_BUFFERS.min(ferret_abi::limits::DEFAULT_MAX_BUFFERS);
     let session = client
         .start(
             StartRequest {
@@ -73,9 +74,9 @@ pub fn run(socket: &Path, a: DemoArgs) -> Result<ExitCode> {
                     filter: EnableFilter::level(Level::Verbose),
                 }],
                 log_file: log.display().to_string(),
-                buffer_kib: ferret_session::DEFAULT_BUFFER_KIB,
-                max_buffers: ferret_session::DEFAULT_MAX_BUFFERS,
-                flush_timer_ms: ferret_session::DEFAULT_FLUSH_TIMER_MS,
+                buffer_kib: ferret_abi::limits::DEFAULT_BUFFER_KIB,
+                max_buffers: ferret_abi::limits::DEFAULT_MAX_BUFFERS,
+                flush_timer_ms: ferret_abi::limits::DEFAULT_FLUSH_TIMER_MS,
                 min_buffers,
                 file_mode: FileMode::Sequential,
                 max_file_bytes: 0,

@@ -23,7 +23,6 @@ mod emit;
 mod export;
 mod fmt;
 mod recover;
-mod spec;
 mod tail;
 mod view;
 mod watch;

@@ -48,7 +48,7 @@ pub fn run(socket: &Path, a: RecoverArgs) -> Result<ExitCode> {
             }
         }
     };
-    let file = crate::control::open_log(&a.output, a.overwrite)?;
+    let file = ferret_client::plan::open_log(&a.output, a.overwrite)?;
     let r = match ferret_daemon::recover(&keeper, &file) {
         Ok(r) => r,
         Err(e) => {

@@ -7,6 +7,7 @@
 //! [`Client::connect_or_start`] calls back into the caller to do that, since
 //! only the caller knows which binary to run.
 
+pub mod plan;
 pub mod transport;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -184,6 +185,21 @@ impl Client {
         match self.call(&Request::Start(req), &fds)? {
             Response::Started { session, token } => Ok(Started { session, token }),
             _ => Err(ClientError::Unexpected("start")),
+        }
+    }
+
+    /// Starts the session `plan` describes: checks it, opens its log file
+    /// (or directory) with the controller's rules, and starts it; a start
+    /// the daemon refuses leaves no file this call created.
+    pub fn start_plan(&mut self, plan: &plan::StartPlan) -> Result<Started, StartError> {
+        let req = plan.request()?;
+        let opened = plan.open()?;
+        match self.start(req, opened.fd()) {
+            Ok(started) => Ok(started),
+            Err(e) => {
+                opened.undo();
+                Err(e.into())
+            }
         }
     }
 
@@ -408,6 +424,17 @@ impl Client {
             }
         }
     }
+}
+
+/// Why a planned start did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The plan, or its log file, is refused before the daemon is asked.
+    #[error(transparent)]
+    Plan(#[from] plan::PlanError),
+    /// The daemon refused, or could not be reached.
+    #[error(transparent)]
+    Client(#[from] ClientError),
 }
 
 /// A started session and the token that marks this controller as its starter.

@@ -9,12 +9,14 @@
 //! memfds. Session logic lives in `ferret-session`, the file format in
 //! `ferret-format`, the layouts in `ferret-abi`.
 
+pub use options::{OPTION_HELP, Options};
 mod clock;
 mod control;
 mod drain;
 mod held;
 mod keeper;
 mod logfile;
+mod options;
 mod recover;
 mod ring;
 mod server;

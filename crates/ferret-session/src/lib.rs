@@ -17,16 +17,15 @@ pub use budget::{
     reservation,
 };
 pub use counters::SessionCounters;
+pub use ferret_abi::limits::{
+    DEFAULT_BUFFER_KIB, DEFAULT_FLUSH_TIMER_MS, DEFAULT_MAX_BUFFERS, DEFAULT_MIN_BUFFERS,
+    DEFAULT_NO_LOSS_WAIT_MS, DEFAULT_SESSION_LIMIT, MAX_LISTED_SESSIONS, MAX_LOG_PATH,
+    MAX_NO_LOSS_WAIT_MS, MAX_REALTIME_BUFFER_KIB, MIN_FILE_SLOTS, validate_flush_timer,
+    validate_log_path, validate_max_buffers, validate_providers, validate_start,
+};
 pub use registry::{ProviderEntry, Registry};
 pub use routes::{RegionSlots, RouteTable, SlotIter, SlotRoutes, enable_words, no_loss_wait_us};
-pub use table::{
-    DEFAULT_BUFFER_KIB, DEFAULT_FLUSH_TIMER_MS, DEFAULT_MAX_BUFFERS, DEFAULT_MIN_BUFFERS,
-    DEFAULT_NO_LOSS_WAIT_MS, DEFAULT_SESSION_LIMIT, MAX_LOG_PATH, MAX_NO_LOSS_WAIT_MS,
-    MAX_REALTIME_BUFFER_KIB, MIN_FILE_SLOTS, Session, SessionKey, SessionTable,
-    validate_flush_timer, validate_log_path, validate_max_buffers, validate_providers,
-    validate_start,
-};
-
+pub use table::{Session, SessionKey, SessionTable};
 /// Identifies one provider process's shared-memory region for the life of the daemon.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RegionId(pub u64);

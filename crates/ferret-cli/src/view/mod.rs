@@ -16,7 +16,6 @@ pub mod render;
 
 use std::collections::HashMap;
 use std::io::{self, Stdout};
-use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
@@ -30,14 +29,14 @@ use crossterm::execute;
 use crossterm::terminal::{
     EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
 };
-use ferret_abi::proto::{ChangeKind, FileMode, SessionInfo, SessionRef, StartRequest};
+use ferret_abi::proto::{ChangeKind, SessionInfo, SessionRef};
 use ferret_client::{Client, TailCloser, TailItem, WatchEvent};
 use ferret_decode::{Entry, FileDecoder, StreamDecoder, details_text};
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 use ratatui::layout::Rect;
 
-use crate::{control, daemon, spec};
+use crate::daemon;
 use input::Outcome;
 use model::{Effect, Message, Model, Overlay, SessionKey, StartForm};
 
@@ -493,56 +492,10 @@ impl App {
     }
 
     fn start(&mut self, form: StartForm) -> Result<String> {
-        let providers = form
-            .provider_specs()
-            .iter()
-            .map(|p| spec::parse_provider(p))
-            .collect::<Result<Vec<_>, String>>()
+        let plan = form
+            .plan(&format!("ferret view pid {}", std::process::id()))
             .map_err(|e| anyhow!(e))?;
-        // Checked before any file is created, so a bad size leaves none.
-        let max_file_bytes = match form.max_size.trim() {
-            "" => 0,
-            size => control::parse_size(size).map_err(|e| anyhow!("max size: {e}"))?,
-        };
-        let path = PathBuf::from(form.log_file.trim());
-        let (file, created) = match form.mode {
-            FileMode::Append => {
-                let (f, created) = control::open_append(&path)?;
-                (Some(f), created)
-            }
-            m if m.has_file() => (Some(control::open_log(&path, false)?), true),
-            _ => (None, false),
-        };
-        let req = StartRequest {
-            name: form.name.trim().to_string(),
-            providers,
-            log_file: if file.is_some() {
-                control::shown_path(&path)
-            } else {
-                String::new()
-            },
-            buffer_kib: 64,
-            max_buffers: 64,
-            flush_timer_ms: 1000,
-            min_buffers: ferret_session::DEFAULT_MIN_BUFFERS.min(64),
-            file_mode: form.mode,
-            max_file_bytes,
-            realtime: form.realtime || form.mode == FileMode::None,
-            controller: format!("ferret view pid {}", std::process::id()),
-            no_loss: false,
-            no_loss_wait_ms: ferret_session::DEFAULT_NO_LOSS_WAIT_MS,
-        };
-        let fd = file.as_ref().map(|f| f.as_fd());
-        let started = self.call(|c| Ok(c.start(req, fd)?));
-        let started = match started {
-            Ok(s) => s,
-            Err(e) => {
-                if created {
-                    let _ = std::fs::remove_file(&path);
-                }
-                return Err(e);
-            }
-        };
+        let started = self.call(|c| Ok(c.start_plan(&plan)?))?;
         let info = started.session;
         self.model.started(&info, started.token);
         // The feed reports the session too; applying it now selects it at

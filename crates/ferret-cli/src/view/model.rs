@@ -7,6 +7,7 @@
 use std::collections::{HashMap, VecDeque};
 
 use ferret_abi::proto::{ChangeKind, FileMode, SessionInfo, SessionState};
+use ferret_client::plan::StartPlan;
 
 /// Seconds of history behind each row's sparkline.
 pub const RATE_SECONDS: usize = 60;
@@ -420,11 +421,6 @@ impl StartForm {
                 self.mode.name()
             ));
         }
-        if self.mode == FileMode::NewFile {
-            // A series of files needs its directory opened as 'ferret
-            // start' does; the form leaves that to the command line.
-            return Some("new-file mode: use 'ferret start --mode new-file'".into());
-        }
         let size = self.max_size.trim();
         if !size.is_empty() {
             if !self.mode.has_file() {
@@ -433,13 +429,39 @@ impl StartForm {
                     self.mode.name()
                 ));
             }
-            if let Err(e) = crate::control::parse_size(size) {
+            if let Err(e) = ferret_client::plan::parse_size(size) {
                 return Some(format!("max size: {e}"));
             }
-        } else if self.mode == FileMode::Circular {
-            return Some("circular mode needs a max size (e.g. 64M)".into());
+        } else if matches!(self.mode, FileMode::Circular | FileMode::NewFile) {
+            return Some(format!(
+                "{} mode needs a max size (e.g. 64M)",
+                self.mode.name()
+            ));
         }
-        None
+        // Whatever else a start would refuse, as 'ferret start' checks it.
+        self.plan("")
+            .and_then(|p| p.request().map_err(|e| e.0))
+            .err()
+    }
+
+    /// The session the form describes; `controller` names the viewer.
+    pub fn plan(&self, controller: &str) -> Result<StartPlan, String> {
+        let mut plan = StartPlan::new(self.name.trim(), controller);
+        plan.providers = self
+            .provider_specs()
+            .iter()
+            .map(|p| ferret_client::plan::parse_provider(p))
+            .collect::<Result<Vec<_>, String>>()?;
+        plan.max_file_bytes = match self.max_size.trim() {
+            "" => 0,
+            size => ferret_client::plan::parse_size(size).map_err(|e| format!("max size: {e}"))?,
+        };
+        plan.mode = self.mode;
+        if self.mode.has_file() {
+            plan.file = Some(std::path::PathBuf::from(self.log_file.trim()));
+        }
+        plan.realtime = self.realtime;
+        Ok(plan)
     }
 
     /// The provider specs, one per word.
@@ -1566,6 +1588,15 @@ pub mod tests {
         f.next_mode();
         f.next_mode();
         assert_eq!(f.mode, FileMode::NewFile);
-        assert!(f.problem().unwrap().contains("ferret start"));
+        assert_eq!(
+            f.problem(),
+            None,
+            "new-file mode takes the file as a pattern"
+        );
+        f.max_size.clear();
+        assert_eq!(
+            f.problem().as_deref(),
+            Some("new-file mode needs a max size (e.g. 64M)")
+        );
     }
 }
