@@ -15,6 +15,7 @@ pub mod payload;
 pub mod proto;
 pub mod record;
 pub mod shm;
+pub mod text;
 
 pub use guid::Guid;
 pub use level::{EnableFilter, Level, ParseLevelError};

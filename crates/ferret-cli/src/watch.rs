@@ -10,8 +10,9 @@ use ferret_abi::proto::{ChangeKind, SessionInfo};
 use ferret_client::{ClientError, TransportError, WatchEvent};
 use ferret_decode::format_timestamp;
 
-use crate::control::{JsonArgs, session_json};
+use crate::control::JsonArgs;
 use crate::daemon;
+use ferret_client::output::session_json;
 
 /// `HH:MM:SS.mmm` (UTC) of now, to stamp each text line.
 fn clock_now() -> String {

@@ -7,6 +7,7 @@
 //! [`Client::connect_or_start`] calls back into the caller to do that, since
 //! only the caller knows which binary to run.
 
+pub mod output;
 pub mod plan;
 pub mod transport;
 

@@ -471,7 +471,7 @@ fn help(f: &mut Frame<'_>) {
 }
 
 fn properties(f: &mut Frame<'_>, info: &ferret_abi::proto::SessionInfo, scroll: u16) {
-    let rows = crate::control::properties(info);
+    let rows = ferret_client::output::properties(info);
     // The panel covers everything but the footer, which says how to scroll.
     let screen = f.area();
     let above_footer = Rect::new(0, 0, screen.width, screen.height.saturating_sub(1));
