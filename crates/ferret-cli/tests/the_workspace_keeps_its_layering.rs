@@ -1,0 +1,177 @@
+//! The layering that docs/ARCHITECTURE.md describes, checked from the
+//! manifests (`cargo metadata`) and the sources, so that a dependency
+//! pointing the wrong way fails the suite instead of waiting for a reader
+//! to notice. In the manner of rust-analyzer's tidy tests.
+//!
+//! Where today's code still breaks a rule that the architecture wants, the
+//! exception is listed here by name, so that it can only shrink: a new
+//! edge of the same kind fails.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .expect("the workspace root")
+        .to_path_buf()
+}
+
+/// Every workspace package and the names of its normal (not dev or build)
+/// dependencies.
+fn dependencies() -> BTreeMap<String, BTreeSet<String>> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
+        .current_dir(workspace_root())
+        .output()
+        .expect("run cargo metadata");
+    assert!(
+        out.status.success(),
+        "cargo metadata: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).expect("metadata JSON");
+    let mut map = BTreeMap::new();
+    for p in meta["packages"].as_array().expect("packages") {
+        let deps = p["dependencies"]
+            .as_array()
+            .expect("dependencies")
+            .iter()
+            .filter(|d| d["kind"].is_null())
+            .map(|d| d["name"].as_str().expect("name").to_string())
+            .collect();
+        map.insert(p["name"].as_str().expect("name").to_string(), deps);
+    }
+    map
+}
+
+fn users_of(deps: &BTreeMap<String, BTreeSet<String>>, name: &str) -> Vec<String> {
+    deps.iter()
+        .filter(|(_, d)| d.contains(name))
+        .map(|(p, _)| p.clone())
+        .collect()
+}
+
+#[test]
+fn command_line_and_terminal_crates_are_used_by_the_cli_alone() {
+    let deps = dependencies();
+    for name in ["clap", "ratatui", "crossterm", "indicatif"] {
+        assert_eq!(
+            users_of(&deps, name),
+            ["ferret-cli"],
+            "only the ferret binary parses command lines and draws terminals ({name})"
+        );
+    }
+}
+
+#[test]
+fn nothing_depends_on_the_binary_crate() {
+    let deps = dependencies();
+    assert_eq!(users_of(&deps, "ferret-cli"), Vec::<String>::new());
+}
+
+#[test]
+fn the_libraries_below_the_daemon_depend_only_downwards() {
+    let deps = dependencies();
+    let ours = |p: &str| -> BTreeSet<String> {
+        deps[p]
+            .iter()
+            .filter(|d| d.starts_with("ferret-"))
+            .cloned()
+            .collect()
+    };
+    let set = |names: &[&str]| -> BTreeSet<String> { names.iter().map(|s| s.to_string()).collect() };
+    assert_eq!(ours("ferret-abi"), set(&[]), "the ABI is the bottom");
+    assert_eq!(ours("ferret-format"), set(&["ferret-abi"]));
+    assert_eq!(ours("ferret-session"), set(&["ferret-abi"]));
+    assert_eq!(ours("ferret-client"), set(&["ferret-abi"]));
+    // Known exception: the provider links the controller client for its
+    // packet transport only, until the transport is a crate of its own.
+    assert_eq!(ours("ferret-provider"), set(&["ferret-abi", "ferret-client"]));
+    assert!(
+        !ours("ferret-decode").contains("ferret-daemon") && !ours("ferret-export").contains("ferret-daemon"),
+        "readers of logs do not need the daemon"
+    );
+}
+
+/// The Rust sources of a crate, as (path, text).
+fn sources(krate: &str) -> Vec<(PathBuf, String)> {
+    fn walk(dir: &Path, out: &mut Vec<(PathBuf, String)>) {
+        for entry in std::fs::read_dir(dir).expect("read_dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).expect("source");
+                out.push((path, text));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&workspace_root().join("crates").join(krate).join("src"), &mut out);
+    out
+}
+
+#[test]
+fn the_pure_libraries_touch_no_file_system_or_network() {
+    // The ABI, the log format and the session logic decide; the daemon,
+    // the client and the CLI do the I/O. `std::io` traits (Read, Write)
+    // over caller-given streams are allowed.
+    let forbidden = [
+        "std::fs",
+        "std::net",
+        "std::os::unix::net",
+        "rustix::fs",
+        "rustix::net",
+        "File::open",
+        "File::create",
+        "OpenOptions",
+        "std::process::Command",
+    ];
+    let mut found = Vec::new();
+    for krate in ["ferret-abi", "ferret-format", "ferret-session"] {
+        for (path, text) in sources(krate) {
+            for f in forbidden {
+                if text.contains(f) {
+                    found.push(format!("{}: {f}", path.display()));
+                }
+            }
+        }
+    }
+    assert_eq!(found, Vec::<String>::new());
+}
+
+#[test]
+fn the_daemons_thread_modules_import_no_new_thread_module() {
+    // The thread modules, and which of them each one imports today. The
+    // cross-thread messages still live in control.rs, drain.rs and
+    // writer.rs, so the threads import each other; these edges are to go
+    // once the messages move to a module below them, and no new one may
+    // come.
+    let threads = ["control", "drain", "writer", "server", "keeper", "watch"];
+    let known: BTreeMap<&str, &[&str]> = BTreeMap::from([
+        ("control", &["drain", "keeper", "server", "watch", "writer"][..]),
+        ("drain", &["control", "writer"][..]),
+        ("writer", &["control", "drain"][..]),
+        ("server", &["control"][..]),
+        ("keeper", &[][..]),
+        ("watch", &["control"][..]),
+    ]);
+    let src = workspace_root().join("crates/ferret-daemon/src");
+    let mut extra = Vec::new();
+    for t in threads {
+        let text = std::fs::read_to_string(src.join(format!("{t}.rs"))).expect("thread module");
+        for other in threads {
+            let imports = text.contains(&format!("crate::{other}::"))
+                || text.contains(&format!("crate::{other};"))
+                || text.contains(&format!("crate::{{{other}"));
+            if other != t && imports && !known[t].contains(&other) {
+                extra.push(format!("{t} -> {other}"));
+            }
+        }
+    }
+    assert_eq!(extra, Vec::<String>::new(), "new imports between thread modules");
+}
