@@ -24,7 +24,6 @@ mod export;
 mod fmt;
 mod recover;
 mod tail;
-mod view;
 mod watch;
 
 use std::path::PathBuf;
@@ -48,6 +47,13 @@ struct Cli {
 
     #[command(subcommand)]
     command: Command,
+}
+
+/// `ferret view`'s arguments; the viewer itself is the ferret-view crate.
+#[derive(clap::Args, Debug)]
+struct ViewArgs {
+    /// Log files to show instead of the live session list
+    files: Vec<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -91,7 +97,7 @@ enum Command {
     /// Run the session daemon in the foreground
     Daemon(daemon::DaemonArgs),
     /// The live trace viewer: sessions on top, their messages below; or log files
-    View(view::ViewArgs),
+    View(ViewArgs),
 }
 
 /// A command-line error as one line: clap's message and what it lists,
@@ -172,7 +178,13 @@ fn main() -> ExitCode {
         Command::Emit(a) => emit::run(&socket, a),
         Command::Demo(a) => demo::run(&socket, a),
         Command::Daemon(a) => daemon::run_foreground(socket, a),
-        Command::View(a) => view::run(&socket, a),
+        Command::View(a) => {
+            let socket = socket.clone();
+            ferret_view::run(
+                std::sync::Arc::new(move || daemon::connect(&socket)),
+                a.files,
+            )
+        }
     };
     match result {
         Ok(code) => code,

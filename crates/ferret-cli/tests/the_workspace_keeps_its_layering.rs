@@ -24,7 +24,13 @@ fn workspace_root() -> PathBuf {
 fn dependencies() -> BTreeMap<String, BTreeSet<String>> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = Command::new(cargo)
-        .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
         .current_dir(workspace_root())
         .output()
         .expect("run cargo metadata");
@@ -56,13 +62,20 @@ fn users_of(deps: &BTreeMap<String, BTreeSet<String>>, name: &str) -> Vec<String
 }
 
 #[test]
-fn command_line_and_terminal_crates_are_used_by_the_cli_alone() {
+fn command_line_crates_are_the_clis_and_terminal_crates_the_viewers() {
     let deps = dependencies();
-    for name in ["clap", "ratatui", "crossterm", "indicatif"] {
+    for name in ["clap", "indicatif"] {
         assert_eq!(
             users_of(&deps, name),
             ["ferret-cli"],
-            "only the ferret binary parses command lines and draws terminals ({name})"
+            "only the ferret binary parses command lines and shows progress ({name})"
+        );
+    }
+    for name in ["ratatui", "crossterm"] {
+        assert_eq!(
+            users_of(&deps, name),
+            ["ferret-view"],
+            "only the viewer draws terminals ({name})"
         );
     }
 }
@@ -83,16 +96,21 @@ fn the_libraries_below_the_daemon_depend_only_downwards() {
             .cloned()
             .collect()
     };
-    let set = |names: &[&str]| -> BTreeSet<String> { names.iter().map(|s| s.to_string()).collect() };
+    let set =
+        |names: &[&str]| -> BTreeSet<String> { names.iter().map(|s| s.to_string()).collect() };
     assert_eq!(ours("ferret-abi"), set(&[]), "the ABI is the bottom");
     assert_eq!(ours("ferret-format"), set(&["ferret-abi"]));
     assert_eq!(ours("ferret-session"), set(&["ferret-abi"]));
     assert_eq!(ours("ferret-client"), set(&["ferret-abi"]));
     // Known exception: the provider links the controller client for its
     // packet transport only, until the transport is a crate of its own.
-    assert_eq!(ours("ferret-provider"), set(&["ferret-abi", "ferret-client"]));
+    assert_eq!(
+        ours("ferret-provider"),
+        set(&["ferret-abi", "ferret-client"])
+    );
     assert!(
-        !ours("ferret-decode").contains("ferret-daemon") && !ours("ferret-export").contains("ferret-daemon"),
+        !ours("ferret-decode").contains("ferret-daemon")
+            && !ours("ferret-export").contains("ferret-daemon"),
         "readers of logs do not need the daemon"
     );
 }
@@ -111,7 +129,10 @@ fn sources(krate: &str) -> Vec<(PathBuf, String)> {
         }
     }
     let mut out = Vec::new();
-    walk(&workspace_root().join("crates").join(krate).join("src"), &mut out);
+    walk(
+        &workspace_root().join("crates").join(krate).join("src"),
+        &mut out,
+    );
     out
 }
 
@@ -153,7 +174,10 @@ fn the_daemons_thread_modules_import_no_new_thread_module() {
     // come.
     let threads = ["control", "drain", "writer", "server", "keeper", "watch"];
     let known: BTreeMap<&str, &[&str]> = BTreeMap::from([
-        ("control", &["drain", "keeper", "server", "watch", "writer"][..]),
+        (
+            "control",
+            &["drain", "keeper", "server", "watch", "writer"][..],
+        ),
         ("drain", &["control", "writer"][..]),
         ("writer", &["control", "drain"][..]),
         ("server", &["control"][..]),
@@ -173,5 +197,9 @@ fn the_daemons_thread_modules_import_no_new_thread_module() {
             }
         }
     }
-    assert_eq!(extra, Vec::<String>::new(), "new imports between thread modules");
+    assert_eq!(
+        extra,
+        Vec::<String>::new(),
+        "new imports between thread modules"
+    );
 }

@@ -563,8 +563,8 @@ fn start_form(f: &mut Frame<'_>, form: &StartForm) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::view::model::tests::{message, session};
-    use crate::view::model::{Menu, Prompt, SessionKey};
+    use crate::model::tests::{message, session};
+    use crate::model::{Menu, Prompt, SessionKey};
     use ferret_abi::EnableFilter;
     use ferret_abi::proto::{ChangeKind, ProviderSpec};
     use ratatui::Terminal;
@@ -651,7 +651,7 @@ mod tests {
         let mut m = sample();
         m.overlay = Overlay::Properties(Box::new(m.sessions[0].info.clone()), 0);
         for _ in 0..100 {
-            let _ = crate::view::input::key(
+            let _ = crate::input::key(
                 &mut m,
                 crossterm::event::KeyEvent::from(crossterm::event::KeyCode::Down),
             );
@@ -663,7 +663,7 @@ mod tests {
     fn snapshot_context_menu_with_stop_disabled_and_the_hint() {
         let mut m = sample();
         m.select_index(0);
-        let _ = m.choose(crate::view::model::Action::Stop);
+        let _ = m.choose(crate::model::Action::Stop);
         m.overlay = Overlay::Menu(Menu {
             key: SessionKey::of(&m.sessions[0].info),
             x: 20,

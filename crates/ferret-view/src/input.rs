@@ -252,7 +252,7 @@ pub fn mouse(m: &mut Model, e: MouseEvent, screen: Rect) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::view::model::tests::{message, session};
+    use crate::model::tests::{message, session};
     use ferret_abi::proto::{ChangeKind, SessionState};
 
     fn press(m: &mut Model, code: KeyCode) -> Outcome {

@@ -1,4 +1,4 @@
-//! `ferret view`: the live trace viewer, in the manner of Windows'
+//! The live trace viewer (`ferret view`), in the manner of Windows'
 //! TraceView: the Trace Session List on top, the selected session's
 //! messages below.
 //!
@@ -10,20 +10,19 @@
 //!   send what they get over one channel to the main thread, which alone
 //!   owns the model, the control connection and the terminal.
 
-pub mod input;
-pub mod model;
-pub mod render;
+mod input;
+mod model;
+mod render;
 
 use std::collections::HashMap;
 use std::io::{self, Stdout};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
-use clap::Args;
 use crossterm::event::{DisableMouseCapture, EnableMouseCapture, Event};
 use crossterm::execute;
 use crossterm::terminal::{
@@ -36,15 +35,12 @@ use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 use ratatui::layout::Rect;
 
-use crate::daemon;
 use input::Outcome;
 use model::{Effect, Message, Model, Overlay, SessionKey, StartForm};
 
-#[derive(Args, Debug)]
-pub struct ViewArgs {
-    /// Log files to show instead of the live session list
-    pub files: Vec<PathBuf>,
-}
+/// Opens a control connection to the daemon the viewer shows (the CLI's
+/// starts one if none answers).
+pub type Connect = Arc<dyn Fn() -> Result<Client> + Send + Sync>;
 
 /// What the reader threads send to the main thread.
 enum Input {
@@ -208,7 +204,7 @@ impl Stream {
 /// Follows a real-time session in a thread until it ends or the main
 /// thread closes it (see [`Stream::close`]).
 fn spawn_tail(
-    socket: PathBuf,
+    connect: Connect,
     name: String,
     source: u64,
     end: Arc<Mutex<StreamEnd>>,
@@ -216,7 +212,7 @@ fn spawn_tail(
 ) {
     std::thread::spawn(move || {
         let result = (|| -> Result<String> {
-            let client = daemon::connect(&socket)?;
+            let client = connect()?;
             let mut tail = client.tail(&SessionRef::Name(name.clone()))?;
             {
                 let mut end = end.lock().unwrap_or_else(|p| p.into_inner());
@@ -275,10 +271,10 @@ fn spawn_tail(
     });
 }
 
-fn spawn_watch(socket: PathBuf, tx: Sender<Input>) {
+fn spawn_watch(connect: Connect, tx: Sender<Input>) {
     std::thread::spawn(move || {
         let result = (|| -> Result<()> {
-            let mut watch = daemon::connect(&socket)?.watch()?;
+            let mut watch = connect()?.watch()?;
             loop {
                 let input = match watch.next()? {
                     WatchEvent::Change(kind, info) => Input::Change(kind, info),
@@ -324,7 +320,7 @@ impl Drop for TerminalGuard {
 
 /// Everything the main thread owns.
 struct App {
-    socket: PathBuf,
+    connect: Connect,
     model: Model,
     control: Option<Client>,
     tx: Sender<Input>,
@@ -344,7 +340,7 @@ struct App {
 impl App {
     fn client(&mut self) -> Result<&mut Client> {
         if self.control.is_none() {
-            self.control = Some(daemon::connect(&self.socket)?);
+            self.control = Some((self.connect)()?);
         }
         Ok(self.control.as_mut().expect("connected above"))
     }
@@ -431,7 +427,13 @@ impl App {
                 end: end.clone(),
             },
         );
-        spawn_tail(self.socket.clone(), info.name, source, end, self.tx.clone());
+        spawn_tail(
+            self.connect.clone(),
+            info.name,
+            source,
+            end,
+            self.tx.clone(),
+        );
     }
 
     fn open_files(&mut self, files: Vec<PathBuf>) {
@@ -594,11 +596,13 @@ impl App {
     }
 }
 
-pub fn run(socket: &Path, a: ViewArgs) -> Result<ExitCode> {
+/// Runs the viewer until the user quits: over the live session list that
+/// `connect` reaches, or over `files` when some are given.
+pub fn run(connect: Connect, files: Vec<PathBuf>) -> Result<ExitCode> {
     let (tx, rx) = mpsc::channel();
-    let live = a.files.is_empty();
+    let live = files.is_empty();
     let mut app = App {
-        socket: socket.to_path_buf(),
+        connect: connect.clone(),
         model: Model::new(live),
         control: None,
         tx: tx.clone(),
@@ -612,9 +616,9 @@ pub fn run(socket: &Path, a: ViewArgs) -> Result<ExitCode> {
         // Connect before taking over the terminal, so that a missing
         // daemon is reported as every other command reports it.
         app.client()?;
-        spawn_watch(socket.to_path_buf(), tx.clone());
+        spawn_watch(connect, tx.clone());
     } else {
-        app.open_files(a.files);
+        app.open_files(files);
     }
 
     let prev_hook = std::panic::take_hook();
