@@ -9,6 +9,7 @@ use thiserror::Error;
 
 use crate::Guid;
 use crate::record::{FieldMeta, FieldType};
+use crate::shm::Span;
 
 /// One field value, borrowed from the caller (when writing) or from the
 /// record (when decoding).
@@ -100,57 +101,87 @@ impl Value<'_> {
     /// If `dst` is shorter than [`Value::encoded_len`]; callers size it first.
     #[inline(always)]
     pub fn encode(&self, dst: &mut [u8]) -> usize {
+        self.encode_at(&mut Span::new(dst), 0)
+    }
+
+    /// Writes the value into `dst` at `at` and returns the bytes written.
+    /// The provider's writer encodes into ring space through this: a
+    /// [`Span`] never becomes a reference to memory the daemon maps too.
+    ///
+    /// # Panics
+    ///
+    /// If the value would pass the end of `dst`; callers size it first.
+    /// Nothing is written past the end.
+    #[inline(always)]
+    pub fn encode_at(&self, dst: &mut Span<'_>, at: usize) -> usize {
+        // One check for the whole value, then unchecked writes inside it:
+        // every arm below writes exactly `encoded_len` bytes from `at`
+        // (`var` writes 2 + min(len, MAX_VARIABLE) bytes of a string already
+        // cut to `str_cut`, which is what `encoded_len` counts).
+        dst.check(at, self.encoded_len());
         #[inline(always)]
-        fn put<const N: usize>(dst: &mut [u8], b: [u8; N]) -> usize {
-            dst[..N].copy_from_slice(&b);
+        fn put<const N: usize>(dst: &mut Span<'_>, at: usize, b: [u8; N]) -> usize {
+            // SAFETY: [at, at + N) is the value's range, checked above.
+            unsafe { dst.put_array_unchecked(at, b) };
             N
         }
         #[inline(always)]
-        fn var(dst: &mut [u8], b: &[u8]) -> usize {
+        fn var(dst: &mut Span<'_>, at: usize, b: &[u8]) -> usize {
             let n = b.len().min(MAX_VARIABLE);
-            dst[..2].copy_from_slice(&(n as u16).to_le_bytes());
-            copy_short(&mut dst[2..2 + n], &b[..n]);
+            // SAFETY: [at, at + 2 + n) is the value's range, checked above.
+            unsafe {
+                dst.put_array_unchecked(at, (n as u16).to_le_bytes());
+                copy_short(dst, at + 2, &b[..n]);
+            }
             2 + n
         }
         match *self {
-            Value::U8(v) => put(dst, [v]),
-            Value::I8(v) => put(dst, v.to_le_bytes()),
-            Value::Bool(v) => put(dst, [v as u8]),
-            Value::U16(v) => put(dst, v.to_le_bytes()),
-            Value::I16(v) => put(dst, v.to_le_bytes()),
-            Value::U32(v) => put(dst, v.to_le_bytes()),
-            Value::I32(v) => put(dst, v.to_le_bytes()),
-            Value::U64(v) => put(dst, v.to_le_bytes()),
-            Value::I64(v) => put(dst, v.to_le_bytes()),
-            Value::F64(v) => put(dst, v.to_le_bytes()),
-            Value::Str(s) => var(dst, &s.as_bytes()[..str_cut(s)]),
-            Value::Bytes(b) => var(dst, b),
-            Value::Guid(g) => put(dst, g.0),
+            Value::U8(v) => put(dst, at, [v]),
+            Value::I8(v) => put(dst, at, v.to_le_bytes()),
+            Value::Bool(v) => put(dst, at, [v as u8]),
+            Value::U16(v) => put(dst, at, v.to_le_bytes()),
+            Value::I16(v) => put(dst, at, v.to_le_bytes()),
+            Value::U32(v) => put(dst, at, v.to_le_bytes()),
+            Value::I32(v) => put(dst, at, v.to_le_bytes()),
+            Value::U64(v) => put(dst, at, v.to_le_bytes()),
+            Value::I64(v) => put(dst, at, v.to_le_bytes()),
+            Value::F64(v) => put(dst, at, v.to_le_bytes()),
+            Value::Str(s) => var(dst, at, &s.as_bytes()[..str_cut(s)]),
+            Value::Bytes(b) => var(dst, at, b),
+            Value::Guid(g) => put(dst, at, g.0),
         }
     }
 }
 
-/// Copies `src` into `dst` (of the same length). Most strings and byte
-/// fields in events are short: 4 to 16 bytes take two overlapping loads
-/// and stores here, where a call to `memcpy` costs several times more.
+/// Copies `src` into `dst` at `at`. Most strings and byte fields in events
+/// are short: 4 to 16 bytes take two overlapping loads and stores here,
+/// where a call to `memcpy` costs several times more.
+///
+/// # Safety
+///
+/// `[at, at + src.len())` must lie inside `dst`.
 #[inline(always)]
-fn copy_short(dst: &mut [u8], src: &[u8]) {
+unsafe fn copy_short(dst: &mut Span<'_>, at: usize, src: &[u8]) {
     // Both halves are loaded as integers before either is stored, so that
     // the compiler keeps them fixed-size moves rather than merging them
     // into one variable-length copy.
     let n = src.len();
-    if (8..=16).contains(&n) && dst.len() == n {
-        let head = u64::from_ne_bytes(*src.first_chunk::<8>().unwrap_or(&[0; 8]));
-        let tail = u64::from_ne_bytes(*src.last_chunk::<8>().unwrap_or(&[0; 8]));
-        dst[n - 8..].copy_from_slice(&tail.to_ne_bytes());
-        dst[..8].copy_from_slice(&head.to_ne_bytes());
-    } else if (4..8).contains(&n) && dst.len() == n {
-        let head = u32::from_ne_bytes(*src.first_chunk::<4>().unwrap_or(&[0; 4]));
-        let tail = u32::from_ne_bytes(*src.last_chunk::<4>().unwrap_or(&[0; 4]));
-        dst[n - 4..].copy_from_slice(&tail.to_ne_bytes());
-        dst[..4].copy_from_slice(&head.to_ne_bytes());
-    } else {
-        dst.copy_from_slice(src);
+    // SAFETY: in all three branches each store lies inside [at, at + n),
+    // which the caller promises is inside `dst`.
+    unsafe {
+        if (8..=16).contains(&n) {
+            let head = *src.first_chunk::<8>().unwrap_or(&[0; 8]);
+            let tail = *src.last_chunk::<8>().unwrap_or(&[0; 8]);
+            dst.put_array_unchecked(at, head);
+            dst.put_array_unchecked(at + (n - 8), tail);
+        } else if (4..8).contains(&n) {
+            let head = *src.first_chunk::<4>().unwrap_or(&[0; 4]);
+            let tail = *src.last_chunk::<4>().unwrap_or(&[0; 4]);
+            dst.put_array_unchecked(at, head);
+            dst.put_array_unchecked(at + (n - 4), tail);
+        } else {
+            dst.put_unchecked(at, src);
+        }
     }
 }
 
@@ -395,7 +426,8 @@ mod tests {
         #[test]
         fn short_copies_copy_every_byte(src in proptest::collection::vec(any::<u8>(), 0..40)) {
             let mut dst = vec![0xA5u8; src.len()];
-            copy_short(&mut dst, &src);
+            // SAFETY: `dst` is exactly as long as `src`.
+            unsafe { copy_short(&mut Span::new(&mut dst), 0, &src) };
             prop_assert_eq!(dst, src);
         }
 

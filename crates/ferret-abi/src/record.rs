@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::Guid;
+use crate::shm::Span;
 
 /// Bytes of the header every record starts with (size and kind).
 pub const HEADER_LEN: usize = 3;
@@ -193,20 +194,44 @@ pub const fn event_header_len(ticks: Ticks, ids: &ActivityIds) -> usize {
 // inlined does the header become a few stores with the size checks folded.
 #[inline(always)]
 pub fn encode_event_header(dst: &mut [u8], size: usize, type_id: u16, ticks: Ticks) -> usize {
-    dst[0..2].copy_from_slice(&(size as u16).to_le_bytes());
-    dst[3..5].copy_from_slice(&type_id.to_le_bytes());
-    match ticks {
-        Ticks::Delta(d) => {
-            dst[2] = kind::EVENT;
-            dst[5..9].copy_from_slice(&d.to_le_bytes());
-            EVENT_HEADER_LEN
-        }
-        Ticks::Absolute(t) => {
-            dst[2] = kind::EVENT_ABS;
-            dst[5..13].copy_from_slice(&t.to_le_bytes());
-            EVENT_ABS_HEADER_LEN
+    encode_event_header_at(&mut Span::new(dst), size, type_id, ticks)
+}
+
+/// [`encode_event_header`] into a [`Span`]: how the provider's writer
+/// builds a record in ring space without a reference to shared memory.
+///
+/// # Panics
+///
+/// If `dst` is shorter than the header; nothing is written past its end.
+#[inline(always)]
+pub fn encode_event_header_at(
+    dst: &mut Span<'_>,
+    size: usize,
+    type_id: u16,
+    ticks: Ticks,
+) -> usize {
+    let len = match ticks {
+        Ticks::Delta(_) => EVENT_HEADER_LEN,
+        Ticks::Absolute(_) => EVENT_ABS_HEADER_LEN,
+    };
+    // One check for the header, then its parts unchecked.
+    dst.check(0, len);
+    // SAFETY: every store below lies inside [0, len), checked above.
+    unsafe {
+        dst.put_array_unchecked(0, (size as u16).to_le_bytes());
+        dst.put_array_unchecked(3, type_id.to_le_bytes());
+        match ticks {
+            Ticks::Delta(d) => {
+                dst.put_array_unchecked(2, [kind::EVENT]);
+                dst.put_array_unchecked(5, d.to_le_bytes());
+            }
+            Ticks::Absolute(t) => {
+                dst.put_array_unchecked(2, [kind::EVENT_ABS]);
+                dst.put_array_unchecked(5, t.to_le_bytes());
+            }
         }
     }
+    len
 }
 
 /// Type ids below this may be written as compact events ([`kind::COMPACT`]).
@@ -252,22 +277,53 @@ pub const fn compact_header_len(delta: u32) -> usize {
 /// If `dst` is shorter than the header; callers size it first.
 #[inline(always)]
 pub fn encode_compact_header(dst: &mut [u8], size: usize, type_id: u16, delta: u32) -> usize {
+    encode_compact_header_at(&mut Span::new(dst), size, type_id, delta)
+}
+
+/// [`encode_compact_header`] into a [`Span`].
+///
+/// # Panics
+///
+/// If `dst` is shorter than the header; nothing is written past its end.
+#[inline(always)]
+pub fn encode_compact_header_at(
+    dst: &mut Span<'_>,
+    size: usize,
+    type_id: u16,
+    delta: u32,
+) -> usize {
     debug_assert!(type_id < COMPACT_TYPES);
-    dst[0..2].copy_from_slice(&(size as u16).to_le_bytes());
-    dst[2] = kind::COMPACT | type_id as u8;
-    // The common case in a burst: a delta under 128 ticks, one byte.
+    // The common case in a burst: a delta under 128 ticks, one byte, and
+    // one check for the whole header.
     if delta < 0x80 {
-        dst[3] = delta as u8;
+        dst.check(0, HEADER_LEN + 1);
+        // SAFETY: the stores lie inside [0, HEADER_LEN + 1), checked above.
+        unsafe {
+            dst.put_array_unchecked(
+                0,
+                [
+                    size as u8,
+                    (size >> 8) as u8,
+                    kind::COMPACT | type_id as u8,
+                    delta as u8,
+                ],
+            );
+        }
         return HEADER_LEN + 1;
     }
+    // Checked whole first, so that a span too short for the header gets
+    // none of it.
+    dst.check(0, compact_header_len(delta));
+    dst.put_u16(0, size as u16);
+    dst.put_u8(2, kind::COMPACT | type_id as u8);
     let mut at = HEADER_LEN;
     let mut d = delta;
     while d >= 0x80 {
-        dst[at] = (d as u8) | 0x80;
+        dst.put_u8(at, (d as u8) | 0x80);
         d >>= 7;
         at += 1;
     }
-    dst[at] = d as u8;
+    dst.put_u8(at, d as u8);
     at + 1
 }
 
@@ -327,14 +383,24 @@ pub fn encode_event_header_ids(
 ///
 /// If `dst` is shorter than the header; callers size it first.
 #[inline]
-pub fn encode_activity_ids(dst: &mut [u8], mut at: usize, ids: &ActivityIds) -> usize {
-    dst[2] |= kind::ACTIVITY_BIT;
+pub fn encode_activity_ids(dst: &mut [u8], at: usize, ids: &ActivityIds) -> usize {
+    encode_activity_ids_at(&mut Span::new(dst), at, ids)
+}
+
+/// [`encode_activity_ids`] into a [`Span`].
+///
+/// # Panics
+///
+/// If `dst` is shorter than the header; nothing is written past its end.
+#[inline]
+pub fn encode_activity_ids_at(dst: &mut Span<'_>, mut at: usize, ids: &ActivityIds) -> usize {
+    dst.or_u8(2, kind::ACTIVITY_BIT);
     let activity = ids.activity.unwrap_or_default();
-    dst[at..at + ACTIVITY_ID_LEN].copy_from_slice(&activity.0);
+    dst.put_array(at, activity.0);
     at += ACTIVITY_ID_LEN;
     if let Some(related) = ids.related {
-        dst[2] |= kind::RELATED_BIT;
-        dst[at..at + ACTIVITY_ID_LEN].copy_from_slice(&related.0);
+        dst.or_u8(2, kind::RELATED_BIT);
+        dst.put_array(at, related.0);
         at += ACTIVITY_ID_LEN;
     }
     at

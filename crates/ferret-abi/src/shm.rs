@@ -12,6 +12,7 @@
 //! writes: the daemon validates every head, length and record it reads, and
 //! the provider validates the header before it uses any offset.
 
+use core::marker::PhantomData;
 use core::sync::atomic::{AtomicU32, AtomicU64};
 
 use thiserror::Error;
@@ -57,6 +58,11 @@ pub struct DaemonLine {
     /// sleep until its enable state changes instead of polling it. Added in
     /// ABI 1.2.
     pub enable_version: AtomicU32,
+    /// Reserved, zero. Spelled out as atomics, like the padding of every
+    /// layout type here, so that a Rust reference to this line covers only
+    /// memory that may change under it: the provider can write any byte of
+    /// the region.
+    pub reserved: [AtomicU32; 14],
 }
 
 /// The cache line of the header that only the provider writes.
@@ -72,10 +78,19 @@ pub struct ProviderLine {
     /// Events dropped because they were too large or did not match their
     /// declared fields.
     pub lost_invalid: AtomicU64,
+    /// Reserved, zero (atomics, as in [`DaemonLine::reserved`]).
+    pub reserved: [AtomicU64; 4],
 }
 
 /// The region header at offset 0. Every field before `daemon` is written by
 /// the daemon before it sends the region and never changes afterwards.
+///
+/// Those leading fields are plain integers, which the provider could
+/// overwrite at any moment, so no process forms a Rust reference to a
+/// `RegionHeader` in shared memory: the daemon writes it once with
+/// `ptr::write` before the provider has the memfd, the provider copies it
+/// out with one volatile read and checks the copy, and both reach the two
+/// live lines (atomics only) through raw field pointers.
 #[repr(C)]
 #[derive(Debug)]
 pub struct RegionHeader {
@@ -143,6 +158,8 @@ pub struct EnableSlot {
     pub levels: [AtomicU64; 5],
     /// How long a writer may wait for ring space, in microseconds (0: no wait).
     pub no_loss_wait_us: AtomicU64,
+    /// Reserved, zero (atomics, as in [`DaemonLine::reserved`]).
+    pub reserved: [AtomicU64; 2],
 }
 
 /// The longest no-loss wait the daemon publishes, in microseconds (60 s):
@@ -155,7 +172,7 @@ pub const MAX_NO_LOSS_WAIT_US: u64 = 60_000_000;
 pub struct RingDesc {
     /// Producer line: bytes committed, ever (the write position is `head % capacity`).
     pub head: AtomicU64,
-    _p0: [u64; 7],
+    _p0: [AtomicU64; 7],
     /// Consumer line: bytes the daemon has consumed, ever.
     pub tail: AtomicU64,
     /// Consumer line (since ABI 1.3): the ring's time base at `tail`, the
@@ -173,18 +190,231 @@ pub struct RingDesc {
     pub keep_ticks: AtomicU64,
     /// The thread that wrote the record at `keep_from`.
     pub keep_tid: AtomicU64,
-    _p1: [u64; 3],
+    _p1: [AtomicU64; 3],
     /// Ownership: [`RING_FREE`], [`RING_OWNED`] or [`RING_RELEASED`].
     pub state: AtomicU32,
     /// The owning thread's id (for display only).
     pub tid: AtomicU32,
+    _p2: [AtomicU32; 14],
 }
 
 const _: () = assert!(core::mem::size_of::<RingDesc>() == RING_DESC_BYTES);
 const _: () = assert!(core::mem::size_of::<EnableSlot>() == SLOT_BYTES);
 const _: () = assert!(core::mem::size_of::<RegionHeader>() <= HEADER_BYTES);
+const _: () = assert!(core::mem::size_of::<DaemonLine>() == 64);
+const _: () = assert!(core::mem::size_of::<ProviderLine>() == 64);
 const _: () = assert!(core::mem::offset_of!(RegionHeader, daemon) == 128);
 const _: () = assert!(core::mem::offset_of!(RegionHeader, provider) == 192);
+
+/// Bytes an encoder may write but must not treat as Rust-owned memory: a
+/// record being built in a ring that the daemon maps too, or an ordinary
+/// buffer.
+///
+/// A `&mut [u8]` over ring space would promise the compiler that no one
+/// else reads or writes those bytes while it lives, which a daemon that
+/// broke the ABI could falsify; a `Span` is a pointer and a length, and
+/// writes go through `ptr::copy_nonoverlapping` and `write_unaligned`, so
+/// encoders never form a reference to shared memory. Every write is
+/// checked against the length and panics when it would pass the end, as
+/// slice indexing does: callers size the span first, so the check is a
+/// compare and a predicted branch, and no write past the end ever happens.
+///
+/// ```
+/// use ferret_abi::shm::Span;
+///
+/// let mut buf = [0u8; 6];
+/// let mut span = Span::new(&mut buf);
+/// span.put(0, &[1, 2]);
+/// span.put_u32(2, 0x0605_0403);
+/// assert_eq!(buf, [1, 2, 3, 4, 5, 6]);
+/// ```
+#[derive(Debug)]
+pub struct Span<'a> {
+    ptr: *mut u8,
+    len: usize,
+    _bytes: PhantomData<&'a mut [u8]>,
+}
+
+impl<'a> Span<'a> {
+    /// A span over an ordinary buffer.
+    #[inline(always)]
+    pub fn new(bytes: &'a mut [u8]) -> Span<'a> {
+        Span {
+            ptr: bytes.as_mut_ptr(),
+            len: bytes.len(),
+            _bytes: PhantomData,
+        }
+    }
+
+    /// A span over `len` bytes at `ptr`.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must be valid for writes of `len` bytes for `'a`, and no Rust
+    /// reference may cover those bytes while the span lives. Another
+    /// process may write them at the same time: the span only ever writes
+    /// them (and reads back bytes it wrote itself), so such a write can
+    /// garble only the bytes themselves.
+    #[inline(always)]
+    pub unsafe fn from_raw(ptr: *mut u8, len: usize) -> Span<'a> {
+        Span {
+            ptr,
+            len,
+            _bytes: PhantomData,
+        }
+    }
+
+    /// Bytes in the span.
+    #[inline(always)]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True if the span holds no bytes.
+    #[inline(always)]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The bytes from `at` to the end, as a span of their own.
+    ///
+    /// # Panics
+    ///
+    /// If `at` is past the end.
+    #[inline(always)]
+    pub fn rest(&mut self, at: usize) -> Span<'_> {
+        assert!(at <= self.len, "span offset past the end");
+        Span {
+            // SAFETY: at <= len, so the pointer stays inside (or one past) the span.
+            ptr: unsafe { self.ptr.add(at) },
+            len: self.len - at,
+            _bytes: PhantomData,
+        }
+    }
+
+    /// Writes `bytes` at `at`.
+    ///
+    /// # Panics
+    ///
+    /// If they would pass the end; nothing is written then.
+    #[inline(always)]
+    pub fn put(&mut self, at: usize, bytes: &[u8]) {
+        self.check(at, bytes.len());
+        // SAFETY: [at, at + len) is inside the span (checked), which the
+        // constructor made valid for writes; `bytes` is Rust memory, which
+        // cannot overlap bytes no reference covers.
+        unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), self.ptr.add(at), bytes.len()) }
+    }
+
+    /// Writes the `N` bytes of `bytes` at `at`, as one store where the
+    /// compiler can.
+    ///
+    /// # Panics
+    ///
+    /// If they would pass the end; nothing is written then.
+    #[inline(always)]
+    pub fn put_array<const N: usize>(&mut self, at: usize, bytes: [u8; N]) {
+        self.check(at, N);
+        // SAFETY: as in `put`; an unaligned write of an array of bytes.
+        unsafe { self.ptr.add(at).cast::<[u8; N]>().write_unaligned(bytes) }
+    }
+
+    /// Writes one byte at `at`.
+    ///
+    /// # Panics
+    ///
+    /// If `at` is past the end.
+    #[inline(always)]
+    pub fn put_u8(&mut self, at: usize, v: u8) {
+        self.put_array(at, [v]);
+    }
+
+    /// Writes `v`, little-endian, at `at`.
+    ///
+    /// # Panics
+    ///
+    /// If it would pass the end.
+    #[inline(always)]
+    pub fn put_u16(&mut self, at: usize, v: u16) {
+        self.put_array(at, v.to_le_bytes());
+    }
+
+    /// Writes `v`, little-endian, at `at`.
+    ///
+    /// # Panics
+    ///
+    /// If it would pass the end.
+    #[inline(always)]
+    pub fn put_u32(&mut self, at: usize, v: u32) {
+        self.put_array(at, v.to_le_bytes());
+    }
+
+    /// Writes `v`, little-endian, at `at`.
+    ///
+    /// # Panics
+    ///
+    /// If it would pass the end.
+    #[inline(always)]
+    pub fn put_u64(&mut self, at: usize, v: u64) {
+        self.put_array(at, v.to_le_bytes());
+    }
+
+    /// Sets the bits of `bits` in the byte at `at`, which this span wrote
+    /// before. The byte is read back through the pointer, never through a
+    /// reference: in shared memory a peer that broke the ABI may have
+    /// changed it, which garbles only this byte.
+    ///
+    /// # Panics
+    ///
+    /// If `at` is past the end.
+    #[inline(always)]
+    pub fn or_u8(&mut self, at: usize, bits: u8) {
+        self.check(at, 1);
+        // SAFETY: `at` is inside the span (checked); any bits are a valid u8.
+        unsafe {
+            let p = self.ptr.add(at);
+            p.write(p.read() | bits);
+        }
+    }
+
+    /// Panics unless `n` bytes from `at` lie inside the span. The
+    /// encoders of this crate check a whole field or header once with it
+    /// and then write its parts unchecked, which keeps the event path to
+    /// one compare per field.
+    #[inline(always)]
+    pub(crate) fn check(&self, at: usize, n: usize) {
+        // Written so that neither side can overflow: `at <= len` first,
+        // then the room after it.
+        assert!(
+            at <= self.len && n <= self.len - at,
+            "write past the end of a span"
+        );
+    }
+
+    /// Writes `bytes` at `at` without a check.
+    ///
+    /// # Safety
+    ///
+    /// `[at, at + bytes.len())` must lie inside the span (see `check`).
+    #[inline(always)]
+    pub(crate) unsafe fn put_unchecked(&mut self, at: usize, bytes: &[u8]) {
+        debug_assert!(at <= self.len && bytes.len() <= self.len - at);
+        // SAFETY: the range is inside the span (the caller's promise).
+        unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), self.ptr.add(at), bytes.len()) }
+    }
+
+    /// Writes the `N` bytes of `bytes` at `at` without a check.
+    ///
+    /// # Safety
+    ///
+    /// `[at, at + N)` must lie inside the span (see `check`).
+    #[inline(always)]
+    pub(crate) unsafe fn put_array_unchecked<const N: usize>(&mut self, at: usize, bytes: [u8; N]) {
+        debug_assert!(at <= self.len && N <= self.len - at);
+        // SAFETY: the range is inside the span (the caller's promise).
+        unsafe { self.ptr.add(at).cast::<[u8; N]>().write_unaligned(bytes) }
+    }
+}
 
 /// The sizes a region is built from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -382,12 +612,14 @@ impl RegionLayout {
             daemon: DaemonLine {
                 drain_sleeping: AtomicU32::new(0),
                 enable_version: AtomicU32::new(0),
+                reserved: [const { AtomicU32::new(0) }; 14],
             },
             provider: ProviderLine {
                 meta_head: AtomicU64::new(0),
                 lost_no_ring: AtomicU64::new(0),
                 lost_no_metadata: AtomicU64::new(0),
                 lost_invalid: AtomicU64::new(0),
+                reserved: [const { AtomicU64::new(0) }; 4],
             },
         }
     }
@@ -442,6 +674,126 @@ mod tests {
         let mut bad = l.header(CLOCK_TSC, 42);
         bad.ring_offset += 8;
         assert!(RegionLayout::from_header(&bad, l.region_size).is_err());
+    }
+
+    /// Implemented only by atomics (and arrays of them): a field of this
+    /// trait may change under a Rust reference without breaking its rules.
+    trait Atomic {}
+    impl Atomic for AtomicU32 {}
+    impl Atomic for AtomicU64 {}
+    impl<T: Atomic, const N: usize> Atomic for [T; N] {}
+
+    fn atomic_bytes<T: Atomic>(_: &T) -> usize {
+        core::mem::size_of::<T>()
+    }
+
+    /// The bytes of `$v` that its fields, each required to be atomic, cover.
+    macro_rules! atomic_fields {
+        ($v:expr, $($f:ident),+) => { 0 $(+ atomic_bytes(&$v.$f))+ };
+    }
+
+    #[test]
+    fn every_byte_the_daemon_and_providers_reference_is_an_atomic() {
+        // Both processes hold Rust references to these types in shared
+        // memory, which the other process may write anywhere: that is sound
+        // only if every byte, padding included, is inside an atomic. The
+        // field list fails to compile if a field is not atomic, and the sum
+        // falls short of the size if padding is left implicit.
+        let h = RegionLayout::new(RegionParams::default())
+            .unwrap()
+            .header(CLOCK_TSC, 1);
+        assert_eq!(
+            atomic_fields!(h.daemon, drain_sleeping, enable_version, reserved),
+            core::mem::size_of::<DaemonLine>()
+        );
+        assert_eq!(
+            atomic_fields!(
+                h.provider,
+                meta_head,
+                lost_no_ring,
+                lost_no_metadata,
+                lost_invalid,
+                reserved
+            ),
+            core::mem::size_of::<ProviderLine>()
+        );
+        // SAFETY: all-zero bytes are valid atomics.
+        let slot: EnableSlot = unsafe { core::mem::zeroed() };
+        assert_eq!(
+            atomic_fields!(slot, levels, no_loss_wait_us, reserved),
+            SLOT_BYTES
+        );
+        // SAFETY: as above.
+        let desc: RingDesc = unsafe { core::mem::zeroed() };
+        assert_eq!(
+            atomic_fields!(
+                desc, head, _p0, tail, tail_ticks, keep_from, keep_ticks, keep_tid, _p1, state,
+                tid, _p2
+            ),
+            RING_DESC_BYTES
+        );
+    }
+
+    #[test]
+    fn a_span_writes_inside_and_refuses_past_its_end() {
+        let mut buf = [0xA5u8; 12];
+        {
+            // A span over the middle eight bytes: the guards either side
+            // show that no write lands outside it.
+            let mut span = Span::new(&mut buf[2..10]);
+            assert_eq!(span.len(), 8);
+            span.put_u64(0, 0x0807_0605_0403_0201);
+            span.put_u8(7, 0x10);
+            span.or_u8(7, 0x01);
+            let mut rest = span.rest(6);
+            assert_eq!(rest.len(), 2);
+            rest.put_u16(0, 0xBBAA);
+            assert!(span.rest(8).is_empty());
+        }
+        assert_eq!(buf, [0xA5, 0xA5, 1, 2, 3, 4, 5, 6, 0xAA, 0xBB, 0xA5, 0xA5]);
+        let refused = |f: &dyn Fn(&mut Span<'_>)| {
+            let mut buf = [0u8; 8];
+            let mut span = Span::new(&mut buf[..4]);
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut span)));
+            assert!(r.is_err(), "a write past the end must panic");
+            assert_eq!(buf, [0; 8], "and write nothing");
+        };
+        refused(&|s| s.put(1, &[1, 2, 3, 4]));
+        refused(&|s| s.put(usize::MAX, &[1]));
+        refused(&|s| s.put_u32(1, 7));
+        refused(&|s| s.put_u64(0, 7));
+        refused(&|s| s.put_u8(4, 7));
+        refused(&|s| s.or_u8(4, 7));
+        refused(&|s| {
+            s.rest(5);
+        });
+        refused(&|s| s.rest(2).put_u32(0, 7));
+        // The encoders check a whole field or header once and write its
+        // parts unchecked: one a byte too long for its span is refused
+        // before any of it is written.
+        refused(&|s| {
+            crate::Value::Str("abc").encode_at(s, 0);
+        });
+        refused(&|s| {
+            crate::Value::U32(7).encode_at(s, 1);
+        });
+        refused(&|s| {
+            crate::Value::Bytes(&[1; 12]).encode_at(s, 0);
+        });
+        refused(&|s| {
+            crate::record::encode_event_header_at(s, 9, 1, crate::record::Ticks::Delta(0));
+        });
+        refused(&|s| {
+            crate::record::encode_compact_header_at(&mut s.rest(1), 4, 1, 5);
+        });
+        refused(&|s| {
+            crate::record::encode_compact_header_at(s, 6, 1, 20_000);
+        });
+        // Empty writes at the end are in bounds.
+        let mut buf = [0u8; 4];
+        let mut span = Span::new(&mut buf);
+        span.put(4, &[]);
+        span.put_array::<0>(4, []);
     }
 
     #[test]

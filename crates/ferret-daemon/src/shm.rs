@@ -7,7 +7,9 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use ferret_abi::shm::{RegionHeader, RegionLayout, RegionParams, RingDesc};
+use ferret_abi::shm::{
+    DaemonLine, ProviderLine, RegionHeader, RegionLayout, RegionParams, RingDesc,
+};
 use ferret_session::RegionId;
 use rustix::fs::{MemfdFlags, SealFlags};
 use rustix::mm::{MapFlags, ProtFlags};
@@ -28,7 +30,8 @@ pub(crate) struct ShmRegion {
 }
 
 // SAFETY: the mapping is only accessed through atomics or copied out byte
-// by byte; the pointer itself never changes after creation.
+// by byte (no Rust reference covers bytes that are not atomics); the
+// pointer itself never changes after creation.
 unsafe impl Send for ShmRegion {}
 // SAFETY: as above.
 unsafe impl Sync for ShmRegion {}
@@ -122,10 +125,23 @@ impl ShmRegion {
         unsafe { self.base.as_ptr().add(offset as usize) }
     }
 
-    pub(crate) fn header(&self) -> &RegionHeader {
-        // SAFETY: the header is at offset 0 of a mapping larger than it; its
-        // fields are integers and atomics, valid for any bits a provider writes.
-        unsafe { &*self.base.as_ptr().cast::<RegionHeader>() }
+    /// The two live lines of the region's header. Not a `&RegionHeader`:
+    /// the header's other fields are plain integers the provider could
+    /// overwrite, and a Rust reference would promise that they do not
+    /// change. The lines are atomics only, so references to them are sound.
+    pub(crate) fn header(&self) -> HeaderLines<'_> {
+        let h = self.base.as_ptr().cast::<RegionHeader>();
+        // SAFETY: the header is at offset 0 of a mapping larger than it, so
+        // both field pointers are in bounds and aligned (RegionHeader's
+        // layout is fixed by repr(C) and asserted in ferret-abi); the lines
+        // are atomics only, valid for any bits a provider writes, and live
+        // as long as the mapping, which outlives `&self`.
+        unsafe {
+            HeaderLines {
+                daemon: &*std::ptr::addr_of!((*h).daemon),
+                provider: &*std::ptr::addr_of!((*h).provider),
+            }
+        }
     }
 
     /// Publishes the enable words of provider slot `slot`, and how long its
@@ -169,7 +185,8 @@ impl ShmRegion {
     /// Ring descriptor `i`.
     pub(crate) fn ring(&self, i: usize) -> &RingDesc {
         // SAFETY: i < ring_count from the daemon's layout; RingDesc is atomics
-        // and padding, 64-aligned like its offset.
+        // only, its padding included, so the provider's writes to any of its
+        // bytes are writes to atomics; 64-aligned like its offset.
         unsafe { &*self.at(self.layout.ring_desc_at(i)).cast::<RingDesc>() }
     }
 
@@ -190,6 +207,16 @@ impl ShmRegion {
             _region: std::marker::PhantomData,
         }
     }
+}
+
+/// The atomic lines of a region's header, which is all the daemon reads of
+/// it after creating it (its own `layout` holds the rest).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HeaderLines<'a> {
+    /// Written by the daemon.
+    pub(crate) daemon: &'a DaemonLine,
+    /// Written by the provider.
+    pub(crate) provider: &'a ProviderLine,
 }
 
 /// Maps the first `len` bytes of `memfd` shared and writable. The caller

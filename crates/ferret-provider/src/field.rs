@@ -8,6 +8,7 @@
 //! a program's own types become fields by naming the wire value they carry.
 
 use ferret_abi::record::FieldType;
+use ferret_abi::shm::Span;
 use ferret_abi::{Guid, Value};
 
 mod sealed {
@@ -196,9 +197,10 @@ pub trait FieldTuple {
     const SIGNATURE: u64;
     /// The payload's encoded length.
     fn encoded_len(&self) -> usize;
-    /// Writes the payload (exactly [`FieldTuple::encoded_len`] bytes) at the
-    /// start of `dst`, each field by the code for its type.
-    fn encode(&self, dst: &mut [u8]);
+    /// Writes the payload (exactly [`FieldTuple::encoded_len`] bytes) into
+    /// `dst` from `at`, each field by the code for its type. `dst` is ring
+    /// space the daemon maps too, so it is a [`Span`], never a `&mut [u8]`.
+    fn encode(&self, dst: &mut Span<'_>, at: usize);
 }
 
 /// A non-zero number naming a list of field types: exact for up to 14
@@ -237,7 +239,7 @@ impl FieldTuple for () {
         0
     }
     #[inline(always)]
-    fn encode(&self, _: &mut [u8]) {}
+    fn encode(&self, _: &mut Span<'_>, _: usize) {}
 }
 
 macro_rules! tuples {
@@ -253,9 +255,9 @@ macro_rules! tuples {
                 0 $(+ self.$i.wire().value().encoded_len())+
             }
             #[inline(always)]
-            fn encode(&self, dst: &mut [u8]) {
-                let mut off = 0;
-                $(off += self.$i.wire().value().encode(&mut dst[off..]);)+
+            fn encode(&self, dst: &mut Span<'_>, at: usize) {
+                let mut off = at;
+                $(off += self.$i.wire().value().encode_at(dst, off);)+
                 let _ = off;
             }
         }
@@ -331,7 +333,7 @@ mod tests {
         // The values as a provider writes them: encoded by the tuple, then
         // read back as the declared types.
         let mut payload = vec![0u8; t.encoded_len()];
-        t.encode(&mut payload);
+        t.encode(&mut Span::new(&mut payload), 0);
         let fields: Vec<_> = <(&u16, &String, &&[u8], &Guid, &isize)>::TYPES
             .iter()
             .map(|&ty| ferret_abi::record::FieldMeta {

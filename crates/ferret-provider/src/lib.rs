@@ -822,8 +822,8 @@ pub mod __private {
         }
 
         #[inline(always)]
-        fn encode(&self, dst: &mut [u8]) {
-            self.0.encode(dst);
+        fn encode(&self, dst: &mut ferret_abi::shm::Span<'_>, at: usize) {
+            self.0.encode(dst, at);
         }
     }
 }

@@ -94,6 +94,7 @@ pub(crate) struct ProviderInner {
 pub(crate) static DISABLED_SLOT: EnableSlot = EnableSlot {
     levels: [const { AtomicU64::new(0) }; 5],
     no_loss_wait_us: AtomicU64::new(0),
+    reserved: [const { AtomicU64::new(0) }; 2],
 };
 
 #[derive(Debug, Default)]

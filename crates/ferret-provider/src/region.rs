@@ -418,9 +418,9 @@ impl Drop for Region {
 }
 
 /// A ring descriptor in the region, by raw pointer. The daemon writes its
-/// consumer line, and the descriptor's padding is plain memory, so no
-/// reference to the whole descriptor is made: each word is reached as the
-/// atomic it is, which costs the same as a field of a reference.
+/// consumer line; each word is reached as the atomic it is, which costs the
+/// same as a field of a reference, so the provider needs no reference to
+/// the whole descriptor.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct DescPtr(NonNull<RingDesc>);
 

@@ -21,6 +21,7 @@ use ferret_abi::record::{
     self, ACTIVITY_ID_LEN, ActivityIds, COMPACT_TYPES, EVENT_ABS_HEADER_LEN, EVENT_HEADER_LEN,
     MAX_RECORD, Ticks,
 };
+use ferret_abi::shm::Span;
 
 use crate::Described;
 use crate::clock;
@@ -45,8 +46,8 @@ pub(crate) trait Payload {
     /// The encoded length; `None` if the values do not match the event's
     /// declared fields, which would make the record undecodable.
     fn encoded_len(&self) -> Option<usize>;
-    /// Writes exactly [`Payload::encoded_len`] bytes at the start of `dst`.
-    fn encode(&self, dst: &mut [u8]);
+    /// Writes exactly [`Payload::encoded_len`] bytes into `dst` from `at`.
+    fn encode(&self, dst: &mut Span<'_>, at: usize);
 }
 
 /// Values given as a slice, with the field types they must have.
@@ -83,10 +84,10 @@ impl Payload for Checked<'_, '_> {
     }
 
     #[inline]
-    fn encode(&self, dst: &mut [u8]) {
-        let mut off = 0;
+    fn encode(&self, dst: &mut Span<'_>, at: usize) {
+        let mut off = at;
         for v in self.values {
-            off += v.encode(&mut dst[off..]);
+            off += v.encode_at(dst, off);
         }
     }
 }
@@ -295,22 +296,25 @@ impl ThreadWriter {
         // are this thread's alone until the head store below publishes
         // them: no other thread writes this ring, and the ABI lets the
         // daemon read only below the published head and write no ring
-        // data. The encoders only write through the slice, never read it
-        // back, so a daemon that broke the ABI could garble only the record
-        // it then reads, not this process.
-        let dst = unsafe { std::slice::from_raw_parts_mut(data.add(at), size) };
+        // data. Still, the daemon maps these bytes, so they are never made
+        // a `&mut [u8]` (which would promise the compiler that nobody else
+        // touches them): the encoders write through a `Span`, by pointer,
+        // and read back only a kind byte they wrote, so a daemon that broke
+        // the ABI could garble only the record it then reads, not this
+        // process.
+        let mut dst = unsafe { Span::from_raw(data.add(at), size) };
         let off = match compact {
-            Some(d) => record::encode_compact_header(dst, size, type_id, d),
+            Some(d) => record::encode_compact_header_at(&mut dst, size, type_id, d),
             None => {
-                let off = record::encode_event_header(dst, size, type_id, ticks);
+                let off = record::encode_event_header_at(&mut dst, size, type_id, ticks);
                 if id_count != 0 {
-                    record::encode_activity_ids(dst, off, ids)
+                    record::encode_activity_ids_at(&mut dst, off, ids)
                 } else {
                     off
                 }
             }
         };
-        values.encode(&mut dst[off..]);
+        values.encode(&mut dst, off);
         ring.head += size64;
         ring.last_ticks = now;
         ring.desc().head().store(ring.head, Ordering::Release);
