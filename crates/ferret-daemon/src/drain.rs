@@ -959,6 +959,11 @@ impl Drain {
     /// narrowed session may get events its new filter no longer takes, never
     /// fewer than its old one did.
     fn new_routes(&mut self, routes: Arc<RouteTable>) {
+        // Drops counted so far happened under the routes in force (or an
+        // earlier change still held, which they include): they are charged
+        // now, before a widening could charge them to a session that did
+        // not yet enable their provider.
+        self.charge_drops();
         let mut narrowed: Vec<SessionKey> = Vec::new();
         let mut regions: Vec<RegionId> = Vec::new();
         for r in &self.regions {
@@ -1009,11 +1014,17 @@ impl Drain {
     fn apply(&mut self, action: Hold) {
         match action {
             Hold::CloseRegion(id) => {
+                // The process is gone: what its counters say it dropped is
+                // final, and goes to the sessions that took from it.
+                self.charge_drops();
                 self.charge_unconsumed(id);
                 self.record_end(id);
                 self.regions.retain(|r| r.shm.id != id);
             }
             Hold::Routes(target) => {
+                // Drops counted until now go to the routes about to be
+                // retired, which still include the narrowed sessions.
+                self.charge_drops();
                 // The routes in force become these, with those of every
                 // route change still held (they are still to be retired).
                 let previous = self.routes.clone();
@@ -1131,6 +1142,10 @@ impl Drain {
     /// Ends session `i`: its consumers get the end of the stream, the last
     /// buffer and the trailer go to the writer.
     fn finish(&mut self, i: usize) {
+        // Drops counted while the session may still have been routed are
+        // charged before it leaves, so that they reach its log and trailer
+        // rather than only the sessions that stay.
+        self.charge_drops();
         let mut s = self.sessions.swap_remove(i);
         let key = s.key;
         for m in s.marks.iter().chain(s.in_flight.iter().flatten()) {
@@ -1174,6 +1189,31 @@ impl Drain {
             key,
             seq: trailer_seq,
         });
+    }
+
+    /// Reads every region's drop counters now and charges what they added
+    /// since the last reading to the sessions of the routes in force. It is
+    /// called right before the routes or the session list change, so that a
+    /// drop is charged by the routes of its time as closely as the drain
+    /// can know it (see docs/RELIABILITY.md, "Promises: no silent loss").
+    fn charge_drops(&mut self) {
+        let Drain {
+            regions,
+            sessions,
+            routes,
+            writer,
+            epoch,
+            ..
+        } = self;
+        for region in regions.iter_mut() {
+            // The listeners are indexes into the session list, which may
+            // have changed since the last pass.
+            if region.listeners_epoch != *epoch {
+                region.listeners = listeners_of(region.shm.id, routes, sessions);
+                region.listeners_epoch = *epoch;
+            }
+            check_lost(region, sessions, routes, writer);
+        }
     }
 
     /// The rings that a thread owns in every region from which session
@@ -2225,5 +2265,179 @@ fn charge_region(
             };
             s.lost(lost, None, writer);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferret_abi::proto::{FileMode, ProviderSpec, StartRequest};
+    use ferret_abi::{EnableFilter, Guid, Level};
+    use ferret_session::{ProviderEntry, Registry, SessionTable};
+
+    /// A drain with one provider process (region 1, provider "P" in slot 0)
+    /// and what it sends to the writer.
+    struct Rig {
+        drain: Drain,
+        sessions: SessionTable,
+        registry: Registry,
+        region: Arc<ShmRegion>,
+        epoch: u64,
+        _cmds: Sender<DrainCmd>,
+        _writes: Receiver<WriteCmd>,
+        _returned: Sender<(SessionKey, BufferBuilder)>,
+    }
+
+    impl Rig {
+        fn new() -> Rig {
+            let (cmds_tx, cmds) = crossbeam_channel::unbounded();
+            let (writer, writes) = crossbeam_channel::unbounded();
+            let (returned_tx, returned) = crossbeam_channel::unbounded();
+            let wake = Arc::new(
+                rustix::event::eventfd(0, rustix::event::EventfdFlags::CLOEXEC).expect("eventfd"),
+            );
+            let clock = Clock::detect();
+            let params = ferret_abi::shm::RegionParams {
+                ring_count: 2,
+                ring_capacity: 64 << 10,
+                meta_capacity: 64 << 10,
+            };
+            let region =
+                Arc::new(ShmRegion::create(RegionId(1), 4242, params, clock.kind).expect("region"));
+            let mut drain = Drain::new(cmds, wake, writer, returned, clock);
+            drain.command(DrainCmd::AddRegion {
+                region: region.clone(),
+                process: "app".into(),
+            });
+            let mut registry = Registry::default();
+            let entry = ProviderEntry {
+                name: "P".into(),
+                guid: Guid::from_name("P"),
+                pid: 4242,
+                process: "app".into(),
+            };
+            registry.register(RegionId(1), 0, entry).expect("register");
+            Rig {
+                drain,
+                sessions: SessionTable::new(16),
+                registry,
+                region,
+                epoch: 1,
+                _cmds: cmds_tx,
+                _writes: writes,
+                _returned: returned_tx,
+            }
+        }
+
+        /// Starts a session on "P" as the control thread does: the session,
+        /// then the routes that include it. Returns its key.
+        fn start(&mut self, name: &str) -> SessionKey {
+            let req = StartRequest {
+                name: name.into(),
+                providers: vec![ProviderSpec {
+                    name: "P".into(),
+                    filter: EnableFilter::level(Level::Verbose),
+                }],
+                log_file: String::new(),
+                buffer_kib: 64,
+                max_buffers: 4,
+                flush_timer_ms: 0,
+                min_buffers: 1,
+                file_mode: FileMode::None,
+                max_file_bytes: 0,
+                realtime: true,
+                controller: String::new(),
+                no_loss: false,
+                no_loss_wait_ms: 0,
+            };
+            let s = self
+                .sessions
+                .insert(&req, 0, "monotonic", 0, 1)
+                .expect("insert");
+            let (key, counters) = (s.key, s.counters.clone());
+            self.drain.command(DrainCmd::AddSession(SessionSetup {
+                key,
+                buffer_size: 64 << 10,
+                max_buffers: 4,
+                flush_timer: None,
+                counters,
+                min_buffers: 1,
+                writes_file: false,
+                realtime_only: false,
+                describe_every: None,
+                first_seq: 0,
+                no_loss: false,
+            }));
+            self.publish();
+            key
+        }
+
+        /// Stops a session as the control thread does: the stop, then the
+        /// routes without it.
+        fn stop(&mut self, key: SessionKey) {
+            self.drain.command(DrainCmd::Stop { key });
+            self.sessions.by_key_mut(key).expect("session").state =
+                ferret_abi::proto::SessionState::Stopping;
+            self.publish();
+        }
+
+        fn publish(&mut self) {
+            self.epoch += 1;
+            let table = RouteTable::build(self.epoch, &self.sessions, &self.registry);
+            self.drain.command(DrainCmd::Routes(Arc::new(table)));
+        }
+
+        /// Passes until no command is held and no session is finishing.
+        fn settle(&mut self) {
+            for _ in 0..100 {
+                self.drain.pass(true);
+                self.drain.apply_held();
+                self.drain.finish_stops();
+                if self.drain.held.is_empty() && self.drain.finishing.is_empty() {
+                    return;
+                }
+            }
+            panic!("the drain did not settle");
+        }
+
+        fn ring_full(&self, key: SessionKey) -> u64 {
+            match self.drain.sessions.iter().find(|s| s.key == key) {
+                Some(s) => s.lost_ring_full,
+                None => panic!("session {key:?} is gone"),
+            }
+        }
+    }
+
+    #[test]
+    fn drops_are_charged_to_the_routes_in_force_when_they_were_counted() {
+        let mut rig = Rig::new();
+        let a = rig.start("a");
+        rig.settle();
+        // Drops while only A enables the provider, not yet read when B's
+        // start reaches the drain (B's session and its widening routes
+        // arrive between two passes).
+        rig.region.add_lost(0, 5);
+        let b = rig.start("b");
+        rig.settle();
+        assert_eq!(rig.ring_full(a), 5);
+        assert_eq!(
+            rig.ring_full(b),
+            0,
+            "B was charged drops from before it started"
+        );
+        // Drops while both enable it go to both.
+        rig.region.add_lost(0, 7);
+        rig.settle();
+        assert_eq!((rig.ring_full(a), rig.ring_full(b)), (12, 7));
+        // Drops counted while A is stopping are A's as well as B's; once A
+        // has gone, they are B's alone.
+        rig.region.add_lost(0, 2);
+        let counters = rig.sessions.by_key(a).expect("a").counters.clone();
+        rig.stop(a);
+        rig.settle();
+        assert_eq!(counters.lost_ring_full.load(Ordering::Relaxed), 14);
+        rig.region.add_lost(0, 3);
+        rig.settle();
+        assert_eq!(rig.ring_full(b), 12);
     }
 }

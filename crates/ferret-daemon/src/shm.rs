@@ -166,6 +166,15 @@ impl ShmRegion {
         unsafe { &*p.cast::<AtomicU64>() }.load(Ordering::Relaxed)
     }
 
+    /// Adds `n` to provider slot `slot`'s lost counter, as a provider that
+    /// dropped events does.
+    #[cfg(test)]
+    pub(crate) fn add_lost(&self, slot: u32, n: u64) {
+        let p = self.at(self.layout.lost_counter_offset(slot as usize));
+        // SAFETY: inside the lost-counter array, 8-aligned, any bits valid.
+        unsafe { &*p.cast::<AtomicU64>() }.fetch_add(n, Ordering::Relaxed);
+    }
+
     /// Ring descriptor `i`.
     pub(crate) fn ring(&self, i: usize) -> &RingDesc {
         // SAFETY: i < ring_count from the daemon's layout; RingDesc is atomics
