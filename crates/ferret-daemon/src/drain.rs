@@ -294,7 +294,10 @@ struct DrainSession {
     chain: Option<(RegionId, usize, u64)>,
     described_types: HashSet<(RegionId, u16)>,
     described_providers: HashSet<(RegionId, u32)>,
-    described_processes: HashSet<u32>,
+    /// The regions whose PROCESS record the stream has, by region rather
+    /// than pid: a pid the kernel reused, or one shared by processes in
+    /// other PID namespaces, is another process with another name.
+    described_processes: HashSet<RegionId>,
     /// Events and losses, counted here and published once per pass (the
     /// drain is the only thread that writes these counters).
     events: u64,
@@ -2121,19 +2124,20 @@ fn describe_provider(
 /// Writes the PROCESS record for a region's process if the session's file
 /// lacks it. False if it could not be stored.
 fn describe_process(s: &mut DrainSession, region: &DrainRegion, writer: &Sender<WriteCmd>) -> bool {
-    let pid = region.shm.pid;
-    if s.described_processes.contains(&pid) {
+    let id = region.shm.id;
+    if s.described_processes.contains(&id) {
         return true;
     }
     let meta = ProcessMeta {
-        pid,
+        pid: region.shm.pid,
         name: region.process.clone(),
+        source: Some(id.0 as u32),
     };
     let mut bytes = Vec::new();
     if record::encode_process(&meta, &mut bytes).is_err() || !s.push_record(&bytes, writer) {
         return false;
     }
-    s.described_processes.insert(pid);
+    s.described_processes.insert(id);
     true
 }
 
@@ -2406,6 +2410,50 @@ mod tests {
                 None => panic!("session {key:?} is gone"),
             }
         }
+    }
+
+    #[test]
+    fn two_processes_with_one_pid_are_each_described_with_their_own_name() {
+        // Providers outside a daemon's PID namespace all have pid 0, and the
+        // kernel reuses pids: a session's stream needs a PROCESS record per
+        // region, not per pid.
+        let mut rig = Rig::new();
+        let a = rig.start("a");
+        rig.settle();
+        let params = rig.region.layout.params;
+        let other =
+            Arc::new(ShmRegion::create(RegionId(2), 4242, params, rig.drain.clock.kind).unwrap());
+        rig.drain.command(DrainCmd::AddRegion {
+            region: other,
+            process: "other".into(),
+        });
+        let i = rig.drain.session_index(a).unwrap();
+        let Drain {
+            sessions,
+            regions,
+            writer,
+            ..
+        } = &mut rig.drain;
+        for region in regions.iter() {
+            assert!(describe_process(&mut sessions[i], region, writer));
+        }
+        let bytes = &sessions[i].current.bytes()[BUFFER_HEADER_LEN..];
+        let mut named = Vec::new();
+        let mut at = 0;
+        while at < bytes.len() {
+            let (rec, size) = record::parse_untrusted(&bytes[at..]).unwrap();
+            if let Record::Process(p) = rec {
+                named.push((p.source, p.pid, p.name));
+            }
+            at += size;
+        }
+        assert_eq!(
+            named,
+            [
+                (Some(1), 4242, "app".to_string()),
+                (Some(2), 4242, "other".to_string())
+            ]
+        );
     }
 
     #[test]
