@@ -663,7 +663,23 @@ pub(crate) struct Drain {
     /// Commands waiting for the rings to be consumed up to where they
     /// stood when the commands came.
     held: HeldQueue<Hold>,
+    /// Sessions finished while retired routes may still route a late event
+    /// to them (see `RingCtx::deliver_late`), with their counters.
+    stopped: Vec<Stopped>,
 }
+
+/// A finished session that a writer held past [`STOP_GRACE`] may still
+/// have committed an event for.
+struct Stopped {
+    key: SessionKey,
+    counters: Arc<SessionCounters>,
+    /// Late events counted for it.
+    late: u64,
+}
+
+/// The most finished sessions kept for late events: as many as may be
+/// listed, so that only sessions already gone from `list` are forgotten.
+const STOPPED_KEPT: usize = ferret_session::DEFAULT_SESSION_LIMIT;
 
 /// What a held command does once the rings it depends on have moved on.
 enum Hold {
@@ -716,6 +732,7 @@ impl Drain {
             finishing: Vec::new(),
             late: None,
             held: HeldQueue::default(),
+            stopped: Vec::new(),
         }
     }
 
@@ -1192,6 +1209,16 @@ impl Drain {
             key,
             seq: trailer_seq,
         });
+        // Kept until no retired routes are left to name it (see `pass`):
+        // the narrowing that retires its routes may still be held.
+        if self.stopped.len() >= STOPPED_KEPT {
+            self.stopped.remove(0);
+        }
+        self.stopped.push(Stopped {
+            key,
+            counters: s.counters.clone(),
+            late: 0,
+        });
     }
 
     /// Reads every region's drop counters now and charges what they added
@@ -1398,6 +1425,14 @@ impl Drain {
         if self.late.is_some() && !self.regions.iter().any(|r| r.rings.iter().any(|c| c.late)) {
             self.late = None;
         }
+        // Finished sessions are forgotten once no retired routes, in force
+        // as late routes or still to be retired, can name them.
+        if !self.stopped.is_empty()
+            && self.late.is_none()
+            && !self.held.actions().any(|a| matches!(a, Hold::Routes(_)))
+        {
+            self.stopped.clear();
+        }
         for s in &mut self.sessions {
             s.publish();
             s.publish_provider_lost();
@@ -1418,6 +1453,7 @@ impl Drain {
             next_due,
             keep_stale,
             late,
+            stopped,
             ..
         } = self;
         let region = &mut regions[ri];
@@ -1465,6 +1501,7 @@ impl Drain {
                 let ring_late = region.rings[i].late;
                 let mut ctx = RingCtx {
                     late: late.as_deref().filter(|_| ring_late),
+                    stopped: &mut stopped[..],
                     sessions: &mut sessions[..],
                     routes,
                     writer,
@@ -1637,6 +1674,8 @@ struct RingCtx<'a> {
     /// While the ring's first event since a change of routes is still to
     /// come: what the retired routes took (see `RingCursor::late`).
     late: Option<&'a RouteTable>,
+    /// Sessions already finished that the retired routes may name.
+    stopped: &'a mut [Stopped],
 }
 
 impl RingSink for RingCtx<'_> {
@@ -1715,6 +1754,27 @@ impl RingCtx<'_> {
             if let Some(si) = self.sessions.iter().position(|s| s.key == key) {
                 if !extra.contains(&si) {
                     extra.push(si);
+                }
+            } else if let Some(st) = self.stopped.iter_mut().find(|st| st.key == key) {
+                // Its writer tested the enable words before the session
+                // stopped and committed only after the stop grace, once the
+                // session's trailer was written. It cannot reach the log any
+                // more; it is counted for the session (`query` shows it in
+                // lost_other, one more than the trailer's) and said here.
+                st.counters.lost_other.fetch_add(1, Ordering::Relaxed);
+                st.late += 1;
+                if st.late.is_power_of_two() {
+                    let name = self
+                        .routes
+                        .slot(region_id, slot)
+                        .or_else(|| late.slot(region_id, slot))
+                        .map_or("?", |r| r.name.as_str());
+                    eprintln!(
+                        "ferretd: {} event(s) of provider {name} (pid {}) committed more than {} ms after their session stopped are not in its log; they are counted in its lost_other",
+                        st.late,
+                        self.region.shm.pid,
+                        STOP_GRACE.as_millis()
+                    );
                 }
             }
         }
@@ -2391,17 +2451,63 @@ mod tests {
             self.drain.command(DrainCmd::Routes(Arc::new(table)));
         }
 
-        /// Passes until no command is held and no session is finishing.
+        /// Passes until no command is held and no session is finishing
+        /// (which may take the stop grace).
         fn settle(&mut self) {
-            for _ in 0..100 {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
                 self.drain.pass(true);
                 self.drain.apply_held();
                 self.drain.finish_stops();
                 if self.drain.held.is_empty() && self.drain.finishing.is_empty() {
                     return;
                 }
+                std::thread::sleep(Duration::from_millis(1));
             }
             panic!("the drain did not settle");
+        }
+
+        /// Describes event type 0 of provider slot 0 in the metadata area.
+        fn define_type(&self) {
+            let meta = EventTypeMeta {
+                source: 0,
+                type_id: 0,
+                provider: 0,
+                event_id: 1,
+                level: 4,
+                opcode: 0,
+                keywords: 1,
+                name: "E".into(),
+                fields: vec![],
+            };
+            let mut bytes = Vec::new();
+            record::encode_event_type(&meta, &mut bytes).unwrap();
+            self.region.write_at(self.region.layout.meta_offset, &bytes);
+            self.region
+                .header()
+                .provider
+                .meta_head
+                .store(bytes.len() as u64, Ordering::Release);
+        }
+
+        /// Commits one event of type 0 to ring 0, owned by thread 9.
+        fn commit(&self) {
+            let desc = self.region.ring(0);
+            desc.state.store(RING_OWNED, Ordering::Release);
+            let head = desc.head.load(Ordering::Acquire);
+            let mut bytes = Vec::new();
+            if head == 0 {
+                bytes.extend_from_slice(&record::thread_record(9));
+            }
+            let ticks = Ticks::Absolute(1000 + head);
+            let mut ev = vec![0u8; record::event_header_len(ticks, &Default::default())];
+            let size = ev.len();
+            record::encode_event_header(&mut ev, size, 0, ticks);
+            bytes.extend_from_slice(&ev);
+            self.region
+                .write_at(self.region.layout.ring_data_at(0) + head, &bytes);
+            desc.head
+                .store(head + bytes.len() as u64, Ordering::Release);
         }
 
         fn ring_full(&self, key: SessionKey) -> u64 {
@@ -2454,6 +2560,36 @@ mod tests {
                 (Some(2), 4242, "other".to_string())
             ]
         );
+    }
+
+    #[test]
+    fn an_event_committed_after_the_stop_grace_is_counted_for_its_stopped_session() {
+        let mut rig = Rig::new();
+        rig.define_type();
+        let a = rig.start("a");
+        rig.settle();
+        rig.commit();
+        rig.settle();
+        assert_eq!(rig.drain.sessions[0].events, 1);
+        let counters = rig.sessions.by_key(a).unwrap().counters.clone();
+        // The ring's thread tested the enable words before the stop and
+        // commits only after the stop grace, once the session finished.
+        rig.stop(a);
+        rig.settle();
+        assert!(rig.drain.session_index(a).is_none());
+        assert_eq!(counters.lost_other.load(Ordering::Relaxed), 0);
+        rig.commit();
+        rig.settle();
+        assert_eq!(counters.events.load(Ordering::Relaxed), 1);
+        assert_eq!(
+            counters.lost_other.load(Ordering::Relaxed),
+            1,
+            "a late event for a stopped session went uncounted"
+        );
+        // The ring's next event is the new routes' alone.
+        rig.commit();
+        rig.settle();
+        assert_eq!(counters.lost_other.load(Ordering::Relaxed), 1);
     }
 
     #[test]
