@@ -666,6 +666,8 @@ pub(crate) struct Drain {
     /// Sessions finished while retired routes may still route a late event
     /// to them (see `RingCtx::deliver_late`), with their counters.
     stopped: Vec<Stopped>,
+    /// Stopping sessions, with the clock when their stop came.
+    stop_asked: Vec<(SessionKey, u64)>,
 }
 
 /// A finished session that a writer held past [`STOP_GRACE`] may still
@@ -673,6 +675,10 @@ pub(crate) struct Drain {
 struct Stopped {
     key: SessionKey,
     counters: Arc<SessionCounters>,
+    /// The clock when the drain was asked to stop it, after its providers
+    /// were disabled: an event stamped later was written for another
+    /// session, not held across the stop.
+    stop_ticks: u64,
     /// Late events counted for it.
     late: u64,
 }
@@ -733,6 +739,7 @@ impl Drain {
             late: None,
             held: HeldQueue::default(),
             stopped: Vec::new(),
+            stop_asked: Vec::new(),
         }
     }
 
@@ -863,7 +870,15 @@ impl Drain {
                 self.epoch += 1;
             }
             DrainCmd::Flush { key, token } => self.hold_for(key, Hold::Flush { key, token }),
-            DrainCmd::Stop { key } => self.hold_for(key, Hold::Stop { key }),
+            DrainCmd::Stop { key } => {
+                // Bounded like `stopped`, in case a stop never finishes a
+                // session (one the drain never had).
+                if self.stop_asked.len() >= STOPPED_KEPT {
+                    self.stop_asked.remove(0);
+                }
+                self.stop_asked.push((key, self.clock.now_ticks()));
+                self.hold_for(key, Hold::Stop { key })
+            }
             DrainCmd::Attach { key, consumer } => {
                 let Some(i) = self.session_index(key) else {
                     // Stopped meanwhile: the consumer's stream just ends.
@@ -1211,12 +1226,17 @@ impl Drain {
         });
         // Kept until no retired routes are left to name it (see `pass`):
         // the narrowing that retires its routes may still be held.
+        let stop_ticks = match self.stop_asked.iter().position(|(k, _)| *k == key) {
+            Some(at) => self.stop_asked.swap_remove(at).1,
+            None => self.clock.now_ticks(),
+        };
         if self.stopped.len() >= STOPPED_KEPT {
             self.stopped.remove(0);
         }
         self.stopped.push(Stopped {
             key,
             counters: s.counters.clone(),
+            stop_ticks,
             late: 0,
         });
     }
@@ -1742,6 +1762,10 @@ impl RingCtx<'_> {
             return;
         };
         let (slot, level, keywords) = (t.meta.provider, t.meta.level, t.meta.keywords);
+        let written_at = match e.ticks {
+            Ticks::Absolute(t) => Some(t),
+            Ticks::Delta(d) => e.base.known.then(|| e.base.ticks.wrapping_add(d as u64)),
+        };
         let mut extra: Vec<usize> = Vec::new();
         for key in late.takers(region_id, slot, level, keywords) {
             if self
@@ -1755,12 +1779,19 @@ impl RingCtx<'_> {
                 if !extra.contains(&si) {
                     extra.push(si);
                 }
-            } else if let Some(st) = self.stopped.iter_mut().find(|st| st.key == key) {
-                // Its writer tested the enable words before the session
-                // stopped and committed only after the stop grace, once the
-                // session's trailer was written. It cannot reach the log any
-                // more; it is counted for the session (`query` shows it in
-                // lost_other, one more than the trailer's) and said here.
+            } else if let Some(st) = self
+                .stopped
+                .iter_mut()
+                .find(|st| st.key == key && written_at.is_some_and(|t| t <= st.stop_ticks))
+            {
+                // Stamped before the stop, so its writer tested the enable
+                // words before the session stopped, and it committed only
+                // after the stop grace, once the session's trailer was
+                // written. It cannot reach the log any more; it is counted
+                // for the session (`query` shows it in lost_other, one more
+                // than the trailer's) and said here. (An event stamped
+                // after the stop was written for the sessions that enable
+                // the provider now.)
                 st.counters.lost_other.fetch_add(1, Ordering::Relaxed);
                 st.late += 1;
                 if st.late.is_power_of_two() {
@@ -2490,8 +2521,9 @@ mod tests {
                 .store(bytes.len() as u64, Ordering::Release);
         }
 
-        /// Commits one event of type 0 to ring 0, owned by thread 9.
-        fn commit(&self) {
+        /// Commits one event of type 0 stamped `at` to ring 0, owned by
+        /// thread 9.
+        fn commit_at(&self, at: u64) {
             let desc = self.region.ring(0);
             desc.state.store(RING_OWNED, Ordering::Release);
             let head = desc.head.load(Ordering::Acquire);
@@ -2499,7 +2531,7 @@ mod tests {
             if head == 0 {
                 bytes.extend_from_slice(&record::thread_record(9));
             }
-            let ticks = Ticks::Absolute(1000 + head);
+            let ticks = Ticks::Absolute(at);
             let mut ev = vec![0u8; record::event_header_len(ticks, &Default::default())];
             let size = ev.len();
             record::encode_event_header(&mut ev, size, 0, ticks);
@@ -2508,6 +2540,11 @@ mod tests {
                 .write_at(self.region.layout.ring_data_at(0) + head, &bytes);
             desc.head
                 .store(head + bytes.len() as u64, Ordering::Release);
+        }
+
+        /// Commits one event stamped now.
+        fn commit(&self) {
+            self.commit_at(self.drain.clock.now_ticks());
         }
 
         fn ring_full(&self, key: SessionKey) -> u64 {
@@ -2572,13 +2609,15 @@ mod tests {
         rig.settle();
         assert_eq!(rig.drain.sessions[0].events, 1);
         let counters = rig.sessions.by_key(a).unwrap().counters.clone();
-        // The ring's thread tested the enable words before the stop and
-        // commits only after the stop grace, once the session finished.
+        // The ring's thread tested the enable words (and stamped its event)
+        // before the stop and commits only after the stop grace, once the
+        // session finished.
+        let before_stop = rig.drain.clock.now_ticks();
         rig.stop(a);
         rig.settle();
         assert!(rig.drain.session_index(a).is_none());
         assert_eq!(counters.lost_other.load(Ordering::Relaxed), 0);
-        rig.commit();
+        rig.commit_at(before_stop);
         rig.settle();
         assert_eq!(counters.events.load(Ordering::Relaxed), 1);
         assert_eq!(
@@ -2590,6 +2629,25 @@ mod tests {
         rig.commit();
         rig.settle();
         assert_eq!(counters.lost_other.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn an_event_stamped_after_the_stop_is_not_counted_for_the_stopped_session() {
+        // A thread that wrote nothing during the stop grace and then writes
+        // for the sessions that enable the provider now.
+        let mut rig = Rig::new();
+        rig.define_type();
+        let a = rig.start("a");
+        rig.settle();
+        rig.commit();
+        rig.settle();
+        let counters = rig.sessions.by_key(a).unwrap().counters.clone();
+        rig.stop(a);
+        rig.settle();
+        rig.commit();
+        rig.settle();
+        assert_eq!(counters.lost_other.load(Ordering::Relaxed), 0);
+        assert_eq!(counters.events.load(Ordering::Relaxed), 1);
     }
 
     #[test]
