@@ -635,6 +635,11 @@ pub struct ProcessMeta {
     pub pid: u32,
     /// The command name the kernel reports for it.
     pub name: String,
+    /// The source (the provider process as the daemon saw it) the name
+    /// belongs to. A pid alone does not name one process: the kernel reuses
+    /// pids, and processes in other PID namespaces may share one. Records
+    /// written before this field existed have none.
+    pub source: Option<u32>,
 }
 
 /// The end of a provider process, as the daemon saw it.
@@ -976,7 +981,14 @@ pub fn parse_untrusted(bytes: &[u8]) -> Result<(Record<'_>, usize), RecordError>
             let pid = c.u32("process id")?;
             let len = c.u16("name length")? as usize;
             let name = c.str(len, MAX_NAME, "process name")?.to_string();
-            Record::Process(ProcessMeta { pid, name })
+            // The source was appended later: a record without it ends at
+            // the name.
+            let source = if c.remaining() >= 4 {
+                Some(c.u32("process source")?)
+            } else {
+                None
+            };
+            Record::Process(ProcessMeta { pid, name, source })
         }
         kind::THREAD => {
             let mut c = Cursor::new(body, "thread");
@@ -1159,10 +1171,13 @@ pub fn encode_provider(meta: &ProviderMeta, out: &mut Vec<u8>) -> Result<(), Enc
 /// Appends a PROCESS record.
 pub fn encode_process(meta: &ProcessMeta, out: &mut Vec<u8>) -> Result<(), EncodeError> {
     check_name("process name", &meta.name, MAX_NAME)?;
-    let mut body = Vec::with_capacity(6 + meta.name.len());
+    let mut body = Vec::with_capacity(10 + meta.name.len());
     body.extend_from_slice(&meta.pid.to_le_bytes());
     body.extend_from_slice(&(meta.name.len() as u16).to_le_bytes());
     body.extend_from_slice(meta.name.as_bytes());
+    if let Some(source) = meta.source {
+        body.extend_from_slice(&source.to_le_bytes());
+    }
     push_record(out, kind::PROCESS, &body)
 }
 
@@ -1277,6 +1292,7 @@ mod tests {
         let process = ProcessMeta {
             pid: 99,
             name: "app".into(),
+            source: Some(7),
         };
         encode_process(&process, &mut out).unwrap();
         let (rec, n) = parse_untrusted(&out).unwrap();

@@ -294,7 +294,10 @@ struct DrainSession {
     chain: Option<(RegionId, usize, u64)>,
     described_types: HashSet<(RegionId, u16)>,
     described_providers: HashSet<(RegionId, u32)>,
-    described_processes: HashSet<u32>,
+    /// The regions whose PROCESS record the stream has, by region rather
+    /// than pid: a pid the kernel reused, or one shared by processes in
+    /// other PID namespaces, is another process with another name.
+    described_processes: HashSet<RegionId>,
     /// Events and losses, counted here and published once per pass (the
     /// drain is the only thread that writes these counters).
     events: u64,
@@ -660,7 +663,29 @@ pub(crate) struct Drain {
     /// Commands waiting for the rings to be consumed up to where they
     /// stood when the commands came.
     held: HeldQueue<Hold>,
+    /// Sessions finished while retired routes may still route a late event
+    /// to them (see `RingCtx::deliver_late`), with their counters.
+    stopped: Vec<Stopped>,
+    /// Stopping sessions, with the clock when their stop came.
+    stop_asked: Vec<(SessionKey, u64)>,
 }
+
+/// A finished session that a writer held past [`STOP_GRACE`] may still
+/// have committed an event for.
+struct Stopped {
+    key: SessionKey,
+    counters: Arc<SessionCounters>,
+    /// The clock when the drain was asked to stop it, after its providers
+    /// were disabled: an event stamped later was written for another
+    /// session, not held across the stop.
+    stop_ticks: u64,
+    /// Late events counted for it.
+    late: u64,
+}
+
+/// The most finished sessions kept for late events: as many as may be
+/// listed, so that only sessions already gone from `list` are forgotten.
+const STOPPED_KEPT: usize = ferret_session::DEFAULT_SESSION_LIMIT;
 
 /// What a held command does once the rings it depends on have moved on.
 enum Hold {
@@ -713,6 +738,8 @@ impl Drain {
             finishing: Vec::new(),
             late: None,
             held: HeldQueue::default(),
+            stopped: Vec::new(),
+            stop_asked: Vec::new(),
         }
     }
 
@@ -843,7 +870,15 @@ impl Drain {
                 self.epoch += 1;
             }
             DrainCmd::Flush { key, token } => self.hold_for(key, Hold::Flush { key, token }),
-            DrainCmd::Stop { key } => self.hold_for(key, Hold::Stop { key }),
+            DrainCmd::Stop { key } => {
+                // Bounded like `stopped`, in case a stop never finishes a
+                // session (one the drain never had).
+                if self.stop_asked.len() >= STOPPED_KEPT {
+                    self.stop_asked.remove(0);
+                }
+                self.stop_asked.push((key, self.clock.now_ticks()));
+                self.hold_for(key, Hold::Stop { key })
+            }
             DrainCmd::Attach { key, consumer } => {
                 let Some(i) = self.session_index(key) else {
                     // Stopped meanwhile: the consumer's stream just ends.
@@ -959,6 +994,11 @@ impl Drain {
     /// narrowed session may get events its new filter no longer takes, never
     /// fewer than its old one did.
     fn new_routes(&mut self, routes: Arc<RouteTable>) {
+        // Drops counted so far happened under the routes in force (or an
+        // earlier change still held, which they include): they are charged
+        // now, before a widening could charge them to a session that did
+        // not yet enable their provider.
+        self.charge_drops();
         let mut narrowed: Vec<SessionKey> = Vec::new();
         let mut regions: Vec<RegionId> = Vec::new();
         for r in &self.regions {
@@ -1009,11 +1049,17 @@ impl Drain {
     fn apply(&mut self, action: Hold) {
         match action {
             Hold::CloseRegion(id) => {
+                // The process is gone: what its counters say it dropped is
+                // final, and goes to the sessions that took from it.
+                self.charge_drops();
                 self.charge_unconsumed(id);
                 self.record_end(id);
                 self.regions.retain(|r| r.shm.id != id);
             }
             Hold::Routes(target) => {
+                // Drops counted until now go to the routes about to be
+                // retired, which still include the narrowed sessions.
+                self.charge_drops();
                 // The routes in force become these, with those of every
                 // route change still held (they are still to be retired).
                 let previous = self.routes.clone();
@@ -1131,6 +1177,10 @@ impl Drain {
     /// Ends session `i`: its consumers get the end of the stream, the last
     /// buffer and the trailer go to the writer.
     fn finish(&mut self, i: usize) {
+        // Drops counted while the session may still have been routed are
+        // charged before it leaves, so that they reach its log and trailer
+        // rather than only the sessions that stay.
+        self.charge_drops();
         let mut s = self.sessions.swap_remove(i);
         let key = s.key;
         for m in s.marks.iter().chain(s.in_flight.iter().flatten()) {
@@ -1174,6 +1224,46 @@ impl Drain {
             key,
             seq: trailer_seq,
         });
+        // Kept until no retired routes are left to name it (see `pass`):
+        // the narrowing that retires its routes may still be held.
+        let stop_ticks = match self.stop_asked.iter().position(|(k, _)| *k == key) {
+            Some(at) => self.stop_asked.swap_remove(at).1,
+            None => self.clock.now_ticks(),
+        };
+        if self.stopped.len() >= STOPPED_KEPT {
+            self.stopped.remove(0);
+        }
+        self.stopped.push(Stopped {
+            key,
+            counters: s.counters.clone(),
+            stop_ticks,
+            late: 0,
+        });
+    }
+
+    /// Reads every region's drop counters now and charges what they added
+    /// since the last reading to the sessions of the routes in force. It is
+    /// called right before the routes or the session list change, so that a
+    /// drop is charged by the routes of its time as closely as the drain
+    /// can know it (see docs/RELIABILITY.md, "Promises: no silent loss").
+    fn charge_drops(&mut self) {
+        let Drain {
+            regions,
+            sessions,
+            routes,
+            writer,
+            epoch,
+            ..
+        } = self;
+        for region in regions.iter_mut() {
+            // The listeners are indexes into the session list, which may
+            // have changed since the last pass.
+            if region.listeners_epoch != *epoch {
+                region.listeners = listeners_of(region.shm.id, routes, sessions);
+                region.listeners_epoch = *epoch;
+            }
+            check_lost(region, sessions, routes, writer);
+        }
     }
 
     /// The rings that a thread owns in every region from which session
@@ -1355,6 +1445,14 @@ impl Drain {
         if self.late.is_some() && !self.regions.iter().any(|r| r.rings.iter().any(|c| c.late)) {
             self.late = None;
         }
+        // Finished sessions are forgotten once no retired routes, in force
+        // as late routes or still to be retired, can name them.
+        if !self.stopped.is_empty()
+            && self.late.is_none()
+            && !self.held.actions().any(|a| matches!(a, Hold::Routes(_)))
+        {
+            self.stopped.clear();
+        }
         for s in &mut self.sessions {
             s.publish();
             s.publish_provider_lost();
@@ -1375,6 +1473,7 @@ impl Drain {
             next_due,
             keep_stale,
             late,
+            stopped,
             ..
         } = self;
         let region = &mut regions[ri];
@@ -1422,6 +1521,7 @@ impl Drain {
                 let ring_late = region.rings[i].late;
                 let mut ctx = RingCtx {
                     late: late.as_deref().filter(|_| ring_late),
+                    stopped: &mut stopped[..],
                     sessions: &mut sessions[..],
                     routes,
                     writer,
@@ -1594,6 +1694,8 @@ struct RingCtx<'a> {
     /// While the ring's first event since a change of routes is still to
     /// come: what the retired routes took (see `RingCursor::late`).
     late: Option<&'a RouteTable>,
+    /// Sessions already finished that the retired routes may name.
+    stopped: &'a mut [Stopped],
 }
 
 impl RingSink for RingCtx<'_> {
@@ -1660,6 +1762,10 @@ impl RingCtx<'_> {
             return;
         };
         let (slot, level, keywords) = (t.meta.provider, t.meta.level, t.meta.keywords);
+        let written_at = match e.ticks {
+            Ticks::Absolute(t) => Some(t),
+            Ticks::Delta(d) => e.base.known.then(|| e.base.ticks.wrapping_add(d as u64)),
+        };
         let mut extra: Vec<usize> = Vec::new();
         for key in late.takers(region_id, slot, level, keywords) {
             if self
@@ -1672,6 +1778,34 @@ impl RingCtx<'_> {
             if let Some(si) = self.sessions.iter().position(|s| s.key == key) {
                 if !extra.contains(&si) {
                     extra.push(si);
+                }
+            } else if let Some(st) = self
+                .stopped
+                .iter_mut()
+                .find(|st| st.key == key && written_at.is_some_and(|t| t <= st.stop_ticks))
+            {
+                // Stamped before the stop, so its writer tested the enable
+                // words before the session stopped, and it committed only
+                // after the stop grace, once the session's trailer was
+                // written. It cannot reach the log any more; it is counted
+                // for the session (`query` shows it in lost_other, one more
+                // than the trailer's) and said here. (An event stamped
+                // after the stop was written for the sessions that enable
+                // the provider now.)
+                st.counters.lost_other.fetch_add(1, Ordering::Relaxed);
+                st.late += 1;
+                if st.late.is_power_of_two() {
+                    let name = self
+                        .routes
+                        .slot(region_id, slot)
+                        .or_else(|| late.slot(region_id, slot))
+                        .map_or("?", |r| r.name.as_str());
+                    eprintln!(
+                        "ferretd: {} event(s) of provider {name} (pid {}) committed more than {} ms after their session stopped are not in its log; they are counted in its lost_other",
+                        st.late,
+                        self.region.shm.pid,
+                        STOP_GRACE.as_millis()
+                    );
                 }
             }
         }
@@ -2081,19 +2215,20 @@ fn describe_provider(
 /// Writes the PROCESS record for a region's process if the session's file
 /// lacks it. False if it could not be stored.
 fn describe_process(s: &mut DrainSession, region: &DrainRegion, writer: &Sender<WriteCmd>) -> bool {
-    let pid = region.shm.pid;
-    if s.described_processes.contains(&pid) {
+    let id = region.shm.id;
+    if s.described_processes.contains(&id) {
         return true;
     }
     let meta = ProcessMeta {
-        pid,
+        pid: region.shm.pid,
         name: region.process.clone(),
+        source: Some(id.0 as u32),
     };
     let mut bytes = Vec::new();
     if record::encode_process(&meta, &mut bytes).is_err() || !s.push_record(&bytes, writer) {
         return false;
     }
-    s.described_processes.insert(pid);
+    s.described_processes.insert(id);
     true
 }
 
@@ -2225,5 +2360,326 @@ fn charge_region(
             };
             s.lost(lost, None, writer);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferret_abi::proto::{FileMode, ProviderSpec, StartRequest};
+    use ferret_abi::{EnableFilter, Guid, Level};
+    use ferret_session::{ProviderEntry, Registry, SessionTable};
+
+    /// A drain with one provider process (region 1, provider "P" in slot 0)
+    /// and what it sends to the writer.
+    struct Rig {
+        drain: Drain,
+        sessions: SessionTable,
+        registry: Registry,
+        region: Arc<ShmRegion>,
+        epoch: u64,
+        _cmds: Sender<DrainCmd>,
+        _writes: Receiver<WriteCmd>,
+        _returned: Sender<(SessionKey, BufferBuilder)>,
+    }
+
+    impl Rig {
+        fn new() -> Rig {
+            let (cmds_tx, cmds) = crossbeam_channel::unbounded();
+            let (writer, writes) = crossbeam_channel::unbounded();
+            let (returned_tx, returned) = crossbeam_channel::unbounded();
+            let wake = Arc::new(
+                rustix::event::eventfd(0, rustix::event::EventfdFlags::CLOEXEC).expect("eventfd"),
+            );
+            let clock = Clock::detect();
+            let params = ferret_abi::shm::RegionParams {
+                ring_count: 2,
+                ring_capacity: 64 << 10,
+                meta_capacity: 64 << 10,
+            };
+            let region =
+                Arc::new(ShmRegion::create(RegionId(1), 4242, params, clock.kind).expect("region"));
+            let mut drain = Drain::new(cmds, wake, writer, returned, clock);
+            drain.command(DrainCmd::AddRegion {
+                region: region.clone(),
+                process: "app".into(),
+            });
+            let mut registry = Registry::default();
+            let entry = ProviderEntry {
+                name: "P".into(),
+                guid: Guid::from_name("P"),
+                pid: 4242,
+                process: "app".into(),
+            };
+            registry.register(RegionId(1), 0, entry).expect("register");
+            Rig {
+                drain,
+                sessions: SessionTable::new(16),
+                registry,
+                region,
+                epoch: 1,
+                _cmds: cmds_tx,
+                _writes: writes,
+                _returned: returned_tx,
+            }
+        }
+
+        /// Starts a session on "P" as the control thread does: the session,
+        /// then the routes that include it. Returns its key.
+        fn start(&mut self, name: &str) -> SessionKey {
+            let req = StartRequest {
+                name: name.into(),
+                providers: vec![ProviderSpec {
+                    name: "P".into(),
+                    filter: EnableFilter::level(Level::Verbose),
+                }],
+                log_file: String::new(),
+                buffer_kib: 64,
+                max_buffers: 4,
+                flush_timer_ms: 0,
+                min_buffers: 1,
+                file_mode: FileMode::None,
+                max_file_bytes: 0,
+                realtime: true,
+                controller: String::new(),
+                no_loss: false,
+                no_loss_wait_ms: 0,
+            };
+            let s = self
+                .sessions
+                .insert(&req, 0, "monotonic", 0, 1)
+                .expect("insert");
+            let (key, counters) = (s.key, s.counters.clone());
+            self.drain.command(DrainCmd::AddSession(SessionSetup {
+                key,
+                buffer_size: 64 << 10,
+                max_buffers: 4,
+                flush_timer: None,
+                counters,
+                min_buffers: 1,
+                writes_file: false,
+                realtime_only: false,
+                describe_every: None,
+                first_seq: 0,
+                no_loss: false,
+            }));
+            self.publish();
+            key
+        }
+
+        /// Stops a session as the control thread does: the stop, then the
+        /// routes without it.
+        fn stop(&mut self, key: SessionKey) {
+            self.drain.command(DrainCmd::Stop { key });
+            self.sessions.by_key_mut(key).expect("session").state =
+                ferret_abi::proto::SessionState::Stopping;
+            self.publish();
+        }
+
+        fn publish(&mut self) {
+            self.epoch += 1;
+            let table = RouteTable::build(self.epoch, &self.sessions, &self.registry);
+            self.drain.command(DrainCmd::Routes(Arc::new(table)));
+        }
+
+        /// Passes until no command is held and no session is finishing
+        /// (which may take the stop grace).
+        fn settle(&mut self) {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                self.drain.pass(true);
+                self.drain.apply_held();
+                self.drain.finish_stops();
+                if self.drain.held.is_empty() && self.drain.finishing.is_empty() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            panic!("the drain did not settle");
+        }
+
+        /// Describes event type 0 of provider slot 0 in the metadata area.
+        fn define_type(&self) {
+            let meta = EventTypeMeta {
+                source: 0,
+                type_id: 0,
+                provider: 0,
+                event_id: 1,
+                level: 4,
+                opcode: 0,
+                keywords: 1,
+                name: "E".into(),
+                fields: vec![],
+            };
+            let mut bytes = Vec::new();
+            record::encode_event_type(&meta, &mut bytes).unwrap();
+            self.region.write_at(self.region.layout.meta_offset, &bytes);
+            self.region
+                .header()
+                .provider
+                .meta_head
+                .store(bytes.len() as u64, Ordering::Release);
+        }
+
+        /// Commits one event of type 0 stamped `at` to ring 0, owned by
+        /// thread 9.
+        fn commit_at(&self, at: u64) {
+            let desc = self.region.ring(0);
+            desc.state.store(RING_OWNED, Ordering::Release);
+            let head = desc.head.load(Ordering::Acquire);
+            let mut bytes = Vec::new();
+            if head == 0 {
+                bytes.extend_from_slice(&record::thread_record(9));
+            }
+            let ticks = Ticks::Absolute(at);
+            let mut ev = vec![0u8; record::event_header_len(ticks, &Default::default())];
+            let size = ev.len();
+            record::encode_event_header(&mut ev, size, 0, ticks);
+            bytes.extend_from_slice(&ev);
+            self.region
+                .write_at(self.region.layout.ring_data_at(0) + head, &bytes);
+            desc.head
+                .store(head + bytes.len() as u64, Ordering::Release);
+        }
+
+        /// Commits one event stamped now.
+        fn commit(&self) {
+            self.commit_at(self.drain.clock.now_ticks());
+        }
+
+        fn ring_full(&self, key: SessionKey) -> u64 {
+            match self.drain.sessions.iter().find(|s| s.key == key) {
+                Some(s) => s.lost_ring_full,
+                None => panic!("session {key:?} is gone"),
+            }
+        }
+    }
+
+    #[test]
+    fn two_processes_with_one_pid_are_each_described_with_their_own_name() {
+        // Providers outside a daemon's PID namespace all have pid 0, and the
+        // kernel reuses pids: a session's stream needs a PROCESS record per
+        // region, not per pid.
+        let mut rig = Rig::new();
+        let a = rig.start("a");
+        rig.settle();
+        let params = rig.region.layout.params;
+        let other =
+            Arc::new(ShmRegion::create(RegionId(2), 4242, params, rig.drain.clock.kind).unwrap());
+        rig.drain.command(DrainCmd::AddRegion {
+            region: other,
+            process: "other".into(),
+        });
+        let i = rig.drain.session_index(a).unwrap();
+        let Drain {
+            sessions,
+            regions,
+            writer,
+            ..
+        } = &mut rig.drain;
+        for region in regions.iter() {
+            assert!(describe_process(&mut sessions[i], region, writer));
+        }
+        let bytes = &sessions[i].current.bytes()[BUFFER_HEADER_LEN..];
+        let mut named = Vec::new();
+        let mut at = 0;
+        while at < bytes.len() {
+            let (rec, size) = record::parse_untrusted(&bytes[at..]).unwrap();
+            if let Record::Process(p) = rec {
+                named.push((p.source, p.pid, p.name));
+            }
+            at += size;
+        }
+        assert_eq!(
+            named,
+            [
+                (Some(1), 4242, "app".to_string()),
+                (Some(2), 4242, "other".to_string())
+            ]
+        );
+    }
+
+    #[test]
+    fn an_event_committed_after_the_stop_grace_is_counted_for_its_stopped_session() {
+        let mut rig = Rig::new();
+        rig.define_type();
+        let a = rig.start("a");
+        rig.settle();
+        rig.commit();
+        rig.settle();
+        assert_eq!(rig.drain.sessions[0].events, 1);
+        let counters = rig.sessions.by_key(a).unwrap().counters.clone();
+        // The ring's thread tested the enable words (and stamped its event)
+        // before the stop and commits only after the stop grace, once the
+        // session finished.
+        let before_stop = rig.drain.clock.now_ticks();
+        rig.stop(a);
+        rig.settle();
+        assert!(rig.drain.session_index(a).is_none());
+        assert_eq!(counters.lost_other.load(Ordering::Relaxed), 0);
+        rig.commit_at(before_stop);
+        rig.settle();
+        assert_eq!(counters.events.load(Ordering::Relaxed), 1);
+        assert_eq!(
+            counters.lost_other.load(Ordering::Relaxed),
+            1,
+            "a late event for a stopped session went uncounted"
+        );
+        // The ring's next event is the new routes' alone.
+        rig.commit();
+        rig.settle();
+        assert_eq!(counters.lost_other.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn an_event_stamped_after_the_stop_is_not_counted_for_the_stopped_session() {
+        // A thread that wrote nothing during the stop grace and then writes
+        // for the sessions that enable the provider now.
+        let mut rig = Rig::new();
+        rig.define_type();
+        let a = rig.start("a");
+        rig.settle();
+        rig.commit();
+        rig.settle();
+        let counters = rig.sessions.by_key(a).unwrap().counters.clone();
+        rig.stop(a);
+        rig.settle();
+        rig.commit();
+        rig.settle();
+        assert_eq!(counters.lost_other.load(Ordering::Relaxed), 0);
+        assert_eq!(counters.events.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn drops_are_charged_to_the_routes_in_force_when_they_were_counted() {
+        let mut rig = Rig::new();
+        let a = rig.start("a");
+        rig.settle();
+        // Drops while only A enables the provider, not yet read when B's
+        // start reaches the drain (B's session and its widening routes
+        // arrive between two passes).
+        rig.region.add_lost(0, 5);
+        let b = rig.start("b");
+        rig.settle();
+        assert_eq!(rig.ring_full(a), 5);
+        assert_eq!(
+            rig.ring_full(b),
+            0,
+            "B was charged drops from before it started"
+        );
+        // Drops while both enable it go to both.
+        rig.region.add_lost(0, 7);
+        rig.settle();
+        assert_eq!((rig.ring_full(a), rig.ring_full(b)), (12, 7));
+        // Drops counted while A is stopping are A's as well as B's; once A
+        // has gone, they are B's alone.
+        rig.region.add_lost(0, 2);
+        let counters = rig.sessions.by_key(a).expect("a").counters.clone();
+        rig.stop(a);
+        rig.settle();
+        assert_eq!(counters.lost_ring_full.load(Ordering::Relaxed), 14);
+        rig.region.add_lost(0, 3);
+        rig.settle();
+        assert_eq!(rig.ring_full(b), 12);
     }
 }

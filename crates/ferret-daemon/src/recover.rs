@@ -434,6 +434,7 @@ fn describe(region: &Region, types: &[EventTypeMeta], log: &mut Log<'_>) -> std:
     let process = ProcessMeta {
         pid: shm.pid,
         name: region.process.clone(),
+        source: Some(source),
     };
     if record::encode_process(&process, &mut bytes).is_ok() {
         log.push(&bytes)?;

@@ -182,6 +182,27 @@ impl ShmRegion {
         unsafe { &*p.cast::<AtomicU64>() }.load(Ordering::Relaxed)
     }
 
+    /// Adds `n` to provider slot `slot`'s lost counter, as a provider that
+    /// dropped events does.
+    #[cfg(test)]
+    pub(crate) fn add_lost(&self, slot: u32, n: u64) {
+        let p = self.at(self.layout.lost_counter_offset(slot as usize));
+        // SAFETY: inside the lost-counter array, 8-aligned, any bits valid.
+        unsafe { &*p.cast::<AtomicU64>() }.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Copies `bytes` into the region at `offset`, as a provider writes its
+    /// rings and metadata.
+    #[cfg(test)]
+    pub(crate) fn write_at(&self, offset: u64, bytes: &[u8]) {
+        assert!(offset as usize + bytes.len() <= self.len);
+        // SAFETY: inside the mapping (checked above); tests write only what
+        // the drain reads through `SharedBytes`, which tolerates any bytes.
+        unsafe {
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.at(offset), bytes.len());
+        }
+    }
+
     /// Ring descriptor `i`.
     pub(crate) fn ring(&self, i: usize) -> &RingDesc {
         // SAFETY: i < ring_count from the daemon's layout; RingDesc is atomics

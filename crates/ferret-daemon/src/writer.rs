@@ -439,6 +439,9 @@ struct FileSink {
     first_slot: u64,
     series: Option<Box<Series>>,
     buffer_size: u64,
+    /// Why the last file of the series could not be created, until a later
+    /// one takes a buffer: the error then reads as past.
+    create_failure: Option<String>,
 }
 
 impl FileSink {
@@ -506,6 +509,7 @@ impl SessionSink {
                     layout,
                     first_seq,
                     first_slot,
+                    create_failure: None,
                     series,
                     buffer_size,
                 };
@@ -666,12 +670,27 @@ impl SessionSink {
         };
         series.index += 1;
         match open_series_file(series) {
-            Ok((file, data_offset)) => f.begin(file, data_offset, seq, &self.counters),
+            Ok((file, data_offset)) => {
+                f.begin(file, data_offset, seq, &self.counters);
+                // The series goes on after a file it could not create: the
+                // first buffer this file takes makes that error read as past.
+                if let Some(log) = &mut f.log {
+                    log.failure = f.create_failure.take();
+                }
+            }
             Err(e) => {
-                self.counters.set_error(format!(
+                let failure = format!(
                     "cannot create log file {}: {e}; later buffers are counted as log buffers lost",
                     rotated_file_name(&series.pattern, series.index)
-                ));
+                );
+                self.counters.set_error(failure.clone());
+                f.create_failure = Some(failure);
+                // The buffers this file would have held are lost (counted
+                // as they come), and the next file starts where it would
+                // have: the drain describes everything again in each
+                // file's first buffer, so a file started one buffer later
+                // would hold events whose types it never describes.
+                f.first_seq = seq;
             }
         }
     }
@@ -719,14 +738,13 @@ pub(crate) fn open_series_file(series: &Series) -> std::io::Result<(File, u64)> 
         // A file the daemon could not give away would be root's, in the
         // user's directory, out of the user's reach: it is removed, and
         // the failure stops the series as any other failure to create.
-        if let Err(e) = rustix::fs::fchown(
-            &fd,
-            Some(rustix::fs::Uid::from_raw(uid)),
-            Some(rustix::fs::Gid::from_raw(gid)),
-        ) {
+        // std's fchown goes through the C library (rustix makes the system
+        // call itself), so that this failure can be provoked where it
+        // cannot happen for real, with a shim preloaded into the daemon.
+        if let Err(e) = std::os::unix::fs::fchown(&fd, Some(uid), Some(gid)) {
             let _ = rustix::fs::unlinkat(&series.dir, name, rustix::fs::AtFlags::empty());
             return Err(std::io::Error::new(
-                std::io::Error::from(e).kind(),
+                e.kind(),
                 format!("cannot give the new log file to uid {uid}: {e}"),
             ));
         }

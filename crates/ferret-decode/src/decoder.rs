@@ -357,15 +357,33 @@ impl TypeTable {
     }
 }
 
-/// The processes' command names by pid. A buffer's events mostly share one
-/// process, so the decoder remembers where its name is instead of hashing
-/// the pid for each event.
-type ProcessTable = Positions<u32, String>;
+/// What a PROCESS record names: a source (one provider process as the
+/// daemon saw it), or only a pid in files written before PROCESS records
+/// carried their source. A pid alone is ambiguous: the kernel reuses pids,
+/// and processes in different PID namespaces may share one, so a name is
+/// looked up by source first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum ProcessKey {
+    Source(u32),
+    Pid(u32),
+}
+
+/// The processes' command names by source (or pid). A buffer's events
+/// mostly share one process, so the decoder remembers where its name is
+/// instead of hashing the key for each event.
+type ProcessTable = Positions<ProcessKey, String>;
 
 impl ProcessTable {
     /// The name at a position [`Positions::find`] gave, or "".
     fn name(&self, at: Option<usize>) -> &str {
         at.and_then(|i| self.at(i)).map_or("", String::as_str)
+    }
+
+    /// Where the name of the process of `source` is, or, for a file whose
+    /// PROCESS records name no source, that of `pid`.
+    fn locate(&self, source: u32, pid: u32) -> Option<usize> {
+        self.find(&ProcessKey::Source(source))
+            .or_else(|| self.find(&ProcessKey::Pid(pid)))
     }
 }
 
@@ -509,10 +527,10 @@ impl DecodeState {
         let mut context: Option<ContextMeta> = None;
         let mut ticks = 0u64;
         let mut last_ns = 0u64;
-        // The last pid whose name was looked up, and where the name is.
-        // PROCESS records and trailers forget it, since they change the
-        // table.
-        let mut last_process: Option<(u32, Option<usize>)> = None;
+        // The last (source, pid) whose name was looked up, and where the
+        // name is. PROCESS records and trailers forget it, since they
+        // change the table.
+        let mut last_process: Option<((u32, u32), Option<usize>)> = None;
         // Every event's values go into this one buffer, so decoding
         // allocates nothing per event.
         let mut values = Vec::new();
@@ -584,10 +602,10 @@ impl DecodeState {
                         count_event(pending_counts, key, types, stats);
                     }
                     let at = match last_process {
-                        Some((pid, at)) if pid == ctx.pid => at,
+                        Some((who, at)) if who == (ctx.source, ctx.pid) => at,
                         _ => {
-                            let at = processes.find(&ctx.pid);
-                            last_process = Some((ctx.pid, at));
+                            let at = processes.locate(ctx.source, ctx.pid);
+                            last_process = Some(((ctx.source, ctx.pid), at));
                             at
                         }
                     };
@@ -662,18 +680,19 @@ impl DecodeState {
                 }
                 Record::Process(p) => {
                     last_process = None;
+                    let key = p.source.map_or(ProcessKey::Pid(p.pid), ProcessKey::Source);
                     let old = processes
-                        .find(&p.pid)
+                        .find(&key)
                         .map_or(0, |at| process_cost(processes.name(Some(at))));
                     if !budget.take(process_cost(&p.name), old) {
                         refuse_metadata(budget, stats, f)?;
                         continue;
                     }
-                    processes.define(p.pid, p.name);
+                    processes.define(key, p.name);
                 }
                 Record::ProcessEnd(end) => {
                     stats.process_ends += 1;
-                    let process = processes.name(processes.find(&end.pid));
+                    let process = processes.name(processes.locate(end.source, end.pid));
                     f(Entry::ProcessEnd {
                         timestamp_ns: timebase.unix_ns(end.ticks),
                         pid: end.pid,

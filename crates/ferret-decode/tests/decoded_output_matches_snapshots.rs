@@ -61,6 +61,7 @@ fn sample_log() -> Vec<u8> {
         &ProcessMeta {
             pid: 42,
             name: "app".into(),
+            source: None,
         },
         &mut meta,
     )

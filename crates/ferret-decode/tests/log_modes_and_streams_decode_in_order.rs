@@ -87,6 +87,7 @@ fn metadata(defs: &Definitions) -> Vec<u8> {
         &ProcessMeta {
             pid: 42,
             name: "app".into(),
+            source: None,
         },
         &mut out,
     )

@@ -115,6 +115,7 @@ pub fn bytes() -> Vec<u8> {
         &ProcessMeta {
             pid: 42,
             name: "app".into(),
+            source: None,
         },
         &mut meta,
     )

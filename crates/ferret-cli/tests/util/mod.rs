@@ -714,3 +714,37 @@ pub fn proc_status_kib(pid: u32, field: &str) -> u64 {
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
 }
+
+impl Env {
+    /// A directory with `ferret daemon ARGS...` running on its socket under
+    /// `wrapper`, a program that runs the rest of its command line in the
+    /// same process (`setpriv` taking a capability away, say), so that
+    /// [`Env::daemon_pid`] is still the daemon's.
+    pub fn with_daemon_under(wrapper: &[&str], args: &[&str]) -> Env {
+        let mut env = Env::without_daemon();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(env.dir.path().join("daemon.log"))
+            .expect("daemon log");
+        let (program, rest) = wrapper.split_first().expect("a wrapper program");
+        let mut command = Command::new(program);
+        command
+            .args(rest)
+            .arg(ferret_bin())
+            .arg("--socket")
+            .arg(&env.socket)
+            .arg("daemon")
+            .args(args)
+            .env("FERRET_KEEPER_LINGER_S", "30")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("dup"))
+            .stderr(log);
+        env.daemon = Some(command.spawn().expect("spawn the wrapped daemon"));
+        let socket = env.socket.clone();
+        wait_until(Duration::from_secs(20), "the daemon to answer", || {
+            Client::connect(&socket).is_ok()
+        });
+        env
+    }
+}
