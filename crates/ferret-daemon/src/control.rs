@@ -25,124 +25,12 @@ use ferret_session::{
 };
 
 use crate::clock::{Clock, unix_now_ns};
-use crate::drain::{Consumer, DrainCmd, SessionSetup};
 use crate::logfile;
+use crate::msg::{
+    ConnId, Consumer, DrainCmd, Event, Peer, Prepared, Reply, SessionSetup, SinkSetup, StreamItem,
+    WriteCmd,
+};
 use crate::shm::ShmRegion;
-use crate::writer::{SinkSetup, WriteCmd};
-
-/// Identifies one client connection.
-pub(crate) type ConnId = u64;
-
-/// The kernel's word on who is at the other end of a connection
-/// (SO_PEERCRED and SO_PEERGROUPS, taken when it connected); nothing a peer
-/// says in a message changes it.
-#[derive(Clone, Debug)]
-pub(crate) struct Peer {
-    pub(crate) pid: u32,
-    pub(crate) uid: u32,
-    pub(crate) gid: u32,
-    /// Supplementary groups.
-    pub(crate) groups: Arc<[u32]>,
-    /// Member of the daemon's control group (`--control-group`).
-    pub(crate) in_control_group: bool,
-}
-
-impl Peer {
-    /// True if the peer may create files in a directory whose owner,
-    /// group and mode are those given: write and search permission by the
-    /// mode bits that apply to it (root may).
-    pub(crate) fn may_write_dir(&self, owner: u32, group: u32, mode: u32) -> bool {
-        let bits = if self.uid == 0 {
-            return true;
-        } else if self.uid == owner {
-            mode >> 6
-        } else if self.gid == group || self.groups.contains(&group) {
-            mode >> 3
-        } else {
-            mode
-        };
-        bits & 0o3 == 0o3
-    }
-}
-
-/// What a streaming connection (watch, tail) forwards.
-#[derive(Debug)]
-pub(crate) enum StreamItem {
-    /// A message for the client.
-    Msg(Box<Response>),
-    /// A message for a watch client, and what it costs the watch's queue:
-    /// the connection subtracts `cost` from `queued` once it has sent it
-    /// (see `watch.rs`).
-    Charged {
-        msg: Box<Response>,
-        cost: usize,
-        queued: Arc<std::sync::atomic::AtomicUsize>,
-    },
-    /// A consumer's marker: every event of the stopping session before this
-    /// is on its way; tell the control thread.
-    Done {
-        key: SessionKey,
-        missed_buffers: u64,
-        missed_events: u64,
-    },
-}
-
-/// What a connection thread sends back to its client.
-#[derive(Debug)]
-pub(crate) enum Reply {
-    /// A message alone.
-    Msg(Response),
-    /// A region grant, with the region's memfd and eventfd attached.
-    Region(Response, Arc<ShmRegion>),
-    /// From now on the connection forwards this stream.
-    Stream(Receiver<StreamItem>),
-}
-
-/// Everything the control thread reacts to.
-#[derive(Debug)]
-pub(crate) enum Event {
-    /// A client's request, with the descriptors it carried.
-    Request {
-        conn: ConnId,
-        peer: Peer,
-        req: Request,
-        fds: Vec<OwnedFd>,
-        reply: Sender<Reply>,
-    },
-    /// A packet that did not decode.
-    Malformed { reply: Sender<Reply>, error: String },
-    /// A client hung up.
-    Closed { conn: ConnId },
-    /// The writer wrote everything a flush asked for.
-    Flushed { key: SessionKey, token: u64 },
-    /// The writer wrote a session's trailer and closed its file.
-    Stopped { key: SessionKey },
-    /// The writer saved a snapshot (buffers, bytes) or failed.
-    Snapshotted {
-        token: u64,
-        result: Result<(u64, u64), String>,
-    },
-    /// A consumer's connection has sent everything up to the end marker.
-    ConsumerDone {
-        conn: ConnId,
-        key: SessionKey,
-        missed_buffers: u64,
-        missed_events: u64,
-    },
-    /// The file work a request needed is done (see [`Control::prepare`]).
-    Prepared { token: u64, result: Prepared },
-    /// SIGTERM or SIGINT.
-    Shutdown,
-}
-
-/// The result of a request's file work, done off the control thread.
-#[derive(Debug)]
-pub(crate) enum Prepared {
-    Start(Result<logfile::OpenedLog, ErrorReply>),
-    /// The file of an `update -f`, with where its buffers start.
-    Switch(Result<(File, u64), ErrorReply>),
-    Snapshot(Result<File, ErrorReply>),
-}
 
 /// A request waiting for its file work.
 struct Preparing {

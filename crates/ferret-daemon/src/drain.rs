@@ -34,107 +34,10 @@ use ferret_session::{RegionId, RouteTable, SessionCounters, SessionKey};
 use rustix::event::{PollFd, PollFlags};
 
 use crate::clock::Clock;
-use crate::control::{ConnId, StreamItem};
 use crate::held::{HeldQueue, RingMark};
+use crate::msg::{Consumer, DrainCmd, RT_QUEUE_LIMIT, SessionSetup, StreamItem, WriteCmd};
 use crate::ring::{self, RingEvent, RingSink, TimeBase};
 use crate::shm::{ReadBytes, SharedBytes, ShmRegion};
-use crate::writer::WriteCmd;
-
-/// What the control thread asks of the drain thread.
-#[derive(Debug)]
-pub(crate) enum DrainCmd {
-    /// A provider process attached.
-    AddRegion {
-        region: Arc<ShmRegion>,
-        process: String,
-    },
-    /// A provider process went away: drain what it committed, record its
-    /// end in the sessions that took events from it, then forget it.
-    CloseRegion(RegionId),
-    /// Sessions or providers changed.
-    Routes(Arc<RouteTable>),
-    /// A session started.
-    AddSession(SessionSetup),
-    /// Write everything committed so far, then tell the writer to report `token`.
-    Flush { key: SessionKey, token: u64 },
-    /// Final pass, last buffer, trailer: the session's providers are already disabled.
-    Stop { key: SessionKey },
-    /// A real-time consumer attaches to a session.
-    Attach { key: SessionKey, consumer: Consumer },
-    /// A consumer's connection closed.
-    Detach { key: SessionKey, conn: ConnId },
-    /// `update`: a new flush timer (outer None: unchanged; inner None: off)
-    /// and maximum buffers.
-    Update {
-        key: SessionKey,
-        flush_timer: Option<Option<Duration>>,
-        max_buffers: Option<usize>,
-    },
-    /// `update -f`: finish the log file and go on in `file`.
-    Switch {
-        key: SessionKey,
-        file: std::fs::File,
-        data_offset: u64,
-    },
-    /// Save an in-memory session's buffers to `file`.
-    Snapshot {
-        key: SessionKey,
-        file: std::fs::File,
-        header: Vec<u8>,
-        token: u64,
-    },
-}
-
-/// A real-time consumer as the drain sees it.
-#[derive(Debug)]
-pub(crate) struct Consumer {
-    pub(crate) conn: ConnId,
-    pub(crate) tx: Sender<StreamItem>,
-    missed_buffers: u64,
-    missed_events: u64,
-}
-
-impl Consumer {
-    pub(crate) fn new(conn: ConnId, tx: Sender<StreamItem>) -> Consumer {
-        Consumer {
-            conn,
-            tx,
-            missed_buffers: 0,
-            missed_events: 0,
-        }
-    }
-}
-
-/// Chunks a consumer may have queued before further ones are dropped for
-/// it (counted), so that a consumer that cannot keep up never holds back
-/// the session or the providers.
-const RT_QUEUE_LIMIT: usize = 64;
-
-/// What the drain needs to know about a new session.
-#[derive(Debug)]
-pub(crate) struct SessionSetup {
-    pub(crate) key: SessionKey,
-    pub(crate) buffer_size: usize,
-    pub(crate) max_buffers: usize,
-    pub(crate) flush_timer: Option<Duration>,
-    pub(crate) counters: Arc<SessionCounters>,
-    /// Buffers allocated at start.
-    pub(crate) min_buffers: usize,
-    /// Whether buffers go to a log file (else to memory or nowhere).
-    pub(crate) writes_file: bool,
-    /// Real-time only: buffers no consumer takes are lost (counted).
-    pub(crate) realtime_only: bool,
-    /// Repeat the metadata events need in every buffer whose sequence
-    /// number is a multiple of this (1: every buffer), so that each file of
-    /// a series, each slot of a circular file and each buffer kept in memory
-    /// decodes alone.
-    pub(crate) describe_every: Option<u64>,
-    /// The sequence number of the first buffer.
-    pub(crate) first_seq: u64,
-    /// No-loss mode: hold events in the rings much longer (providers wait
-    /// for room) rather than count them lost for want of a buffer.
-    pub(crate) no_loss: bool,
-}
 
 /// Per-ring state the daemon keeps; never read back from shared memory.
 #[derive(Clone, Copy, Default)]
@@ -745,7 +648,7 @@ impl Drain {
 
     /// Runs until the command channel closes.
     pub(crate) fn run(mut self) {
-        raise_priority();
+        crate::msg::raise_priority();
         let mut idle_sleep = Duration::from_micros(20);
         loop {
             loop {
@@ -1649,16 +1552,6 @@ fn publish_keep(region: &mut DrainRegion, sessions: &[DrainSession]) {
         desc.keep_tid.store(u64::from(tid), Ordering::Relaxed);
         desc.keep_from.store(from, Ordering::Release);
     }
-}
-
-/// Asks the scheduler to prefer the calling thread (nice -10) when it is
-/// allowed to (root, or an RLIMIT_NICE that permits it). Under overload the
-/// drain then takes the CPU it needs from the producers, which slows them
-/// down instead of making them drop events. Without the permission the
-/// thread keeps its normal priority.
-pub(crate) fn raise_priority() {
-    let tid = rustix::thread::gettid();
-    let _ = rustix::process::setpriority_process(Some(tid), -10);
 }
 
 /// The sessions (by index) that take any event from `region`.

@@ -16,6 +16,7 @@ mod drain;
 mod held;
 mod keeper;
 mod logfile;
+mod msg;
 mod options;
 mod recover;
 mod ring;
@@ -186,7 +187,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         .name("ferretd-signals".into())
         .spawn(move || {
             if signals.forever().next().is_some() {
-                let _ = tx.send(control::Event::Shutdown);
+                let _ = tx.send(msg::Event::Shutdown);
             }
         })
         .map_err(setup)?;

@@ -15,8 +15,7 @@ use ferret_abi::proto::{ErrorCode, ErrorReply, FileMode, StartRequest};
 use ferret_format::{FileHeader, mode};
 use ferret_session::MIN_FILE_SLOTS;
 
-use crate::control::Peer;
-use crate::writer::{FileLayout, Series, SinkSetup};
+use crate::msg::{FileLayout, Peer, Series, SinkSetup};
 
 /// A start's log file, ready for the writer.
 #[derive(Debug)]

@@ -16,7 +16,7 @@ use rustix::fs::FlockOperation;
 use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
 
 use crate::DaemonError;
-use crate::control::{ConnId, Event, Peer, Reply, StreamItem};
+use crate::msg::{ConnId, Event, Peer, Reply, StreamItem};
 
 /// The bound listening socket and the lock that makes this daemon the only
 /// one serving its path.

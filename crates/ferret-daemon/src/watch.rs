@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use crossbeam_channel::{Receiver, Sender};
 use ferret_abi::proto::{self, ChangeKind, Response, SessionInfo};
 
-use crate::control::{ConnId, StreamItem};
+use crate::msg::{ConnId, StreamItem};
 
 /// The most bytes one watch may have waiting in the daemon (besides the
 /// one message its connection thread is sending, and the socket's own

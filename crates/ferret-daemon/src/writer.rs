@@ -30,109 +30,7 @@ use ferret_format::{BufferBuilder, Trailer, buffer_kind};
 use ferret_session::{SessionCounters, SessionKey};
 
 use crate::clock::Clock;
-use crate::control::Event;
-
-/// What the drain thread (and the control thread, for `Open`) asks the writer.
-#[derive(Debug)]
-pub(crate) enum WriteCmd {
-    /// A session's sink: its log file (header already written), memory, or nothing.
-    Open {
-        key: SessionKey,
-        sink: SinkSetup,
-        counters: Arc<SessionCounters>,
-    },
-    /// A full buffer, sealed; it goes back to the drain afterwards (at once,
-    /// or once an in-memory session no longer keeps it).
-    Write {
-        key: SessionKey,
-        seq: u64,
-        buffer: BufferBuilder,
-    },
-    /// A copy of a partly filled buffer, sealed.
-    WriteCopy {
-        key: SessionKey,
-        seq: u64,
-        bytes: Vec<u8>,
-    },
-    /// Everything sent before this is written: tell the control thread.
-    Flushed { key: SessionKey, token: u64 },
-    /// Finish the current log file (trailer with sequence `seq`, sync,
-    /// close) and go on in `file`, whose header is written; its first
-    /// buffer has sequence `first_seq`.
-    Switch {
-        key: SessionKey,
-        seq: u64,
-        file: File,
-        data_offset: u64,
-        first_seq: u64,
-        /// The session's counters when the drain switched: the old file's
-        /// trailer reports those, not events the drain counted for the new
-        /// file before this command was handled.
-        at_switch: Counters,
-    },
-    /// Save an in-memory session's kept buffers, then `partial` (the
-    /// current buffer, sealed), to `file` after `header`.
-    Snapshot {
-        key: SessionKey,
-        file: File,
-        header: Vec<u8>,
-        partial: Option<Vec<u8>>,
-        next_seq: u64,
-        token: u64,
-    },
-    /// Write the trailer with sequence `seq`, sync, close, and tell the control thread.
-    Finish { key: SessionKey, seq: u64 },
-}
-
-/// Where a session's buffers go.
-#[derive(Debug)]
-pub(crate) enum SinkSetup {
-    /// A log file whose header is written; data starts at `data_offset`.
-    File {
-        file: File,
-        data_offset: u64,
-        buffer_size: u64,
-        layout: FileLayout,
-        /// The sequence number of the buffer that goes in the file's first
-        /// free slot; `first_slot` is that slot (non-zero when appending).
-        first_seq: u64,
-        first_slot: u64,
-        /// For new-file mode: how to create the next files.
-        series: Option<Box<Series>>,
-    },
-    /// In-memory mode: keep the newest `keep` buffers.
-    Memory { keep: usize },
-    /// Real-time only: buffers go straight back.
-    Discard,
-}
-
-/// How sequence numbers map to the slots of one log file.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum FileLayout {
-    /// Slot = sequence − first sequence; at most `data_slots` data slots
-    /// (None: unlimited), the trailer after the last.
-    Sequential { data_slots: Option<u64> },
-    /// `data_slots` slots reused in turn; the trailer in the slot after them.
-    Circular { data_slots: u64 },
-}
-
-/// The next files of a new-file series.
-#[derive(Debug)]
-pub(crate) struct Series {
-    /// The directory the controller opened.
-    pub(crate) dir: std::os::fd::OwnedFd,
-    /// The path pattern (see `ferret_abi::proto::rotated_file_name`).
-    pub(crate) pattern: String,
-    /// The header of file 1; later files change `file_index`.
-    pub(crate) header: ferret_format::FileHeader,
-    /// The number of the file being written.
-    pub(crate) index: u32,
-    /// Who should own new files when the daemon runs as root.
-    pub(crate) owner: Option<(u32, u32)>,
-    /// The controller that started the session: each file is created only
-    /// if it may still create files in the directory.
-    pub(crate) controller: crate::control::Peer,
-}
+use crate::msg::{Event, FileLayout, Series, SinkSetup, WriteCmd};
 
 /// Alignment for direct I/O: the largest logical block size in common use.
 const DIRECT_ALIGN: usize = 4096;
@@ -981,7 +879,7 @@ impl SessionThread {
     /// Handles the session's commands until its `Finish` (or the router's
     /// end).
     fn run(mut self) {
-        crate::drain::raise_priority();
+        crate::msg::raise_priority();
         loop {
             let cmd = match self.cmds.try_recv() {
                 Ok(cmd) => cmd,
