@@ -9,7 +9,8 @@
 
 pub mod output;
 pub mod plan;
-pub mod transport;
+/// The packet transport, re-exported for controllers that use it directly.
+pub use ferret_transport as transport;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io;

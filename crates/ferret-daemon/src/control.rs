@@ -1554,7 +1554,7 @@ fn fill_page<K: Copy, T: serde::Serialize>(
     // A page must fit one packet, which the system's socket buffer may
     // make shorter than the protocol's limit; the margin is for the page's
     // own framing.
-    let budget = PAGE_BYTES.min(ferret_client::transport::packet_limit().saturating_sub(1024));
+    let budget = PAGE_BYTES.min(ferret_transport::packet_limit().saturating_sub(1024));
     let mut page = Vec::new();
     let mut bytes = 0usize;
     let mut last = None;
@@ -1584,7 +1584,7 @@ fn fitted_info(s: &Session) -> SessionInfo {
 /// total lost is unchanged.
 fn fit_one_message(mut info: SessionInfo) -> SessionInfo {
     // Room for the message around the info (variant, page framing).
-    let budget = ferret_client::transport::packet_limit().saturating_sub(1024);
+    let budget = ferret_transport::packet_limit().saturating_sub(1024);
     let Ok(len) = ferret_abi::proto::encoded_len(&info) else {
         return info;
     };
@@ -1634,7 +1634,7 @@ mod tests {
 
     #[test]
     fn a_session_info_too_long_for_one_message_folds_its_lost_providers() {
-        let limit = ferret_client::transport::packet_limit();
+        let limit = ferret_transport::packet_limit();
         let names: Vec<String> = (0..256)
             .map(|i| format!("P{i:03}{}", "x".repeat(796)))
             .collect();
@@ -1689,7 +1689,7 @@ mod tests {
 
     #[test]
     fn pages_fill_by_encoded_bytes_and_resume_after_their_last_key() {
-        let budget = PAGE_BYTES.min(ferret_client::transport::packet_limit() - 1024);
+        let budget = PAGE_BYTES.min(ferret_transport::packet_limit() - 1024);
         // Entries of very different sizes: 10 bytes to 60 KB.
         let items: Vec<(u32, String)> = (1..=400u32)
             .map(|k| (k, "x".repeat(if k % 7 == 0 { 60_000 } else { 10 })))

@@ -22,9 +22,9 @@ use std::time::Duration;
 
 use ferret_abi::Guid;
 use ferret_abi::shm::{RegionLayout, RegionParams};
-use ferret_client::Conn;
 use ferret_format::ClockInfo;
 use ferret_session::RegionId;
+use ferret_transport::Conn;
 use serde::{Deserialize, Serialize};
 
 use crate::shm::ShmRegion;

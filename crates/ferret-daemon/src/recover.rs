@@ -23,9 +23,9 @@ use ferret_abi::record::{
     Record, Ticks,
 };
 use ferret_abi::shm::{RegionLayout, RegionParams};
-use ferret_client::Conn;
 use ferret_format::{BufferBuilder, FileHeader, Trailer, buffer_kind, mode};
 use ferret_session::RegionId;
+use ferret_transport::Conn;
 
 use crate::keeper::{KeeperMsg, RECOVER_SUFFIX, clock_from_words};
 use crate::ring::{RingEvent, RingSink, TimeBase};

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use ferret_abi::proto::{self, Request};
-use ferret_client::{Conn, TransportError};
+use ferret_transport::{Conn, TransportError};
 use rustix::fs::FlockOperation;
 use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
 
@@ -318,7 +318,7 @@ pub(crate) fn accept_loop(listener: OwnedFd, events: Sender<Event>, group: Optio
                 continue;
             }
         };
-        let Ok(cred) = ferret_client::transport::peer_credentials(fd.as_fd()) else {
+        let Ok(cred) = ferret_transport::peer_credentials(fd.as_fd()) else {
             continue;
         };
         let uid = cred.uid;
@@ -389,7 +389,7 @@ fn refuse_connection(fd: &OwnedFd, uid: u32, mine: usize, cap: usize, refused: u
 
 /// Serves one connection: each packet becomes one request, answered in order.
 fn serve(conn: ConnId, fd: OwnedFd, events: Sender<Event>, group: Option<&ControlGroup>) {
-    let Ok(cred) = ferret_client::transport::peer_credentials(fd.as_fd()) else {
+    let Ok(cred) = ferret_transport::peer_credentials(fd.as_fd()) else {
         return;
     };
     let groups = peer_groups(&fd, cred.pid);

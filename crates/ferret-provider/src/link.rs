@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use ferret_abi::Guid;
 use ferret_abi::proto::{Hello, PROTO_MAGIC, Request, Response, Role};
 use ferret_abi::shm::{ABI_MAJOR, ABI_MINOR, ENABLE_TABLE_BYTES, EnableSlot};
-use ferret_client::Conn;
+use ferret_transport::Conn;
 use rustix::mm::{MapFlags, ProtFlags};
 
 use crate::region::Region;
@@ -554,10 +554,10 @@ fn attach(g: &'static Global) -> Result<Conn, String> {
     // Only a daemon of this user or root is trusted with the process's
     // events; anyone else listening there is refused before hello.
     let mut conn = Conn::connect_to_daemon(socket).map_err(|e| match e {
-        ferret_client::transport::ConnectError::Io(e) => {
+        ferret_transport::ConnectError::Io(e) => {
             format!("no daemon at {}: {e}", socket.display())
         }
-        ferret_client::transport::ConnectError::Untrusted(why) => why,
+        ferret_transport::ConnectError::Untrusted(why) => why,
     })?;
     // Known to a forked child from now on; forgotten before the connection
     // closes (the guard drops before `conn` on every early return), so the

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use ferret_abi::proto::{RegionGrant, Request, Response};
 use ferret_abi::shm::{CLOCK_MONOTONIC, RegionHeader, RegionLayout, RegionParams};
-use ferret_client::Conn;
 use ferret_provider::{Options, Provider};
+use ferret_transport::Conn;
 
 const PROVIDERS: usize = 1000;
 

@@ -748,3 +748,6 @@ impl Env {
         env
     }
 }
+
+/// Helpers for tests whose log files stall.
+pub mod stall;
