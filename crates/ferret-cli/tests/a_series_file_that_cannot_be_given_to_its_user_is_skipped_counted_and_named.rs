@@ -28,21 +28,6 @@ use util::{Env, open_socket_to_everyone, running_as_root};
 
 const NOBODY: u32 = 65534;
 
-/// Builds the shim into `dir` and returns its path.
-fn build_shim(dir: &Path) -> PathBuf {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/stall/fail_fchown.c");
-    let out = dir.join("fail_fchown.so");
-    let status = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
-        .args(["-shared", "-fPIC", "-O2", "-o"])
-        .arg(&out)
-        .arg(&src)
-        .arg("-ldl")
-        .status()
-        .expect("run cc to build the fchown shim");
-    assert!(status.success(), "cc failed to build {}", src.display());
-    out
-}
-
 /// A directory that belongs to user 65534, for its series.
 fn nobodys_dir(env: &Env) -> PathBuf {
     open_socket_to_everyone(env);
@@ -80,7 +65,7 @@ fn a_next_file_the_daemon_cannot_give_to_the_user_is_skipped_counted_and_named()
         return;
     }
     let shim_dir = tempfile::tempdir().unwrap();
-    let shim = build_shim(shim_dir.path());
+    let shim = util::stall::build_shim(shim_dir.path(), "fail_fchown");
     let env = Env::with_daemon_env(
         &[],
         &[

@@ -565,7 +565,7 @@ pub(crate) struct Drain {
     late: Option<Arc<RouteTable>>,
     /// Commands waiting for the rings to be consumed up to where they
     /// stood when the commands came.
-    held: HeldQueue<Hold>,
+    held: HeldQueue<DrainCmd>,
     /// Sessions finished while retired routes may still route a late event
     /// to them (see `RingCtx::deliver_late`), with their counters.
     stopped: Vec<Stopped>,
@@ -589,31 +589,6 @@ struct Stopped {
 /// The most finished sessions kept for late events: as many as may be
 /// listed, so that only sessions already gone from `list` are forgotten.
 const STOPPED_KEPT: usize = ferret_session::DEFAULT_SESSION_LIMIT;
-
-/// What a held command does once the rings it depends on have moved on.
-enum Hold {
-    /// Retire the union of the routes in force and these, keeping these.
-    Routes(Arc<RouteTable>),
-    Flush {
-        key: SessionKey,
-        token: u64,
-    },
-    Stop {
-        key: SessionKey,
-    },
-    Switch {
-        key: SessionKey,
-        file: std::fs::File,
-        data_offset: u64,
-    },
-    Snapshot {
-        key: SessionKey,
-        file: std::fs::File,
-        header: Vec<u8>,
-        token: u64,
-    },
-    CloseRegion(RegionId),
-}
 
 impl Drain {
     pub(crate) fn new(
@@ -765,22 +740,22 @@ impl Drain {
                     .collect();
                 let waits = self.marks(|r| r.shm.id == id);
                 self.held
-                    .hold(waits, sessions, false, Hold::CloseRegion(id));
+                    .hold(waits, sessions, false, DrainCmd::CloseRegion(id));
             }
             DrainCmd::Routes(routes) => self.new_routes(routes),
             DrainCmd::AddSession(setup) => {
                 self.sessions.push(DrainSession::new(setup));
                 self.epoch += 1;
             }
-            DrainCmd::Flush { key, token } => self.hold_for(key, Hold::Flush { key, token }),
-            DrainCmd::Stop { key } => {
+            cmd @ DrainCmd::Flush { key, .. } => self.hold_for(key, cmd),
+            cmd @ DrainCmd::Stop { key } => {
                 // Bounded like `stopped`, in case a stop never finishes a
                 // session (one the drain never had).
                 if self.stop_asked.len() >= STOPPED_KEPT {
                     self.stop_asked.remove(0);
                 }
                 self.stop_asked.push((key, self.clock.now_ticks()));
-                self.hold_for(key, Hold::Stop { key })
+                self.hold_for(key, cmd)
             }
             DrainCmd::Attach { key, consumer } => {
                 let Some(i) = self.session_index(key) else {
@@ -827,32 +802,11 @@ impl Drain {
                         .store(s.allocated as u64, Ordering::Relaxed);
                 }
             }
-            DrainCmd::Switch {
-                key,
-                file,
-                data_offset,
-            } => self.hold_for(
-                key,
-                Hold::Switch {
-                    key,
-                    file,
-                    data_offset,
-                },
-            ),
-            DrainCmd::Snapshot {
-                key,
-                file,
-                header,
-                token,
-            } => self.hold_for(
-                key,
-                Hold::Snapshot {
-                    key,
-                    file,
-                    header,
-                    token,
-                },
-            ),
+            // A switch of log file and a snapshot take what was committed
+            // before them.
+            cmd @ (DrainCmd::Switch { key, .. } | DrainCmd::Snapshot { key, .. }) => {
+                self.hold_for(key, cmd)
+            }
         }
     }
 
@@ -876,7 +830,7 @@ impl Drain {
 
     /// Holds a command of session `key` until every ring of every region
     /// it takes events from has been consumed up to where it stands now.
-    fn hold_for(&mut self, key: SessionKey, action: Hold) {
+    fn hold_for(&mut self, key: SessionKey, action: DrainCmd) {
         let routes = self.routes.clone();
         let waits = self.marks(|r| {
             routes
@@ -920,7 +874,10 @@ impl Drain {
                 }
             }
         }
-        let routes_held = self.held.actions().any(|a| matches!(a, Hold::Routes(_)));
+        let routes_held = self
+            .held
+            .actions()
+            .any(|a| matches!(a, DrainCmd::Routes(_)));
         self.epoch += 1;
         if narrowed.is_empty() && !routes_held {
             self.routes = routes;
@@ -928,7 +885,8 @@ impl Drain {
         }
         self.routes = Arc::new(self.routes.union(&routes, routes.epoch));
         let waits = self.marks(|r| regions.contains(&r.shm.id));
-        self.held.hold(waits, narrowed, true, Hold::Routes(routes));
+        self.held
+            .hold(waits, narrowed, true, DrainCmd::Routes(routes));
     }
 
     /// Applies every held command whose rings have moved on.
@@ -949,9 +907,10 @@ impl Drain {
         }
     }
 
-    fn apply(&mut self, action: Hold) {
+    /// Applies a held command (only the kinds `command` holds come here).
+    fn apply(&mut self, action: DrainCmd) {
         match action {
-            Hold::CloseRegion(id) => {
+            DrainCmd::CloseRegion(id) => {
                 // The process is gone: what its counters say it dropped is
                 // final, and goes to the sessions that took from it.
                 self.charge_drops();
@@ -959,7 +918,7 @@ impl Drain {
                 self.record_end(id);
                 self.regions.retain(|r| r.shm.id != id);
             }
-            Hold::Routes(target) => {
+            DrainCmd::Routes(target) => {
                 // Drops counted until now go to the routes about to be
                 // retired, which still include the narrowed sessions.
                 self.charge_drops();
@@ -968,7 +927,7 @@ impl Drain {
                 let previous = self.routes.clone();
                 let mut in_force = target;
                 for a in self.held.actions() {
-                    if let Hold::Routes(t) = a {
+                    if let DrainCmd::Routes(t) = a {
                         in_force = Arc::new(in_force.union(t, t.epoch));
                     }
                 }
@@ -985,13 +944,13 @@ impl Drain {
                 }
                 self.epoch += 1;
             }
-            Hold::Flush { key, token } => {
+            DrainCmd::Flush { key, token } => {
                 if let Some(i) = self.session_index(key) {
                     self.sessions[i].flush_partial(&self.writer);
                 }
                 let _ = self.writer.send(WriteCmd::Flushed { key, token });
             }
-            Hold::Stop { key } => {
+            DrainCmd::Stop { key } => {
                 // Everything committed before the stop, including what
                 // providers wrote before they saw the session disabled, is in.
                 let Some(i) = self.session_index(key) else {
@@ -1014,7 +973,7 @@ impl Drain {
                     });
                 }
             }
-            Hold::Switch {
+            DrainCmd::Switch {
                 key,
                 file,
                 data_offset,
@@ -1044,7 +1003,7 @@ impl Drain {
                     at_switch,
                 });
             }
-            Hold::Snapshot {
+            DrainCmd::Snapshot {
                 key,
                 file,
                 header,
@@ -1074,6 +1033,12 @@ impl Drain {
                     token,
                 });
             }
+            // `command` applies every other kind at once.
+            DrainCmd::AddRegion { .. }
+            | DrainCmd::AddSession(_)
+            | DrainCmd::Attach { .. }
+            | DrainCmd::Detach { .. }
+            | DrainCmd::Update { .. } => {}
         }
     }
 
@@ -1352,7 +1317,10 @@ impl Drain {
         // as late routes or still to be retired, can name them.
         if !self.stopped.is_empty()
             && self.late.is_none()
-            && !self.held.actions().any(|a| matches!(a, Hold::Routes(_)))
+            && !self
+                .held
+                .actions()
+                .any(|a| matches!(a, DrainCmd::Routes(_)))
         {
             self.stopped.clear();
         }

@@ -16,17 +16,17 @@ pub const LIMIT: Duration = Duration::from_secs(20);
 pub const VERB: Duration = Duration::from_secs(2);
 pub const PAD: &str = "the quick brown fox jumps over the lazy dog";
 
-/// Builds the shim into `dir` and returns its path.
-pub fn build_shim(dir: &Path) -> PathBuf {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/stall/stall_writes.c");
-    let out = dir.join("stall_writes.so");
+/// Builds the shim `tests/stall/NAME.c` into `dir` and returns its path.
+pub fn build_shim(dir: &Path, name: &str) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/stall/{name}.c"));
+    let out = dir.join(format!("{name}.so"));
     let status = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
         .args(["-shared", "-fPIC", "-O2", "-o"])
         .arg(&out)
         .arg(&src)
         .arg("-ldl")
         .status()
-        .expect("run cc to build the stall shim");
+        .expect("run cc to build a test shim");
     assert!(status.success(), "cc failed to build {}", src.display());
     out
 }
@@ -87,7 +87,7 @@ pub fn rss_kib(pid: u32) -> u64 {
 /// configured to use it. The temporary directory holds the shim and flag.
 pub fn stalling_env(suffix: &str) -> (Env, PathBuf, tempfile::TempDir) {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let shim = build_shim(tmp.path());
+    let shim = build_shim(tmp.path(), "stall_writes");
     let flag = tmp.path().join("stall");
     let env = Env::with_daemon_env(
         &[],
