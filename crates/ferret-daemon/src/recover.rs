@@ -9,7 +9,7 @@
 //!
 //! What a killed daemon had already taken from the rings but not yet
 //! written (its session buffers, in its own memory) died with it; see
-//! docs/ARCHITECTURE.md, "Recovering a killed daemon's rings".
+//! docs/RELIABILITY.md, "Recovering a killed daemon's rings".
 
 use std::collections::BTreeMap;
 use std::fs::File;
