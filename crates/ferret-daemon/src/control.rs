@@ -743,21 +743,17 @@ impl Control {
     /// it; the peer is who the kernel says it is.
     fn check_owner(&self, peer: &Peer, target: &SessionRef) -> Result<(), Box<ErrorReply>> {
         let s = self.sessions.find(target)?;
-        if peer.uid == 0 || peer.uid == s.owner_uid || peer.in_control_group {
-            Ok(())
-        } else {
-            let who = match &self.control_group {
-                Some(g) => format!("its owner, root or members of group '{}'", g.name),
-                None => "its owner or root".to_string(),
-            };
-            Err(Box::new(ErrorReply {
+        let asker = ferret_session::Asker {
+            uid: peer.uid,
+            in_control_group: peer.in_control_group,
+        };
+        let group = self.control_group.as_ref().map(|g| g.name.as_str());
+        ferret_session::may_control(asker, s, group).map_err(|e| {
+            Box::new(ErrorReply {
                 code: ErrorCode::Permission,
-                message: format!(
-                    "session '{}' belongs to uid {}; only {who} may control it",
-                    s.name, s.owner_uid
-                ),
-            }))
-        }
+                message: e.to_string(),
+            })
+        })
     }
 
     fn start(
@@ -1050,21 +1046,8 @@ impl Control {
             return Some(Reply::Msg(Response::Error(*e)));
         }
         if let (Some(token), Ok(s)) = (only_token, self.sessions.find(&target)) {
-            if s.controller_token != token {
-                return Some(Reply::Msg(refuse(
-                    ErrorCode::Permission,
-                    format!(
-                        "session '{}' (LoggerID {}) was started elsewhere ({}); stop it from the command line with 'ferret stop {}'",
-                        s.name,
-                        s.logger_id,
-                        if s.controller.is_empty() {
-                            "another controller"
-                        } else {
-                            &s.controller
-                        },
-                        s.name
-                    ),
-                )));
+            if let Err(e) = ferret_session::started_by(s, token) {
+                return Some(Reply::Msg(refuse(ErrorCode::Permission, e.to_string())));
             }
         }
         let (state, name, key) = match self.sessions.find(&target) {

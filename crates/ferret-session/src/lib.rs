@@ -6,12 +6,14 @@
 //! The daemon crate owns threads, sockets, memfds and files and calls into
 //! this crate to decide; everything here is testable without a daemon.
 
+mod authz;
 mod budget;
 mod counters;
 mod registry;
 mod routes;
 mod table;
 
+pub use authz::{Asker, Refusal, may_control, started_by};
 pub use budget::{
     BufferBudget, DEFAULT_USER_BUFFER_MEMORY, MIN_BUFFER_MEMORY, mem_total, parse_memory,
     reservation,
