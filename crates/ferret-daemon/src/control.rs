@@ -19,8 +19,8 @@ use ferret_abi::proto::{
 use ferret_abi::shm::{ABI_MAJOR, ABI_MINOR, RegionParams};
 use ferret_format::{FileHeader, mode};
 use ferret_session::{
-    ProviderEntry, RegionId, Registry, RouteTable, Session, SessionKey, SessionTable, enable_words,
-    no_loss_wait_us, validate_flush_timer, validate_log_path, validate_max_buffers,
+    ProviderEntry, RegionId, Registry, RouteTable, Session, SessionKey, SessionTable, StopStep,
+    enable_words, no_loss_wait_us, validate_flush_timer, validate_log_path, validate_max_buffers,
     validate_providers,
 };
 
@@ -102,7 +102,7 @@ pub(crate) struct Control {
     /// Real-time consumers by connection.
     consumers: HashMap<ConnId, ConsumerEntry>,
     /// Stopping sessions: whether the writer has finished, and since when.
-    stopping: HashMap<SessionKey, StopProgress>,
+    stopping: HashMap<SessionKey, ferret_session::Stopping>,
     next_tick: Instant,
     shutting_down: bool,
     control_group: Option<crate::server::ControlGroup>,
@@ -113,12 +113,6 @@ struct ConsumerEntry {
     tx: Sender<StreamItem>,
     /// Set once the consumer's connection has forwarded the end marker.
     done: Option<(u64, u64)>,
-}
-
-#[derive(Default)]
-struct StopProgress {
-    /// When the writer finished the log file.
-    writer_done: Option<Instant>,
 }
 
 /// How long a stop waits for real-time consumers to take the end of a
@@ -245,12 +239,12 @@ impl Control {
             self.watchers
                 .tick(&|after| sessions.iter_after(after).next().map(fitted_info));
         }
-        let grace = consumer_grace();
+        let (grace, now) = (consumer_grace(), Instant::now());
         let late: Vec<SessionKey> = self
             .stopping
-            .iter()
-            .filter(|(_, p)| p.writer_done.is_some_and(|t| t.elapsed() >= grace))
-            .map(|(k, _)| *k)
+            .keys()
+            .copied()
+            .filter(|&k| self.stop_step(k, now, grace) == StopStep::StoppedPastGrace)
             .collect();
         for key in late {
             eprintln!(
@@ -343,7 +337,10 @@ impl Control {
                 }
             }
             Event::Stopped { key } => {
-                self.stopping.entry(key).or_default().writer_done = Some(Instant::now());
+                self.stopping
+                    .entry(key)
+                    .or_default()
+                    .writer_done(Instant::now());
                 self.try_finish_stop(key);
             }
             Event::ConsumerDone {
@@ -397,17 +394,20 @@ impl Control {
     /// Reports STOPPED once the writer has finished and every consumer has
     /// taken the end.
     fn try_finish_stop(&mut self, key: SessionKey) {
-        let writer_done = self
-            .stopping
-            .get(&key)
-            .is_some_and(|p| p.writer_done.is_some());
+        if self.stop_step(key, Instant::now(), consumer_grace()) == StopStep::Stopped {
+            self.finish_stop(key);
+        }
+    }
+
+    /// Where stopping session `key` stands (see `ferret_session::Stopping`).
+    fn stop_step(&self, key: SessionKey, now: Instant, grace: Duration) -> StopStep {
         let waiting = self
             .consumers
             .values()
             .any(|c| c.key == key && c.done.is_none());
-        if writer_done && !waiting {
-            self.finish_stop(key);
-        }
+        self.stopping
+            .get(&key)
+            .map_or(StopStep::Wait, |s| s.step(waiting, now, grace))
     }
 
     fn finish_stop(&mut self, key: SessionKey) {
@@ -1029,7 +1029,8 @@ impl Control {
         self.update_enables(names.iter().map(String::as_str));
         self.to_drain(DrainCmd::Stop { key });
         self.publish_routes();
-        self.stopping.insert(key, StopProgress::default());
+        self.stopping
+            .insert(key, ferret_session::Stopping::default());
         self.notify_key(ChangeKind::State, key);
         Ok(key)
     }

@@ -11,6 +11,7 @@ mod budget;
 mod counters;
 mod registry;
 mod routes;
+mod stop;
 mod table;
 
 pub use authz::{Asker, Refusal, may_control, started_by};
@@ -27,6 +28,7 @@ pub use ferret_abi::limits::{
 };
 pub use registry::{ProviderEntry, Registry};
 pub use routes::{RegionSlots, RouteTable, SlotIter, SlotRoutes, enable_words, no_loss_wait_us};
+pub use stop::{StopStep, Stopping};
 pub use table::{Session, SessionKey, SessionTable};
 /// Identifies one provider process's shared-memory region for the life of the daemon.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
