@@ -100,7 +100,7 @@ pub fn validate_start(req: &StartRequest) -> Result<(), ErrorReply> {
                 ),
             ));
         }
-        FileMode::None if !req.realtime => {
+        FileMode::RealTime if !req.realtime => {
             return Err(refuse(
                 ErrorCode::Invalid,
                 "a session with no log file must be real-time; add --realtime or give a file",

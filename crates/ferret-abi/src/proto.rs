@@ -113,8 +113,8 @@ pub enum FileMode {
     /// Sequential files of at most the maximum size, NAME_1, NAME_2, ...;
     /// the packet carries the directory's descriptor.
     NewFile,
-    /// No file: buffers go to real-time consumers only.
-    None,
+    /// No file: buffers go to real-time consumers only (`--mode real-time`).
+    RealTime,
     /// No file: the newest buffers stay in memory until a snapshot saves them.
     InMemory,
 }
@@ -127,7 +127,7 @@ impl FileMode {
             FileMode::Circular => "circular",
             FileMode::Append => "append",
             FileMode::NewFile => "new-file",
-            FileMode::None => "real-time",
+            FileMode::RealTime => "real-time",
             FileMode::InMemory => "in-memory",
         }
     }
@@ -138,13 +138,13 @@ impl FileMode {
         FileMode::Circular,
         FileMode::Append,
         FileMode::NewFile,
-        FileMode::None,
+        FileMode::RealTime,
         FileMode::InMemory,
     ];
 
     /// True if the mode writes a log file the controller passed.
     pub const fn has_file(self) -> bool {
-        !matches!(self, FileMode::None | FileMode::InMemory)
+        !matches!(self, FileMode::RealTime | FileMode::InMemory)
     }
 }
 

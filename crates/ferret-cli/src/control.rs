@@ -40,7 +40,7 @@ impl ModeArg {
             ModeArg::Circular => FileMode::Circular,
             ModeArg::Append => FileMode::Append,
             ModeArg::NewFile => FileMode::NewFile,
-            ModeArg::RealTime => FileMode::None,
+            ModeArg::RealTime => FileMode::RealTime,
             ModeArg::InMemory => FileMode::InMemory,
         }
     }
@@ -247,7 +247,7 @@ pub fn start(socket: &Path, a: StartArgs) -> Result<ExitCode> {
             } else {
                 outln!("{}", s.logger_id);
                 let dest = match s.file_mode {
-                    FileMode::None => "to real-time consumers only ('ferret tail')".to_string(),
+                    FileMode::RealTime => "to real-time consumers only ('ferret tail')".to_string(),
                     FileMode::InMemory => {
                         "in memory ('ferret snapshot' saves the newest buffers)".to_string()
                     }
@@ -317,7 +317,7 @@ pub fn update(socket: &Path, a: UpdateArgs) -> Result<ExitCode> {
             let s = client.query(&target)?;
             update.log_file = Some(shown_path(path));
             match s.file_mode {
-                FileMode::None | FileMode::InMemory => bail!(
+                FileMode::RealTime | FileMode::InMemory => bail!(
                     "session '{}' is {} and writes no log file; -f applies to sessions started with one",
                     s.name,
                     s.file_mode.name()

@@ -54,7 +54,7 @@ fn start_big(client: &mut Client, name: &str) -> u32 {
         max_buffers: 2,
         flush_timer_ms: 0,
         min_buffers: 1,
-        file_mode: FileMode::None,
+        file_mode: FileMode::RealTime,
         max_file_bytes: 0,
         realtime: true,
         controller: "watch test".into(),

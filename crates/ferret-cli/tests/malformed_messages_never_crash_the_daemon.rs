@@ -71,7 +71,7 @@ fn good_start(name: &str) -> ferret_abi::proto::StartRequest {
         max_buffers: 16,
         flush_timer_ms: 1000,
         min_buffers: 4,
-        file_mode: ferret_abi::proto::FileMode::None,
+        file_mode: ferret_abi::proto::FileMode::RealTime,
         max_file_bytes: 0,
         realtime: true,
         controller: "crafted".into(),

@@ -34,7 +34,7 @@ fn request(name: String, providers: Vec<ProviderSpec>) -> StartRequest {
         max_buffers: 2,
         flush_timer_ms: 0,
         min_buffers: 1,
-        file_mode: FileMode::None,
+        file_mode: FileMode::RealTime,
         max_file_bytes: 0,
         realtime: true,
         // The longest description a controller may give, as the viewer's

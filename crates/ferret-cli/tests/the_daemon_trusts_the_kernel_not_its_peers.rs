@@ -185,7 +185,7 @@ fn real_time_request(name: &str, controller: &str) -> StartRequest {
         max_buffers: 8,
         flush_timer_ms: 1000,
         min_buffers: 2,
-        file_mode: FileMode::None,
+        file_mode: FileMode::RealTime,
         max_file_bytes: 0,
         realtime: true,
         controller: controller.into(),

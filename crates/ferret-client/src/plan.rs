@@ -136,7 +136,7 @@ impl StartPlan {
             file_mode: mode,
             max_file_bytes: self.max_file_bytes,
             // Real-time mode has no other destination, so it needs consumers.
-            realtime: self.realtime || mode == FileMode::None,
+            realtime: self.realtime || mode == FileMode::RealTime,
             controller: self.controller.clone(),
             no_loss: self.no_loss,
             no_loss_wait_ms: self.no_loss_wait_ms.unwrap_or(DEFAULT_NO_LOSS_WAIT_MS),
@@ -652,7 +652,7 @@ mod tests {
                 .0
                 .contains("--overwrite would discard")
         );
-        p.mode = FileMode::None;
+        p.mode = FileMode::RealTime;
         p.overwrite = false;
         p.max_file_bytes = 0;
         assert!(p.request().unwrap_err().0.contains("writes no log file"));

@@ -2299,7 +2299,7 @@ mod tests {
                 max_buffers: 4,
                 flush_timer_ms: 0,
                 min_buffers: 1,
-                file_mode: FileMode::None,
+                file_mode: FileMode::RealTime,
                 max_file_bytes: 0,
                 realtime: true,
                 controller: String::new(),

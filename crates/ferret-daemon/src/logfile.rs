@@ -188,7 +188,7 @@ fn open_sink(
     // Slots of a file of the maximum size, the trailer's included.
     let slots = (req.max_file_bytes.saturating_sub(data_offset) / size).max(MIN_FILE_SLOTS);
     match (req.file_mode, target) {
-        (FileMode::None, _) => Ok((SinkSetup::Discard, None)),
+        (FileMode::RealTime, _) => Ok((SinkSetup::Discard, None)),
         (FileMode::InMemory, _) => Ok((
             SinkSetup::Memory {
                 keep: (req.max_buffers as usize).saturating_sub(2).max(1),

@@ -240,7 +240,7 @@ mod tests {
             counters: Counters::default(),
             last_error: None,
             min_buffers: 1,
-            file_mode: FileMode::None,
+            file_mode: FileMode::RealTime,
             max_file_bytes: 0,
             realtime: false,
             consumers: 0,

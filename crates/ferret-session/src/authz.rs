@@ -83,7 +83,7 @@ mod tests {
             max_buffers: 64,
             flush_timer_ms: 1000,
             min_buffers: 4,
-            file_mode: FileMode::None,
+            file_mode: FileMode::RealTime,
             max_file_bytes: 0,
             realtime: true,
             controller: "ferret view pid 7".into(),

@@ -358,7 +358,7 @@ mod tests {
             Outcome::Do(Effect::Start(f)) => {
                 assert_eq!(f.name, "net");
                 assert_eq!(f.providers, "MyCompany.Web");
-                assert_eq!(f.mode, ferret_abi::proto::FileMode::None);
+                assert_eq!(f.mode, ferret_abi::proto::FileMode::RealTime);
             }
             o => panic!("not started: {o:?} {}", m.status),
         }

@@ -1293,7 +1293,7 @@ pub mod tests {
         let mut m = Model::new(true);
         let running = session(1, "run", SessionState::Running);
         let mut stopped = session(2, "done", SessionState::Stopped);
-        stopped.file_mode = FileMode::None;
+        stopped.file_mode = FileMode::RealTime;
         stopped.log_file.clear();
         m.apply(ChangeKind::Present, running.clone(), 0);
         m.apply(ChangeKind::Present, stopped.clone(), 0);

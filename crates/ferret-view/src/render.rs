@@ -180,7 +180,7 @@ fn sessions(f: &mut Frame<'_>, m: &Model, area: Rect) {
                 cells.push(Cell::from(s.owner_uid.to_string()));
             }
             cells.push(Cell::from(match s.file_mode {
-                FileMode::None => "(real-time)".to_string(),
+                FileMode::RealTime => "(real-time)".to_string(),
                 FileMode::InMemory => "(in memory)".to_string(),
                 // A narrow screen has room for the file's name only; the
                 // properties panel has the whole path.
@@ -586,7 +586,7 @@ mod tests {
             filter: EnableFilter::level(ferret_abi::Level::Information),
         }];
         let mut live = session(2, "live", SessionState::Running);
-        live.file_mode = FileMode::None;
+        live.file_mode = FileMode::RealTime;
         live.log_file.clear();
         let old = session(3, "old", SessionState::Stopped);
         for s in [&web, &live, &old] {
