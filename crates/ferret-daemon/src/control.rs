@@ -1,6 +1,6 @@
 //! The control thread: the daemon's one event loop. Every state change
 //! (sessions, providers, regions, routes) happens here, in the order events
-//! arrive; the drain and writer threads only report back through [`Event`].
+//! arrive; the drain and writer threads only report back through [`ControlEvent`].
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -27,8 +27,8 @@ use ferret_session::{
 use crate::clock::{Clock, unix_now_ns};
 use crate::logfile;
 use crate::msg::{
-    ConnId, Consumer, DrainCmd, Event, Peer, Prepared, Reply, SessionSetup, SinkSetup, StreamItem,
-    WriteCmd,
+    ConnId, Consumer, ControlEvent, DrainCmd, Peer, Prepared, Reply, SessionSetup, SinkSetup,
+    StreamItem, WriteCmd,
 };
 use crate::shm::ShmRegion;
 
@@ -73,9 +73,9 @@ pub(crate) struct Control {
     /// Holds every region's memfd so that a daemon that dies leaves its
     /// rings recoverable (see `keeper.rs`).
     keeper: Option<crate::keeper::Keeper>,
-    events: Receiver<Event>,
+    events: Receiver<ControlEvent>,
     /// For threads doing file work, to report back.
-    events_tx: Sender<Event>,
+    events_tx: Sender<ControlEvent>,
     /// Requests waiting for their file work, by token.
     preparing: HashMap<u64, Preparing>,
     drain: Sender<DrainCmd>,
@@ -159,8 +159,8 @@ fn process_name(pid: u32) -> String {
 
 impl Control {
     pub(crate) fn new(
-        events: Receiver<Event>,
-        events_tx: Sender<Event>,
+        events: Receiver<ControlEvent>,
+        events_tx: Sender<ControlEvent>,
         drain: Sender<DrainCmd>,
         drain_wake: Arc<OwnedFd>,
         writer: Sender<WriteCmd>,
@@ -280,9 +280,9 @@ impl Control {
         let _ = rustix::io::write(self.drain_wake.as_ref(), &1u64.to_ne_bytes());
     }
 
-    fn handle(&mut self, event: Event) {
+    fn handle(&mut self, event: ControlEvent) {
         match event {
-            Event::Request {
+            ControlEvent::Request {
                 conn,
                 peer,
                 req,
@@ -293,13 +293,13 @@ impl Control {
                     let _ = reply.send(r);
                 }
             }
-            Event::Malformed { reply, error } => {
+            ControlEvent::Malformed { reply, error } => {
                 let _ = reply.send(Reply::Msg(refuse(
                     ErrorCode::BadRequest,
                     format!("malformed request: {error}"),
                 )));
             }
-            Event::Closed { conn } => {
+            ControlEvent::Closed { conn } => {
                 self.watchers.remove(conn);
                 if let Some(c) = self.consumers.remove(&conn) {
                     self.to_drain(DrainCmd::Detach { key: c.key, conn });
@@ -322,7 +322,7 @@ impl Control {
                     }
                 }
             }
-            Event::Flushed { key, token } => {
+            ControlEvent::Flushed { key, token } => {
                 if let Some(reply) = self.flush_waiters.remove(&token) {
                     let info = self
                         .sessions
@@ -336,14 +336,14 @@ impl Control {
                     let _ = reply.send(Reply::Msg(resp));
                 }
             }
-            Event::Stopped { key } => {
+            ControlEvent::Stopped { key } => {
                 self.stopping
                     .entry(key)
                     .or_default()
                     .writer_done(Instant::now());
                 self.try_finish_stop(key);
             }
-            Event::ConsumerDone {
+            ControlEvent::ConsumerDone {
                 conn,
                 key,
                 missed_buffers,
@@ -354,7 +354,7 @@ impl Control {
                 }
                 self.try_finish_stop(key);
             }
-            Event::Snapshotted { token, result } => {
+            ControlEvent::Snapshotted { token, result } => {
                 if let Some((key, reply)) = self.snapshot_waiters.remove(&token) {
                     let resp = match (result, self.sessions.by_key(key)) {
                         (Ok((buffers, bytes)), Some(s)) => Response::Snapshot {
@@ -374,8 +374,8 @@ impl Control {
                     let _ = reply.send(Reply::Msg(resp));
                 }
             }
-            Event::Prepared { token, result } => self.prepared(token, result),
-            Event::Shutdown => {
+            ControlEvent::Prepared { token, result } => self.prepared(token, result),
+            ControlEvent::Shutdown => {
                 eprintln!("ferretd: shutting down; stopping every running session");
                 self.shutting_down = true;
                 let running: Vec<u32> = self
@@ -844,7 +844,7 @@ impl Control {
 
     /// Runs `work` (file I/O) on a thread of its own; the control thread
     /// goes on with `then` when the result comes back as
-    /// [`Event::Prepared`], and answers on `reply`.
+    /// [`ControlEvent::Prepared`], and answers on `reply`.
     fn prepare(
         &mut self,
         uid: u32,
@@ -857,7 +857,7 @@ impl Control {
         self.next_token += 1;
         let events = self.events_tx.clone();
         logfile::spawn(work, move |result| {
-            let _ = events.send(Event::Prepared { token, result });
+            let _ = events.send(ControlEvent::Prepared { token, result });
         })?;
         self.preparing.insert(
             token,

@@ -187,7 +187,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         .name("ferretd-signals".into())
         .spawn(move || {
             if signals.forever().next().is_some() {
-                let _ = tx.send(msg::Event::Shutdown);
+                let _ = tx.send(msg::ControlEvent::Shutdown);
             }
         })
         .map_err(setup)?;

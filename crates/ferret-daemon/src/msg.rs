@@ -87,7 +87,7 @@ pub(crate) enum Reply {
 
 /// Everything the control thread reacts to.
 #[derive(Debug)]
-pub(crate) enum Event {
+pub(crate) enum ControlEvent {
     /// A client's request, with the descriptors it carried.
     Request {
         conn: ConnId,

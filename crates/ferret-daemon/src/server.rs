@@ -1,5 +1,5 @@
 //! The control socket: binding it safely, accepting clients, and one thread
-//! per connection that turns packets into [`Event`]s for the control thread.
+//! per connection that turns packets into [`ControlEvent`]s for the control thread.
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
@@ -16,7 +16,7 @@ use rustix::fs::FlockOperation;
 use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
 
 use crate::DaemonError;
-use crate::msg::{ConnId, Event, Peer, Reply, StreamItem};
+use crate::msg::{ConnId, ControlEvent, Peer, Reply, StreamItem};
 
 /// The bound listening socket and the lock that makes this daemon the only
 /// one serving its path.
@@ -290,7 +290,11 @@ fn peer_groups(fd: &OwnedFd, pid: u32) -> Vec<u32> {
 }
 
 /// Accepts connections forever, one thread each, up to the caps.
-pub(crate) fn accept_loop(listener: OwnedFd, events: Sender<Event>, group: Option<ControlGroup>) {
+pub(crate) fn accept_loop(
+    listener: OwnedFd,
+    events: Sender<ControlEvent>,
+    group: Option<ControlGroup>,
+) {
     let mut next: ConnId = 1;
     let counts = std::sync::Arc::new(std::sync::Mutex::new(ConnCounts::default()));
     let cap = connection_cap();
@@ -388,7 +392,7 @@ fn refuse_connection(fd: &OwnedFd, uid: u32, mine: usize, cap: usize, refused: u
 }
 
 /// Serves one connection: each packet becomes one request, answered in order.
-fn serve(conn: ConnId, fd: OwnedFd, events: Sender<Event>, group: Option<&ControlGroup>) {
+fn serve(conn: ConnId, fd: OwnedFd, events: Sender<ControlEvent>, group: Option<&ControlGroup>) {
     let Ok(cred) = ferret_transport::peer_credentials(fd.as_fd()) else {
         return;
     };
@@ -417,7 +421,10 @@ fn serve(conn: ConnId, fd: OwnedFd, events: Sender<Event>, group: Option<&Contro
                 // Oversized packet: answer and keep serving.
                 let (tx, rx) = crossbeam_channel::bounded(1);
                 let error = "packet too large or carrying too many descriptors".to_string();
-                if events.send(Event::Malformed { reply: tx, error }).is_err() {
+                if events
+                    .send(ControlEvent::Malformed { reply: tx, error })
+                    .is_err()
+                {
                     break;
                 }
                 if !answer(conn, &conn_io, rx.recv().ok(), &events) {
@@ -429,14 +436,14 @@ fn serve(conn: ConnId, fd: OwnedFd, events: Sender<Event>, group: Option<&Contro
         };
         let (tx, rx) = crossbeam_channel::bounded(1);
         let event = match proto::decode_untrusted::<Request>(conn_io.last_packet()) {
-            Ok(req) => Event::Request {
+            Ok(req) => ControlEvent::Request {
                 conn,
                 peer: peer.clone(),
                 req,
                 fds,
                 reply: tx,
             },
-            Err(e) => Event::Malformed {
+            Err(e) => ControlEvent::Malformed {
                 reply: tx,
                 error: e.to_string(),
             },
@@ -462,11 +469,11 @@ fn serve(conn: ConnId, fd: OwnedFd, events: Sender<Event>, group: Option<&Contro
             greeted = true;
         }
     }
-    let _ = events.send(Event::Closed { conn });
+    let _ = events.send(ControlEvent::Closed { conn });
 }
 
 /// Sends the answer to one request; false when the connection is over.
-fn answer(id: ConnId, conn: &Conn, reply: Option<Reply>, events: &Sender<Event>) -> bool {
+fn answer(id: ConnId, conn: &Conn, reply: Option<Reply>, events: &Sender<ControlEvent>) -> bool {
     let sent = match reply {
         Some(Reply::Msg(r)) => match conn.send(&r, &[]) {
             // An answer that cannot fit one packet must still be answered,
@@ -510,7 +517,7 @@ fn too_long_error(e: &TransportError) -> proto::Response {
 /// Forwards a watch or a real-time stream to the client until the daemon
 /// ends it or the client goes away. Sending blocks only this connection's
 /// thread: a slow client holds up nobody else.
-fn stream(id: ConnId, conn: &Conn, rx: Receiver<StreamItem>, events: &Sender<Event>) {
+fn stream(id: ConnId, conn: &Conn, rx: Receiver<StreamItem>, events: &Sender<ControlEvent>) {
     loop {
         match rx.recv_timeout(Duration::from_secs(1)) {
             Ok(StreamItem::Msg(r)) => {
@@ -542,7 +549,7 @@ fn stream(id: ConnId, conn: &Conn, rx: Receiver<StreamItem>, events: &Sender<Eve
                 missed_events,
             }) => {
                 // Everything before this marker is on its way to the client.
-                let _ = events.send(Event::ConsumerDone {
+                let _ = events.send(ControlEvent::ConsumerDone {
                     conn: id,
                     key,
                     missed_buffers,

@@ -30,7 +30,7 @@ use ferret_format::{BufferBuilder, Trailer, buffer_kind};
 use ferret_session::{SessionCounters, SessionKey};
 
 use crate::clock::Clock;
-use crate::msg::{Event, FileLayout, Series, SinkSetup, WriteCmd};
+use crate::msg::{ControlEvent, FileLayout, Series, SinkSetup, WriteCmd};
 
 /// Alignment for direct I/O: the largest logical block size in common use.
 const DIRECT_ALIGN: usize = 4096;
@@ -729,7 +729,7 @@ struct SessionWriter {
 pub(crate) fn run(
     cmds: Receiver<WriteCmd>,
     returned: Sender<(SessionKey, BufferBuilder)>,
-    events: Sender<Event>,
+    events: Sender<ControlEvent>,
     clock: Clock,
 ) {
     let epoch = Instant::now();
@@ -816,11 +816,11 @@ pub(crate) fn run(
                     let _ = w.cmds.send(WriteCmd::Flushed { key, token });
                 }
                 None => {
-                    let _ = events.send(Event::Flushed { key, token });
+                    let _ = events.send(ControlEvent::Flushed { key, token });
                 }
             },
             WriteCmd::Snapshot { token, .. } if !writers.contains_key(&key) => {
-                let _ = events.send(Event::Snapshotted {
+                let _ = events.send(ControlEvent::Snapshotted {
                     token,
                     result: Err("the session has stopped".into()),
                 });
@@ -832,7 +832,7 @@ pub(crate) fn run(
                     let _ = w.cmds.send(WriteCmd::Finish { key, seq });
                 }
                 None => {
-                    let _ = events.send(Event::Stopped { key });
+                    let _ = events.send(ControlEvent::Stopped { key });
                 }
             },
             other => {
@@ -867,7 +867,7 @@ struct SessionThread {
     cmds: Receiver<WriteCmd>,
     sink: SessionSink,
     returned: Sender<(SessionKey, BufferBuilder)>,
-    events: Sender<Event>,
+    events: Sender<ControlEvent>,
     clock: Clock,
     copies_queued: Arc<AtomicU64>,
     busy_since: Arc<AtomicU64>,
@@ -935,7 +935,7 @@ impl SessionThread {
             }
             WriteCmd::Flushed { key, token } => {
                 sink.flush();
-                let _ = self.events.send(Event::Flushed { key, token });
+                let _ = self.events.send(ControlEvent::Flushed { key, token });
             }
             WriteCmd::Switch {
                 seq,
@@ -957,14 +957,16 @@ impl SessionThread {
             } => {
                 let result = snapshot(sink, &file, &header, partial.as_deref(), next_seq, clock)
                     .map_err(|e| e.to_string());
-                let _ = self.events.send(Event::Snapshotted { token, result });
+                let _ = self
+                    .events
+                    .send(ControlEvent::Snapshotted { token, result });
             }
             WriteCmd::Finish { key, seq } => {
                 sink.finish_file(seq, clock, None);
                 sink.publish();
                 sink.counters.buffers_in_use.store(0, Ordering::Relaxed);
                 sink.counters.free_buffers.store(0, Ordering::Relaxed);
-                let _ = self.events.send(Event::Stopped { key });
+                let _ = self.events.send(ControlEvent::Stopped { key });
                 return false;
             }
         }
