@@ -36,7 +36,7 @@ use ratatui::backend::CrosstermBackend;
 use ratatui::layout::Rect;
 
 use input::Outcome;
-use model::{Effect, Message, Model, Overlay, SessionKey, StartForm};
+use model::{Effect, Message, Model, Overlay, RowKey, StartForm};
 
 /// Opens a control connection to the daemon the viewer shows (the CLI's
 /// starts one if none answers).
@@ -186,7 +186,7 @@ struct StreamEnd {
 
 /// A real-time stream the viewer keeps for one session.
 struct Stream {
-    key: SessionKey,
+    key: RowKey,
     end: Arc<Mutex<StreamEnd>>,
 }
 
@@ -333,7 +333,7 @@ struct App {
     /// are dropped.
     file_source: Option<u64>,
     /// The session whose live messages are shown, if any.
-    tailing: Option<SessionKey>,
+    tailing: Option<RowKey>,
     epoch: Instant,
 }
 
@@ -360,12 +360,12 @@ impl App {
         self.next_source
     }
 
-    fn streaming(&self, key: &SessionKey) -> bool {
+    fn streaming(&self, key: &RowKey) -> bool {
         self.streams.values().any(|s| &s.key == key)
     }
 
     /// Closes the stream of a session whose store is gone.
-    fn close_stream_of(&mut self, key: &SessionKey) {
+    fn close_stream_of(&mut self, key: &RowKey) {
         self.streams.retain(|_, s| {
             if &s.key == key {
                 s.close();
@@ -384,7 +384,7 @@ impl App {
         let info = row.info.clone();
         // The last result was about the row left behind.
         self.model.status.clear();
-        let key = SessionKey::of(&info);
+        let key = RowKey::of(&info);
         self.tailing = Some(key.clone());
         self.file_source = None;
         let streamable = info.realtime && info.state == ferret_abi::proto::SessionState::Running;
@@ -504,7 +504,7 @@ impl App {
         // once, and the feed's copy updates the same row.
         let second = self.epoch.elapsed().as_secs();
         self.model.apply(ChangeKind::Created, info.clone(), second);
-        self.model.selected = Some(SessionKey::of(&info));
+        self.model.selected = Some(RowKey::of(&info));
         self.tail_selected();
         Ok(format!(
             "started '{}' as LoggerID {}; s stops it",
@@ -525,7 +525,7 @@ impl App {
             Input::Term(_) => {}
             Input::Change(kind, info) => {
                 let second = self.epoch.elapsed().as_secs();
-                let key = SessionKey::of(&info);
+                let key = RowKey::of(&info);
                 self.model.apply(kind, *info, second);
                 // The model dropped a removed session's store; its stream
                 // goes too.

@@ -108,14 +108,14 @@ impl RateHistory {
 /// What identifies one session across the feed: LoggerIDs are reused after
 /// a remove, but not together with the same start time.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct SessionKey {
+pub struct RowKey {
     pub logger_id: u32,
     pub started_unix_ns: u64,
 }
 
-impl SessionKey {
-    pub fn of(s: &SessionInfo) -> SessionKey {
-        SessionKey {
+impl RowKey {
+    pub fn of(s: &SessionInfo) -> RowKey {
+        RowKey {
             logger_id: s.logger_id,
             started_unix_ns: s.started_unix_ns,
         }
@@ -585,7 +585,7 @@ impl Prompt {
 /// The context menu of a session row.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Menu {
-    pub key: SessionKey,
+    pub key: RowKey,
     /// Where it opens (the clicked cell), in terminal cells.
     pub x: u16,
     pub y: u16,
@@ -620,18 +620,18 @@ pub struct Model {
     /// Rows in LoggerID order.
     pub sessions: Vec<SessionRow>,
     /// The selected row's session.
-    pub selected: Option<SessionKey>,
+    pub selected: Option<RowKey>,
     /// Tokens of the sessions this viewer started.
-    tokens: HashMap<SessionKey, u64>,
+    tokens: HashMap<RowKey, u64>,
     /// The messages shown now: the shown session's store, or a file's.
     pub messages: MessageStore,
     /// The session whose store `messages` is; None for files or nothing.
-    pub shown: Option<SessionKey>,
+    pub shown: Option<RowKey>,
     /// The stores of the other sessions still kept, with the cursor each
     /// had, so that switching back shows what was received meanwhile.
-    parked: HashMap<SessionKey, (MessageStore, Option<u64>)>,
+    parked: HashMap<RowKey, (MessageStore, Option<u64>)>,
     /// Sessions with a store, the one shown least recently first.
-    recency: Vec<SessionKey>,
+    recency: Vec<RowKey>,
     /// The most messages each store keeps.
     pub capacity: usize,
     /// The most sessions with a store at once.
@@ -692,11 +692,11 @@ impl Model {
     /// Applies one change from the watch feed; `second` is the viewer's
     /// clock in seconds, for the rate history.
     pub fn apply(&mut self, kind: ChangeKind, info: SessionInfo, second: u64) {
-        let key = SessionKey::of(&info);
+        let key = RowKey::of(&info);
         let pos = self
             .sessions
             .iter()
-            .position(|r| SessionKey::of(&r.info) == key);
+            .position(|r| RowKey::of(&r.info) == key);
         if kind == ChangeKind::Removed {
             if let Some(i) = pos {
                 self.sessions.remove(i);
@@ -706,7 +706,7 @@ impl Model {
                     self.selected = self
                         .sessions
                         .get(i.min(self.sessions.len().saturating_sub(1)))
-                        .map(|r| SessionKey::of(&r.info));
+                        .map(|r| RowKey::of(&r.info));
                 }
             }
             return;
@@ -741,19 +741,19 @@ impl Model {
 
     /// Remembers that this viewer started the session, with its token.
     pub fn started(&mut self, info: &SessionInfo, token: u64) {
-        self.tokens.insert(SessionKey::of(info), token);
+        self.tokens.insert(RowKey::of(info), token);
     }
 
     /// Whether this viewer started the session.
     pub fn is_mine(&self, info: &SessionInfo) -> bool {
-        self.tokens.contains_key(&SessionKey::of(info))
+        self.tokens.contains_key(&RowKey::of(info))
     }
 
     pub fn selected_index(&self) -> Option<usize> {
         let key = self.selected.as_ref()?;
         self.sessions
             .iter()
-            .position(|r| SessionKey::of(&r.info) == *key)
+            .position(|r| RowKey::of(&r.info) == *key)
     }
 
     pub fn selected_row(&self) -> Option<&SessionRow> {
@@ -767,12 +767,12 @@ impl Model {
         }
         let i = self.selected_index().unwrap_or(0) as isize + delta;
         let i = i.clamp(0, self.sessions.len() as isize - 1) as usize;
-        self.selected = Some(SessionKey::of(&self.sessions[i].info));
+        self.selected = Some(RowKey::of(&self.sessions[i].info));
     }
 
     pub fn select_index(&mut self, i: usize) {
         if let Some(r) = self.sessions.get(i) {
-            self.selected = Some(SessionKey::of(&r.info));
+            self.selected = Some(RowKey::of(&r.info));
         }
     }
 
@@ -810,7 +810,7 @@ impl Model {
         Some(match action {
             Action::Stop => Effect::Stop {
                 name,
-                token: self.tokens[&SessionKey::of(&info)],
+                token: self.tokens[&RowKey::of(&info)],
             },
             Action::Flush => Effect::Flush { name },
             Action::Query => Effect::Query { name },
@@ -848,7 +848,7 @@ impl Model {
     /// Shows a session's messages: what its store kept, if it has one, or
     /// an empty new store. Returns the sessions whose stores were dropped
     /// to make room, whose streams the caller should close.
-    pub fn show_session(&mut self, key: SessionKey, source: String) -> Vec<SessionKey> {
+    pub fn show_session(&mut self, key: RowKey, source: String) -> Vec<RowKey> {
         self.source = source;
         if self.shown.as_ref() == Some(&key) {
             self.touch(&key);
@@ -875,7 +875,7 @@ impl Model {
     }
 
     /// Whether the session's messages are kept, shown or not.
-    pub fn has_store(&self, key: &SessionKey) -> bool {
+    pub fn has_store(&self, key: &RowKey) -> bool {
         self.shown.as_ref() == Some(key) || self.parked.contains_key(key)
     }
 
@@ -883,12 +883,12 @@ impl Model {
     // Only the tests ask; the viewer learns of dropped stores from
     // `show_session`.
     #[cfg(test)]
-    pub fn stored(&self) -> &[SessionKey] {
+    pub fn stored(&self) -> &[RowKey] {
         &self.recency
     }
 
     /// Drops a session's store (it left the list).
-    pub fn forget(&mut self, key: &SessionKey) {
+    pub fn forget(&mut self, key: &RowKey) {
         self.parked.remove(key);
         self.recency.retain(|k| k != key);
         if self.shown.as_ref() == Some(key) {
@@ -898,7 +898,7 @@ impl Model {
         }
     }
 
-    fn touch(&mut self, key: &SessionKey) {
+    fn touch(&mut self, key: &RowKey) {
         self.recency.retain(|k| k != key);
         self.recency.push(key.clone());
     }
@@ -911,7 +911,7 @@ impl Model {
     }
 
     /// The store a session's messages go to, if it is kept.
-    fn store_of(&mut self, key: &SessionKey) -> Option<&mut MessageStore> {
+    fn store_of(&mut self, key: &RowKey) -> Option<&mut MessageStore> {
         if self.shown.as_ref() == Some(key) {
             Some(&mut self.messages)
         } else {
@@ -921,7 +921,7 @@ impl Model {
 
     /// Adds a session's messages to its store, shown or not; messages of a
     /// session without one are dropped.
-    pub fn push_to(&mut self, key: &SessionKey, batch: Vec<Message>, missed: u64) {
+    pub fn push_to(&mut self, key: &RowKey, batch: Vec<Message>, missed: u64) {
         if let Some(store) = self.store_of(key) {
             for m in batch {
                 store.push(m);
@@ -1361,8 +1361,8 @@ pub mod tests {
         assert_eq!(m.messages.missed, 10);
     }
 
-    fn key(id: u32) -> SessionKey {
-        SessionKey::of(&session(id, "s", SessionState::Running))
+    fn key(id: u32) -> RowKey {
+        RowKey::of(&session(id, "s", SessionState::Running))
     }
 
     #[test]

@@ -564,7 +564,7 @@ fn start_form(f: &mut Frame<'_>, form: &StartForm) {
 mod tests {
     use super::*;
     use crate::model::tests::{message, session};
-    use crate::model::{Menu, Prompt, SessionKey};
+    use crate::model::{Menu, Prompt, RowKey};
     use ferret_abi::EnableFilter;
     use ferret_abi::proto::{ChangeKind, ProviderSpec};
     use ratatui::Terminal;
@@ -665,7 +665,7 @@ mod tests {
         m.select_index(0);
         let _ = m.choose(crate::model::Action::Stop);
         m.overlay = Overlay::Menu(Menu {
-            key: SessionKey::of(&m.sessions[0].info),
+            key: RowKey::of(&m.sessions[0].info),
             x: 20,
             y: 2,
             selected: 0,
