@@ -17,7 +17,7 @@ use ferret_format::{
 
 /// A provider instance as the file describes it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ProviderInfo {
+pub struct DecodedProvider {
     /// The provider's name.
     pub name: String,
     /// Its GUID.
@@ -42,7 +42,7 @@ pub struct EventType {
     /// Fields in payload order.
     pub fields: Vec<FieldMeta>,
     /// The provider.
-    pub provider: Arc<ProviderInfo>,
+    pub provider: Arc<DecodedProvider>,
 }
 
 /// One decoded event, borrowing from the decoder until the callback returns.
@@ -201,7 +201,7 @@ impl MetadataBudget {
 
 /// What a provider definition costs [`MetadataBudget`].
 fn provider_cost(name: &str) -> usize {
-    std::mem::size_of::<ProviderInfo>() + 64 + name.len()
+    std::mem::size_of::<DecodedProvider>() + 64 + name.len()
 }
 
 /// What an event type costs [`MetadataBudget`].
@@ -438,7 +438,7 @@ fn flush_counts(pending: &mut Vec<((u32, u16), u64)>, types: &TypeTable, stats: 
 #[derive(Debug)]
 struct DecodeState {
     timebase: Timebase,
-    providers: HashMap<(u32, u32), Arc<ProviderInfo>>,
+    providers: HashMap<(u32, u32), Arc<DecodedProvider>>,
     types: TypeTable,
     processes: ProcessTable,
     /// The trailers read so far, added up.
@@ -638,7 +638,7 @@ impl DecodeState {
                     define(
                         providers,
                         key,
-                        Arc::new(ProviderInfo {
+                        Arc::new(DecodedProvider {
                             name: p.name,
                             guid: p.guid,
                             pid: p.pid,
@@ -657,7 +657,7 @@ impl DecodeState {
                         .get(&(t.source, t.provider))
                         .cloned()
                         .unwrap_or_else(|| {
-                            Arc::new(ProviderInfo {
+                            Arc::new(DecodedProvider {
                                 name: format!("provider#{}.{}", t.source, t.provider),
                                 guid: Guid::default(),
                                 pid: 0,

@@ -12,7 +12,7 @@ mod decoder;
 mod output;
 mod summary;
 
-pub use decoder::{Entry, Event, EventType, FileDecoder, ProviderInfo, Stats, StreamDecoder};
+pub use decoder::{DecodedProvider, Entry, Event, EventType, FileDecoder, Stats, StreamDecoder};
 pub use output::{
     OutputFormat, Printer, details_text, format_timestamp, level_name, printable_name,
 };

@@ -10,13 +10,13 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ferret_abi::Guid;
 use ferret_abi::payload::Value;
 use ferret_abi::record::{FieldMeta, FieldType};
-use ferret_decode::{Entry, Event, EventType, ProviderInfo};
+use ferret_decode::{DecodedProvider, Entry, Event, EventType};
 use ferret_export::{Trace, write_chrome, write_ctf, write_perfetto};
 
 const EVENTS: u64 = 200_000;
 
 fn trace() -> Trace {
-    let provider = Arc::new(ProviderInfo {
+    let provider = Arc::new(DecodedProvider {
         name: "Bench.Export".into(),
         guid: Guid::default(),
         pid: 1,

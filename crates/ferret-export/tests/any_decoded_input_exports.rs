@@ -9,7 +9,7 @@ use std::sync::Arc;
 use ferret_abi::Guid;
 use ferret_abi::payload::Value;
 use ferret_abi::record::{FieldMeta, FieldType, LostReason};
-use ferret_decode::{Entry, Event, EventType, ProviderInfo};
+use ferret_decode::{DecodedProvider, Entry, Event, EventType};
 use ferret_export::{Trace, write_chrome, write_ctf, write_perfetto};
 use proptest::prelude::*;
 
@@ -134,7 +134,7 @@ fn types() -> impl Strategy<Value = Vec<EventType>> {
                     .into_iter()
                     .map(|(name, t)| FieldMeta { name, ty: TYPES[t] })
                     .collect(),
-                provider: Arc::new(ProviderInfo {
+                provider: Arc::new(DecodedProvider {
                     name: provider,
                     guid: Guid::default(),
                     pid: 1,
