@@ -661,13 +661,27 @@ impl Env {
     /// the extra environment variables `vars` (a fault-injection shim in
     /// `LD_PRELOAD`, say).
     pub fn with_daemon_env(args: &[&str], vars: &[(&str, &std::ffi::OsStr)]) -> Env {
+        Env::spawn_daemon(&[], args, vars)
+    }
+
+    /// `ferret daemon ARGS...` on a new socket, run by `wrapper` (a program
+    /// that runs the rest of its command line in the same process) if one
+    /// is given, with the extra environment `vars`.
+    fn spawn_daemon(wrapper: &[&str], args: &[&str], vars: &[(&str, &std::ffi::OsStr)]) -> Env {
         let mut env = Env::without_daemon();
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(env.dir.path().join("daemon.log"))
             .expect("daemon log");
-        let mut command = Command::new(ferret_bin());
+        let mut command = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(ferret_bin());
+                c
+            }
+            None => Command::new(ferret_bin()),
+        };
         command
             .arg("--socket")
             .arg(&env.socket)
@@ -721,31 +735,8 @@ impl Env {
     /// same process (`setpriv` taking a capability away, say), so that
     /// [`Env::daemon_pid`] is still the daemon's.
     pub fn with_daemon_under(wrapper: &[&str], args: &[&str]) -> Env {
-        let mut env = Env::without_daemon();
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(env.dir.path().join("daemon.log"))
-            .expect("daemon log");
-        let (program, rest) = wrapper.split_first().expect("a wrapper program");
-        let mut command = Command::new(program);
-        command
-            .args(rest)
-            .arg(ferret_bin())
-            .arg("--socket")
-            .arg(&env.socket)
-            .arg("daemon")
-            .args(args)
-            .env("FERRET_KEEPER_LINGER_S", "30")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("dup"))
-            .stderr(log);
-        env.daemon = Some(command.spawn().expect("spawn the wrapped daemon"));
-        let socket = env.socket.clone();
-        wait_until(Duration::from_secs(20), "the daemon to answer", || {
-            Client::connect(&socket).is_ok()
-        });
-        env
+        assert!(!wrapper.is_empty(), "a wrapper program");
+        Env::spawn_daemon(wrapper, args, &[])
     }
 }
 
