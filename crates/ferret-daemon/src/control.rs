@@ -126,11 +126,6 @@ fn consumer_grace() -> Duration {
     Duration::from_millis(ms)
 }
 
-/// The most real-time consumers one session serves at once: each may hold
-/// a queue of up to 64 chunks, so the bound keeps a session's streams from
-/// holding more than a few hundred MiB whatever its consumers do.
-const MAX_CONSUMERS_PER_SESSION: u32 = 16;
-
 /// A token no other controller can guess.
 fn new_token() -> u64 {
     let mut b = [0u8; 8];
@@ -1441,25 +1436,9 @@ impl Control {
         let Some(s) = self.sessions.by_key_mut(key) else {
             return Reply::Msg(refuse(ErrorCode::NotFound, "the session went away"));
         };
-        if !s.realtime {
-            return Reply::Msg(refuse(
-                ErrorCode::Invalid,
-                format!(
-                    "session '{}' is not real-time; start it with --realtime (or 'ferret update' cannot change that) to tail it",
-                    s.name
-                ),
-            ));
+        if let Err(e) = s.attach_consumer() {
+            return Reply::Msg(Response::Error(e));
         }
-        if s.consumers >= MAX_CONSUMERS_PER_SESSION {
-            return Reply::Msg(refuse(
-                ErrorCode::Resources,
-                format!(
-                    "session '{}' already has {MAX_CONSUMERS_PER_SESSION} real-time consumers, the most one session serves; stop one",
-                    s.name
-                ),
-            ));
-        }
-        s.consumers += 1;
         let info = s.info();
         let header = self
             .headers

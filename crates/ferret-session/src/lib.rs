@@ -29,7 +29,7 @@ pub use ferret_abi::limits::{
 pub use registry::{ProviderEntry, Registry};
 pub use routes::{RegionSlots, RouteTable, SlotIter, SlotRoutes, enable_words, no_loss_wait_us};
 pub use stop::{StopStep, Stopping};
-pub use table::{Session, SessionKey, SessionTable};
+pub use table::{MAX_CONSUMERS_PER_SESSION, Session, SessionKey, SessionTable};
 /// Identifies one provider process's shared-memory region for the life of the daemon.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RegionId(pub u64);

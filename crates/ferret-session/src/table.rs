@@ -17,6 +17,9 @@ use ferret_abi::limits::{MAX_LISTED_SESSIONS, validate_start};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SessionKey(pub u64);
 
+/// The most real-time consumers one session serves at once.
+pub const MAX_CONSUMERS_PER_SESSION: u32 = 16;
+
 /// One session.
 #[derive(Debug)]
 pub struct Session {
@@ -102,6 +105,34 @@ impl Session {
             no_loss_wait_ms: self.no_loss_wait_ms,
             files_synced: self.counters.files_synced.load(Ordering::Relaxed),
         }
+    }
+
+    /// Takes one more real-time consumer, or says in one line why not: the
+    /// session must be real-time and serve fewer than
+    /// [`MAX_CONSUMERS_PER_SESSION`] (each may hold a queue of up to 64
+    /// chunks, so the bound keeps a session's streams from holding more
+    /// than a few hundred MiB whatever its consumers do).
+    pub fn attach_consumer(&mut self) -> Result<(), ErrorReply> {
+        if !self.realtime {
+            return Err(refuse(
+                ErrorCode::Invalid,
+                format!(
+                    "session '{}' is not real-time; start it with --realtime (or 'ferret update' cannot change that) to tail it",
+                    self.name
+                ),
+            ));
+        }
+        if self.consumers >= MAX_CONSUMERS_PER_SESSION {
+            return Err(refuse(
+                ErrorCode::Resources,
+                format!(
+                    "session '{}' already has {MAX_CONSUMERS_PER_SESSION} real-time consumers, the most one session serves; stop one",
+                    self.name
+                ),
+            ));
+        }
+        self.consumers += 1;
+        Ok(())
     }
 
     /// True while the session collects or drains events.
@@ -431,6 +462,26 @@ mod tests {
             no_loss: false,
             no_loss_wait_ms: 0,
         }
+    }
+
+    #[test]
+    fn a_session_takes_consumers_only_when_real_time_and_up_to_its_limit() {
+        let mut t = SessionTable::new(8);
+        let key = t.insert(&req("file"), 0, "tsc", 0, 1).unwrap().key;
+        let s = t.by_key_mut(key).unwrap();
+        assert!(
+            s.attach_consumer()
+                .unwrap_err()
+                .message
+                .contains("is not real-time")
+        );
+        s.realtime = true;
+        for _ in 0..MAX_CONSUMERS_PER_SESSION {
+            s.attach_consumer().unwrap();
+        }
+        let e = s.attach_consumer().unwrap_err();
+        assert_eq!(e.code, ErrorCode::Resources);
+        assert_eq!(s.consumers, MAX_CONSUMERS_PER_SESSION);
     }
 
     #[test]
