@@ -217,3 +217,20 @@ pub fn validate_providers(providers: &[ProviderSpec]) -> Result<(), ErrorReply> 
     }
     Ok(())
 }
+
+/// The bytes one unit of a size stands for, as every size Ferret reads is
+/// written: no unit is MiB (as tracelog's sizes are), and K, M, G and T,
+/// optionally followed by "iB" or "B", are binary units. `None` for any
+/// other unit.
+pub fn size_unit(unit: &str) -> Option<u64> {
+    match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "m" | "mb" | "mib" => Some(1 << 20),
+        "k" | "kb" | "kib" => Some(1 << 10),
+        "g" | "gb" | "gib" => Some(1 << 30),
+        "t" | "tb" | "tib" => Some(1 << 40),
+        _ => None,
+    }
+}
+
+/// The largest size Ferret reads: 1024 TiB.
+pub const MAX_SIZE: u64 = 1 << 50;

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use ferret_abi::limits::{
     DEFAULT_BUFFER_KIB, DEFAULT_FLUSH_TIMER_MS, DEFAULT_MAX_BUFFERS, DEFAULT_MIN_BUFFERS,
-    DEFAULT_NO_LOSS_WAIT_MS, validate_start,
+    DEFAULT_NO_LOSS_WAIT_MS, MAX_SIZE, size_unit, validate_start,
 };
 use ferret_abi::proto::{FileMode, ProviderSpec, StartRequest, rotated_file_name};
 use ferret_abi::{EnableFilter, Level};
@@ -175,30 +175,24 @@ pub fn flush_timer_ms(seconds: f64) -> Result<u32, PlanError> {
     Ok((seconds * 1000.0).round() as u32)
 }
 
-/// Reads `--max-file-size`: a plain number is MiB (as tracelog's `-max`);
-/// K, M and G suffixes (optionally followed by "iB" or "B") are binary units.
+/// Reads `--max-file-size`: a number, fractions allowed, in the units of
+/// [`ferret_abi::limits::size_unit`] (no unit: MiB).
 pub fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let lower = t.to_ascii_lowercase();
+    let lower = s.trim().to_ascii_lowercase();
     let digits_end = lower
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(lower.len());
     let (number, unit) = lower.split_at(digits_end);
-    let scale: u64 = match unit.trim() {
-        "" | "m" | "mb" | "mib" => 1 << 20,
-        "k" | "kb" | "kib" => 1 << 10,
-        "g" | "gb" | "gib" => 1 << 30,
-        _ => {
-            return Err(format!(
-                "size '{s}' has an unknown unit; give MiB as a number, or use a K, M or G suffix (e.g. 512K, 64M, 1G)"
-            ));
-        }
-    };
+    let scale = size_unit(unit).ok_or_else(|| {
+        format!(
+            "size '{s}' has an unknown unit; give MiB as a number, or use a K, M, G or T suffix (e.g. 512K, 64M, 1G)"
+        )
+    })?;
     let value: f64 = number
         .parse()
         .map_err(|_| format!("size '{s}' is not a number; use e.g. 512K, 64M or 1G"))?;
     let bytes = value * scale as f64;
-    if !bytes.is_finite() || bytes > (1u64 << 50) as f64 {
+    if !bytes.is_finite() || bytes > MAX_SIZE as f64 {
         return Err(format!("size '{s}' is too large; the limit is 1024T"));
     }
     Ok(bytes as u64)

@@ -10,6 +10,8 @@
 
 use ferret_abi::proto::{ErrorCode, ErrorReply};
 
+use ferret_abi::limits::{MAX_SIZE, size_unit};
+
 const KIB: u64 = 1 << 10;
 const MIB: u64 = 1 << 20;
 const GIB: u64 = 1 << 30;
@@ -132,30 +134,24 @@ pub fn mem_total(meminfo: &str) -> Option<u64> {
     }
 }
 
-/// Reads a daemon cap: a plain number is MiB; K, M, G and T suffixes
-/// (optionally followed by "iB" or "B") are binary units. At least
+/// Reads a daemon cap: a whole number in the units of
+/// [`ferret_abi::limits::size_unit`] (no unit: MiB), at least
 /// [`MIN_BUFFER_MEMORY`].
 pub fn parse_memory(text: &str) -> Result<u64, String> {
-    let t = text.trim().to_ascii_lowercase();
+    let t = text.trim();
     let end = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (number, unit) = t.split_at(end);
-    let scale = match unit.trim() {
-        "" | "m" | "mb" | "mib" => MIB,
-        "k" | "kb" | "kib" => KIB,
-        "g" | "gb" | "gib" => GIB,
-        "t" | "tb" | "tib" => 1 << 40,
-        _ => {
-            return Err(format!(
-                "'{text}' has an unknown unit; give MiB as a whole number, or use a K, M, G or T suffix (e.g. 512M, 4G)"
-            ));
-        }
-    };
+    let scale = size_unit(unit).ok_or_else(|| {
+        format!(
+            "'{text}' has an unknown unit; give MiB as a whole number, or use a K, M, G or T suffix (e.g. 512M, 4G)"
+        )
+    })?;
     let n: u64 = number.parse().map_err(|_| {
         format!("'{text}' is not a whole number; give MiB, or use a suffix (e.g. 512M, 4G)")
     })?;
     let bytes = n
         .checked_mul(scale)
-        .filter(|b| *b <= 1 << 50)
+        .filter(|b| *b <= MAX_SIZE)
         .ok_or_else(|| format!("'{text}' is too large; the most is 1024T"))?;
     if bytes < MIN_BUFFER_MEMORY {
         return Err(format!(
