@@ -20,7 +20,7 @@ runs=${2:-3}
 if [ -n "${FERRET_BIN_DIR:-}" ]; then
   bin=$FERRET_BIN_DIR
 else
-  cargo build -q -p ferret-cli --bins
+  cargo build -q -p ferret-cli -p ferret-testkit --bins
   bin=target/debug
 fi
 ferret=$bin/ferret

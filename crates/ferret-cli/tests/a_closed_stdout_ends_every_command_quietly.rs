@@ -2,7 +2,7 @@
 //! -0`, `ferret query S | true`) ends every printing command quietly, with
 //! status 0, as `fmt` always did: no panic, no error line.
 
-mod util;
+use ferret_testkit as util;
 
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::process::Stdio;

@@ -4,7 +4,7 @@
 //! leaves no output, rather than writing a trace nothing can read. Other
 //! formats still export it.
 
-mod util;
+use ferret_testkit as util;
 
 use ferret_format::FileHeader;
 use util::{Env, one_line};

@@ -13,7 +13,7 @@
 //! ring, which the drain routes once B's routes are in force, are not B's
 //! either.
 
-mod util;
+use ferret_testkit as util;
 
 use std::time::Duration;
 

@@ -12,7 +12,7 @@
 //! enables it and the change comes at once after, while the events are
 //! still in the rings.
 
-mod util;
+use ferret_testkit as util;
 
 use std::path::Path;
 use std::time::Duration;

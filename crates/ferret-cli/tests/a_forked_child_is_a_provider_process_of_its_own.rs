@@ -2,7 +2,7 @@
 //! rings; it attaches to the daemon as a process of its own, and its events
 //! appear under its own pid, while the parent's stream goes on intact.
 
-mod util;
+use ferret_testkit as util;
 
 use std::collections::BTreeMap;
 

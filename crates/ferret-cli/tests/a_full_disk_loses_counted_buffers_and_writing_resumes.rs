@@ -9,7 +9,7 @@
 //! with EFBIG exactly as a write to a full disk fails with ENOSPC, and
 //! raising the limit again is the space coming back.
 
-mod util;
+use ferret_testkit as util;
 
 use std::time::Duration;
 

@@ -6,12 +6,13 @@
 //! another process's events or make the daemon's memory grow without
 //! bound; it loses its own events, and the losses are counted.
 
-mod util;
+use ferret_testkit as util;
 
 use std::collections::BTreeSet;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use util::programs::{self, Program};
 use util::{Env, one_line};
 
 /// The daemon's resident memory, in KiB.
@@ -54,11 +55,18 @@ fn a_hostile_provider_cannot_crash_the_daemon_or_touch_another_process_events() 
     let daemon = env.daemon_pid();
     let rss_start = vm_rss_kib(daemon);
 
-    let mut hostile = Command::new(env!("CARGO_BIN_EXE_ferret-hostile-provider"))
-        .arg("--socket")
-        .arg(&env.socket)
-        .args(["--provider", "E2E.Good", "--seconds", "3"])
-        .args(["--connections", "300"])
+    let socket = env.socket.to_str().expect("socket path");
+    let mut hostile = Program::HostileProvider
+        .command(&[
+            "--socket",
+            socket,
+            "--provider",
+            "E2E.Good",
+            "--seconds",
+            "3",
+            "--connections",
+            "300",
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -107,8 +115,7 @@ fn a_hostile_provider_cannot_crash_the_daemon_or_touch_another_process_events() 
         env.daemon_log()
     );
     assert!(good_out.status.success(), "emit failed");
-    let report: serde_json::Value =
-        serde_json::from_slice(&hostile_out.stdout).expect("hostile report");
+    let report = programs::report(&hostile_out.stdout);
     let emitted: serde_json::Value = serde_json::from_slice(&good_out.stdout).expect("emit report");
     assert_eq!(emitted["enabled_events"], GOOD_EVENTS, "{emitted}");
     assert_eq!(emitted["dropped"], 0, "{emitted}");
@@ -241,4 +248,12 @@ fn a_hostile_provider_cannot_crash_the_daemon_or_touch_another_process_events() 
     let err = env.fails(&["start", "after", "-p", "X", "--mode", "in-memory"]);
     assert!(one_line(&err).contains("already exists"), "{err}");
     env.ok(&["stop", "after"]);
+}
+
+/// Not a test: the entry through which this test binary runs itself as the
+/// hostile provider (see `ferret_testkit::programs`); it returns at once in
+/// a test run.
+#[test]
+fn test_program() {
+    programs::serve();
 }

@@ -9,7 +9,7 @@
 //! that the provider never blocks during the outage and that the new
 //! daemon's session gets every event from the moment it enables it.
 
-mod util;
+use ferret_testkit as util;
 
 use std::process::Stdio;
 use std::time::Duration;

@@ -6,7 +6,7 @@
 //! process and thread. A daemon that exits cleanly leaves nothing to
 //! recover.
 
-mod util;
+use ferret_testkit as util;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! stream, leaves every event it committed in the log, and the log says the
 //! process ended. The daemon goes on serving.
 
-mod util;
+use ferret_testkit as util;
 
 use std::time::Duration;
 

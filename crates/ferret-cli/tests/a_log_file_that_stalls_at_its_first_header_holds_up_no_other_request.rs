@@ -3,7 +3,7 @@
 //! writes to it, as a hung mount would) waits for it alone, while every
 //! other request is answered at once.
 
-mod util;
+use ferret_testkit as util;
 
 use ferret_abi::proto::SessionState;
 use ferret_provider::{provider, write_event};

@@ -5,7 +5,7 @@
 //! file and line; structured key-values keep their types; and `log`'s
 //! maximum level follows what the sessions enable, `Off` when none does.
 
-mod util;
+use ferret_testkit as util;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;

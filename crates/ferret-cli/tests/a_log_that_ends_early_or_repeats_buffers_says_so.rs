@@ -5,7 +5,7 @@
 //! still exit 0 and decode what is there, as for a torn tail (FORMAT.md,
 //! "Reading and resynchronising").
 
-mod util;
+use ferret_testkit as util;
 
 use std::path::{Path, PathBuf};
 

@@ -2,7 +2,7 @@
 //! instead of exiting 0; a refused `recover` leaves no empty log behind;
 //! and an error is said once, not once per layer that passed it on.
 
-mod util;
+use ferret_testkit as util;
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::Duration;

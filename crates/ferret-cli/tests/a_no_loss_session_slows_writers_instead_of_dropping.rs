@@ -3,7 +3,7 @@
 //! stalled daemon holds a writer no longer than that, and what it could not
 //! take is counted.
 
-mod util;
+use ferret_testkit as util;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -18,7 +18,7 @@
 //! `setpriv` with CAP_CHOWN out of its bounding set. Both need root, to run
 //! the controller as another user.
 
-mod util;
+use ferret_testkit as util;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};

@@ -3,7 +3,7 @@
 //! counted as real-time buffers lost, and the consumer is told how much it
 //! missed as soon as it happens and again at the end.
 
-mod util;
+use ferret_testkit as util;
 
 use std::time::Duration;
 

@@ -10,7 +10,7 @@
 //! exists, the daemon's writes to the one log file whose path it is given
 //! wait, exactly as a write to a hung NFS mount waits in the kernel.
 
-mod util;
+use ferret_testkit as util;
 
 use std::time::{Duration, Instant};
 

@@ -2,7 +2,7 @@
 //! has no buffer; while its file stalls, no command of another session
 //! waits for that.
 
-mod util;
+use ferret_testkit as util;
 
 use ferret_provider::{Level, provider, write_event};
 use util::stall::{LIMIT, PAD, query, quick, stalling_env};

@@ -11,7 +11,7 @@
 //! test is its own provider: it speaks the protocol and writes the shared
 //! memory as docs/ABI.md describes.
 
-mod util;
+use ferret_testkit as util;
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;

@@ -7,7 +7,7 @@
 //! sites no session wants are disabled in `tracing` itself, then enabled
 //! again when a session asks for them.
 
-mod util;
+use ferret_testkit as util;
 
 use std::time::Duration;
 

@@ -4,7 +4,7 @@
 //! once the client reads again sends it the number skipped and every
 //! session's current state, which `ferret watch` says in a line.
 
-mod util;
+use ferret_testkit as util;
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! LOST record (reason "invalid"), charged to its provider, while a
 //! session with room for it logs it.
 
-mod util;
+use ferret_testkit as util;
 
 use ferret_abi::Value;
 use ferret_provider::{Level, Provider};

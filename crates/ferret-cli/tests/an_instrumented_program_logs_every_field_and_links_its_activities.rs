@@ -6,7 +6,7 @@
 //! written, and the activity ids link each start event, the events inside
 //! the activity and its stop event.
 
-mod util;
+use ferret_testkit as util;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

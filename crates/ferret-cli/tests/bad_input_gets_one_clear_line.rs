@@ -1,7 +1,7 @@
 //! Each kind of bad input gets one line naming the problem and the next
 //! step, exit code 1, and a daemon that keeps serving.
 
-mod util;
+use ferret_testkit as util;
 
 use util::{Env, one_line, open_socket_to_everyone, run_as_nobody, running_as_root};
 

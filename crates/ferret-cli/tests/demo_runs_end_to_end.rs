@@ -1,6 +1,6 @@
 //! `ferret demo`, the newcomer's first command, does the whole job.
 
-mod util;
+use ferret_testkit as util;
 
 use util::Env;
 

@@ -6,7 +6,7 @@
 //! real-time delivers every event to a consumer; in-memory keeps the
 //! newest buffers for a snapshot that does not stop the session.
 
-mod util;
+use ferret_testkit as util;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

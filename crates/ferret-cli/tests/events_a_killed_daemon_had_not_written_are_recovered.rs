@@ -5,7 +5,7 @@
 //! and `ferret recover` reads from there. Events it had written are not
 //! recovered again once their buffers are back from the writer.
 
-mod util;
+use ferret_testkit as util;
 
 use std::time::Duration;
 

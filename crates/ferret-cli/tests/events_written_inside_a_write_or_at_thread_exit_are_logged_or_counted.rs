@@ -10,7 +10,7 @@
 //! writes while the thread's writer is busy, at a known place and every
 //! time.
 
-mod util;
+use ferret_testkit as util;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;

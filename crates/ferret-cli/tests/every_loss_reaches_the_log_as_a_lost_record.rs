@@ -7,7 +7,7 @@
 //! daemon goes on, it finds full rings and a session with two small
 //! buffers, which the rings' backlog fills before the losses are charged.
 
-mod util;
+use ferret_testkit as util;
 
 use std::time::Duration;
 

@@ -10,7 +10,7 @@
 
 #[path = "export/shop_log.rs"]
 mod shop_log;
-mod util;
+use ferret_testkit as util;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

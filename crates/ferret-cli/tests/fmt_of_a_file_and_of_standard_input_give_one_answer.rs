@@ -1,7 +1,7 @@
 //! `ferret fmt F`, `ferret fmt - < F` and `cat F | ferret fmt -` print the
 //! same lines: one file, one answer, whatever the input is.
 
-mod util;
+use ferret_testkit as util;
 
 use std::io::Write;
 use std::process::Stdio;

@@ -1,6 +1,6 @@
 //! `ferret fmt` prints what a log holds in each format.
 
-mod util;
+use ferret_testkit as util;
 
 use util::Env;
 

@@ -1,7 +1,7 @@
 //! `ferret fmt --summary` tells a snapshot of a running session from a
 //! clean stop, and `--format json` gives the summary as one JSON object.
 
-mod util;
+use ferret_testkit as util;
 
 use util::Env;
 

@@ -2,7 +2,7 @@
 //! welcomed; a client the daemon sees from another PID namespace (pid 0)
 //! is served like any other.
 
-mod util;
+use ferret_testkit as util;
 
 use std::os::fd::OwnedFd;
 use std::process::{Command, Stdio};

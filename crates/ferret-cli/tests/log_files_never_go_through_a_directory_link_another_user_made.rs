@@ -7,7 +7,7 @@
 //! The links of another user are made by root and handed to uid 65534 with
 //! `lchown`; the tests need root and say "skipped: needs root" without it.
 
-mod util;
+use ferret_testkit as util;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

@@ -1,7 +1,7 @@
 //! Garbage on the control socket gets an error answer; the daemon keeps
 //! serving every other client.
 
-mod util;
+use ferret_testkit as util;
 
 use ferret_abi::proto::{ErrorCode, Request, Response};
 use ferret_client::Conn;

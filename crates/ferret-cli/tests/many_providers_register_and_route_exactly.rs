@@ -6,12 +6,13 @@
 //! benches/registration.sh; this test waits for the processes with the
 //! same deadline as every other wait in these tests.
 
-mod util;
+use ferret_testkit as util;
 
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
+use util::programs::{self, Program};
 use util::{Env, wait_until};
 
 const LIMIT: Duration = Duration::from_secs(30);
@@ -22,12 +23,18 @@ const PER_SESSION: u64 = PROVIDERS / SESSIONS;
 const EVENTS: u64 = 2;
 
 fn spawn_providers(env: &Env) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_ferret-many-providers"))
-        .arg("--socket")
-        .arg(&env.socket)
-        .args(["--prefix", "Many.P"])
-        .args(["--providers", &PROVIDERS.to_string()])
-        .args(["--events", &EVENTS.to_string()])
+    let socket = env.socket.to_str().expect("socket path");
+    Program::ManyProviders
+        .command(&[
+            "--socket",
+            socket,
+            "--prefix",
+            "Many.P",
+            "--providers",
+            &PROVIDERS.to_string(),
+            "--events",
+            &EVENTS.to_string(),
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -70,8 +77,7 @@ fn eight_processes_of_1024_providers_are_all_enabled_and_every_event_is_logged_o
             out.status.success(),
             "ferret-many-providers failed: {stderr}"
         );
-        let report: serde_json::Value =
-            serde_json::from_slice(&out.stdout).expect("one JSON report");
+        let report = programs::report(&out.stdout);
         assert_eq!(report["registered"], PROVIDERS, "{report}");
         assert_eq!(report["enabled"], PROVIDERS, "{report}");
         assert_eq!(report["written"], PROVIDERS * EVENTS, "{report}");
@@ -109,4 +115,12 @@ fn eight_processes_of_1024_providers_are_all_enabled_and_every_event_is_logged_o
             PROCESSES as u64 * PER_SESSION * EVENTS
         );
     }
+}
+
+/// Not a test: the entry through which this test binary runs itself as the
+/// many-providers program (see `ferret_testkit::programs`); it returns at
+/// once in a test run.
+#[test]
+fn test_program() {
+    programs::serve();
 }

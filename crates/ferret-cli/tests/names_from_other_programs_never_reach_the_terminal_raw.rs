@@ -3,7 +3,7 @@
 //! `ferret fmt` in text and CSV, so that no escape sequence or control
 //! character in them reaches the terminal raw.
 
-mod util;
+use ferret_testkit as util;
 
 use std::process::Stdio;
 

@@ -2,7 +2,7 @@
 //! and a controller that asks for "only mine" stops only the sessions it
 //! started, being told how to stop the others from the command line.
 
-mod util;
+use ferret_testkit as util;
 
 use std::fs::OpenOptions;
 use std::os::fd::AsFd;

@@ -7,7 +7,7 @@
 //! The tests that need a second user switch to uid 65534 in the child; they
 //! need root and say "skipped: needs root" without it.
 
-mod util;
+use ferret_testkit as util;
 
 use std::os::fd::AsFd;
 use std::os::unix::fs::PermissionsExt;

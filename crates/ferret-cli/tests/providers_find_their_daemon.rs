@@ -2,7 +2,7 @@
 //! session writes its very first event into it, and a program started
 //! before any daemon begins writing once one appears.
 
-mod util;
+use ferret_testkit as util;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! provider processes attach to it on their own and the sessions it runs
 //! enable them; meanwhile the program never blocks or fails.
 
-mod util;
+use ferret_testkit as util;
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};

@@ -2,7 +2,7 @@
 //! the buffers holding events and the free ones together are the buffers
 //! the session has, never more than its maximum.
 
-mod util;
+use ferret_testkit as util;
 
 use std::time::Duration;
 

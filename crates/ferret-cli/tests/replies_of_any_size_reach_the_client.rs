@@ -3,7 +3,7 @@
 //! `providers` with thousands of sessions or long provider names, each
 //! session exactly once, even while others come and go.
 
-mod util;
+use ferret_testkit as util;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

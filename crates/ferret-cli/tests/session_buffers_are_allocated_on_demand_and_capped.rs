@@ -4,7 +4,7 @@
 //! beyond it is refused in one line that names the cap, and a STOPPED
 //! session gives its reservation back.
 
-mod util;
+use ferret_testkit as util;
 
 use std::process::Output;
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! digits, '-', '_' and '.'; invisible and bidi characters that would make
 //! one name look like another are refused in one line.
 
-mod util;
+use ferret_testkit as util;
 
 use util::{Env, one_line};
 

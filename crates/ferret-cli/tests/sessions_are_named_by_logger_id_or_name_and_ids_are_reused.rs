@@ -2,7 +2,7 @@
 //! LoggerIDs are the lowest free positive integers and come back after
 //! remove; the daemon refuses more active sessions than its limit.
 
-mod util;
+use ferret_testkit as util;
 
 use util::{Env, one_line};
 

@@ -3,7 +3,7 @@
 //! on one provider each get exactly the events their own filter accepts;
 //! `ferret providers` lists each provider with its processes and sessions.
 
-mod util;
+use ferret_testkit as util;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -7,7 +7,7 @@
 //! the events its providers wrote, and its log file holds exactly the
 //! events written.
 
-mod util;
+use ferret_testkit as util;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -1,7 +1,7 @@
 //! With the flush timer at an hour, committed events sit in a partial
 //! buffer; stopping must write them.
 
-mod util;
+use ferret_testkit as util;
 
 use util::{Env, decode};
 

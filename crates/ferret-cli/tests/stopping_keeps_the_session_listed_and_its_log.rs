@@ -1,7 +1,7 @@
 //! Stop moves a session to STOPPED and leaves it listed with its counters;
 //! remove takes it off the list and never deletes the log.
 
-mod util;
+use ferret_testkit as util;
 
 use util::Env;
 

@@ -1,7 +1,7 @@
 //! The daemon stops every session cleanly on SIGTERM, and the CLI starts a
 //! daemon in the background when none answers.
 
-mod util;
+use ferret_testkit as util;
 
 use std::time::Duration;
 

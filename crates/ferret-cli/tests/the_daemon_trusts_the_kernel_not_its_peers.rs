@@ -9,7 +9,7 @@
 //! ids) in the child process; they need root and say "skipped: needs root"
 //! without it.
 
-mod util;
+use ferret_testkit as util;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;

@@ -18,9 +18,8 @@ fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// Every workspace package and the names of its normal (not dev or build)
-/// dependencies.
-fn dependencies() -> BTreeMap<String, BTreeSet<String>> {
+/// `cargo metadata` of the workspace, without its dependencies' packages.
+fn metadata() -> serde_json::Value {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = Command::new(cargo)
         .args([
@@ -38,7 +37,13 @@ fn dependencies() -> BTreeMap<String, BTreeSet<String>> {
         "cargo metadata: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).expect("metadata JSON");
+    serde_json::from_slice(&out.stdout).expect("metadata JSON")
+}
+
+/// Every workspace package and the names of its normal (not dev or build)
+/// dependencies.
+fn dependencies() -> BTreeMap<String, BTreeSet<String>> {
+    let meta = metadata();
     let mut map = BTreeMap::new();
     for p in meta["packages"].as_array().expect("packages") {
         let deps = p["dependencies"]
@@ -83,6 +88,45 @@ fn command_line_crates_are_the_clis_and_terminal_crates_the_viewers() {
 fn nothing_depends_on_the_binary_crate() {
     let deps = dependencies();
     assert_eq!(users_of(&deps, "ferret-cli"), Vec::<String>::new());
+}
+
+#[test]
+fn test_support_is_never_shipped() {
+    let deps = dependencies();
+    assert_eq!(
+        users_of(&deps, "ferret-testkit"),
+        Vec::<String>::new(),
+        "the test kit is only ever a dev-dependency"
+    );
+    let meta = metadata();
+    let testkit = meta["packages"]
+        .as_array()
+        .expect("packages")
+        .iter()
+        .find(|p| p["name"] == "ferret-testkit")
+        .expect("the ferret-testkit package");
+    // `publish = false` reads as an empty list of registries.
+    assert_eq!(
+        testkit["publish"],
+        serde_json::json!([]),
+        "the test kit is never published"
+    );
+    // What `cargo install --path crates/ferret-cli` installs: the product's
+    // binary and nothing a test needs.
+    let cli = meta["packages"]
+        .as_array()
+        .expect("packages")
+        .iter()
+        .find(|p| p["name"] == "ferret-cli")
+        .expect("the ferret-cli package");
+    let bins: Vec<&str> = cli["targets"]
+        .as_array()
+        .expect("targets")
+        .iter()
+        .filter(|t| t["kind"] == serde_json::json!(["bin"]))
+        .map(|t| t["name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(bins, ["ferret"]);
 }
 
 #[test]

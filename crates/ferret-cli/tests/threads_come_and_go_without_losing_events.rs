@@ -3,7 +3,7 @@
 //! rings as it has threads alive at once; past that, events are counted as
 //! lost, never silently dropped.
 
-mod util;
+use ferret_testkit as util;
 
 use std::collections::{BTreeMap, BTreeSet};
 

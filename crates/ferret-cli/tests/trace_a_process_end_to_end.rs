@@ -1,7 +1,7 @@
 //! The whole path: a provider process writes a million events from two
 //! threads, the session is stopped, and the log file holds every one of them.
 
-mod util;
+use ferret_testkit as util;
 
 use std::collections::BTreeMap;
 

@@ -2,7 +2,7 @@
 //! flush timer, the maximum buffers, the log file (a switch to a new file,
 //! each file complete) and the provider list.
 
-mod util;
+use ferret_testkit as util;
 
 use std::time::Duration;
 

@@ -8,7 +8,7 @@
 //! says how many events it missed. Each session shown keeps receiving
 //! while another row is selected.
 
-mod util;
+use ferret_testkit as util;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -134,7 +134,7 @@ fn the_viewer_stops_what_it_started_and_explains_the_rest() {
     };
     let view_cmd = format!(
         "{} --socket {} view",
-        ferret_bin(),
+        ferret_bin().display(),
         env.socket.to_str().expect("socket path")
     );
     tmux.ok(&[
@@ -236,7 +236,7 @@ fn the_viewer_shows_the_messages_of_log_files() {
     };
     let view_cmd = format!(
         "{} --socket {} view {}",
-        ferret_bin(),
+        ferret_bin().display(),
         env.socket.to_str().expect("socket path"),
         log.to_str().expect("log path")
     );
@@ -327,7 +327,7 @@ fn the_viewer_flushes_queries_and_counts_what_it_missed() {
     // stopped and continued below. Tall enough for the whole Query panel.
     let view_cmd = format!(
         "exec {} --socket {} view",
-        ferret_bin(),
+        ferret_bin().display(),
         env.socket.to_str().expect("socket path")
     );
     tmux.ok(&[
@@ -428,7 +428,7 @@ fn a_session_switched_away_from_keeps_receiving_its_messages() {
     };
     let view_cmd = format!(
         "{} --socket {} view",
-        ferret_bin(),
+        ferret_bin().display(),
         env.socket.to_str().expect("socket path")
     );
     tmux.ok(&[

@@ -3,7 +3,7 @@
 //! updated, removed; and a stop that has to wait for a slow real-time
 //! consumer is seen as STOPPING in `watch` and `list` while it drains.
 
-mod util;
+use ferret_testkit as util;
 
 use std::time::Duration;
 

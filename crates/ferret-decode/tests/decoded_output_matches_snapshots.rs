@@ -2,28 +2,17 @@
 //! and the summary reports its losses.
 
 use ferret_abi::record::{
-    self, ActivityIds, ContextMeta, EventTypeMeta, FieldMeta, FieldType, LostMeta, LostReason,
-    ProcessMeta, ProviderMeta, Ticks,
+    self, ActivityIds, EventTypeMeta, FieldMeta, FieldType, LostMeta, LostReason, Ticks,
 };
 use ferret_abi::{Guid, Value};
 use ferret_decode::{FileDecoder, OutputFormat, Printer, write_summary};
-use ferret_format::{BufferBuilder, ClockInfo, FileHeader, Trailer, buffer_kind, mode};
+use ferret_format::{BufferBuilder, Trailer, buffer_kind};
+use ferret_testkit::logbuild::{self, LogBuilder, context, event as event_ids, field};
 
 const BUF: usize = 4096;
 
 fn event(type_id: u16, ticks: Ticks, values: &[Value<'_>]) -> Vec<u8> {
     event_ids(type_id, ticks, ActivityIds::NONE, values)
-}
-
-fn event_ids(type_id: u16, ticks: Ticks, ids: ActivityIds, values: &[Value<'_>]) -> Vec<u8> {
-    let header = record::event_header_len(ticks, &ids);
-    let size = header + values.iter().map(Value::encoded_len).sum::<usize>();
-    let mut b = vec![0u8; size];
-    let mut at = record::encode_event_header_ids(&mut b, size, type_id, ticks, &ids);
-    for v in values {
-        at += v.encode(&mut b[at..]);
-    }
-    b
 }
 
 /// The activity of the sample's second buffer and the one it started in.
@@ -36,130 +25,35 @@ const PARENT: Guid = Guid([0xaa; 16]);
 /// buffer with one more event and an activity (start, an event inside it,
 /// stop); then a trailer.
 fn sample_log() -> Vec<u8> {
-    let header = FileHeader {
-        session_name: "snap".into(),
-        host: "testhost".into(),
-        logger_id: 4,
-        buffer_size: BUF as u32,
-        log_mode: mode::SEQUENTIAL,
-        start_unix_ns: 1_795_426_500_000_000_000,
-        clock: ClockInfo {
-            kind: 1,
-            anchor_ticks: 1_000,
-            anchor_mono_ns: 1_000,
-            anchor_unix_ns: 1_795_426_500_000_000_000,
-            ticks_per_sec: 1_000_000_000,
-        },
-        daemon_pid: 1,
-        slot_count: 0,
-        file_index: 0,
-    };
-    let mut file = header.encode();
-    let mut b = BufferBuilder::new(BUF);
-    let mut meta = Vec::new();
-    record::encode_process(
-        &ProcessMeta {
-            pid: 42,
-            name: "app".into(),
-            source: None,
-        },
-        &mut meta,
-    )
-    .unwrap();
-    record::encode_provider(
-        &ProviderMeta {
-            source: 9,
-            provider: 0,
-            pid: 42,
-            guid: Guid::from_name("Shop.Cart"),
-            name: "Shop.Cart".into(),
-        },
-        &mut meta,
-    )
-    .unwrap();
-    record::encode_event_type(
-        &EventTypeMeta {
-            source: 9,
-            type_id: 0,
-            provider: 0,
-            event_id: 7,
-            level: 2,
-            opcode: 0,
-            keywords: 0x30,
-            name: "Checkout".into(),
-            fields: vec![
-                FieldMeta {
-                    name: "items".into(),
-                    ty: FieldType::U32,
-                },
-                FieldMeta {
-                    name: "total".into(),
-                    ty: FieldType::F64,
-                },
-                FieldMeta {
-                    name: "user, name".into(),
-                    ty: FieldType::Str,
-                },
-                FieldMeta {
-                    name: "ok".into(),
-                    ty: FieldType::Bool,
-                },
-                FieldMeta {
-                    name: "blob".into(),
-                    ty: FieldType::Bytes,
-                },
-                FieldMeta {
-                    name: "delta".into(),
-                    ty: FieldType::I64,
-                },
-            ],
-        },
-        &mut meta,
-    )
-    .unwrap();
-    for (type_id, opcode, fields) in [
-        (
-            1,
-            1,
+    let types = vec![
+        event_type(
+            0,
+            7,
+            2,
+            0,
+            "Checkout",
             vec![
-                FieldMeta {
-                    name: "order".into(),
-                    ty: FieldType::U64,
-                },
-                FieldMeta {
-                    name: "cart".into(),
-                    ty: FieldType::Guid,
-                },
+                field("items", FieldType::U32),
+                field("total", FieldType::F64),
+                field("user, name", FieldType::Str),
+                field("ok", FieldType::Bool),
+                field("blob", FieldType::Bytes),
+                field("delta", FieldType::I64),
             ],
         ),
-        (2, 2, vec![]),
-    ] {
-        record::encode_event_type(
-            &EventTypeMeta {
-                source: 9,
-                type_id,
-                provider: 0,
-                event_id: 8,
-                level: 4,
-                opcode,
-                keywords: 0x30,
-                name: "Payment".into(),
-                fields,
-            },
-            &mut meta,
-        )
-        .unwrap();
-    }
-    assert!(b.push(&meta));
-    let ctx = |tid, base| {
-        record::context_record(&ContextMeta {
-            source: 9,
-            pid: 42,
-            tid,
-            base_ticks: base,
-        })
-    };
-    assert!(b.push(&ctx(43, 2_000)));
+        event_type(
+            1,
+            8,
+            4,
+            1,
+            "Payment",
+            vec![
+                field("order", FieldType::U64),
+                field("cart", FieldType::Guid),
+            ],
+        ),
+        event_type(2, 8, 4, 2, "Payment", vec![]),
+    ];
     let vals = |n: u32, s: &'static str| {
         vec![
             Value::U32(n),
@@ -170,22 +64,26 @@ fn sample_log() -> Vec<u8> {
             Value::I64(-(n as i64)),
         ]
     };
-    assert!(b.push(&event(0, Ticks::Delta(500), &vals(1, "ann"))));
-    assert!(b.push(&event(0, Ticks::Delta(1_000_000), &vals(2, "bob \"b\""))));
-    assert!(b.push(&ctx(44, 2_000)));
-    assert!(b.push(&event(0, Ticks::Absolute(5_000), &vals(3, "cy"))));
-    assert!(b.push(&record::lost_record(&LostMeta {
-        source: 9,
-        provider: 0,
-        reason: LostReason::RingFull,
-        pid: 42,
-        count: 17
-    })));
-    file.extend_from_slice(b.seal(buffer_kind::DATA, 0));
-    file.resize(header.data_offset() as usize + BUF, 0);
-    b.clear();
-    assert!(b.push(&ctx(43, 1_002_500)));
-    assert!(b.push(&event(0, Ticks::Delta(1), &vals(4, "dee"))));
+    let mut log = LogBuilder::new(logbuild::header(
+        "snap",
+        BUF as u32,
+        1_000,
+        1_795_426_500_000_000_000,
+    ));
+    log.push(&logbuild::metadata(9, 42, "app", "Shop.Cart", types))
+        .push(&context(9, 42, 43, 2_000))
+        .push(&event(0, Ticks::Delta(500), &vals(1, "ann")))
+        .push(&event(0, Ticks::Delta(1_000_000), &vals(2, "bob \"b\"")))
+        .push(&context(9, 42, 44, 2_000))
+        .push(&event(0, Ticks::Absolute(5_000), &vals(3, "cy")))
+        .push(&record::lost_record(&LostMeta {
+            source: 9,
+            provider: 0,
+            reason: LostReason::RingFull,
+            pid: 42,
+            count: 17,
+        }))
+        .seal();
     let start = ActivityIds {
         activity: Some(JOB),
         related: Some(PARENT),
@@ -194,18 +92,18 @@ fn sample_log() -> Vec<u8> {
         activity: Some(JOB),
         related: None,
     };
-    assert!(b.push(&event_ids(
-        1,
-        Ticks::Delta(10),
-        start,
-        &[Value::U64(77), Value::Guid(Guid::from_name("MyProvider"))]
-    )));
-    assert!(b.push(&event_ids(0, Ticks::Delta(10), inside, &vals(5, "eve"))));
-    assert!(b.push(&event_ids(2, Ticks::Delta(10), inside, &[])));
-    file.extend_from_slice(b.seal(buffer_kind::DATA, 1));
-    file.resize(header.data_offset() as usize + 2 * BUF, 0);
-    b.clear();
-    let t = Trailer {
+    log.push(&context(9, 42, 43, 1_002_500))
+        .push(&event(0, Ticks::Delta(1), &vals(4, "dee")))
+        .push(&event_ids(
+            1,
+            Ticks::Delta(10),
+            start,
+            &[Value::U64(77), Value::Guid(Guid::from_name("MyProvider"))],
+        ))
+        .push(&event_ids(0, Ticks::Delta(10), inside, &vals(5, "eve")))
+        .push(&event_ids(2, Ticks::Delta(10), inside, &[]))
+        .seal();
+    log.finish(&Trailer {
         events: 7,
         events_lost: 17,
         lost_ring_full: 17,
@@ -214,12 +112,28 @@ fn sample_log() -> Vec<u8> {
         end_mono_ns: 1_000 + 2_000_000_000,
         end_unix_ns: 1_795_426_502_000_000_000,
         ..Trailer::default()
-    };
-    let mut rec = Vec::new();
-    record::encode_trailer(&t.to_values(), &mut rec).unwrap();
-    assert!(b.push(&rec));
-    file.extend_from_slice(b.seal(buffer_kind::TRAILER, 2));
-    file
+    })
+}
+
+fn event_type(
+    type_id: u16,
+    event_id: u16,
+    level: u8,
+    opcode: u8,
+    name: &str,
+    fields: Vec<FieldMeta>,
+) -> EventTypeMeta {
+    EventTypeMeta {
+        source: 9,
+        type_id,
+        provider: 0,
+        event_id,
+        level,
+        opcode,
+        keywords: 0x30,
+        name: name.into(),
+        fields,
+    }
 }
 
 fn render(format: OutputFormat) -> String {

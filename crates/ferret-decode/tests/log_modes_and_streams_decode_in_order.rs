@@ -6,16 +6,15 @@
 
 use std::path::Path;
 
-use ferret_abi::Guid;
 use ferret_abi::Value;
 use ferret_abi::record::{
-    self, ContextMeta, EventTypeMeta, FieldMeta, FieldType, ProcessEndMeta, ProcessMeta,
-    ProviderMeta, Ticks,
+    self, ActivityIds, EventTypeMeta, FieldMeta, FieldType, ProcessEndMeta, Ticks,
 };
 use ferret_decode::{
     Entry, FileDecoder, OutputFormat, Printer, Stats, StreamDecoder, Trailer, write_summary,
 };
 use ferret_format::{BufferBuilder, ClockInfo, CorruptionReason, FileHeader, buffer_kind, mode};
+use ferret_testkit::logbuild::{self, field};
 use proptest::prelude::*;
 
 const BUF: usize = 4096;
@@ -56,13 +55,6 @@ struct Definitions {
     fields: Vec<FieldMeta>,
 }
 
-fn field(name: &str, ty: FieldType) -> FieldMeta {
-    FieldMeta {
-        name: name.into(),
-        ty,
-    }
-}
-
 /// The first session's type 0: `Tick { seq: u64 }`.
 fn tick() -> Definitions {
     Definitions {
@@ -82,53 +74,22 @@ fn order() -> Definitions {
 }
 
 fn metadata(defs: &Definitions) -> Vec<u8> {
-    let mut out = Vec::new();
-    record::encode_process(
-        &ProcessMeta {
-            pid: 42,
-            name: "app".into(),
-            source: None,
-        },
-        &mut out,
-    )
-    .unwrap();
-    record::encode_provider(
-        &ProviderMeta {
-            source: 1,
-            provider: 0,
-            pid: 42,
-            guid: Guid::from_name(defs.provider),
-            name: defs.provider.into(),
-        },
-        &mut out,
-    )
-    .unwrap();
-    record::encode_event_type(
-        &EventTypeMeta {
-            source: 1,
-            type_id: 0,
-            provider: 0,
-            event_id: 1,
-            level: 4,
-            opcode: 0,
-            keywords: 1,
-            name: defs.event.into(),
-            fields: defs.fields.clone(),
-        },
-        &mut out,
-    )
-    .unwrap();
-    out
+    let ty = EventTypeMeta {
+        source: 1,
+        type_id: 0,
+        provider: 0,
+        event_id: 1,
+        level: 4,
+        opcode: 0,
+        keywords: 1,
+        name: defs.event.into(),
+        fields: defs.fields.clone(),
+    };
+    logbuild::metadata(1, 42, "app", defs.provider, vec![ty])
 }
 
 fn event(values: &[Value<'_>]) -> Vec<u8> {
-    let size = record::EVENT_HEADER_LEN + values.iter().map(Value::encoded_len).sum::<usize>();
-    let mut b = vec![0u8; size];
-    let mut at = record::encode_event_header(&mut b, size, 0, Ticks::Delta(10));
-    for v in values {
-        at += v.encode(&mut b[at..]);
-    }
-    b
+    logbuild::event(0, Ticks::Delta(10), ActivityIds::NONE, values)
 }
 
 /// The values of event `i` of buffer `seq` under `defs`; every event is
@@ -150,12 +111,7 @@ fn data_buffer(seq: u64, defs: &Definitions, describe: bool) -> Vec<u8> {
     if describe {
         assert!(b.push(&metadata(defs)));
     }
-    assert!(b.push(&record::context_record(&ContextMeta {
-        source: 1,
-        pid: 42,
-        tid: 43,
-        base_ticks: seq * 1_000_000,
-    })));
+    assert!(b.push(&logbuild::context(1, 42, 43, seq * 1_000_000)));
     for i in 0..3 {
         assert!(b.push(&event(&values(defs, seq, i))));
     }
@@ -452,12 +408,7 @@ fn a_process_end_is_decoded_after_the_events_and_printed_in_each_format() {
     // and one more event, whose time must not depend on the end record.
     let mut b = BufferBuilder::new(BUF);
     assert!(b.push(&metadata(&tick())));
-    assert!(b.push(&record::context_record(&ContextMeta {
-        source: 1,
-        pid: 42,
-        tid: 43,
-        base_ticks: 1_000_000,
-    })));
+    assert!(b.push(&logbuild::context(1, 42, 43, 1_000_000)));
     for i in 0..3 {
         assert!(b.push(&event(&values(&tick(), 1, i))));
     }

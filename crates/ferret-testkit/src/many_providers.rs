@@ -1,4 +1,4 @@
-//! `ferret-many-providers`: a provider process that registers many
+//! The many-providers program (see [`crate::programs`]): a provider process that registers many
 //! providers, for the registration benchmark (benches/registration.sh) and
 //! the end-to-end test that many providers from several processes are all
 //! routed (crates/ferret-cli/tests/many_providers_register_and_route_exactly.rs).
@@ -11,7 +11,6 @@
 //! `{"pid":..,"registered":..,"register_ns":..,"enabled":..,"written":..}`.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::time::Instant;
 
 use ferret_provider::{EventDescriptor, FieldDesc, FieldType, Level, Options, Provider, Value};
@@ -32,14 +31,13 @@ struct Args {
     events: u64,
 }
 
-fn parse_args() -> Result<Args, String> {
+fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut args = Args {
         socket: ferret_abi::paths::socket_path(None),
         prefix: "Many.P".into(),
         providers: 1024,
         events: 0,
     };
-    let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         let mut value = || it.next().ok_or(format!("{a} needs a value"));
         match a.as_str() {
@@ -55,12 +53,14 @@ fn parse_args() -> Result<Args, String> {
     Ok(args)
 }
 
-fn main() -> ExitCode {
-    let args = match parse_args() {
+/// Runs the program with `args` (its command line after the program's
+/// name); returns its exit status.
+pub fn main(args: impl Iterator<Item = String>) -> i32 {
+    let args = match parse_args(args) {
         Ok(a) => a,
         Err(e) => {
             eprintln!("ferret-many-providers: {e}");
-            return ExitCode::from(2);
+            return 2;
         }
     };
     ferret_provider::configure(Options {
@@ -90,5 +90,5 @@ fn main() -> ExitCode {
         std::process::id(),
         providers.len(),
     );
-    ExitCode::SUCCESS
+    0
 }

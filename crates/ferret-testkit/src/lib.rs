@@ -1,7 +1,15 @@
-//! Shared helpers for end-to-end tests: each test runs the real `ferret`
-//! binary against its own daemon on a socket in its own temporary directory.
-
-#![allow(dead_code)]
+//! Test support for Ferret's end-to-end suite (crates/ferret-cli/tests):
+//! each test runs the real `ferret` binary against its own daemon on a
+//! socket in its own temporary directory. This crate is never published or
+//! installed, and no product crate depends on it (the tidy test holds it).
+//!
+//! - this module: [`Env`] (a temporary directory, a daemon on its socket,
+//!   the `ferret` verbs run against it), [`Background`] commands, waits with
+//!   deadlines, and decoding logs the way `ferret fmt` does;
+//! - [`stall`]: the LD_PRELOAD shims that make chosen writes hang or fail;
+//! - [`programs`]: the test programs (a hostile provider, a process of many
+//!   providers), run as processes of their own;
+//! - [`logbuild`]: log files built record by record, for fixtures.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -13,8 +21,28 @@ use std::time::{Duration, Instant};
 use ferret_client::Client;
 
 /// The `ferret` binary cargo built for these tests.
-pub fn ferret_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_ferret")
+///
+/// Cargo names a package's binaries to its own integration tests only at
+/// compile time (`CARGO_BIN_EXE_ferret`), which this library cannot see;
+/// it puts them next to the `deps` directory that holds the test binary
+/// itself, so that is where the binary is looked up. The suite lives in
+/// `ferret-cli`'s own `tests/` so that cargo builds `ferret` afresh for it.
+pub fn ferret_bin() -> &'static Path {
+    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        let exe = std::env::current_exe().expect("the test binary's path");
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("the test binary sits in target/PROFILE/deps");
+        let bin = profile_dir.join("ferret");
+        assert!(
+            bin.is_file(),
+            "no `ferret` binary at {}: run the end-to-end tests with `cargo test -p ferret-cli`",
+            bin.display()
+        );
+        bin
+    })
 }
 
 /// Waits until `cond` holds, polling, for at most `limit`; panics with
@@ -28,6 +56,7 @@ pub fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
 }
 
 /// A temporary directory with a daemon serving a socket inside it.
+#[derive(Debug)]
 pub struct Env {
     pub dir: tempfile::TempDir,
     pub socket: PathBuf,
@@ -50,6 +79,8 @@ impl Env {
     }
 
     /// A directory with `ferret daemon` running on its socket.
+    // Not `Default`: making one starts a daemon process.
+    #[allow(clippy::new_without_default)]
     pub fn new() -> Env {
         let mut env = Env::without_daemon();
         env.start_daemon();
@@ -314,6 +345,7 @@ impl Env {
 }
 
 /// A `ferret` command running in the background.
+#[derive(Debug)]
 pub struct Background {
     pub child: Child,
     stdout: Option<ChildStdout>,
@@ -539,12 +571,14 @@ pub fn terminate(child: &mut Child) -> std::process::ExitStatus {
 
 /// Every event in a log file, decoded with the same code `ferret fmt` uses:
 /// (tid, provider, event name, fields as name/value text).
+#[derive(Debug)]
 pub struct Decoded {
     pub events: Vec<DecodedEvent>,
     pub damage: Vec<String>,
     pub trailer: Option<ferret_decode::Trailer>,
 }
 
+#[derive(Debug)]
 pub struct DecodedEvent {
     pub pid: u32,
     pub tid: u32,
@@ -740,5 +774,8 @@ impl Env {
     }
 }
 
-/// Helpers for tests whose log files stall.
+pub mod hostile;
+pub mod logbuild;
+pub mod many_providers;
+pub mod programs;
 pub mod stall;

@@ -1,5 +1,5 @@
 //! Helpers for the tests whose log files stall: an LD_PRELOAD shim
-//! (tests/stall/stall_writes.c, compiled here with `cc`) that makes the
+//! (shims/stall_writes.c, compiled here with `cc`) that makes the
 //! daemon's writes to chosen files wait while a flag file exists, as writes
 //! to a hung mount wait in the kernel, and verbs run with a deadline.
 
@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::Env;
+use crate::Env;
 
 pub const LIMIT: Duration = Duration::from_secs(20);
 /// A generous bound for one control verb on a loaded two-core machine, far
@@ -16,9 +16,9 @@ pub const LIMIT: Duration = Duration::from_secs(20);
 pub const VERB: Duration = Duration::from_secs(2);
 pub const PAD: &str = "the quick brown fox jumps over the lazy dog";
 
-/// Builds the shim `tests/stall/NAME.c` into `dir` and returns its path.
+/// Builds the shim `shims/NAME.c` into `dir` and returns its path.
 pub fn build_shim(dir: &Path, name: &str) -> PathBuf {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/stall/{name}.c"));
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("shims/{name}.c"));
     let out = dir.join(format!("{name}.so"));
     let status = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
         .args(["-shared", "-fPIC", "-O2", "-o"])

@@ -1,4 +1,4 @@
-//! `ferret-hostile-provider`: a provider process that attacks the daemon it
+//! The hostile provider (see [`crate::programs`]): a provider process that attacks the daemon it
 //! attaches to, for the end-to-end test that shows the daemon survives it
 //! (crates/ferret-cli/tests/a_hostile_provider_loses_only_its_own_events.rs).
 //! It is not part of Ferret's user interface.
@@ -23,7 +23,6 @@
 use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -41,14 +40,13 @@ struct Args {
     connections: usize,
 }
 
-fn parse_args() -> Result<Args, String> {
+fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut args = Args {
         socket: ferret_abi::paths::socket_path(None),
         provider: "Hostile.Shared".into(),
         seconds: 2.0,
         connections: 0,
     };
-    let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         let mut value = || it.next().ok_or(format!("{a} needs a value"));
         match a.as_str() {
@@ -234,12 +232,14 @@ struct Report {
     refusal: String,
 }
 
-fn main() -> ExitCode {
-    let args = match parse_args() {
+/// Runs the program with `args` (its command line after the program's
+/// name); returns its exit status.
+pub fn main(args: impl Iterator<Item = String>) -> i32 {
+    let args = match parse_args(args) {
         Ok(a) => a,
         Err(e) => {
             eprintln!("ferret-hostile-provider: {e}");
-            return ExitCode::from(2);
+            return 2;
         }
     };
     match run(&args) {
@@ -259,11 +259,11 @@ fn main() -> ExitCode {
                 r.refusal,
             );
             let _ = writeln!(std::io::stdout(), "{line}");
-            ExitCode::SUCCESS
+            0
         }
         Err(e) => {
             eprintln!("ferret-hostile-provider: {e}");
-            ExitCode::FAILURE
+            1
         }
     }
 }
