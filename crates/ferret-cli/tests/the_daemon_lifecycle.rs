@@ -53,9 +53,11 @@ fn sigterm_stops_every_session_cleanly_before_the_daemon_exits() {
 #[test]
 fn a_second_daemon_on_the_same_socket_is_refused() {
     let env = Env::new();
-    let out = env.run(&["daemon"]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8(out.stderr).unwrap();
+    // With a deadline: a second daemon that wrongly serves never exits.
+    let mut second = env.spawn(&["daemon"]);
+    let status = second.wait(std::time::Duration::from_secs(20));
+    assert_eq!(status.code(), Some(1));
+    let err = second.stderr();
     assert!(err.contains("already serves"), "{err}");
     // The first one still answers.
     env.ok(&["list"]);

@@ -141,10 +141,59 @@ pub enum DaemonError {
     Setup(std::io::Error),
 }
 
-/// Runs the daemon in the calling thread until SIGTERM or SIGINT, then stops
-/// every session cleanly (each log file gets its trailer and is synced) and
-/// returns.
+/// Runs the daemon until SIGTERM or SIGINT, then stops every session
+/// cleanly (each log file gets its trailer and is synced) and returns:
+/// what `ferretd` and `ferret daemon` do.
 pub fn run(config: Config) -> Result<(), DaemonError> {
+    // Registered before the daemon's threads start, so that no signal
+    // sent while they start is missed.
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+    ])
+    .map_err(DaemonError::Setup)?;
+    let daemon = start(config)?;
+    let tx = daemon.events.clone();
+    std::thread::Builder::new()
+        .name("ferretd-signals".into())
+        .spawn(move || {
+            if signals.forever().next().is_some() {
+                let _ = tx.send(msg::ControlEvent::Shutdown);
+            }
+        })
+        .map_err(DaemonError::Setup)?;
+    daemon.wait();
+    Ok(())
+}
+
+/// A daemon started by [`start`], serving from threads of the calling
+/// process.
+#[derive(Debug)]
+pub struct Daemon {
+    events: crossbeam_channel::Sender<msg::ControlEvent>,
+    control: std::thread::JoinHandle<()>,
+}
+
+impl Daemon {
+    /// Stops every session cleanly, as SIGTERM does for `ferretd`, and
+    /// waits until the daemon has finished.
+    pub fn shutdown(self) {
+        let _ = self.events.send(msg::ControlEvent::Shutdown);
+        self.wait();
+    }
+
+    /// Waits until the daemon has finished (after a shutdown).
+    pub fn wait(self) {
+        let _ = self.control.join();
+    }
+}
+
+/// Starts the daemon in threads of the calling process and returns once it
+/// listens; it serves until [`Daemon::shutdown`]. It handles no signals
+/// ([`run`] does). A keeper (`config.keeper`) is forked, so only a process
+/// with one thread should ask for one: the binaries do, through [`run`];
+/// a daemon inside a test process does not.
+pub fn start(config: Config) -> Result<Daemon, DaemonError> {
     let clock = clock::Clock::detect();
     // Forked first, while the daemon has one thread and before it holds
     // the socket's lock file, which the keeper must not keep.
@@ -177,21 +226,6 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         Arc::new(std::sync::atomic::AtomicBool::new(false)),
     )
     .map_err(setup)?;
-    let mut signals = signal_hook::iterator::Signals::new([
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGINT,
-    ])
-    .map_err(setup)?;
-    let tx = events_tx.clone();
-    std::thread::Builder::new()
-        .name("ferretd-signals".into())
-        .spawn(move || {
-            if signals.forever().next().is_some() {
-                let _ = tx.send(msg::ControlEvent::Shutdown);
-            }
-        })
-        .map_err(setup)?;
-
     let drain = drain::Drain::new(
         drain_rx,
         drain_wake.clone(),
@@ -229,15 +263,25 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
             None => String::new(),
         }
     );
+    let events = control_tx.clone();
     let control = control::Control::new(
         events_rx, control_tx, drain_tx, drain_wake, writer_tx, clock, &config,
     )
     .with_keeper(keeper);
-    control.run();
-    // Every session is STOPPED: its trailer is written and its file synced.
-    let _ = std::fs::remove_file(&listener.path);
-    drop(drain_thread);
-    drop(writer_thread);
-    eprintln!("ferretd: stopped");
-    Ok(())
+    let control = std::thread::Builder::new()
+        .name("ferretd-control".into())
+        .spawn(move || {
+            // The whole listener, not just its path: it holds the socket's
+            // lock file, which must stay locked while the daemon serves.
+            let listener = listener;
+            control.run();
+            // Every session is STOPPED: its trailer is written and its file
+            // synced.
+            let _ = std::fs::remove_file(&listener.path);
+            drop(drain_thread);
+            drop(writer_thread);
+            eprintln!("ferretd: stopped");
+        })
+        .map_err(setup)?;
+    Ok(Daemon { events, control })
 }

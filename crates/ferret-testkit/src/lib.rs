@@ -9,6 +9,7 @@
 //! - [`stall`]: the LD_PRELOAD shims that make chosen writes hang or fail;
 //! - [`programs`]: the test programs (a hostile provider, a process of many
 //!   providers), run as processes of their own;
+//! - [`inprocess`]: a daemon in the test's own process, for the bridges' tests;
 //! - [`logbuild`]: log files built record by record, for fixtures.
 
 use std::io::{BufRead, BufReader, Read};
@@ -51,6 +52,26 @@ pub fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
     while !cond() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Waits until the session called `name` of the daemon on `socket` has
+/// counted `events` events; fails at once if it counted more.
+fn wait_session_events(socket: &Path, name: &str, events: u64) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let s = Client::connect(socket)
+            .and_then(|mut c| c.query(&ferret_abi::proto::SessionRef::Name(name.into())))
+            .unwrap_or_else(|e| panic!("query {name}: {e}"));
+        if s.counters.events == events {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline && s.counters.events < events,
+            "session '{name}' counted {} events, waiting for {events}: {s:?}",
+            s.counters.events
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
 }
@@ -263,19 +284,7 @@ impl Env {
 
     /// Waits until the session called `name` has counted `events` events.
     pub fn wait_events(&self, name: &str, events: u64) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let s = self.session(name);
-            if s.counters.events == events {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline && s.counters.events < events,
-                "session '{name}' counted {} events, waiting for {events}: {s:?}",
-                s.counters.events
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        wait_session_events(&self.socket, name, events);
     }
 
     /// Waits until no provider process is attached to the daemon: the
@@ -775,6 +784,7 @@ impl Env {
 }
 
 pub mod hostile;
+pub mod inprocess;
 pub mod logbuild;
 pub mod many_providers;
 pub mod programs;

@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use tracing::level_filters::LevelFilter;
 use tracing_subscriber::prelude::*;
-use util::{Env, TypedEvent};
+use util::TypedEvent;
+use util::inprocess::InProcess;
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -54,7 +55,7 @@ fn probe(n: u64) {
 
 #[test]
 fn axum_requests_become_activities_with_typed_fields_and_disabled_sites_stay_off() {
-    let env = Env::new();
+    let env = InProcess::new();
     assert!(ferret_provider::configure(ferret_provider::Options {
         socket: env.socket.clone(),
         ..ferret_provider::Options::default()
@@ -71,7 +72,7 @@ fn axum_requests_become_activities_with_typed_fields_and_disabled_sites_stay_off
     probe(0);
 
     let log = env.path("web.ferret");
-    env.start("web", "E2E.Tracing:verbose", &log, &[]);
+    env.start("web", "E2E.Tracing:verbose", &log);
     util::wait_until(LIMIT, "tracing's max level to be TRACE", || {
         LevelFilter::current() == LevelFilter::TRACE
     });
@@ -95,7 +96,7 @@ fn axum_requests_become_activities_with_typed_fields_and_disabled_sites_stay_off
     // finished with the response, which may be just after the client has
     // read it: wait for the probe and five events per request.
     env.wait_events("web", 1 + 5 * requests as u64);
-    env.ok(&["stop", "web"]);
+    env.stop("web");
     util::wait_until(LIMIT, "tracing's max level to be OFF again", || {
         LevelFilter::current() == LevelFilter::OFF
     });

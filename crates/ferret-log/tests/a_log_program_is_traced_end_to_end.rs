@@ -11,7 +11,8 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::time::Duration;
 
-use util::{Env, TypedEvent};
+use util::TypedEvent;
+use util::inprocess::InProcess;
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -41,7 +42,7 @@ fn serve(count: usize) -> u16 {
 
 #[test]
 fn ureq_logs_reach_the_session_with_their_fields_and_the_max_level_follows_the_sessions() {
-    let env = Env::new();
+    let env = InProcess::new();
     assert!(ferret_provider::configure(ferret_provider::Options {
         socket: env.socket.clone(),
         ..ferret_provider::Options::default()
@@ -56,20 +57,20 @@ fn ureq_logs_reach_the_session_with_their_fields_and_the_max_level_follows_the_s
 
     // An information-level session lets through information and above.
     let info_log = env.path("info.ferret");
-    env.start("info", "E2E.Log:information", &info_log, &[]);
+    env.start("info", "E2E.Log:information", &info_log);
     util::wait_until(LIMIT, "log's max level to be Info", || {
         log::max_level() == log::LevelFilter::Info
     });
     // A verbose session whose keywords take debug records but not trace
     // ones raises it to Debug only.
     let debug_log = env.path("debug.ferret");
-    env.start("debug", "E2E.Log:verbose:0x1", &debug_log, &[]);
+    env.start("debug", "E2E.Log:verbose:0x1", &debug_log);
     util::wait_until(LIMIT, "log's max level to be Debug", || {
         log::max_level() == log::LevelFilter::Debug
     });
     // A verbose session with no keyword filter takes everything.
     let all_log = env.path("all.ferret");
-    env.start("all", "E2E.Log:verbose", &all_log, &[]);
+    env.start("all", "E2E.Log:verbose", &all_log);
     util::wait_until(LIMIT, "log's max level to be Trace", || {
         log::max_level() == log::LevelFilter::Trace
     });
@@ -92,7 +93,7 @@ fn ureq_logs_reach_the_session_with_their_fields_and_the_max_level_follows_the_s
     log::trace!(target: "e2e", "a trace record");
 
     for name in ["info", "debug", "all"] {
-        env.ok(&["stop", name]);
+        env.stop(name);
     }
     // With every session stopped, `log` is back to filtering everything.
     util::wait_until(LIMIT, "log's max level to be Off again", || {
