@@ -22,7 +22,7 @@ use std::io::{self, Write};
 use ferret_abi::Guid;
 use ferret_abi::payload::Value;
 
-use crate::{Record, Ticker, Trace, event_name, guid_text, hex};
+use crate::{Ticker, Trace, TraceItem, event_name, guid_text, hex};
 
 /// Writes `trace` (ordered by [`Trace::finish`]) as Chrome trace event
 /// JSON. `progress` is called now and then with the records written.
@@ -95,7 +95,7 @@ pub fn write_chrome(
         ticker.tick();
         line.clear();
         match record {
-            Record::Event(e) => {
+            TraceItem::Event(e) => {
                 let Some((name, cat, keys)) = names.get(e.type_index) else {
                     return Ok(());
                 };
@@ -145,7 +145,7 @@ pub fn write_chrome(
                 }
                 line.push_str("}}");
             }
-            Record::Lost {
+            TraceItem::Lost {
                 timestamp_ns,
                 pid,
                 provider,
@@ -161,7 +161,7 @@ pub fn write_chrome(
                 json_str(&mut line, provider);
                 line.push_str("}}");
             }
-            Record::ProcessEnd { timestamp_ns, pid } => {
+            TraceItem::ProcessEnd { timestamp_ns, pid } => {
                 line.push_str(
                     "{\"name\":\"Process ended\",\"cat\":\"ferret\",\"ph\":\"i\",\"s\":\"p\",\"ts\":",
                 );

@@ -29,7 +29,7 @@ use std::path::Path;
 use ferret_abi::payload::Value;
 use ferret_abi::record::FieldType;
 
-use crate::{Record, Ticker, Trace, event_name, guid_text};
+use crate::{Ticker, Trace, TraceItem, event_name, guid_text};
 
 /// The most event bytes a packet holds before it is closed (a single
 /// larger event makes a larger packet).
@@ -70,8 +70,8 @@ pub fn write_ctf(trace: &Trace, dir: &Path, progress: &mut dyn FnMut(u64)) -> io
     trace.for_each(|record| {
         ticker.tick();
         let at = match &record {
-            Record::Event(e) => e.timestamp_ns,
-            Record::ProcessEnd { timestamp_ns, .. } | Record::Lost { timestamp_ns, .. } => {
+            TraceItem::Event(e) => e.timestamp_ns,
+            TraceItem::ProcessEnd { timestamp_ns, .. } | TraceItem::Lost { timestamp_ns, .. } => {
                 *timestamp_ns
             }
         };
@@ -84,7 +84,7 @@ pub fn write_ctf(trace: &Trace, dir: &Path, progress: &mut dyn FnMut(u64)) -> io
             ));
         }
         match record {
-            Record::Event(e) => {
+            TraceItem::Event(e) => {
                 let p = stream.event_header(e.type_index as u32, e.timestamp_ns);
                 put_u32(p, e.pid);
                 put_u32(p, e.tid);
@@ -99,14 +99,14 @@ pub fn write_ctf(trace: &Trace, dir: &Path, progress: &mut dyn FnMut(u64)) -> io
                 }
                 stream.after_event()
             }
-            Record::ProcessEnd { timestamp_ns, pid } => {
+            TraceItem::ProcessEnd { timestamp_ns, pid } => {
                 let p = stream.event_header(process_end_id as u32, timestamp_ns);
                 put_u32(p, pid);
                 put_u32(p, 0);
                 p.extend_from_slice(&[0, 0]);
                 stream.after_event()
             }
-            Record::Lost {
+            TraceItem::Lost {
                 timestamp_ns,
                 count,
                 ..

@@ -115,9 +115,9 @@ pub struct Trace {
 
 /// One thing in a trace, as the writers see it.
 #[derive(Debug)]
-pub enum Record<'a> {
+pub enum TraceItem<'a> {
     /// An event.
-    Event(Event<'a>),
+    Event(TraceEvent<'a>),
     /// Events lost at this point.
     Lost {
         /// The time of the event before them in their buffer.
@@ -142,7 +142,7 @@ pub enum Record<'a> {
 
 /// One event.
 #[derive(Debug)]
-pub struct Event<'a> {
+pub struct TraceEvent<'a> {
     /// Nanoseconds since the UNIX epoch.
     pub timestamp_ns: u64,
     /// Its type.
@@ -397,7 +397,7 @@ impl Trace {
     }
 
     /// Calls `f` with each record in order ([`Trace::finish`] first).
-    pub fn for_each(&self, mut f: impl FnMut(Record<'_>) -> io::Result<()>) -> io::Result<()> {
+    pub fn for_each(&self, mut f: impl FnMut(TraceItem<'_>) -> io::Result<()>) -> io::Result<()> {
         for item in &self.items {
             let bytes = self.arena.get(item.at..item.at + item.len as usize);
             let bytes = bytes.unwrap_or(&[]);
@@ -415,7 +415,7 @@ impl Trace {
                     };
                     let reason = LostReason::from_u32(u32_at(8)).map_or("unknown", |r| r.name());
                     let provider = self.names.get(u32_at(12) as usize).map_or("", |s| s);
-                    f(Record::Lost {
+                    f(TraceItem::Lost {
                         timestamp_ns: item.ts,
                         pid: item.pid,
                         provider,
@@ -423,7 +423,7 @@ impl Trace {
                         count: u64_at(0),
                     })?;
                 }
-                PROCESS_END => f(Record::ProcessEnd {
+                PROCESS_END => f(TraceItem::ProcessEnd {
                     timestamp_ns: item.ts,
                     pid: item.pid,
                 })?,
@@ -453,7 +453,7 @@ impl Trace {
                     let Ok(values) = payload::decode_untrusted(&t.fields, rest) else {
                         continue;
                     };
-                    f(Record::Event(Event {
+                    f(TraceItem::Event(TraceEvent {
                         timestamp_ns: item.ts,
                         ty: t,
                         type_index: ty as usize,

@@ -27,7 +27,7 @@ use ferret_abi::Guid;
 use ferret_abi::payload::Value;
 use prost::Message;
 
-use crate::{Record, Ticker, Trace, event_name, guid_text, hex};
+use crate::{Ticker, Trace, TraceItem, event_name, guid_text, hex};
 
 #[derive(Clone, PartialEq, Message)]
 struct TracePacket {
@@ -435,7 +435,7 @@ pub fn write_perfetto(
     trace.for_each(|record| {
         ticker.tick();
         match record {
-            Record::Event(e) => {
+            TraceItem::Event(e) => {
                 let name = names.get(e.type_index).map_or("", String::as_str);
                 let mut annotations: Vec<(&str, AnnotationValue)> =
                     e.ty.fields
@@ -483,7 +483,7 @@ pub fn write_perfetto(
                     Some((e.type_index, fields)),
                 )
             }
-            Record::Lost {
+            TraceItem::Lost {
                 timestamp_ns,
                 pid,
                 provider,
@@ -505,7 +505,7 @@ pub fn write_perfetto(
                     None,
                 )
             }
-            Record::ProcessEnd { timestamp_ns, pid } => {
+            TraceItem::ProcessEnd { timestamp_ns, pid } => {
                 let track = process_track(&mut w, &mut process_tracks, pid)?;
                 w.event(
                     timestamp_ns,
