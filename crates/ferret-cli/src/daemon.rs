@@ -10,18 +10,18 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Args;
 use ferret_client::Client;
-use ferret_daemon::{OPTION_HELP, Options};
+use ferret_daemon::{DaemonOptions, OPTION_HELP};
 
 /// The daemon's options: their meaning, defaults and checks are
-/// `ferret_daemon::Options`' (which `ferretd` reads too); this is only their
+/// `ferret_daemon::DaemonOptions`' (which `ferretd` reads too); this is only their
 /// clap form, with the help text from `ferret_daemon::OPTION_HELP`.
 #[derive(Args, Debug)]
 pub struct DaemonArgs {
-    #[arg(long, value_name = "N", default_value_t = Options::default().session_limit, help = OPTION_HELP[0].2)]
+    #[arg(long, value_name = "N", default_value_t = DaemonOptions::default().session_limit, help = OPTION_HELP[0].2)]
     pub session_limit: usize,
-    #[arg(long, value_name = "N", default_value_t = Options::default().rings, help = OPTION_HELP[1].2)]
+    #[arg(long, value_name = "N", default_value_t = DaemonOptions::default().rings, help = OPTION_HELP[1].2)]
     pub rings: u32,
-    #[arg(long, value_name = "KIB", default_value_t = Options::default().ring_kib, help = OPTION_HELP[2].2)]
+    #[arg(long, value_name = "KIB", default_value_t = DaemonOptions::default().ring_kib, help = OPTION_HELP[2].2)]
     pub ring_kib: u64,
     #[arg(long, value_name = "GROUP", help = OPTION_HELP[3].2)]
     pub control_group: Option<String>,
@@ -33,7 +33,7 @@ pub struct DaemonArgs {
 
 /// `ferret daemon`: serves until SIGTERM or SIGINT, then stops every session.
 pub fn run_foreground(socket: PathBuf, a: DaemonArgs) -> Result<ExitCode> {
-    let options = Options {
+    let options = DaemonOptions {
         session_limit: a.session_limit,
         rings: a.rings,
         ring_kib: a.ring_kib,

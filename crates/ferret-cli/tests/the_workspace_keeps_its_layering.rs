@@ -249,3 +249,35 @@ fn the_daemons_thread_modules_import_no_other_thread_module() {
         "new imports between thread modules"
     );
 }
+
+#[test]
+fn each_public_type_name_means_one_thing() {
+    // A reader who meets `Event` or `Options` should not have to ask which
+    // crate's: a public type, enum or trait name is used by one crate
+    // only (private helpers inside a module may repeat names).
+    let meta = metadata();
+    let mut owners: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for p in meta["packages"].as_array().expect("packages") {
+        let krate = p["name"].as_str().expect("name");
+        for (_, text) in sources(krate) {
+            for line in text.lines() {
+                let line = line.trim_start();
+                for kind in ["pub struct ", "pub enum ", "pub trait ", "pub type "] {
+                    if let Some(rest) = line.strip_prefix(kind) {
+                        let name: String = rest
+                            .chars()
+                            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                            .collect();
+                        owners.entry(name).or_default().insert(krate.to_string());
+                    }
+                }
+            }
+        }
+    }
+    let shared: Vec<String> = owners
+        .iter()
+        .filter(|(_, crates)| crates.len() > 1)
+        .map(|(name, crates)| format!("{name}: {crates:?}"))
+        .collect();
+    assert_eq!(shared, Vec::<String>::new(), "one name, several meanings");
+}

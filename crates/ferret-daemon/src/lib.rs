@@ -9,7 +9,7 @@
 //! memfds. Session logic lives in `ferret-session`, the file format in
 //! `ferret-format`, the layouts in `ferret-abi`.
 
-pub use options::{OPTION_HELP, Options};
+pub use options::{DaemonOptions, OPTION_HELP};
 mod clock;
 mod control;
 mod drain;

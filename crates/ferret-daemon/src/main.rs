@@ -1,11 +1,11 @@
 //! `ferretd [--socket PATH] [OPTION VALUE]...`: runs Ferret's session
 //! daemon in the foreground. The options are `ferret daemon`'s; both read
-//! them into `ferret_daemon::Options`, which says what each means.
+//! them into `ferret_daemon::DaemonOptions`, which says what each means.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use ferret_daemon::{OPTION_HELP, Options};
+use ferret_daemon::{DaemonOptions, OPTION_HELP};
 
 fn usage() -> String {
     let mut text = String::from("usage: ferretd [--socket PATH]");
@@ -18,7 +18,7 @@ fn usage() -> String {
 fn main() -> ExitCode {
     let mut args = std::env::args_os().skip(1);
     let mut socket: Option<PathBuf> = None;
-    let mut options = Options::default();
+    let mut options = DaemonOptions::default();
     while let Some(arg) = args.next() {
         let flag = arg.to_string_lossy().into_owned();
         if flag == "-h" || flag == "--help" {

@@ -1,7 +1,7 @@
 //! The daemon's options as `ferretd` and `ferret daemon` both take them:
 //! one definition of what each means, its default and its checks. The two
 //! front ends only read the command line (`ferretd` by hand, to stay free
-//! of a parser; `ferret daemon` with the CLI's clap) into [`Options`].
+//! of a parser; `ferret daemon` with the CLI's clap) into [`DaemonOptions`].
 
 use std::path::PathBuf;
 
@@ -11,7 +11,7 @@ use crate::{Config, ControlGroup, default_budget};
 
 /// The daemon's options, as given on the command line.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Options {
+pub struct DaemonOptions {
     /// The most sessions that may be RUNNING or STOPPING at once.
     pub session_limit: usize,
     /// Rings in each provider process's region.
@@ -26,9 +26,9 @@ pub struct Options {
     pub user_buffer_memory: Option<String>,
 }
 
-impl Default for Options {
-    fn default() -> Options {
-        Options {
+impl Default for DaemonOptions {
+    fn default() -> DaemonOptions {
+        DaemonOptions {
             session_limit: ferret_abi::limits::DEFAULT_SESSION_LIMIT,
             rings: RegionParams::default().ring_count,
             ring_kib: RegionParams::default().ring_capacity / 1024,
@@ -73,7 +73,7 @@ pub const OPTION_HELP: [(&str, &str, &str); 6] = [
     ),
 ];
 
-impl Options {
+impl DaemonOptions {
     /// Sets the option `flag` (as in [`OPTION_HELP`]) from its text.
     /// Returns false for a flag that is not a daemon option.
     pub fn set(&mut self, flag: &str, value: &str) -> Result<bool, String> {
@@ -138,7 +138,7 @@ mod tests {
 
     #[test]
     fn every_option_is_set_from_its_text_and_checked_once() {
-        let mut o = Options::default();
+        let mut o = DaemonOptions::default();
         for (flag, value) in [
             ("--session-limit", "8"),
             ("--rings", "16"),
@@ -173,7 +173,7 @@ mod tests {
 
     #[test]
     fn help_names_every_option_that_set_takes() {
-        let mut o = Options::default();
+        let mut o = DaemonOptions::default();
         for (flag, _, _) in OPTION_HELP {
             let value = if flag == "--control-group" {
                 "root"
