@@ -234,3 +234,70 @@ pub fn size_unit(unit: &str) -> Option<u64> {
 
 /// The largest size Ferret reads: 1024 TiB.
 pub const MAX_SIZE: u64 = 1 << 50;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{EnableFilter, Level};
+
+    fn req(name: &str) -> StartRequest {
+        StartRequest {
+            name: name.into(),
+            providers: vec![ProviderSpec {
+                name: "P".into(),
+                filter: EnableFilter::level(Level::Verbose),
+            }],
+            log_file: "/tmp/x".into(),
+            buffer_kib: DEFAULT_BUFFER_KIB,
+            max_buffers: DEFAULT_MAX_BUFFERS,
+            flush_timer_ms: DEFAULT_FLUSH_TIMER_MS,
+            min_buffers: 4,
+            file_mode: FileMode::Sequential,
+            max_file_bytes: 0,
+            realtime: false,
+            controller: "test".into(),
+            no_loss: false,
+            no_loss_wait_ms: 0,
+        }
+    }
+
+    #[test]
+    fn bad_start_requests_name_the_problem() {
+        let mut r = req("123");
+        assert!(
+            validate_start(&r)
+                .unwrap_err()
+                .message
+                .contains("all digits")
+        );
+        r = req("ok");
+        r.buffer_kib = 1;
+        assert!(
+            validate_start(&r)
+                .unwrap_err()
+                .message
+                .contains("buffer size")
+        );
+        r = req("ok");
+        r.providers.push(r.providers[0].clone());
+        assert!(validate_start(&r).unwrap_err().message.contains("twice"));
+        r = req("ok");
+        r.max_buffers = 65536;
+        r.buffer_kib = 16384;
+        assert_eq!(validate_start(&r).unwrap_err().code, ErrorCode::Resources);
+        for wait in [0, MAX_NO_LOSS_WAIT_MS + 1] {
+            r = req("ok");
+            r.no_loss = true;
+            r.no_loss_wait_ms = wait;
+            assert!(
+                validate_start(&r)
+                    .unwrap_err()
+                    .message
+                    .contains("no-loss wait"),
+                "{wait}"
+            );
+        }
+        r.no_loss_wait_ms = MAX_NO_LOSS_WAIT_MS;
+        assert!(validate_start(&r).is_ok());
+    }
+}

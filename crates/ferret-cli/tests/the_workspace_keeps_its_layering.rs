@@ -216,6 +216,25 @@ fn the_pure_libraries_touch_no_file_system_or_network() {
 }
 
 #[test]
+fn the_session_library_builds_no_replies() {
+    // ferret-session decides in its own words (`SessionError`); the daemon
+    // turns sessions and refusals into replies at its boundary (wire.rs),
+    // so the library can be tested and reused without the protocol's
+    // answers. The protocol's vocabulary of requests (names, filters,
+    // file modes) it may use.
+    let replies = ["ErrorReply", "ErrorCode", "SessionInfo", "Response"];
+    let mut found = Vec::new();
+    for (path, text) in sources("ferret-session") {
+        for r in replies {
+            if text.contains(r) {
+                found.push(format!("{}: {r}", path.display()));
+            }
+        }
+    }
+    assert_eq!(found, Vec::<String>::new());
+}
+
+#[test]
 fn the_daemons_thread_modules_import_no_other_thread_module() {
     // What the threads hand each other lives in msg.rs, below them all, so
     // no thread module imports another to name a message. The control
@@ -231,9 +250,23 @@ fn the_daemons_thread_modules_import_no_other_thread_module() {
         ("watch", &[][..]),
     ]);
     let src = workspace_root().join("crates/ferret-daemon/src");
+    // A thread module is a file or a directory of files.
+    let module_text = |t: &str| -> String {
+        let file = src.join(format!("{t}.rs"));
+        if file.exists() {
+            return std::fs::read_to_string(file).expect("thread module");
+        }
+        let prefix = src.join(t);
+        sources("ferret-daemon")
+            .into_iter()
+            .filter(|(path, _)| path.starts_with(&prefix))
+            .map(|(_, text)| text)
+            .collect()
+    };
     let mut extra = Vec::new();
     for t in threads {
-        let text = std::fs::read_to_string(src.join(format!("{t}.rs"))).expect("thread module");
+        let text = module_text(t);
+        assert!(!text.is_empty(), "no sources for thread module {t}");
         for other in threads {
             let imports = text.contains(&format!("crate::{other}::"))
                 || text.contains(&format!("crate::{other};"))

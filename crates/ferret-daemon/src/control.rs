@@ -20,7 +20,7 @@ use ferret_abi::shm::{ABI_MAJOR, ABI_MINOR, RegionParams};
 use ferret_format::{FileHeader, mode};
 use ferret_session::{
     ProviderEntry, RegionId, Registry, RouteTable, Session, SessionKey, SessionTable, StopStep,
-    enable_words, no_loss_wait_us, validate_flush_timer, validate_log_path, validate_max_buffers,
+    enable_words, no_loss_wait_us, validate_flush_timer, validate_log_path, validate_max_buffers, validate_start,
     validate_providers,
 };
 
@@ -31,6 +31,7 @@ use crate::msg::{
     StreamItem, WriteCmd,
 };
 use crate::shm::ShmRegion;
+use crate::wire::{refused, session_info};
 
 /// A request waiting for its file work.
 struct Preparing {
@@ -265,7 +266,7 @@ impl Control {
     }
 
     fn notify_key(&mut self, kind: ChangeKind, key: SessionKey) {
-        if let Some(info) = self.sessions.by_key(key).map(Session::info) {
+        if let Some(info) = self.sessions.by_key(key).map(session_info) {
             self.notify(kind, info);
         }
     }
@@ -323,7 +324,7 @@ impl Control {
                         .sessions
                         .iter()
                         .find(|s| s.key == key)
-                        .map(Session::info);
+                        .map(session_info);
                     let resp = match info {
                         Some(i) => Response::Session(i),
                         None => refuse(ErrorCode::NotFound, "the session went away during flush"),
@@ -353,7 +354,7 @@ impl Control {
                 if let Some((key, reply)) = self.snapshot_waiters.remove(&token) {
                     let resp = match (result, self.sessions.by_key(key)) {
                         (Ok((buffers, bytes)), Some(s)) => Response::Snapshot {
-                            session: s.info(),
+                            session: session_info(s),
                             buffers,
                             bytes,
                         },
@@ -418,7 +419,7 @@ impl Control {
             "ferretd: session '{}' (LoggerID {}) STOPPED: {} events, {} lost, {} buffers written",
             s.name, s.logger_id, c.events, c.events_lost, c.buffers_written
         );
-        let info = s.info();
+        let info = session_info(s);
         for w in self.stop_waiters.remove(&key).unwrap_or_default() {
             let _ = w.send(Reply::Msg(Response::Session(info.clone())));
         }
@@ -529,7 +530,7 @@ impl Control {
             (Request::Query { target }, Some(Role::Controller)) => {
                 msg(match self.sessions.find(&target) {
                     Ok(s) => Response::Session(fitted_info(s)),
-                    Err(e) => Response::Error(e),
+                    Err(e) => Response::Error(refused(e)),
                 })
             }
             (Request::List, Some(Role::Controller)) => {
@@ -559,11 +560,11 @@ impl Control {
                             s.name, s.logger_id
                         );
                         self.headers.remove(&s.key);
-                        let info = s.info();
+                        let info = session_info(&s);
                         self.notify(ChangeKind::Removed, info.clone());
                         Response::Session(info)
                     }
-                    Err(e) => Response::Error(e),
+                    Err(e) => Response::Error(refused(e)),
                 })
             }
             (Request::Providers, Some(Role::Controller)) => {
@@ -637,8 +638,8 @@ impl Control {
             pid: peer.pid,
             process: process_name(peer.pid),
         };
-        if let Err((code, message)) = self.registry.register(id, slot, entry) {
-            return refuse(code, message);
+        if let Err(e) = self.registry.register(id, slot, entry) {
+            return Response::Error(refused(e));
         }
         if let Some(k) = &self.keeper {
             let msg = crate::keeper::KeeperMsg::Provider {
@@ -737,18 +738,13 @@ impl Control {
     /// A session's owner, root and members of the control group may control
     /// it; the peer is who the kernel says it is.
     fn check_owner(&self, peer: &Peer, target: &SessionRef) -> Result<(), Box<ErrorReply>> {
-        let s = self.sessions.find(target)?;
+        let s = self.sessions.find(target).map_err(|e| Box::new(refused(e)))?;
         let asker = ferret_session::Asker {
             uid: peer.uid,
             in_control_group: peer.in_control_group,
         };
         let group = self.control_group.as_ref().map(|g| g.name.as_str());
-        ferret_session::may_control(asker, s, group).map_err(|e| {
-            Box::new(ErrorReply {
-                code: ErrorCode::Permission,
-                message: e.to_string(),
-            })
-        })
+        ferret_session::may_control(asker, s, group).map_err(|e| Box::new(refused(e.into())))
     }
 
     fn start(
@@ -765,6 +761,9 @@ impl Control {
         if let Err(e) = self.may_prepare(peer.uid) {
             return fail(e);
         }
+        if let Err(e) = validate_start(&req) {
+            return fail(e);
+        }
         let clock = self.clock.info();
         let token = new_token();
         let session = match self.sessions.insert(
@@ -775,7 +774,7 @@ impl Control {
             token,
         ) {
             Ok(s) => s,
-            Err(e) => return fail(e),
+            Err(e) => return fail(refused(e)),
         };
         let (key, logger_id) = (session.key, session.logger_id);
         let header = FileHeader {
@@ -1002,8 +1001,8 @@ impl Control {
             }
         );
         let info = match self.sessions.find(&SessionRef::Id(logger_id)) {
-            Ok(s) => s.info(),
-            Err(e) => return Response::Error(e),
+            Ok(s) => session_info(s),
+            Err(e) => return Response::Error(refused(e)),
         };
         self.notify(ChangeKind::Created, info.clone());
         Response::Started {
@@ -1015,7 +1014,7 @@ impl Control {
     /// Moves a RUNNING session to STOPPING: disable its providers, then ask
     /// the drain for the final pass. Returns the session's key.
     fn begin_stop(&mut self, target: &SessionRef) -> Result<SessionKey, ErrorReply> {
-        let s = self.sessions.find_mut(target)?;
+        let s = self.sessions.find_mut(target).map_err(refused)?;
         s.state = SessionState::Stopping;
         let key = s.key;
         let names: Vec<String> = s.providers.iter().map(|p| p.name.clone()).collect();
@@ -1048,7 +1047,7 @@ impl Control {
         }
         let (state, name, key) = match self.sessions.find(&target) {
             Ok(s) => (s.state, s.name.clone(), s.key),
-            Err(e) => return Some(Reply::Msg(Response::Error(e))),
+            Err(e) => return Some(Reply::Msg(Response::Error(refused(e)))),
         };
         match state {
             SessionState::Running => {
@@ -1079,10 +1078,10 @@ impl Control {
                 .push(reply.clone());
             None
         } else {
-            let info = self.sessions.find(&target).map(Session::info);
+            let info = self.sessions.find(&target).map(session_info);
             Some(Reply::Msg(match info {
                 Ok(i) => Response::Session(i),
-                Err(e) => Response::Error(e),
+                Err(e) => Response::Error(refused(e)),
             }))
         }
     }
@@ -1093,7 +1092,7 @@ impl Control {
         }
         let s = match self.sessions.find(&target) {
             Ok(s) => s,
-            Err(e) => return Some(Reply::Msg(Response::Error(e))),
+            Err(e) => return Some(Reply::Msg(Response::Error(refused(e)))),
         };
         if s.state != SessionState::Running {
             return Some(Reply::Msg(refuse(
@@ -1121,7 +1120,7 @@ impl Control {
         verb: &str,
     ) -> Result<SessionKey, ErrorReply> {
         self.check_owner(peer, target).map_err(|e| *e)?;
-        let s = self.sessions.find(target)?;
+        let s = self.sessions.find(target).map_err(refused)?;
         if s.state != SessionState::Running {
             return Err(ErrorReply {
                 code: ErrorCode::WrongState,
@@ -1137,7 +1136,7 @@ impl Control {
 
     fn session_response(&self, key: SessionKey) -> Response {
         match self.sessions.by_key(key) {
-            Some(s) => Response::Session(s.info()),
+            Some(s) => Response::Session(session_info(s)),
             None => refuse(ErrorCode::NotFound, "the session went away"),
         }
     }
@@ -1179,7 +1178,7 @@ impl Control {
         }
         if let Some(n) = update.max_buffers {
             if let Err(e) = validate_max_buffers(n, s.buffer_kib)
-                .and_then(|()| self.sessions.check_max_buffers(key, n))
+                .and_then(|()| self.sessions.check_max_buffers(key, n).map_err(refused))
             {
                 return Some(Response::Error(e));
             }
@@ -1437,9 +1436,9 @@ impl Control {
             return Reply::Msg(refuse(ErrorCode::NotFound, "the session went away"));
         };
         if let Err(e) = s.attach_consumer() {
-            return Reply::Msg(Response::Error(e));
+            return Reply::Msg(Response::Error(refused(e)));
         }
-        let info = s.info();
+        let info = session_info(s);
         let header = self
             .headers
             .get(&key)
@@ -1535,7 +1534,7 @@ fn fill_page<K: Copy, T: serde::Serialize>(
 
 /// A session's info, made to fit one message (see [`fit_one_message`]).
 fn fitted_info(s: &Session) -> SessionInfo {
-    fit_one_message(s.info())
+    fit_one_message(session_info(s))
 }
 
 /// `info` as it can travel in one message: when it is longer than one

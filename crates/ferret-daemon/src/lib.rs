@@ -23,6 +23,7 @@ mod ring;
 mod server;
 mod shm;
 mod watch;
+mod wire;
 mod writer;
 
 pub use keeper::LINGER as KEEPER_LINGER;

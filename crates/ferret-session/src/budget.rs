@@ -8,7 +8,7 @@
 //! Buffers are allocated only as a session needs them, so a reservation is
 //! a bound on what a session may come to hold, not memory taken at start.
 
-use ferret_abi::proto::{ErrorCode, ErrorReply};
+use crate::error::{SessionError, Why};
 
 use ferret_abi::limits::{MAX_SIZE, size_unit};
 
@@ -77,28 +77,28 @@ impl BufferBudget {
         in_all: u64,
         what: &str,
         fix: &str,
-    ) -> Result<(), ErrorReply> {
+    ) -> Result<(), SessionError> {
         if uid != 0 && by_user.saturating_add(asked) > self.per_user {
-            return Err(ErrorReply {
-                code: ErrorCode::Resources,
-                message: format!(
+            return Err(SessionError::new(
+                Why::Resources,
+                format!(
                     "the sessions of uid {uid} may reserve at most {} of buffers (the daemon's --user-buffer-memory); {} are reserved by its other sessions and {what} {}; {fix}, stop one of its sessions, or run the daemon with a higher --user-buffer-memory",
                     show(self.per_user),
                     show(by_user),
                     show(asked)
                 ),
-            });
+            ));
         }
         if in_all.saturating_add(asked) > self.total {
-            return Err(ErrorReply {
-                code: ErrorCode::Resources,
-                message: format!(
+            return Err(SessionError::new(
+                Why::Resources,
+                format!(
                     "all sessions together may reserve at most {} of buffers (the daemon's --buffer-memory); {} are reserved by other sessions and {what} {}; {fix}, stop a session, or run the daemon with a higher --buffer-memory",
                     show(self.total),
                     show(in_all),
                     show(asked)
                 ),
-            });
+            ));
         }
         Ok(())
     }
@@ -195,7 +195,7 @@ mod tests {
                 "use a smaller --max-buffers",
             )
             .unwrap_err();
-        assert_eq!(e.code, ErrorCode::Resources);
+        assert_eq!(e.why, Why::Resources);
         assert_eq!(
             e.message,
             "the sessions of uid 1000 may reserve at most 40 MiB of buffers (the daemon's --user-buffer-memory); 32 MiB are reserved by its other sessions and this session asks for 16 MiB; use a smaller --max-buffers, stop one of its sessions, or run the daemon with a higher --user-buffer-memory"

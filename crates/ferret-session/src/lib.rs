@@ -9,6 +9,7 @@
 mod authz;
 mod budget;
 mod counters;
+mod error;
 mod registry;
 mod routes;
 mod stop;
@@ -20,6 +21,7 @@ pub use budget::{
     reservation,
 };
 pub use counters::SessionCounters;
+pub use error::{SessionError, Why};
 pub use ferret_abi::limits::{
     DEFAULT_BUFFER_KIB, DEFAULT_FLUSH_TIMER_MS, DEFAULT_MAX_BUFFERS, DEFAULT_MIN_BUFFERS,
     DEFAULT_NO_LOSS_WAIT_MS, DEFAULT_SESSION_LIMIT, MAX_LISTED_SESSIONS, MAX_LOG_PATH,

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use ferret_abi::Guid;
-use ferret_abi::proto::ErrorCode;
+use crate::error::{SessionError, Why};
 use ferret_abi::shm::ENABLE_SLOTS;
 
 use crate::RegionId;
@@ -40,10 +40,10 @@ impl Registry {
         region: RegionId,
         slot: u32,
         entry: ProviderEntry,
-    ) -> Result<(), (ErrorCode, String)> {
+    ) -> Result<(), SessionError> {
         if slot as usize >= ENABLE_SLOTS {
-            return Err((
-                ErrorCode::Invalid,
+            return Err(SessionError::new(
+                Why::Invalid,
                 format!(
                     "provider slot {slot} is out of range (0-{})",
                     ENABLE_SLOTS - 1
@@ -51,10 +51,10 @@ impl Registry {
             ));
         }
         ferret_abi::proto::validate_provider_name(&entry.name)
-            .map_err(|e| (ErrorCode::Invalid, e))?;
+            .map_err(|e| SessionError::new(Why::Invalid, e))?;
         if entry.guid != Guid::from_name(&entry.name) {
-            return Err((
-                ErrorCode::Invalid,
+            return Err(SessionError::new(
+                Why::Invalid,
                 format!(
                     "GUID {} does not match provider name '{}'",
                     entry.guid, entry.name
@@ -62,8 +62,8 @@ impl Registry {
             ));
         }
         match self.providers.get(&(region, slot)) {
-            Some(existing) if existing.name != entry.name => Err((
-                ErrorCode::Invalid,
+            Some(existing) if existing.name != entry.name => Err(SessionError::new(
+                Why::Invalid,
                 format!("slot {slot} already holds provider '{}'", existing.name),
             )),
             Some(_) => {

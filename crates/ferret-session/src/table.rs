@@ -2,16 +2,15 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use ferret_abi::proto::{
-    ErrorCode, ErrorReply, FileMode, ProviderSpec, SessionInfo, SessionRef, SessionState,
-    StartRequest, validate_session_name,
+    FileMode, ProviderSpec, SessionRef, SessionState, StartRequest, validate_session_name,
 };
 
 use crate::SessionCounters;
+use crate::error::{SessionError, Why};
 use crate::budget::{BufferBudget, reservation, show};
-use ferret_abi::limits::{MAX_LISTED_SESSIONS, validate_start};
+use ferret_abi::limits::MAX_LISTED_SESSIONS;
 
 /// A session's identity inside the daemon, never reused (LoggerIDs are).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -63,7 +62,7 @@ pub struct Session {
     pub consumers: u32,
     /// The starting controller's description.
     pub controller: String,
-    /// The starting controller's token (secret: never in [`SessionInfo`]).
+    /// The starting controller's token (secret: never shown).
     pub controller_token: u64,
     /// No-loss mode: writers wait for ring space, up to `no_loss_wait_ms`.
     pub no_loss: bool,
@@ -77,45 +76,15 @@ pub struct Session {
 }
 
 impl Session {
-    /// The wire form of this session.
-    pub fn info(&self) -> SessionInfo {
-        SessionInfo {
-            logger_id: self.logger_id,
-            name: self.name.clone(),
-            state: self.state,
-            providers: self.providers.clone(),
-            log_file: self.log_file.clone(),
-            buffer_kib: self.buffer_kib,
-            max_buffers: self.max_buffers,
-            flush_timer_ms: self.flush_timer_ms,
-            clock: self.clock.clone(),
-            owner_uid: self.owner_uid,
-            started_unix_ns: self.started_unix_ns,
-            stopped_unix_ns: self.stopped_unix_ns,
-            counters: self.counters.snapshot(),
-            last_error: self.counters.error(),
-            min_buffers: self.min_buffers,
-            file_mode: self.file_mode,
-            max_file_bytes: self.max_file_bytes,
-            realtime: self.realtime,
-            consumers: self.consumers,
-            controller: self.controller.clone(),
-            provider_lost: self.counters.provider_lost(),
-            no_loss: self.no_loss,
-            no_loss_wait_ms: self.no_loss_wait_ms,
-            files_synced: self.counters.files_synced.load(Ordering::Relaxed),
-        }
-    }
-
     /// Takes one more real-time consumer, or says in one line why not: the
     /// session must be real-time and serve fewer than
     /// [`MAX_CONSUMERS_PER_SESSION`] (each may hold a queue of up to 64
     /// chunks, so the bound keeps a session's streams from holding more
     /// than a few hundred MiB whatever its consumers do).
-    pub fn attach_consumer(&mut self) -> Result<(), ErrorReply> {
+    pub fn attach_consumer(&mut self) -> Result<(), SessionError> {
         if !self.realtime {
             return Err(refuse(
-                ErrorCode::Invalid,
+                Why::Invalid,
                 format!(
                     "session '{}' is not real-time; start it with --realtime (or 'ferret update' cannot change that) to tail it",
                     self.name
@@ -124,7 +93,7 @@ impl Session {
         }
         if self.consumers >= MAX_CONSUMERS_PER_SESSION {
             return Err(refuse(
-                ErrorCode::Resources,
+                Why::Resources,
                 format!(
                     "session '{}' already has {MAX_CONSUMERS_PER_SESSION} real-time consumers, the most one session serves; stop one",
                     self.name
@@ -141,11 +110,8 @@ impl Session {
     }
 }
 
-fn refuse(code: ErrorCode, message: impl Into<String>) -> ErrorReply {
-    ErrorReply {
-        code,
-        message: message.into(),
-    }
+fn refuse(why: Why, message: impl Into<String>) -> SessionError {
+    SessionError::new(why, message)
 }
 
 /// Every session the daemon lists.
@@ -195,9 +161,9 @@ impl SessionTable {
 
     /// Checks that running session `key` may raise its maximum buffers to
     /// `max_buffers` within the budget; lowering it is always allowed.
-    pub fn check_max_buffers(&self, key: SessionKey, max_buffers: u32) -> Result<(), ErrorReply> {
+    pub fn check_max_buffers(&self, key: SessionKey, max_buffers: u32) -> Result<(), SessionError> {
         let Some(s) = self.by_key(key) else {
-            return Err(refuse(ErrorCode::NotFound, "the session went away"));
+            return Err(refuse(Why::NotFound, "the session went away"));
         };
         if max_buffers <= s.max_buffers {
             return Ok(());
@@ -218,6 +184,10 @@ impl SessionTable {
     }
 
     /// Adds a RUNNING session for `req`, with the lowest free LoggerID.
+    /// The protocol's own rules for a start (names, sizes, providers) are
+    /// checked by the caller with `ferret_abi::limits::validate_start`;
+    /// this checks what only the table knows: names taken, the session
+    /// limits and the buffer budget.
     pub fn insert(
         &mut self,
         req: &StartRequest,
@@ -225,8 +195,7 @@ impl SessionTable {
         clock: &str,
         now_unix_ns: u64,
         controller_token: u64,
-    ) -> Result<&Session, ErrorReply> {
-        validate_start(req)?;
+    ) -> Result<&Session, SessionError> {
         if let Some(s) = self
             .sessions
             .values()
@@ -244,7 +213,7 @@ impl SessionTable {
                 )
             };
             return Err(refuse(
-                ErrorCode::AlreadyExists,
+                Why::AlreadyExists,
                 format!(
                     "session '{}' already exists (LoggerID {}, {}); {hint}",
                     s.name,
@@ -255,7 +224,7 @@ impl SessionTable {
         }
         if self.sessions.len() >= MAX_LISTED_SESSIONS {
             return Err(refuse(
-                ErrorCode::Resources,
+                Why::Resources,
                 format!(
                     "{MAX_LISTED_SESSIONS} sessions are listed, the most the daemon keeps; remove STOPPED ones with 'ferret remove NAME'"
                 ),
@@ -264,7 +233,7 @@ impl SessionTable {
         let active = self.sessions.values().filter(|s| s.is_active()).count();
         if active >= self.limit {
             return Err(refuse(
-                ErrorCode::Resources,
+                Why::Resources,
                 format!(
                     "the limit of {} active sessions is reached; stop one first (or run the daemon with a higher --session-limit)",
                     self.limit
@@ -318,7 +287,7 @@ impl SessionTable {
         Ok(self.sessions.entry(logger_id).or_insert(session))
     }
 
-    fn id_of(&self, target: &SessionRef) -> Result<u32, ErrorReply> {
+    fn id_of(&self, target: &SessionRef) -> Result<u32, SessionError> {
         let found = match target {
             SessionRef::Id(id) => self.sessions.get(id).map(|s| s.logger_id),
             SessionRef::Name(name) => self
@@ -332,7 +301,7 @@ impl SessionTable {
             .filter(|s| s.opening)
         {
             return Err(refuse(
-                ErrorCode::WrongState,
+                Why::WrongState,
                 format!(
                     "session '{}' (LoggerID {}) is still opening its log file; try again once its start has returned",
                     s.name, s.logger_id
@@ -352,26 +321,26 @@ impl SessionTable {
                 SessionRef::Name(n) => format!("session '{n}' not found"),
             };
             refuse(
-                ErrorCode::NotFound,
+                Why::NotFound,
                 format!("{what}; run 'ferret list' to see sessions"),
             )
         })
     }
 
     /// The session `target` names.
-    pub fn find(&self, target: &SessionRef) -> Result<&Session, ErrorReply> {
+    pub fn find(&self, target: &SessionRef) -> Result<&Session, SessionError> {
         let id = self.id_of(target)?;
         self.sessions
             .get(&id)
-            .ok_or_else(|| refuse(ErrorCode::NotFound, "session vanished"))
+            .ok_or_else(|| refuse(Why::NotFound, "session vanished"))
     }
 
     /// The session `target` names, to change it.
-    pub fn find_mut(&mut self, target: &SessionRef) -> Result<&mut Session, ErrorReply> {
+    pub fn find_mut(&mut self, target: &SessionRef) -> Result<&mut Session, SessionError> {
         let id = self.id_of(target)?;
         self.sessions
             .get_mut(&id)
-            .ok_or_else(|| refuse(ErrorCode::NotFound, "session vanished"))
+            .ok_or_else(|| refuse(Why::NotFound, "session vanished"))
     }
 
     /// The session with this key.
@@ -385,12 +354,12 @@ impl SessionTable {
     }
 
     /// Takes a STOPPED session off the list, freeing its LoggerID.
-    pub fn remove(&mut self, target: &SessionRef) -> Result<Session, ErrorReply> {
+    pub fn remove(&mut self, target: &SessionRef) -> Result<Session, SessionError> {
         let id = self.id_of(target)?;
         let s = &self.sessions[&id];
         if s.is_active() {
             return Err(refuse(
-                ErrorCode::WrongState,
+                Why::WrongState,
                 format!(
                     "session '{}' is {}; stop it first with 'ferret stop {}'",
                     s.name,
@@ -401,7 +370,7 @@ impl SessionTable {
         }
         self.sessions
             .remove(&id)
-            .ok_or_else(|| refuse(ErrorCode::NotFound, "session vanished"))
+            .ok_or_else(|| refuse(Why::NotFound, "session vanished"))
     }
 
     /// Takes off the table a session whose log file could not be opened.
@@ -480,7 +449,7 @@ mod tests {
             s.attach_consumer().unwrap();
         }
         let e = s.attach_consumer().unwrap_err();
-        assert_eq!(e.code, ErrorCode::Resources);
+        assert_eq!(e.why, Why::Resources);
         assert_eq!(s.consumers, MAX_CONSUMERS_PER_SESSION);
     }
 
@@ -491,7 +460,7 @@ mod tests {
         t.by_key_mut(key).unwrap().opening = true;
         assert_eq!(t.iter().count(), 0);
         let e = t.find(&SessionRef::Name("slow".into())).unwrap_err();
-        assert_eq!(e.code, ErrorCode::WrongState);
+        assert_eq!(e.why, Why::WrongState);
         assert!(
             e.message.contains("still opening its log file"),
             "{}",
@@ -501,7 +470,7 @@ mod tests {
         assert!(t.remove(&SessionRef::Id(1)).is_err());
         // Its name and LoggerID stay taken.
         let e = t.insert(&req("SLOW"), 0, "tsc", 0, 2).unwrap_err();
-        assert_eq!(e.code, ErrorCode::AlreadyExists);
+        assert_eq!(e.why, Why::AlreadyExists);
         assert_eq!(t.insert(&req("b"), 0, "tsc", 0, 3).unwrap().logger_id, 2);
         // Abandoned, it frees both.
         assert!(t.abandon(key).is_some());
@@ -524,7 +493,7 @@ mod tests {
         let mut t = SessionTable::new(64);
         t.insert(&req("Net"), 0, "tsc", 0, 7).unwrap();
         let e = t.insert(&req("net"), 0, "tsc", 0, 7).unwrap_err();
-        assert_eq!(e.code, ErrorCode::AlreadyExists);
+        assert_eq!(e.why, Why::AlreadyExists);
         assert!(e.message.contains("ferret stop Net"), "{}", e.message);
         t.find_mut(&SessionRef::Name("NET".into())).unwrap().state = SessionState::Stopped;
         let e = t.insert(&req("net"), 0, "tsc", 0, 7).unwrap_err();
@@ -536,7 +505,7 @@ mod tests {
         let mut t = SessionTable::new(64);
         t.insert(&req("a"), 0, "tsc", 0, 7).unwrap();
         let e = t.remove(&SessionRef::Id(1)).unwrap_err();
-        assert_eq!(e.code, ErrorCode::WrongState);
+        assert_eq!(e.why, Why::WrongState);
         assert!(t.find(&SessionRef::Id(1)).is_ok());
     }
 
@@ -550,7 +519,7 @@ mod tests {
                 .state = SessionState::Stopped;
         }
         let e = t.insert(&req("one-more"), 0, "tsc", 0, 7).unwrap_err();
-        assert_eq!(e.code, ErrorCode::Resources);
+        assert_eq!(e.why, Why::Resources);
         assert!(e.message.contains("ferret remove"), "{}", e.message);
         t.remove(&SessionRef::Name("s0".into())).unwrap();
         t.insert(&req("one-more"), 0, "tsc", 0, 7).unwrap();
@@ -562,57 +531,17 @@ mod tests {
         t.insert(&req("a"), 0, "tsc", 0, 7).unwrap();
         t.insert(&req("b"), 0, "tsc", 0, 7).unwrap();
         let e = t.insert(&req("c"), 0, "tsc", 0, 7).unwrap_err();
-        assert_eq!(e.code, ErrorCode::Resources);
+        assert_eq!(e.why, Why::Resources);
         assert!(e.message.contains("limit of 2"));
         t.find_mut(&SessionRef::Id(1)).unwrap().state = SessionState::Stopped;
         t.insert(&req("c"), 0, "tsc", 0, 7).unwrap();
     }
 
     #[test]
-    fn bad_start_requests_name_the_problem() {
-        let mut r = req("123");
-        assert!(
-            validate_start(&r)
-                .unwrap_err()
-                .message
-                .contains("all digits")
-        );
-        r = req("ok");
-        r.buffer_kib = 1;
-        assert!(
-            validate_start(&r)
-                .unwrap_err()
-                .message
-                .contains("buffer size")
-        );
-        r = req("ok");
-        r.providers.push(r.providers[0].clone());
-        assert!(validate_start(&r).unwrap_err().message.contains("twice"));
-        r = req("ok");
-        r.max_buffers = 65536;
-        r.buffer_kib = 16384;
-        assert_eq!(validate_start(&r).unwrap_err().code, ErrorCode::Resources);
-        for wait in [0, MAX_NO_LOSS_WAIT_MS + 1] {
-            r = req("ok");
-            r.no_loss = true;
-            r.no_loss_wait_ms = wait;
-            assert!(
-                validate_start(&r)
-                    .unwrap_err()
-                    .message
-                    .contains("no-loss wait"),
-                "{wait}"
-            );
-        }
-        r.no_loss_wait_ms = MAX_NO_LOSS_WAIT_MS;
-        assert!(validate_start(&r).is_ok());
-    }
-
-    #[test]
     fn unknown_sessions_point_to_list() {
         let t = SessionTable::new(64);
         let e = t.find(&SessionRef::Name("nope".into())).unwrap_err();
-        assert_eq!(e.code, ErrorCode::NotFound);
+        assert_eq!(e.why, Why::NotFound);
         assert_eq!(
             e.message,
             "session 'nope' not found; run 'ferret list' to see sessions"
@@ -633,7 +562,7 @@ mod tests {
         t.insert(&req("a"), 1000, "tsc", 0, 7).unwrap();
         t.insert(&req("b"), 1000, "tsc", 0, 7).unwrap();
         let e = t.insert(&req("c"), 1000, "tsc", 0, 7).unwrap_err();
-        assert_eq!(e.code, ErrorCode::Resources);
+        assert_eq!(e.why, Why::Resources);
         assert!(
             e.message.starts_with(
                 "the sessions of uid 1000 may reserve at most 8 MiB of buffers (the daemon's --user-buffer-memory); 8 MiB are reserved by its other sessions and this session's 64 buffers of 64 KiB ask for 4 MiB;"
@@ -679,8 +608,8 @@ mod tests {
         );
         assert!(t.check_max_buffers(key, 2).is_ok());
         assert_eq!(
-            t.check_max_buffers(SessionKey(99), 2).unwrap_err().code,
-            ErrorCode::NotFound
+            t.check_max_buffers(SessionKey(99), 2).unwrap_err().why,
+            Why::NotFound
         );
     }
 }
