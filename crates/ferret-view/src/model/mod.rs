@@ -1,8 +1,8 @@
-//! The viewer's state, with no terminal and no sockets: the session rows
-//! the watch feed describes, their event-rate history, which sessions this
-//! viewer started, the message store, filters, find, follow and pause,
-//! selection, overlays and which actions a row allows. Every input is a
-//! plain value, so the tests drive it directly.
+//! The viewer's state, with no terminal and no sockets. This module owns
+//! the model itself: the session rows the watch feed describes, selection,
+//! which sessions this viewer started and which actions a row allows, and
+//! the cursor that follows or pauses; each other idea has a file below it.
+//! Every input is a plain value, so the tests drive it directly.
 
 mod filter;
 mod form;
@@ -330,6 +330,8 @@ impl Model {
             });
         }
     }
+
+    // ---- follow and pause ----
 
     pub fn following(&self) -> bool {
         self.cursor.is_none()
