@@ -25,8 +25,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 use ferret_abi::proto::Response;
 use ferret_abi::record::{
-    self, CONTEXT_LEN, ContextMeta, EventTypeMeta, LostMeta, LostReason, ProcessEndMeta,
-    ProcessMeta, ProviderMeta, Record, Ticks,
+    self, CONTEXT_LEN, ContextMeta, LostMeta, LostReason, ProcessEndMeta, Ticks,
 };
 use ferret_abi::shm::{RING_FREE, RING_OWNED, RING_RELEASED};
 use ferret_format::{BUFFER_HEADER_LEN, BufferBuilder, buffer_kind};
@@ -38,6 +37,12 @@ use crate::held::{HeldQueue, RingMark};
 use crate::msg::{Consumer, DrainCmd, RT_QUEUE_LIMIT, SessionSetup, StreamItem, WriteCmd};
 use crate::ring::{self, RingEvent, RingSink, TimeBase};
 use crate::shm::{ReadBytes, SharedBytes, ShmRegion};
+
+mod describe;
+
+use describe::{
+    META_ROOM, TypeSlot, describe_process, describe_provider, describe_type, read_metadata,
+};
 
 /// Per-ring state the daemon keeps; never read back from shared memory.
 #[derive(Clone, Copy, Default)]
@@ -90,18 +95,6 @@ struct DrainRegion {
     kept: Vec<(u64, u64, u32)>,
 }
 
-struct TypeSlot {
-    meta: EventTypeMeta,
-    /// The epoch `wants` and `ready` were computed for.
-    epoch: u64,
-    /// Per listener of the region: does that session take this type?
-    wants: Vec<bool>,
-    /// Per listener: is the type described in that session's log file yet?
-    ready: Vec<bool>,
-    /// Whether the routes of `epoch` know the type's provider slot.
-    routed: bool,
-}
-
 /// How long a session without a free buffer may hold events back in the
 /// rings before it starts losing them, so that one slow log file cannot stop
 /// every session that shares its providers.
@@ -134,9 +127,6 @@ const MAX_AGE: Duration = Duration::from_millis(10);
 fn batch_bytes(shm: &ShmRegion) -> u64 {
     shm.layout.params.ring_capacity / 64
 }
-
-/// Room kept for the metadata a first event of a type needs.
-const META_ROOM: usize = 4096;
 
 /// What one listener does with one event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -2007,141 +1997,6 @@ impl RingCtx<'_> {
     }
 }
 
-/// Writes the metadata a session's file needs for one event type (process,
-/// provider, event type). False if it could not be stored.
-fn describe_type(
-    s: &mut DrainSession,
-    region: &DrainRegion,
-    routes: &RouteTable,
-    type_id: u16,
-    writer: &Sender<WriteCmd>,
-) -> bool {
-    let id = region.shm.id;
-    if s.described_types.contains(&(id, type_id)) {
-        return true;
-    }
-    let Some(t) = region.types.get(type_id as usize) else {
-        return false;
-    };
-    if !describe_provider(s, region, routes, t.meta.provider, writer) {
-        return false;
-    }
-    let mut bytes = Vec::new();
-    let meta = EventTypeMeta {
-        source: id.0 as u32,
-        ..t.meta.clone()
-    };
-    if record::encode_event_type(&meta, &mut bytes).is_err() || !s.push_record(&bytes, writer) {
-        return false;
-    }
-    s.described_types.insert((id, type_id));
-    true
-}
-
-/// Writes the PROCESS and PROVIDER records for a provider if the session's
-/// file lacks them. False if they could not be stored.
-fn describe_provider(
-    s: &mut DrainSession,
-    region: &DrainRegion,
-    routes: &RouteTable,
-    slot: u32,
-    writer: &Sender<WriteCmd>,
-) -> bool {
-    let id = region.shm.id;
-    if s.described_providers.contains(&(id, slot)) {
-        return true;
-    }
-    let Some(info) = routes.slot(id, slot) else {
-        return false;
-    };
-    if !describe_process(s, region, writer) {
-        return false;
-    }
-    let pid = region.shm.pid;
-    let mut bytes = Vec::new();
-    let meta = ProviderMeta {
-        source: id.0 as u32,
-        provider: slot,
-        pid,
-        guid: info.guid,
-        name: info.name.clone(),
-    };
-    if record::encode_provider(&meta, &mut bytes).is_err() || !s.push_record(&bytes, writer) {
-        return false;
-    }
-    s.described_providers.insert((id, slot));
-    true
-}
-
-/// Writes the PROCESS record for a region's process if the session's file
-/// lacks it. False if it could not be stored.
-fn describe_process(s: &mut DrainSession, region: &DrainRegion, writer: &Sender<WriteCmd>) -> bool {
-    let id = region.shm.id;
-    if s.described_processes.contains(&id) {
-        return true;
-    }
-    let meta = ProcessMeta {
-        pid: region.shm.pid,
-        name: region.process.clone(),
-        source: Some(id.0 as u32),
-    };
-    let mut bytes = Vec::new();
-    if record::encode_process(&meta, &mut bytes).is_err() || !s.push_record(&bytes, writer) {
-        return false;
-    }
-    s.described_processes.insert(id);
-    true
-}
-
-/// Parses event types the provider has added to its metadata area.
-fn read_metadata(region: &mut DrainRegion) {
-    if region.meta_broken {
-        return;
-    }
-    let head = region
-        .shm
-        .header()
-        .provider
-        .meta_head
-        .load(Ordering::Acquire);
-    let capacity = region.shm.layout.params.meta_capacity;
-    if head == region.meta_tail {
-        return;
-    }
-    if head < region.meta_tail || head > capacity {
-        region.meta_broken = true;
-        return;
-    }
-    let mut scratch = vec![0u8; (head - region.meta_tail) as usize];
-    region
-        .shm
-        .meta_bytes()
-        .copy_to(region.meta_tail as usize, &mut scratch);
-    let mut at = 0;
-    while at < scratch.len() {
-        match record::parse_untrusted(&scratch[at..]) {
-            Ok((Record::EventType(meta), size)) if meta.type_id as usize == region.types.len() => {
-                region.types.push(TypeSlot {
-                    meta,
-                    epoch: 0,
-                    wants: Vec::new(),
-                    ready: Vec::new(),
-                    routed: false,
-                });
-                region.route_words.push(0);
-                at += size;
-            }
-            _ => {
-                // Type ids must arrive in order and well formed; anything
-                // else means the area cannot be trusted further.
-                region.meta_broken = true;
-                return;
-            }
-        }
-    }
-    region.meta_tail = head;
-}
-
 /// Charges events a provider dropped to the sessions that wanted them.
 fn check_lost(
     region: &mut DrainRegion,
@@ -2228,6 +2083,7 @@ fn charge_region(
 mod tests {
     use super::*;
     use ferret_abi::proto::{FileMode, ProviderSpec, StartRequest};
+    use ferret_abi::record::{EventTypeMeta, Record};
     use ferret_abi::{EnableFilter, Guid, Level};
     use ferret_session::{ProviderEntry, Registry, SessionTable};
 
