@@ -40,9 +40,11 @@ use crate::shm::{ReadBytes, SharedBytes, ShmRegion};
 
 mod describe;
 mod losses;
+mod marks;
 
 use describe::{META_ROOM, TypeSlot, describe_process, describe_type, read_metadata};
 use losses::{charge_region, check_lost};
+use marks::{Mark, publish_recovery_marks};
 
 /// Per-ring state the daemon keeps; never read back from shared memory.
 #[derive(Clone, Copy, Default)]
@@ -88,11 +90,12 @@ struct DrainRegion {
     lost_seen: Vec<u64>,
     /// Last values seen of the process-wide lost counters.
     process_lost_seen: [u64; 3],
-    /// Scratch for `publish_keep`: per ring, the oldest mark.
-    keep: Vec<Option<(u64, u64, u32)>>,
-    /// Per ring, what `publish_keep` last stored, so that it stores only
-    /// changes.
-    kept: Vec<(u64, u64, u32)>,
+    /// Scratch for `publish_recovery_marks`: per ring, the oldest recovery
+    /// mark.
+    marks_scratch: Vec<Option<(u64, u64, u32)>>,
+    /// Per ring, what `publish_recovery_marks` last stored, so that it
+    /// stores only changes.
+    marks_published: Vec<(u64, u64, u32)>,
 }
 
 /// How long a session without a free buffer may hold events back in the
@@ -158,12 +161,6 @@ struct Run {
     /// The time base before the run's first event (`u64::MAX`: unknown).
     base: u64,
 }
-
-/// Where a session buffer's records from one ring begin: (region, ring,
-/// position, time base before it, thread). The oldest of these over every
-/// buffer not yet written is what a killed daemon's rings must keep for
-/// `ferret recover` (see `publish_keep`).
-type Mark = (RegionId, usize, u64, u64, u32);
 
 /// A session as the drain sees it: its buffers and what its file already describes.
 struct DrainSession {
@@ -545,9 +542,9 @@ pub(crate) struct Drain {
     /// The clock providers stamp events with, for the records the drain
     /// writes itself.
     clock: Clock,
-    /// Regions whose rings' keep positions may have moved because a
+    /// Regions whose rings' recovery marks may have moved because a
     /// buffer with records from them came back or a session went.
-    keep_stale: Vec<RegionId>,
+    marks_stale: Vec<RegionId>,
     /// Stopping sessions waiting for late writers.
     finishing: Vec<Finishing>,
     /// What every route table retired since some ring last had an event
@@ -602,7 +599,7 @@ impl Drain {
             stalled: false,
             next_due: None,
             clock,
-            keep_stale: Vec::new(),
+            marks_stale: Vec::new(),
             finishing: Vec::new(),
             late: None,
             held: HeldQueue::default(),
@@ -717,8 +714,8 @@ impl Drain {
                     listeners_epoch: 0,
                     lost_seen: Vec::new(),
                     process_lost_seen: [0; 3],
-                    keep: vec![None; rings],
-                    kept: vec![(0, u64::MAX, 0); rings],
+                    marks_scratch: vec![None; rings],
+                    marks_published: vec![(0, u64::MAX, 0); rings],
                 });
             }
             DrainCmd::CloseRegion(id) => {
@@ -1042,8 +1039,8 @@ impl Drain {
         let mut s = self.sessions.swap_remove(i);
         let key = s.key;
         for m in s.marks.iter().chain(s.in_flight.iter().flatten()) {
-            if !self.keep_stale.contains(&m.0) {
-                self.keep_stale.push(m.0);
+            if !self.marks_stale.contains(&m.0) {
+                self.marks_stale.push(m.0);
             }
         }
         self.epoch += 1;
@@ -1196,8 +1193,8 @@ impl Drain {
             // Its records are written (or the session does not keep them):
             // the rings need not keep them for recovery any more.
             for m in s.in_flight.pop_front().unwrap_or_default() {
-                if !self.keep_stale.contains(&m.0) {
-                    self.keep_stale.push(m.0);
+                if !self.marks_stale.contains(&m.0) {
+                    self.marks_stale.push(m.0);
                 }
             }
             if s.allocated > s.max_buffers {
@@ -1246,7 +1243,7 @@ impl Drain {
         for ri in 0..self.regions.len() {
             moved = moved.saturating_add(self.drain_region(ri, all, now));
         }
-        self.keep_stale.clear();
+        self.marks_stale.clear();
         if self.late.is_some() && !self.regions.iter().any(|r| r.rings.iter().any(|c| c.late)) {
             self.late = None;
         }
@@ -1279,7 +1276,7 @@ impl Drain {
             plans,
             stalled,
             next_due,
-            keep_stale,
+            marks_stale,
             late,
             stopped,
             ..
@@ -1406,56 +1403,10 @@ impl Drain {
             }
         }
         check_lost(region, sessions, routes, writer);
-        if moved > 0 || keep_stale.contains(&region.shm.id) {
-            publish_keep(region, sessions);
+        if moved > 0 || marks_stale.contains(&region.shm.id) {
+            publish_recovery_marks(region, sessions);
         }
         moved
-    }
-}
-
-/// Publishes, in each ring descriptor of `region`, where a recovery must
-/// start so as to find every record the daemon holds in a session buffer it
-/// has not written yet: the oldest mark of that ring over every session's
-/// current and in-flight buffers, or the tail when there is none. Records
-/// between that position and the tail are still in the ring unless the
-/// producer has lapped it since, which `ferret recover` detects.
-fn publish_keep(region: &mut DrainRegion, sessions: &[DrainSession]) {
-    let id = region.shm.id;
-    region.keep.iter_mut().for_each(|k| *k = None);
-    for s in sessions {
-        for m in s.marks.iter().chain(s.in_flight.iter().flatten()) {
-            if m.0 != id {
-                continue;
-            }
-            if let Some(k) = region.keep.get_mut(m.1) {
-                if k.is_none_or(|(pos, _, _)| m.2 < pos) {
-                    *k = Some((m.2, m.3, m.4));
-                }
-            }
-        }
-    }
-    for (i, keep) in region.keep.iter().enumerate() {
-        let desc = region.shm.ring(i);
-        let cursor = &region.rings[i];
-        let value = keep.unwrap_or_else(|| {
-            let ticks = if cursor.time.known {
-                cursor.time.ticks
-            } else {
-                u64::MAX
-            };
-            let tid = cursor
-                .tid
-                .unwrap_or_else(|| desc.tid.load(Ordering::Relaxed));
-            (cursor.tail, ticks, tid)
-        });
-        if region.kept[i] == value {
-            continue;
-        }
-        region.kept[i] = value;
-        let (from, ticks, tid) = value;
-        desc.keep_ticks.store(ticks, Ordering::Relaxed);
-        desc.keep_tid.store(u64::from(tid), Ordering::Relaxed);
-        desc.keep_from.store(from, Ordering::Release);
     }
 }
 
