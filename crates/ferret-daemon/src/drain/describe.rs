@@ -10,7 +10,8 @@ use crossbeam_channel::Sender;
 use ferret_abi::record::{self, EventTypeMeta, ProcessMeta, ProviderMeta, Record};
 use ferret_session::RouteTable;
 
-use super::{DrainRegion, DrainSession};
+use super::copy::DrainRegion;
+use super::session::DrainSession;
 use crate::msg::WriteCmd;
 use crate::shm::ReadBytes;
 

@@ -10,8 +10,10 @@ use ferret_abi::record::{LostMeta, LostReason};
 use ferret_abi::shm::RING_FREE;
 use ferret_session::{RegionId, RouteTable};
 
+use super::Drain;
+use super::copy::{DrainRegion, listeners_of};
 use super::describe::describe_provider;
-use super::{Drain, DrainRegion, DrainSession, listeners_of};
+use super::session::DrainSession;
 use crate::msg::WriteCmd;
 
 impl Drain {

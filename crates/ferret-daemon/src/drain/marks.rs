@@ -7,7 +7,8 @@ use std::sync::atomic::Ordering;
 
 use ferret_session::RegionId;
 
-use super::{DrainRegion, DrainSession};
+use super::copy::DrainRegion;
+use super::session::DrainSession;
 
 /// Where a session buffer's records from one ring begin: (region, ring,
 /// position, time base before it, thread). The oldest of these over every
