@@ -324,8 +324,8 @@ impl RingSink for RingCtx<'_> {
 impl RingCtx<'_> {
     /// Routes one event to every listener that wants it. Returns false to
     /// leave it in the ring when a session that wants it has no free buffer
-    /// (for at most [`STALL_LIMIT`](session::STALL_LIMIT); after that the
-    /// session loses events instead of holding up the ring for everyone).
+    /// (for at most `session::STALL_LIMIT`; after that the session loses
+    /// events instead of holding up the ring for everyone).
     #[inline]
     fn event(&mut self, e: RingEvent) -> bool {
         // The common case, first: one session, this type already routed

@@ -15,6 +15,11 @@
 //! they stood, so that a session without buffers holds up only its own
 //! commands: a stop's final pass therefore uses the routes that were in
 //! force when the stop was asked.
+//!
+//! This file holds the thread's top level: its state, its commands and its
+//! passes. The copying out of the rings is `copy.rs`, a session's buffers
+//! `session.rs`, the metadata a stream needs `describe.rs`, loss charging
+//! `losses.rs` and recovery marks `marks.rs`.
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
@@ -764,9 +769,10 @@ impl Drain {
     /// One pass over every ring of every region. Returns the bytes consumed.
     ///
     /// Unless `all`, a ring is drained only once it holds a batch
-    /// ([`batch_bytes`](copy::batch_bytes)) or its oldest record has waited [`MAX_AGE`](copy::MAX_AGE): reading
-    /// close behind a busy producer would pull cache lines away from it
-    /// while it still writes them, slowing both sides.
+    /// (`copy::batch_bytes`) or its oldest record has waited
+    /// `copy::MAX_AGE`: reading close behind a busy producer would pull
+    /// cache lines away from it while it still writes them, slowing both
+    /// sides.
     fn pass(&mut self, all: bool) -> u64 {
         let mut moved: u64 = 0;
         self.next_due = None;
