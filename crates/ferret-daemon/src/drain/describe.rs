@@ -170,3 +170,62 @@ pub(super) fn read_metadata(region: &mut DrainRegion) {
     }
     region.meta_tail = head;
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use ferret_abi::record::{self, Record};
+    use ferret_format::BUFFER_HEADER_LEN;
+    use ferret_session::RegionId;
+
+    use super::describe_process;
+    use crate::drain::Drain;
+    use crate::drain::tests::Rig;
+    use crate::msg::DrainCmd;
+    use crate::shm::ShmRegion;
+
+    #[test]
+    fn two_processes_with_one_pid_are_each_described_with_their_own_name() {
+        // Providers outside a daemon's PID namespace all have pid 0, and the
+        // kernel reuses pids: a session's stream needs a PROCESS record per
+        // region, not per pid.
+        let mut rig = Rig::new();
+        let a = rig.start("a");
+        rig.settle();
+        let params = rig.region.layout.params;
+        let other =
+            Arc::new(ShmRegion::create(RegionId(2), 4242, params, rig.drain.clock.kind).unwrap());
+        rig.drain.command(DrainCmd::AddRegion {
+            region: other,
+            process: "other".into(),
+        });
+        let i = rig.drain.session_index(a).unwrap();
+        let Drain {
+            sessions,
+            regions,
+            writer,
+            ..
+        } = &mut rig.drain;
+        for region in regions.iter() {
+            assert!(describe_process(&mut sessions[i], region, writer));
+        }
+        let bytes = &sessions[i].current.bytes()[BUFFER_HEADER_LEN..];
+        let mut named = Vec::new();
+        let mut at = 0;
+        while at < bytes.len() {
+            let (rec, size) = record::parse_untrusted(&bytes[at..]).unwrap();
+            if let Record::Process(p) = rec {
+                named.push((p.source, p.pid, p.name));
+            }
+            at += size;
+        }
+        assert_eq!(
+            named,
+            [
+                (Some(1), 4242, "app".to_string()),
+                (Some(2), 4242, "other".to_string())
+            ]
+        );
+    }
+}

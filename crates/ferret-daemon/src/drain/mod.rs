@@ -810,21 +810,22 @@ impl Drain {
 mod tests {
     use super::*;
     use ferret_abi::proto::{FileMode, ProviderSpec, StartRequest};
-    use ferret_abi::record::{EventTypeMeta, Record, Ticks};
+    use ferret_abi::record::{EventTypeMeta, Ticks};
     use ferret_abi::{EnableFilter, Guid, Level};
-    use ferret_format::BUFFER_HEADER_LEN;
     use ferret_session::{ProviderEntry, Registry, SessionTable};
 
     use crate::msg::SessionSetup;
     use crate::shm::ShmRegion;
 
     /// A drain with one provider process (region 1, provider "P" in slot 0)
-    /// and what it sends to the writer.
-    struct Rig {
-        drain: Drain,
+    /// and what it sends to the writer. The tests of the drain's other
+    /// files use it too, so that every test drives the drain as the control
+    /// thread does.
+    pub(super) struct Rig {
+        pub(super) drain: Drain,
         sessions: SessionTable,
         registry: Registry,
-        region: Arc<ShmRegion>,
+        pub(super) region: Arc<ShmRegion>,
         epoch: u64,
         _cmds: Sender<DrainCmd>,
         _writes: Receiver<WriteCmd>,
@@ -832,7 +833,7 @@ mod tests {
     }
 
     impl Rig {
-        fn new() -> Rig {
+        pub(super) fn new() -> Rig {
             let (cmds_tx, cmds) = crossbeam_channel::unbounded();
             let (writer, writes) = crossbeam_channel::unbounded();
             let (returned_tx, returned) = crossbeam_channel::unbounded();
@@ -874,7 +875,7 @@ mod tests {
 
         /// Starts a session on "P" as the control thread does: the session,
         /// then the routes that include it. Returns its key.
-        fn start(&mut self, name: &str) -> SessionKey {
+        pub(super) fn start(&mut self, name: &str) -> SessionKey {
             let req = StartRequest {
                 name: name.into(),
                 providers: vec![ProviderSpec {
@@ -932,7 +933,7 @@ mod tests {
 
         /// Passes until no command is held and no session is finishing
         /// (which may take the stop grace).
-        fn settle(&mut self) {
+        pub(super) fn settle(&mut self) {
             let deadline = Instant::now() + Duration::from_secs(10);
             while Instant::now() < deadline {
                 self.drain.pass(true);
@@ -1001,50 +1002,6 @@ mod tests {
                 None => panic!("session {key:?} is gone"),
             }
         }
-    }
-
-    #[test]
-    fn two_processes_with_one_pid_are_each_described_with_their_own_name() {
-        // Providers outside a daemon's PID namespace all have pid 0, and the
-        // kernel reuses pids: a session's stream needs a PROCESS record per
-        // region, not per pid.
-        let mut rig = Rig::new();
-        let a = rig.start("a");
-        rig.settle();
-        let params = rig.region.layout.params;
-        let other =
-            Arc::new(ShmRegion::create(RegionId(2), 4242, params, rig.drain.clock.kind).unwrap());
-        rig.drain.command(DrainCmd::AddRegion {
-            region: other,
-            process: "other".into(),
-        });
-        let i = rig.drain.session_index(a).unwrap();
-        let Drain {
-            sessions,
-            regions,
-            writer,
-            ..
-        } = &mut rig.drain;
-        for region in regions.iter() {
-            assert!(describe_process(&mut sessions[i], region, writer));
-        }
-        let bytes = &sessions[i].current.bytes()[BUFFER_HEADER_LEN..];
-        let mut named = Vec::new();
-        let mut at = 0;
-        while at < bytes.len() {
-            let (rec, size) = record::parse_untrusted(&bytes[at..]).unwrap();
-            if let Record::Process(p) = rec {
-                named.push((p.source, p.pid, p.name));
-            }
-            at += size;
-        }
-        assert_eq!(
-            named,
-            [
-                (Some(1), 4242, "app".to_string()),
-                (Some(2), 4242, "other".to_string())
-            ]
-        );
     }
 
     #[test]
