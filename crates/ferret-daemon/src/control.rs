@@ -20,8 +20,8 @@ use ferret_abi::shm::{ABI_MAJOR, ABI_MINOR, RegionParams};
 use ferret_format::{FileHeader, mode};
 use ferret_session::{
     ProviderEntry, RegionId, Registry, RouteTable, Session, SessionKey, SessionTable, StopStep,
-    enable_words, no_loss_wait_us, validate_flush_timer, validate_log_path, validate_max_buffers, validate_start,
-    validate_providers,
+    enable_words, no_loss_wait_us, validate_flush_timer, validate_log_path, validate_max_buffers,
+    validate_providers, validate_start,
 };
 
 use crate::clock::{Clock, unix_now_ns};
@@ -738,7 +738,10 @@ impl Control {
     /// A session's owner, root and members of the control group may control
     /// it; the peer is who the kernel says it is.
     fn check_owner(&self, peer: &Peer, target: &SessionRef) -> Result<(), Box<ErrorReply>> {
-        let s = self.sessions.find(target).map_err(|e| Box::new(refused(e)))?;
+        let s = self
+            .sessions
+            .find(target)
+            .map_err(|e| Box::new(refused(e)))?;
         let asker = ferret_session::Asker {
             uid: peer.uid,
             in_control_group: peer.in_control_group,

@@ -69,7 +69,13 @@ mod tests {
         ];
         for (why, code) in kinds {
             let r = refused(SessionError::new(why, "the line"));
-            assert_eq!(r, ErrorReply { code, message: "the line".into() });
+            assert_eq!(
+                r,
+                ErrorReply {
+                    code,
+                    message: "the line".into()
+                }
+            );
         }
     }
 }

@@ -2,8 +2,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use ferret_abi::Guid;
 use crate::error::{SessionError, Why};
+use ferret_abi::Guid;
 use ferret_abi::shm::ENABLE_SLOTS;
 
 use crate::RegionId;

@@ -8,8 +8,8 @@ use ferret_abi::proto::{
 };
 
 use crate::SessionCounters;
-use crate::error::{SessionError, Why};
 use crate::budget::{BufferBudget, reservation, show};
+use crate::error::{SessionError, Why};
 use ferret_abi::limits::MAX_LISTED_SESSIONS;
 
 /// A session's identity inside the daemon, never reused (LoggerIDs are).
