@@ -2,7 +2,7 @@
 //! flush, query, list, remove, providers.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -11,6 +11,7 @@ use ferret_abi::proto::{FileMode, ProviderInfo, SessionInfo, SessionRef, UpdateR
 use ferret_decode::printable_name;
 
 use crate::daemon;
+use crate::daemon::Endpoint;
 use ferret_client::output::{human_bytes, properties, provider_text, session_json};
 use ferret_client::plan::{
     Opened, StartPlan, flush_timer_ms, open_log, parse_provider, parse_size, shown_path,
@@ -211,7 +212,7 @@ pub fn print_properties(s: &SessionInfo) -> Result<()> {
     Ok(())
 }
 
-pub fn start(socket: &Path, a: StartArgs) -> Result<ExitCode> {
+pub fn start(at: &Endpoint, a: StartArgs) -> Result<ExitCode> {
     let mut plan = StartPlan::new(&a.name, format!("ferret start pid {}", std::process::id()));
     plan.providers = a
         .providers
@@ -237,7 +238,7 @@ pub fn start(socket: &Path, a: StartArgs) -> Result<ExitCode> {
     // Everything the daemon would refuse about the values themselves is
     // refused here first, before a file is created or a daemon started.
     plan.request()?;
-    let mut client = daemon::connect(socket)?;
+    let mut client = daemon::connect(at)?;
     let result = client.start_plan(&plan);
     match result {
         Ok(started) => {
@@ -270,8 +271,8 @@ pub fn start(socket: &Path, a: StartArgs) -> Result<ExitCode> {
     }
 }
 
-pub fn stop(socket: &Path, a: StopArgs) -> Result<ExitCode> {
-    let mut client = daemon::connect(socket)?;
+pub fn stop(at: &Endpoint, a: StopArgs) -> Result<ExitCode> {
+    let mut client = daemon::connect(at)?;
     let s = client.stop(&SessionRef::parse(&a.target), !a.no_wait)?;
     if a.json {
         print_json(&session_json(&s))?;
@@ -287,7 +288,7 @@ pub fn stop(socket: &Path, a: StopArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn update(socket: &Path, a: UpdateArgs) -> Result<ExitCode> {
+pub fn update(at: &Endpoint, a: UpdateArgs) -> Result<ExitCode> {
     let target = SessionRef::parse(&a.target);
     let mut update = UpdateRequest {
         flush_timer_ms: a.flush_timer.map(flush_timer_ms).transpose()?,
@@ -308,12 +309,17 @@ pub fn update(socket: &Path, a: UpdateArgs) -> Result<ExitCode> {
             "nothing to update; give --flush-timer, --max-buffers, -f NEWFILE or -p PROVIDER (see 'ferret update --help')"
         );
     }
-    let mut client = daemon::connect(socket)?;
+    let mut client = daemon::connect(at)?;
     // The kind of descriptor to pass depends on the session's mode, so look
     // before opening anything.
     let opened = match &a.file {
         None => Opened::None,
         Some(path) => {
+            if let Some(t) = client.target() {
+                bail!(
+                    "target {t}: 'ferret update -f' opens a file, which only 'ferret start' does over a target so far; run it on the target"
+                );
+            }
             let s = client.query(&target)?;
             update.log_file = Some(shown_path(path));
             match s.file_mode {
@@ -342,10 +348,10 @@ pub fn update(socket: &Path, a: UpdateArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn enable(socket: &Path, a: EnableArgs) -> Result<ExitCode> {
+pub fn enable(at: &Endpoint, a: EnableArgs) -> Result<ExitCode> {
     let spec = parse_provider(&a.provider).map_err(anyhow::Error::msg)?;
     let shown = provider_text(&spec);
-    let mut client = daemon::connect(socket)?;
+    let mut client = daemon::connect(at)?;
     let s = client.enable(&SessionRef::parse(&a.target), spec)?;
     if a.json {
         print_json(&session_json(&s))?;
@@ -359,10 +365,10 @@ pub fn enable(socket: &Path, a: EnableArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn disable(socket: &Path, a: DisableArgs) -> Result<ExitCode> {
+pub fn disable(at: &Endpoint, a: DisableArgs) -> Result<ExitCode> {
     ferret_abi::proto::validate_provider_name(&a.provider)
         .map_err(|e| anyhow!("{e}; give the name as 'ferret query {}' lists it", a.target))?;
-    let mut client = daemon::connect(socket)?;
+    let mut client = daemon::connect(at)?;
     let s = client.disable(&SessionRef::parse(&a.target), &a.provider)?;
     if a.json {
         print_json(&session_json(&s))?;
@@ -377,8 +383,13 @@ pub fn disable(socket: &Path, a: DisableArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn snapshot(socket: &Path, a: SnapshotArgs) -> Result<ExitCode> {
-    let mut client = daemon::connect(socket)?;
+pub fn snapshot(at: &Endpoint, a: SnapshotArgs) -> Result<ExitCode> {
+    let mut client = daemon::connect(at)?;
+    if let Some(t) = client.target() {
+        bail!(
+            "target {t}: 'ferret snapshot' writes a file, which only 'ferret start' does over a target so far; run it on the target"
+        );
+    }
     let file = open_log(&a.file, a.overwrite)?;
     let shown = shown_path(&a.file);
     let (s, buffers, bytes) = match client.snapshot(&SessionRef::parse(&a.target), &shown, &file) {
@@ -410,8 +421,8 @@ pub fn snapshot(socket: &Path, a: SnapshotArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn flush(socket: &Path, a: TargetArgs) -> Result<ExitCode> {
-    let mut client = daemon::connect(socket)?;
+pub fn flush(at: &Endpoint, a: TargetArgs) -> Result<ExitCode> {
+    let mut client = daemon::connect(at)?;
     let s = client.flush(&SessionRef::parse(&a.target))?;
     if a.json {
         print_json(&session_json(&s))?;
@@ -427,8 +438,8 @@ pub fn flush(socket: &Path, a: TargetArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn query(socket: &Path, a: TargetArgs) -> Result<ExitCode> {
-    let mut client = daemon::connect(socket)?;
+pub fn query(at: &Endpoint, a: TargetArgs) -> Result<ExitCode> {
+    let mut client = daemon::connect(at)?;
     let s = client.query(&SessionRef::parse(&a.target))?;
     if a.json {
         print_json(&session_json(&s))?;
@@ -438,8 +449,8 @@ pub fn query(socket: &Path, a: TargetArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn remove(socket: &Path, a: TargetArgs) -> Result<ExitCode> {
-    let mut client = daemon::connect(socket)?;
+pub fn remove(at: &Endpoint, a: TargetArgs) -> Result<ExitCode> {
+    let mut client = daemon::connect(at)?;
     let s = client.remove(&SessionRef::parse(&a.target))?;
     if a.json {
         print_json(&session_json(&s))?;
@@ -456,8 +467,8 @@ pub fn remove(socket: &Path, a: TargetArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn list(socket: &Path, a: JsonArgs) -> Result<ExitCode> {
-    let mut client = daemon::connect(socket)?;
+pub fn list(at: &Endpoint, a: JsonArgs) -> Result<ExitCode> {
+    let mut client = daemon::connect(at)?;
     let sessions = client.list()?;
     if a.json {
         print_json(&serde_json::Value::Array(
@@ -564,8 +575,8 @@ fn id_list(ids: &[u32]) -> String {
     ids.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
 }
 
-pub fn providers(socket: &Path, a: JsonArgs) -> Result<ExitCode> {
-    let mut client = daemon::connect(socket)?;
+pub fn providers(at: &Endpoint, a: JsonArgs) -> Result<ExitCode> {
+    let mut client = daemon::connect(at)?;
     let providers: Vec<ProviderInfo> = client.providers().context("listing providers")?;
     let rows = provider_rows(&providers);
     if a.json {

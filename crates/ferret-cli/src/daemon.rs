@@ -7,9 +7,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 use ferret_client::Client;
+use ferret_client::remote::Target;
 use ferret_daemon::{DaemonOptions, OPTION_HELP};
 
 /// The daemon's options: their meaning, defaults and checks are
@@ -53,13 +54,58 @@ pub fn log_path(socket: &Path) -> PathBuf {
     socket.with_file_name("ferretd.log")
 }
 
-/// Connects to the daemon at `socket`, starting one in the background if
-/// none answers.
-pub fn connect(socket: &Path) -> Result<Client> {
-    let client =
-        Client::connect_or_start(socket, Duration::from_secs(10), || spawn_background(socket))
-            .with_context(|| format!("cannot reach a Ferret daemon on {}", socket.display()))?;
-    Ok(client)
+/// Which daemon a command talks to: this host's, on its socket, or a
+/// target computer's, over SSH.
+#[derive(Clone, Debug)]
+pub enum Endpoint {
+    /// This host's daemon.
+    Local(PathBuf),
+    /// Another host's daemon (`--target`).
+    Target(Target),
+}
+
+impl Endpoint {
+    /// The socket of this host's daemon, or a one-line refusal naming
+    /// `verb` for a command that works on this host only.
+    pub fn local(&self, verb: &str) -> Result<&Path> {
+        match self {
+            Endpoint::Local(socket) => Ok(socket),
+            Endpoint::Target(t) => bail!(
+                "'ferret {verb}' works on this host only, not over --target {t}; run it on the target (ssh {} ferret {verb} ...)",
+                t.host
+            ),
+        }
+    }
+}
+
+/// Connects to the daemon `at` names. This host's is started in the
+/// background if none answers; a target's bridge starts the target's.
+pub fn connect(at: &Endpoint) -> Result<Client> {
+    match at {
+        Endpoint::Local(socket) => connect_local(socket),
+        Endpoint::Target(t) => Ok(Client::connect_target(t)?),
+    }
+}
+
+/// Connects to this host's daemon at `socket`, starting one in the
+/// background if none answers.
+pub fn connect_local(socket: &Path) -> Result<Client> {
+    Client::connect_or_start(socket, Duration::from_secs(10), || spawn_background(socket))
+        .with_context(|| format!("cannot reach a Ferret daemon on {}", socket.display()))
+}
+
+/// `ferret bridge`: run by SSH on a target, relays a controller's stream
+/// on standard input and output to this host's daemon (started if none
+/// answers, as any command here would).
+pub fn bridge(socket: &Path) -> Result<ExitCode> {
+    // Started (or found) the usual way, then a raw connection of its own:
+    // the controller at the other end says hello itself.
+    drop(connect_local(socket)?);
+    let conn = ferret_client::Conn::connect_to_daemon(socket)
+        .map_err(|e| anyhow!("cannot reach a Ferret daemon on {}: {e}", socket.display()))?;
+    ferret_client::remote::bridge(conn, std::io::stdin().lock(), std::io::stdout())
+        .map_err(anyhow::Error::msg)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Starts `ferret daemon --socket SOCKET` detached from this process: its own

@@ -37,7 +37,7 @@ pub fn run(socket: &Path, a: DemoArgs) -> Result<ExitCode> {
         "Ferret demo: a provider process writes events, a session collects them, stop flushes them, fmt decodes them.\n"
     );
 
-    let mut client = daemon::connect(socket)?;
+    let mut client = daemon::connect_local(socket)?;
     outln!(
         "1. Session daemon: pid {} on {}",
         client.daemon_pid(),

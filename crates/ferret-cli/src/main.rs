@@ -45,6 +45,16 @@ struct Cli {
     #[arg(long, global = true, value_name = "PATH")]
     socket: Option<PathBuf>,
 
+    /// Control the daemon of another host: ssh://[user@]host[:port][/socket] [default: $FERRET_TARGET]
+    // Its own id: several verbs name their session argument `target`.
+    #[arg(
+        long = "target",
+        id = "remote_target",
+        global = true,
+        value_name = "URL"
+    )]
+    remote_target: Option<String>,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -98,6 +108,9 @@ enum Command {
     Daemon(daemon::DaemonArgs),
     /// The live trace viewer: sessions on top, their messages below; or log files
     View(ViewArgs),
+    /// Relay a controller's SSH channel to this host's daemon (what --target runs on the target)
+    #[command(hide = true)]
+    Bridge,
 }
 
 /// A command-line error as one line: clap's message and what it lists,
@@ -158,32 +171,45 @@ fn main() -> ExitCode {
         }
     };
     let socket = ferret_abi::paths::socket_path(cli.socket);
+    let target = cli.remote_target.or_else(|| {
+        std::env::var(ferret_client::remote::TARGET_ENV)
+            .ok()
+            .filter(|t| !t.is_empty())
+    });
+    let at = match target.as_deref().map(ferret_client::remote::Target::parse) {
+        None => daemon::Endpoint::Local(socket),
+        Some(Ok(t)) => daemon::Endpoint::Target(t),
+        Some(Err(e)) => {
+            eprintln!("ferret: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let result = match cli.command {
-        Command::Start(a) => control::start(&socket, a),
-        Command::Stop(a) => control::stop(&socket, a),
-        Command::Update(a) => control::update(&socket, a),
-        Command::Enable(a) => control::enable(&socket, a),
-        Command::Disable(a) => control::disable(&socket, a),
-        Command::Snapshot(a) => control::snapshot(&socket, a),
-        Command::Watch(a) => watch::run(&socket, a),
-        Command::Tail(a) => tail::run(&socket, a),
-        Command::Flush(a) => control::flush(&socket, a),
-        Command::Query(a) => control::query(&socket, a),
-        Command::List(a) => control::list(&socket, a),
-        Command::Remove(a) => control::remove(&socket, a),
-        Command::Providers(a) => control::providers(&socket, a),
-        Command::Fmt(a) => fmt::run(a),
-        Command::Export(a) => export::run(a),
-        Command::Recover(a) => recover::run(&socket, a),
-        Command::Emit(a) => emit::run(&socket, a),
-        Command::Demo(a) => demo::run(&socket, a),
-        Command::Daemon(a) => daemon::run_foreground(socket, a),
+        Command::Start(a) => control::start(&at, a),
+        Command::Stop(a) => control::stop(&at, a),
+        Command::Update(a) => control::update(&at, a),
+        Command::Enable(a) => control::enable(&at, a),
+        Command::Disable(a) => control::disable(&at, a),
+        Command::Snapshot(a) => control::snapshot(&at, a),
+        Command::Watch(a) => watch::run(&at, a),
+        Command::Tail(a) => tail::run(&at, a),
+        Command::Flush(a) => control::flush(&at, a),
+        Command::Query(a) => control::query(&at, a),
+        Command::List(a) => control::list(&at, a),
+        Command::Remove(a) => control::remove(&at, a),
+        Command::Providers(a) => control::providers(&at, a),
+        Command::Fmt(a) => at.local("fmt").and_then(|_| fmt::run(a)),
+        Command::Export(a) => at.local("export").and_then(|_| export::run(a)),
+        Command::Recover(a) => at.local("recover").and_then(|s| recover::run(s, a)),
+        Command::Emit(a) => at.local("emit").and_then(|s| emit::run(s, a)),
+        Command::Demo(a) => at.local("demo").and_then(|s| demo::run(s, a)),
+        Command::Daemon(a) => at
+            .local("daemon")
+            .and_then(|s| daemon::run_foreground(s.to_path_buf(), a)),
+        Command::Bridge => at.local("bridge").and_then(daemon::bridge),
         Command::View(a) => {
-            let socket = socket.clone();
-            ferret_view::run(
-                std::sync::Arc::new(move || daemon::connect(&socket)),
-                a.files,
-            )
+            let at = at.clone();
+            ferret_view::run(std::sync::Arc::new(move || daemon::connect(&at)), a.files)
         }
     };
     match result {

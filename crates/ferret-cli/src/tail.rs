@@ -2,7 +2,6 @@
 //! `ferret fmt` prints them from a file.
 
 use std::io::{BufWriter, ErrorKind};
-use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
@@ -12,6 +11,7 @@ use ferret_client::TailItem;
 use ferret_decode::{Entry, OutputFormat, Printer, StreamDecoder};
 
 use crate::daemon;
+use crate::daemon::Endpoint;
 use crate::fmt::Format;
 
 #[derive(Args, Debug)]
@@ -45,13 +45,13 @@ impl Progress {
     }
 }
 
-pub fn run(socket: &Path, a: TailArgs) -> Result<ExitCode> {
+pub fn run(at: &Endpoint, a: TailArgs) -> Result<ExitCode> {
     let format = match a.format {
         Format::Text => OutputFormat::Text,
         Format::Json => OutputFormat::Json,
         Format::Csv => OutputFormat::Csv,
     };
-    let client = daemon::connect(socket)?;
+    let client = daemon::connect(at)?;
     let mut tail = client.tail(&SessionRef::parse(&a.target))?;
     let name = tail.session.name.clone();
     let mut decoder = StreamDecoder::from_header_bytes(&tail.header)

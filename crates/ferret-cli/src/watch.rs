@@ -2,7 +2,6 @@
 //! the daemon reports it.
 
 use std::io::{ErrorKind, Write};
-use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Result, bail};
@@ -12,6 +11,7 @@ use ferret_decode::format_timestamp;
 
 use crate::control::JsonArgs;
 use crate::daemon;
+use crate::daemon::Endpoint;
 use ferret_client::output::session_json;
 
 /// `HH:MM:SS.mmm` (UTC) of now, to stamp each text line.
@@ -47,8 +47,8 @@ fn line(kind: ChangeKind, s: &SessionInfo) -> String {
     text
 }
 
-pub fn run(socket: &Path, a: JsonArgs) -> Result<ExitCode> {
-    let client = daemon::connect(socket)?;
+pub fn run(at: &Endpoint, a: JsonArgs) -> Result<ExitCode> {
+    let client = daemon::connect(at)?;
     let mut watch = client.watch()?;
     let stdout = std::io::stdout();
     loop {

@@ -9,6 +9,7 @@
 
 pub mod output;
 pub mod plan;
+pub mod remote;
 /// The packet transport, re-exported for controllers that use it directly.
 pub use ferret_transport as transport;
 
@@ -53,6 +54,12 @@ pub enum ClientError {
     /// The connection failed.
     #[error("talking to the daemon failed: {0}")]
     Transport(#[from] TransportError),
+    /// A target computer could not be reached, or its link ended.
+    #[error("{0}")]
+    Target(#[from] remote::LinkError),
+    /// The request needs something a target's link cannot do yet.
+    #[error("{0}")]
+    NotOverTarget(String),
     /// The daemon answered something the request does not expect.
     #[error("the daemon sent an unexpected answer to {0}")]
     Unexpected(&'static str),
@@ -79,7 +86,7 @@ const MAX_PROVIDERS_LISTED: usize = 1 << 22;
 /// A controller's connection to the daemon.
 #[derive(Debug)]
 pub struct Client {
-    conn: Conn,
+    conn: Chan,
     daemon_pid: u32,
 }
 
@@ -110,6 +117,23 @@ impl Client {
                 ClientError::Transport(TransportError::Io(e))
             }
         })?;
+        Client::hello(Chan::Local(conn))
+    }
+
+    /// Connects to the daemon of a target computer over SSH and says hello.
+    pub fn connect_target(target: &remote::Target) -> Result<Client, ClientError> {
+        Client::hello(Chan::Remote(remote::Link::open(target)?))
+    }
+
+    /// The target computer this client controls, if not this host's daemon.
+    pub fn target(&self) -> Option<&remote::Target> {
+        match &self.conn {
+            Chan::Local(_) => None,
+            Chan::Remote(l) => Some(l.target()),
+        }
+    }
+
+    fn hello(conn: Chan) -> Result<Client, ClientError> {
         let mut client = Client {
             conn,
             daemon_pid: 0,
@@ -160,8 +184,7 @@ impl Client {
     /// [`ClientError::Daemon`].
     pub fn call(&mut self, req: &Request, fds: &[BorrowedFd<'_>]) -> Result<Response, ClientError> {
         self.conn.send(req, fds)?;
-        let (resp, _fds) = self.conn.recv::<Response>()?;
-        match resp {
+        match self.conn.recv()? {
             Response::Error(e) => Err(ClientError::Daemon(e)),
             other => Ok(other),
         }
@@ -195,6 +218,26 @@ impl Client {
     /// the daemon refuses leaves no file this call created.
     pub fn start_plan(&mut self, plan: &plan::StartPlan) -> Result<Started, StartError> {
         let req = plan.request()?;
+        if let Chan::Remote(link) = &self.conn {
+            // The file is the target's, opened there by the bridge; the
+            // descriptor goes with the start, and the bridge removes a file
+            // it created if the daemon refuses.
+            if let Some(path) = &plan.file {
+                let what = remote::OpenOnTarget::Start {
+                    mode: plan.mode,
+                    path: path.display().to_string(),
+                    overwrite: plan.overwrite,
+                };
+                match link.open_on_target(&what) {
+                    Ok(()) => {}
+                    Err(remote::OpenError::Refused(why)) => {
+                        return Err(StartError::Plan(plan::PlanError(why)));
+                    }
+                    Err(remote::OpenError::Link(e)) => return Err(ClientError::Target(e).into()),
+                }
+            }
+            return Ok(self.start(req, None)?);
+        }
         let opened = plan.open()?;
         match self.start(req, opened.fd()) {
             Ok(started) => Ok(started),
@@ -469,7 +512,7 @@ pub enum WatchEvent {
 /// A connection that streams session changes.
 #[derive(Debug)]
 pub struct Watch {
-    conn: Conn,
+    conn: Chan,
     /// The last state of each session this watch was told about, to report
     /// the ones a resync no longer lists as removed.
     known: BTreeMap<u32, SessionInfo>,
@@ -487,7 +530,7 @@ impl Watch {
         if let Some(e) = self.pending.pop_front() {
             return Ok(e);
         }
-        match self.conn.recv::<Response>()?.0 {
+        match self.conn.recv()? {
             Response::Change { kind, session } => {
                 let id = session.logger_id;
                 if let Some(unseen) = &mut self.unseen {
@@ -522,7 +565,7 @@ impl Watch {
     /// Gives up waiting after `timeout` (None: wait forever).
     pub fn set_timeout(&self, timeout: Option<Duration>) -> Result<(), ClientError> {
         self.conn
-            .set_timeouts(timeout, None)
+            .set_recv_timeout(timeout)
             .map_err(|e| ClientError::Transport(TransportError::Io(e)))
     }
 }
@@ -553,7 +596,7 @@ pub enum TailItem {
 /// A real-time consumer's connection.
 #[derive(Debug)]
 pub struct Tail {
-    conn: Conn,
+    conn: Chan,
     /// The session when the consumer attached.
     pub session: SessionInfo,
     /// The encoded file header for decoding the buffers.
@@ -566,14 +609,13 @@ pub struct Tail {
 /// connection until that buffer comes.
 #[derive(Debug)]
 pub struct TailCloser {
-    conn: Conn,
+    conn: Chan,
 }
 
 impl TailCloser {
     /// Shuts the consumer's connection down; its `next` then fails.
     pub fn close(&self) {
-        // A socket already shut down or closed by the daemon needs nothing.
-        let _ = self.conn.shutdown();
+        self.conn.shutdown();
     }
 }
 
@@ -592,7 +634,7 @@ impl Tail {
         if self.ended {
             return Ok(None);
         }
-        match self.conn.recv::<Response>()?.0 {
+        match self.conn.recv()? {
             Response::RtData {
                 buffer,
                 missed_buffers,
@@ -616,6 +658,73 @@ impl Tail {
             }
             Response::Error(e) => Err(ClientError::Daemon(e)),
             _ => Err(ClientError::Unexpected("tail")),
+        }
+    }
+}
+
+/// The channel a client talks over: this host's socket, or a target's
+/// SSH link.
+#[derive(Debug)]
+enum Chan {
+    Local(Conn),
+    Remote(remote::Link),
+}
+
+impl Chan {
+    fn send(&self, req: &Request, fds: &[BorrowedFd<'_>]) -> Result<(), ClientError> {
+        match self {
+            Chan::Local(c) => Ok(c.send(req, fds)?),
+            Chan::Remote(link) => {
+                if !fds.is_empty() {
+                    return Err(ClientError::NotOverTarget(format!(
+                        "target {}: this request passes a file, which only 'ferret start' does over a target so far",
+                        link.target()
+                    )));
+                }
+                let bytes = ferret_abi::proto::encode(req).map_err(TransportError::Proto)?;
+                Ok(link.send_packet(&bytes)?)
+            }
+        }
+    }
+
+    fn recv(&mut self) -> Result<Response, ClientError> {
+        match self {
+            Chan::Local(c) => Ok(c.recv::<Response>()?.0),
+            Chan::Remote(link) => {
+                match link.recv_packet() {
+                    Ok(bytes) => Ok(ferret_abi::proto::decode_untrusted(&bytes)
+                        .map_err(TransportError::Proto)?),
+                    Err(remote::RecvError::Link(e)) => Err(ClientError::Target(e)),
+                    Err(remote::RecvError::TimedOut) => Err(ClientError::Transport(
+                        TransportError::Io(io::ErrorKind::WouldBlock.into()),
+                    )),
+                }
+            }
+        }
+    }
+
+    fn set_recv_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        match self {
+            Chan::Local(c) => c.set_timeouts(timeout, None),
+            Chan::Remote(link) => {
+                link.set_recv_timeout(timeout);
+                Ok(())
+            }
+        }
+    }
+
+    fn try_clone(&self) -> io::Result<Chan> {
+        Ok(match self {
+            Chan::Local(c) => Chan::Local(c.try_clone()?),
+            Chan::Remote(link) => Chan::Remote(link.clone()),
+        })
+    }
+
+    fn shutdown(&self) {
+        match self {
+            // A socket already shut down or closed by the daemon needs nothing.
+            Chan::Local(c) => drop(c.shutdown()),
+            Chan::Remote(link) => link.shutdown(),
         }
     }
 }

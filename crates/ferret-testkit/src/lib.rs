@@ -788,4 +788,5 @@ pub mod inprocess;
 pub mod logbuild;
 pub mod many_providers;
 pub mod programs;
+pub mod sshd;
 pub mod stall;

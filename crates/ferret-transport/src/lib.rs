@@ -4,6 +4,8 @@
 //! The daemon, the provider library and controllers all use this type, so
 //! the framing is written once.
 
+pub mod stream;
+
 use std::io;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};

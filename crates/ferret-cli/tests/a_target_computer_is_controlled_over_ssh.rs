@@ -1,0 +1,281 @@
+//! `ferret --target ssh://…` controls another host's daemon through a real
+//! OpenSSH server: sessions started, queried, listed, tailed and stopped
+//! by LoggerName and LoggerID from here, log files opened on the target
+//! by the target's user with the same rules as a local start, and every
+//! way of failing to reach a target is one line naming it.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use ferret_testkit as util;
+use util::sshd::Sshd;
+
+/// `ferret --target TARGET ARGS…` run here, with ssh told how to reach the
+/// test's server and where `ferret` is on the target.
+fn remote(sshd: &Sshd, target: &str, args: &[&str]) -> Command {
+    let mut cmd = Command::new(util::ferret_bin());
+    cmd.arg("--target")
+        .arg(target)
+        .args(args)
+        .env("FERRET_SSH_COMMAND", sshd.ssh_command())
+        .env("FERRET_REMOTE_FERRET", util::ferret_bin())
+        // Nothing here may fall back to a daemon of this host's.
+        .env("FERRET_SOCKET", "/nonexistent/ferret-local.sock")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+fn run(sshd: &Sshd, target: &str, args: &[&str]) -> Output {
+    remote(sshd, target, args).output().expect("run ferret")
+}
+
+fn ok_json(sshd: &Sshd, target: &str, args: &[&str]) -> serde_json::Value {
+    let mut all = args.to_vec();
+    all.push("--json");
+    let out = run(sshd, target, &all);
+    assert!(
+        out.status.success(),
+        "ferret --target {target} {all:?} failed: {}\nsshd log:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        sshd.log()
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON")
+}
+
+/// Runs, expects exit status 1 and one line on stderr; returns it.
+fn fails(sshd: &Sshd, target: &str, args: &[&str]) -> String {
+    let out = run(sshd, target, args);
+    let err = String::from_utf8(out.stderr).expect("utf-8");
+    assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+    assert_eq!(err.lines().count(), 1, "one line for {args:?}: {err}");
+    err
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().expect("path")
+}
+
+#[test]
+fn sessions_on_a_target_start_stop_and_log_every_event() {
+    let env = util::Env::new();
+    let Some(sshd) = Sshd::start() else { return };
+    let target = sshd.target(&env.socket);
+
+    // Start by LoggerName on the target; its log file is opened there.
+    let log = env.path("web.etl");
+    let s = ok_json(
+        &sshd,
+        &target,
+        &["start", "web", "-p", "E2E.Remote", "-f", path(&log)],
+    );
+    assert_eq!(s["state"], "RUNNING");
+    assert!(log.exists(), "the target's log file exists");
+    assert_eq!(env.session("web").state.name(), "RUNNING");
+
+    // Providers on the target write; a query from here sees the events.
+    env.emit("E2E.Remote", 1000, &[]);
+    env.wait_events("web", 1000);
+    let q = ok_json(&sshd, &target, &["query", "web"]);
+    assert_eq!(
+        (q["events"].as_u64(), q["events_lost"].as_u64()),
+        (Some(1000), Some(0)),
+        "{q}"
+    );
+
+    // Stop by LoggerName: STOPPED, every event in the target's log.
+    let stopped = ok_json(&sshd, &target, &["stop", "web"]);
+    assert_eq!(stopped["state"], "STOPPED", "{stopped}");
+    let decoded = util::decode(&log);
+    assert_eq!(decoded.damage, Vec::<String>::new());
+    let seqs: Vec<u64> = decoded.events.iter().filter_map(|e| e.seq).collect();
+    assert_eq!(seqs, (0..1000).collect::<Vec<u64>>());
+
+    // Stop by LoggerID.
+    let db_log = env.path("db.etl");
+    let id = ok_json(
+        &sshd,
+        &target,
+        &["start", "db", "-p", "E2E.Remote", "-f", path(&db_log)],
+    )["logger_id"]
+        .as_u64()
+        .expect("id");
+    env.emit("E2E.Remote", 10, &[]);
+    env.wait_events("db", 10);
+    let stopped = ok_json(&sshd, &target, &["stop", &id.to_string()]);
+    assert_eq!(
+        (stopped["name"].as_str(), stopped["state"].as_str()),
+        (Some("db"), Some("STOPPED"))
+    );
+    assert_eq!(util::decode(&db_log).events.len(), 10);
+
+    // The list from here is the target's list.
+    let list = ok_json(&sshd, &target, &["list"]);
+    let names: Vec<&str> = list
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|s| s["name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(names, ["web", "db"]);
+}
+
+#[test]
+fn a_real_time_session_on_a_target_is_tailed_from_here() {
+    let env = util::Env::new();
+    let Some(sshd) = Sshd::start() else { return };
+    let target = sshd.target(&env.socket);
+    ok_json(
+        &sshd,
+        &target,
+        &["start", "live", "-p", "E2E.Live", "--mode", "real-time"],
+    );
+    let tail = remote(&sshd, &target, &["tail", "live", "--format", "json"])
+        .spawn()
+        .expect("tail");
+    util::wait_until(
+        Duration::from_secs(30),
+        "the remote consumer to attach",
+        || env.session("live").consumers == 1,
+    );
+    env.emit("E2E.Live", 500, &[]);
+    env.wait_events("live", 500);
+    ok_json(&sshd, &target, &["stop", "live"]);
+    // The consumer ends with the session, having shown every event.
+    let out = tail.wait_with_output().expect("tail output");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let entries: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    assert_eq!(util::seqs(&entries), (0..500).collect::<Vec<u64>>());
+}
+
+#[test]
+fn a_watch_from_here_sees_the_targets_sessions_change() {
+    use std::io::BufRead;
+    let env = util::Env::new();
+    let Some(sshd) = Sshd::start() else { return };
+    let target = sshd.target(&env.socket);
+    let mut watch = remote(&sshd, &target, &["watch", "--json"])
+        .spawn()
+        .expect("watch");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = watch.stdout.take().expect("stdout");
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let v: serde_json::Value = serde_json::from_str(&line).expect("JSON line");
+            if tx.send(v).is_err() {
+                break;
+            }
+        }
+    });
+    // A session started on the target, by its own CLI, reaches the watch here.
+    env.start_with("seen", &["-p", "P", "--mode", "in-memory"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let v = rx
+            .recv_timeout(left)
+            .expect("a change for the session started on the target");
+        if v["session"]["name"] == "seen" {
+            assert_eq!(v["session"]["state"], "RUNNING", "{v}");
+            break;
+        }
+    }
+    util::terminate(&mut watch);
+}
+
+#[test]
+fn log_files_on_a_target_follow_the_targets_rules() {
+    let env = util::Env::new();
+    let Some(sshd) = Sshd::start() else { return };
+    let target = sshd.target(&env.socket);
+
+    // A path is the target's, so it must not depend on where this command runs.
+    let e = fails(
+        &sshd,
+        &target,
+        &["start", "rel", "-p", "P", "-f", "relative.etl"],
+    );
+    assert!(e.contains("must be an absolute path"), "{e}");
+
+    // A link at the end of the path is never followed, there as here.
+    let aim = env.path("aim.etl");
+    let link = env.path("link.etl");
+    std::os::unix::fs::symlink(&aim, &link).expect("symlink");
+    let e = fails(
+        &sshd,
+        &target,
+        &["start", "ln", "-p", "P", "-f", path(&link)],
+    );
+    assert!(!aim.exists(), "nothing was created through the link: {e}");
+
+    // A start the target's daemon refuses leaves no file the bridge made.
+    let first = env.path("first.etl");
+    ok_json(
+        &sshd,
+        &target,
+        &["start", "dup", "-p", "P", "-f", path(&first)],
+    );
+    let second = env.path("second.etl");
+    let e = fails(
+        &sshd,
+        &target,
+        &["start", "DUP", "-p", "P", "-f", path(&second)],
+    );
+    assert!(e.contains("already exists"), "{e}");
+    assert!(!second.exists(), "the refused start's file was removed");
+    assert_eq!(env.session("dup").state.name(), "RUNNING");
+}
+
+#[test]
+fn a_target_that_cannot_be_reached_is_one_line_naming_it() {
+    let env = util::Env::new();
+    let Some(sshd) = Sshd::start() else { return };
+
+    // A port where no sshd listens.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let target = format!(
+        "ssh://{}@127.0.0.1:{closed}{}",
+        sshd.user,
+        env.socket.display()
+    );
+    let e = fails(&sshd, &target, &["list"]);
+    assert!(e.starts_with(&format!("ferret: target {target}: ")), "{e}");
+
+    // No ferret program on the target.
+    let target = sshd.target(&env.socket);
+    let out = remote(&sshd, &target, &["list"])
+        .env("FERRET_REMOTE_FERRET", "/nonexistent/ferret")
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with(&format!("ferret: target {target}: ")),
+        "{err}"
+    );
+    assert!(err.contains("/nonexistent/ferret"), "{err}");
+
+    // A target URL that is not one: a usage error, before any ssh runs.
+    let out = run(&sshd, "web-1", &["list"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("only SSH targets"));
+
+    // Commands that work on this host only say so.
+    let e = fails(&sshd, &target, &["emit", "--provider", "P", "--count", "1"]);
+    assert!(e.contains("works on this host only"), "{e}");
+}
