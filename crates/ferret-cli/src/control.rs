@@ -14,8 +14,9 @@ use crate::daemon;
 use crate::daemon::Endpoint;
 use ferret_client::output::{human_bytes, properties, provider_text, session_json};
 use ferret_client::plan::{
-    Opened, StartPlan, flush_timer_ms, open_log, parse_provider, parse_size, shown_path,
+    FileRequest, Opened, StartPlan, flush_timer_ms, parse_provider, parse_size, shown_path,
 };
+use ferret_client::{Client, Opening};
 
 /// The log file modes as the command line names them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -193,6 +194,16 @@ pub struct JsonArgs {
     pub json: bool,
 }
 
+/// The path a request names, as the daemon will show it: absolute here;
+/// on a target as given, since it is the target's (the bridge refuses a
+/// relative one).
+fn shown_path_at(client: &Client, path: &std::path::Path) -> String {
+    match client.target() {
+        None => shown_path(path),
+        Some(_) => path.display().to_string(),
+    }
+}
+
 fn print_json(v: &serde_json::Value) -> Result<()> {
     // Rendered first, so that a closed standard output reaches `main` as the
     // plain I/O error it is rather than inside a serde error.
@@ -313,22 +324,21 @@ pub fn update(at: &Endpoint, a: UpdateArgs) -> Result<ExitCode> {
     // The kind of descriptor to pass depends on the session's mode, so look
     // before opening anything.
     let opened = match &a.file {
-        None => Opened::None,
+        None => Opening::Here(Opened::None),
         Some(path) => {
-            if let Some(t) = client.target() {
-                bail!(
-                    "target {t}: 'ferret update -f' opens a file, which only 'ferret start' does over a target so far; run it on the target"
-                );
-            }
             let s = client.query(&target)?;
-            update.log_file = Some(shown_path(path));
+            update.log_file = Some(shown_path_at(&client, path));
             match s.file_mode {
                 FileMode::RealTime | FileMode::InMemory => bail!(
                     "session '{}' is {} and writes no log file; -f applies to sessions started with one",
                     s.name,
                     s.file_mode.name()
                 ),
-                m => Opened::for_switch(m, path, a.overwrite)?,
+                mode => client.open_file(&FileRequest::Switch {
+                    mode,
+                    path: path.clone(),
+                    overwrite: a.overwrite,
+                })?,
             }
         }
     };
@@ -385,23 +395,19 @@ pub fn disable(at: &Endpoint, a: DisableArgs) -> Result<ExitCode> {
 
 pub fn snapshot(at: &Endpoint, a: SnapshotArgs) -> Result<ExitCode> {
     let mut client = daemon::connect(at)?;
-    if let Some(t) = client.target() {
-        bail!(
-            "target {t}: 'ferret snapshot' writes a file, which only 'ferret start' does over a target so far; run it on the target"
-        );
-    }
-    let file = open_log(&a.file, a.overwrite)?;
-    let shown = shown_path(&a.file);
-    let (s, buffers, bytes) = match client.snapshot(&SessionRef::parse(&a.target), &shown, &file) {
-        Ok(r) => r,
-        Err(e) => {
-            drop(file);
-            if !a.overwrite {
-                let _ = std::fs::remove_file(&a.file);
+    let file = client.open_file(&FileRequest::Snapshot {
+        path: a.file.clone(),
+        overwrite: a.overwrite,
+    })?;
+    let shown = shown_path_at(&client, &a.file);
+    let (s, buffers, bytes) =
+        match client.snapshot(&SessionRef::parse(&a.target), &shown, file.fd()) {
+            Ok(r) => r,
+            Err(e) => {
+                file.undo();
+                return Err(e.into());
             }
-            return Err(e.into());
-        }
-    };
+        };
     if a.json {
         print_json(&serde_json::json!({
             "file": shown,

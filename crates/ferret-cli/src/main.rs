@@ -21,6 +21,7 @@ mod daemon;
 mod demo;
 mod emit;
 mod export;
+mod fanout;
 mod fmt;
 mod recover;
 mod tail;
@@ -45,7 +46,8 @@ struct Cli {
     #[arg(long, global = true, value_name = "PATH")]
     socket: Option<PathBuf>,
 
-    /// Control the daemon of another host: ssh://[user@]host[:port][/socket] [default: $FERRET_TARGET]
+    /// Control the daemon of another host: ssh://[user@]host[:port][/socket];
+    /// again for several at once, or @FILE for a file of them [default: $FERRET_TARGET]
     // Its own id: several verbs name their session argument `target`.
     #[arg(
         long = "target",
@@ -53,7 +55,7 @@ struct Cli {
         global = true,
         value_name = "URL"
     )]
-    remote_target: Option<String>,
+    remote_target: Vec<String>,
 
     #[command(subcommand)]
     command: Command,
@@ -153,6 +155,74 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
     })
 }
 
+/// The targets of `--target` (each a URL, or @FILE of URLs one per line,
+/// `#` starting a comment), else `$FERRET_TARGET`.
+fn targets(given: Vec<String>) -> Result<Vec<ferret_client::remote::Target>, String> {
+    use ferret_client::remote::{TARGET_ENV, Target};
+    let given = if given.is_empty() {
+        std::env::var(TARGET_ENV)
+            .ok()
+            .filter(|t| !t.is_empty())
+            .into_iter()
+            .collect()
+    } else {
+        given
+    };
+    let mut out = Vec::new();
+    for g in given {
+        match g.strip_prefix('@') {
+            Some(file) => {
+                let text = std::fs::read_to_string(file)
+                    .map_err(|e| format!("cannot read the targets in {file}: {e}"))?;
+                for line in text.lines() {
+                    let line = line.split('#').next().unwrap_or("").trim();
+                    if !line.is_empty() {
+                        out.push(Target::parse(line).map_err(|e| format!("{file}: {e}"))?);
+                    }
+                }
+                if out.is_empty() {
+                    return Err(format!("{file} names no target"));
+                }
+            }
+            None => out.push(Target::parse(&g)?),
+        }
+    }
+    Ok(out)
+}
+
+/// Runs a control or consumer verb on every target at once.
+fn fan_out(
+    command: &Command,
+    targets: &[ferret_client::remote::Target],
+) -> anyhow::Result<ExitCode> {
+    let args = fanout::args_without_targets();
+    let json = args.iter().enumerate().any(|(i, a)| {
+        a == "--json"
+            || a == "--format=json"
+            || (a == "--format" && args.get(i + 1).is_some_and(|f| f == "json"))
+    });
+    let shape = match command {
+        Command::Watch(_) | Command::Tail(_) if json => fanout::Shape::JsonLines,
+        _ if json => fanout::Shape::Document,
+        _ => fanout::Shape::Text,
+    };
+    let verb = match command {
+        Command::View(_) => "view",
+        Command::Fmt(_) => "fmt",
+        Command::Export(_) => "export",
+        Command::Recover(_) => "recover",
+        Command::Emit(_) => "emit",
+        Command::Demo(_) => "demo",
+        Command::Daemon(_) => "daemon",
+        Command::Bridge => "bridge",
+        _ => return fanout::run(targets, &args, shape),
+    };
+    anyhow::bail!(
+        "'ferret {verb}' takes at most one --target ({} given)",
+        targets.len()
+    )
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -171,18 +241,25 @@ fn main() -> ExitCode {
         }
     };
     let socket = ferret_abi::paths::socket_path(cli.socket);
-    let target = cli.remote_target.or_else(|| {
-        std::env::var(ferret_client::remote::TARGET_ENV)
-            .ok()
-            .filter(|t| !t.is_empty())
-    });
-    let at = match target.as_deref().map(ferret_client::remote::Target::parse) {
-        None => daemon::Endpoint::Local(socket),
-        Some(Ok(t)) => daemon::Endpoint::Target(t),
-        Some(Err(e)) => {
+    let targets = match targets(cli.remote_target) {
+        Ok(t) => t,
+        Err(e) => {
             eprintln!("ferret: {e}");
             return ExitCode::from(2);
         }
+    };
+    if targets.len() > 1 {
+        return match fan_out(&cli.command, &targets) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("ferret: {}", error_line(&e));
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let at = match targets.into_iter().next() {
+        None => daemon::Endpoint::Local(socket),
+        Some(t) => daemon::Endpoint::Target(t),
     };
     let result = match cli.command {
         Command::Start(a) => control::start(&at, a),

@@ -123,6 +123,56 @@ fn sessions_on_a_target_start_stop_and_log_every_event() {
 }
 
 #[test]
+fn snapshots_and_new_log_files_are_written_on_the_target() {
+    let env = util::Env::new();
+    let Some(sshd) = Sshd::start() else { return };
+    let target = sshd.target(&env.socket);
+
+    // A snapshot of an in-memory session lands in the target's file.
+    ok_json(
+        &sshd,
+        &target,
+        &["start", "mem", "-p", "E2E.Snap", "--mode", "in-memory"],
+    );
+    env.emit("E2E.Snap", 100, &[]);
+    env.wait_events("mem", 100);
+    let snap = env.path("mem.etl");
+    let saved = ok_json(&sshd, &target, &["snapshot", "mem", "-f", path(&snap)]);
+    assert_eq!(saved["file"], path(&snap), "{saved}");
+    let seqs: Vec<u64> = util::decode(&snap)
+        .events
+        .iter()
+        .filter_map(|e| e.seq)
+        .collect();
+    assert_eq!(seqs, (0..100).collect::<Vec<u64>>());
+
+    // update -f switches to a file the bridge opened there; no event is
+    // lost across the switch.
+    let first = env.path("first.etl");
+    let second = env.path("second.etl");
+    ok_json(
+        &sshd,
+        &target,
+        &["start", "sw", "-p", "E2E.Switch", "-f", path(&first)],
+    );
+    env.emit("E2E.Switch", 10, &[]);
+    env.wait_events("sw", 10);
+    let updated = ok_json(&sshd, &target, &["update", "sw", "-f", path(&second)]);
+    assert_eq!(updated["log_file"], path(&second), "{updated}");
+    env.emit("E2E.Switch", 10, &[]);
+    env.wait_events("sw", 20);
+    ok_json(&sshd, &target, &["stop", "sw"]);
+    let events = util::decode(&first).events.len() + util::decode(&second).events.len();
+    assert_eq!(events, 20);
+
+    // A snapshot the daemon refuses (the session is not in memory) leaves
+    // no file on the target.
+    let refused = env.path("refused.etl");
+    let e = fails(&sshd, &target, &["snapshot", "sw", "-f", path(&refused)]);
+    assert!(!refused.exists(), "{e}");
+}
+
+#[test]
 fn a_real_time_session_on_a_target_is_tailed_from_here() {
     let env = util::Env::new();
     let Some(sshd) = Sshd::start() else { return };
@@ -235,6 +285,90 @@ fn log_files_on_a_target_follow_the_targets_rules() {
     assert!(e.contains("already exists"), "{e}");
     assert!(!second.exists(), "the refused start's file was removed");
     assert_eq!(env.session("dup").state.name(), "RUNNING");
+}
+
+/// `ferret --target A --target B ... ARGS` with ssh set up as `remote`.
+fn fleet(sshd: &Sshd, targets: &[&str], args: &[&str]) -> Output {
+    let mut cmd = Command::new(util::ferret_bin());
+    for t in targets {
+        cmd.arg("--target").arg(t);
+    }
+    cmd.args(args)
+        .env("FERRET_SSH_COMMAND", sshd.ssh_command())
+        .env("FERRET_REMOTE_FERRET", util::ferret_bin())
+        .env("FERRET_SOCKET", "/nonexistent/ferret-local.sock")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run ferret")
+}
+
+#[test]
+fn one_command_stops_a_session_across_several_targets() {
+    let Some(sshd) = Sshd::start() else { return };
+    let hosts = [util::Env::new(), util::Env::new()];
+    let targets: Vec<String> = hosts.iter().map(|h| sshd.target(&h.socket)).collect();
+    for h in &hosts {
+        h.start("web", "E2E.Fleet", &h.path("web.etl"), &[]);
+    }
+    let dead = format!(
+        "ssh://{}@127.0.0.1:1{}",
+        sshd.user,
+        hosts[0].socket.display()
+    );
+    let mut all: Vec<&str> = targets.iter().map(String::as_str).collect();
+    all.push(&dead);
+
+    // Stopped everywhere it can be; the unreachable target is one line of
+    // its own and makes the exit status 1.
+    let out = fleet(&sshd, &all, &["stop", "web", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    for h in &hosts {
+        assert_eq!(h.session("web").state.name(), "STOPPED");
+    }
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with(&format!("ferret: target {dead}: ")),
+        "{err}"
+    );
+    // One JSON array, in the order the targets were given.
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let items = v.as_array().expect("array");
+    assert_eq!(items.len(), 3, "{v}");
+    for (item, t) in items.iter().zip(&all) {
+        assert_eq!(item["target"], *t);
+    }
+    assert_eq!(items[0]["result"]["state"], "STOPPED");
+    assert_eq!(items[1]["result"]["state"], "STOPPED");
+    assert!(
+        items[2]["error"]
+            .as_str()
+            .expect("error")
+            .starts_with(&format!("ferret: target {dead}: "))
+    );
+
+    // Text output says which target each line is from; a file of targets
+    // works as the same list.
+    let list = hosts[0].path("targets");
+    std::fs::write(
+        &list,
+        format!("# the web fleet\n{}\n{}\n", targets[0], targets[1]),
+    )
+    .expect("targets file");
+    let out = fleet(&sshd, &[&format!("@{}", list.display())], &["list"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).expect("utf-8");
+    for t in &targets {
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with(&format!("{t} | ")) && l.contains("web")),
+            "{t} in:\n{text}"
+        );
+    }
 }
 
 #[test]

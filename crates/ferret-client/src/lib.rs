@@ -15,7 +15,7 @@ pub use ferret_transport as transport;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::BorrowedFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -218,33 +218,35 @@ impl Client {
     /// the daemon refuses leaves no file this call created.
     pub fn start_plan(&mut self, plan: &plan::StartPlan) -> Result<Started, StartError> {
         let req = plan.request()?;
-        if let Chan::Remote(link) = &self.conn {
-            // The file is the target's, opened there by the bridge; the
-            // descriptor goes with the start, and the bridge removes a file
-            // it created if the daemon refuses.
-            if let Some(path) = &plan.file {
-                let what = remote::OpenOnTarget::Start {
-                    mode: plan.mode,
-                    path: path.display().to_string(),
-                    overwrite: plan.overwrite,
-                };
-                match link.open_on_target(&what) {
-                    Ok(()) => {}
-                    Err(remote::OpenError::Refused(why)) => {
-                        return Err(StartError::Plan(plan::PlanError(why)));
-                    }
-                    Err(remote::OpenError::Link(e)) => return Err(ClientError::Target(e).into()),
-                }
-            }
-            return Ok(self.start(req, None)?);
-        }
-        let opened = plan.open()?;
-        match self.start(req, opened.fd()) {
+        let opening = match &plan.file {
+            Some(path) => self.open_file(&plan::FileRequest::Start {
+                mode: plan.mode,
+                path: path.clone(),
+                overwrite: plan.overwrite,
+            })?,
+            None => Opening::Here(plan::Opened::None),
+        };
+        match self.start(req, opening.fd()) {
             Ok(started) => Ok(started),
             Err(e) => {
-                opened.undo();
+                opening.undo();
                 Err(e.into())
             }
+        }
+    }
+
+    /// Opens the file a request will carry where the daemon runs: here, or
+    /// on the target by its bridge (which then passes the descriptor with
+    /// the next request, and removes a file it created if the daemon
+    /// refuses it).
+    pub fn open_file(&mut self, what: &plan::FileRequest) -> Result<Opening, StartError> {
+        match &self.conn {
+            Chan::Local(_) => Ok(Opening::Here(what.open()?)),
+            Chan::Remote(link) => match link.open_on_target(what) {
+                Ok(()) => Ok(Opening::There),
+                Err(remote::OpenError::Refused(why)) => Err(plan::PlanError(why).into()),
+                Err(remote::OpenError::Link(e)) => Err(ClientError::Target(e).into()),
+            },
         }
     }
 
@@ -328,20 +330,22 @@ impl Client {
         )
     }
 
-    /// Saves an in-memory session's buffers to `file` (opened by the
-    /// caller, empty) without stopping it. Returns the session, the buffers
-    /// saved and the file's size.
+    /// Saves an in-memory session's buffers to `file` (empty, opened with
+    /// [`Client::open_file`]: `None` when a target's bridge holds it)
+    /// without stopping it. Returns the session, the buffers saved and the
+    /// file's size.
     pub fn snapshot(
         &mut self,
         target: &SessionRef,
         path: &str,
-        file: impl AsFd,
+        file: Option<BorrowedFd<'_>>,
     ) -> Result<(SessionInfo, u64, u64), ClientError> {
         let req = Request::Snapshot {
             target: target.clone(),
             path: path.to_string(),
         };
-        match self.call(&req, &[file.as_fd()])? {
+        let fds: Vec<BorrowedFd<'_>> = file.into_iter().collect();
+        match self.call(&req, &fds)? {
             Response::Snapshot {
                 session,
                 buffers,
@@ -662,6 +666,33 @@ impl Tail {
     }
 }
 
+/// A file opened for a request by [`Client::open_file`].
+#[derive(Debug)]
+pub enum Opening {
+    /// Opened here; its descriptor goes with the request.
+    Here(plan::Opened),
+    /// Opened on the target by its bridge, which holds the descriptor.
+    There,
+}
+
+impl Opening {
+    /// The descriptor to send with the request, if it is here.
+    pub fn fd(&self) -> Option<BorrowedFd<'_>> {
+        match self {
+            Opening::Here(o) => o.fd(),
+            Opening::There => None,
+        }
+    }
+
+    /// Leaves no file behind for a request that failed. The bridge does
+    /// this itself for a file on a target.
+    pub fn undo(self) {
+        if let Opening::Here(o) = self {
+            o.undo();
+        }
+    }
+}
+
 /// The channel a client talks over: this host's socket, or a target's
 /// SSH link.
 #[derive(Debug)]
@@ -677,7 +708,7 @@ impl Chan {
             Chan::Remote(link) => {
                 if !fds.is_empty() {
                     return Err(ClientError::NotOverTarget(format!(
-                        "target {}: this request passes a file, which only 'ferret start' does over a target so far",
+                        "target {}: a descriptor cannot cross to a target; the file must be opened there (Client::open_file)",
                         link.target()
                     )));
                 }

@@ -511,6 +511,75 @@ fn open_series_dir(pattern: &Path, overwrite: bool) -> Result<OwnedFd, PlanError
     })
 }
 
+/// A log file a request carries, described so that it can be opened here
+/// or, over a target, by the target's bridge: the same rules either way.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum FileRequest {
+    /// A start's log file (or a new-file series' directory), as
+    /// [`StartPlan::open`] opens it.
+    Start {
+        /// The session's mode.
+        mode: FileMode,
+        /// The path.
+        path: PathBuf,
+        /// Whether an existing file may be replaced.
+        overwrite: bool,
+    },
+    /// The new file of an `update -f`, as [`Opened::for_switch`] opens it.
+    Switch {
+        /// The session's mode.
+        mode: FileMode,
+        /// The path.
+        path: PathBuf,
+        /// Whether an existing file may be replaced.
+        overwrite: bool,
+    },
+    /// The file a snapshot is saved to: a new, empty log file.
+    Snapshot {
+        /// The path.
+        path: PathBuf,
+        /// Whether an existing file may be replaced.
+        overwrite: bool,
+    },
+}
+
+impl FileRequest {
+    /// The path it opens.
+    pub fn path(&self) -> &Path {
+        match self {
+            FileRequest::Start { path, .. }
+            | FileRequest::Switch { path, .. }
+            | FileRequest::Snapshot { path, .. } => path,
+        }
+    }
+
+    /// Opens it here, as this process's user.
+    pub fn open(&self) -> Result<Opened, PlanError> {
+        match self {
+            FileRequest::Start {
+                mode,
+                path,
+                overwrite,
+            } => {
+                let mut plan = StartPlan::new("opening", "");
+                plan.mode = *mode;
+                plan.file = Some(path.clone());
+                plan.overwrite = *overwrite;
+                plan.open()
+            }
+            FileRequest::Switch {
+                mode,
+                path,
+                overwrite,
+            } => Opened::for_switch(*mode, path, *overwrite),
+            FileRequest::Snapshot { path, overwrite } => Ok(Opened::File {
+                file: open_log(path, *overwrite)?,
+                created: (!overwrite).then(|| path.clone()),
+            }),
+        }
+    }
+}
+
 /// What `start` opened for the daemon, and what to undo if the start fails.
 #[derive(Debug)]
 pub enum Opened {

@@ -13,17 +13,15 @@
 use std::fmt;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ferret_abi::proto::{self, FileMode, Response};
+use ferret_abi::proto::{self, Response};
 use ferret_transport::stream::{FrameError, read_frame, write_frame};
 use ferret_transport::{Conn, TransportError};
-use serde::{Deserialize, Serialize};
 
-use crate::plan::{Opened, StartPlan};
+use crate::plan::{FileRequest, Opened};
 
 /// The environment variable naming the target, when `--target` is not given.
 pub const TARGET_ENV: &str = "FERRET_TARGET";
@@ -39,7 +37,7 @@ pub const REMOTE_FERRET_ENV: &str = "FERRET_REMOTE_FERRET";
 /// A frame carrying one packet of the control protocol, either way.
 const PACKET: u8 = 0;
 /// A frame asking the bridge to open a log file on the target
-/// ([`OpenOnTarget`]); the descriptor goes with the next packet.
+/// ([`FileRequest`]); the descriptor goes with the next packet.
 const OPEN: u8 = 1;
 /// The bridge's answer to [`OPEN`]: `Ok(())` or the reason, in one line.
 const OPENED: u8 = 2;
@@ -190,44 +188,18 @@ fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
 
-/// What the bridge opens on the target for a request.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum OpenOnTarget {
-    /// A session's log file (or a new-file series' directory), as a start
-    /// opens it.
-    Start {
-        /// The session's mode.
-        mode: FileMode,
-        /// The target's absolute path.
-        path: String,
-        /// Whether an existing file may be replaced.
-        overwrite: bool,
-    },
-}
-
-impl OpenOnTarget {
-    fn open(&self) -> Result<Opened, String> {
-        match self {
-            OpenOnTarget::Start {
-                mode,
-                path,
-                overwrite,
-            } => {
-                let path = Path::new(path);
-                if !path.is_absolute() {
-                    return Err(format!(
-                        "the log file '{}' on a target must be an absolute path (it is the target's)",
-                        path.display()
-                    ));
-                }
-                let mut plan = StartPlan::new("opening", "bridge");
-                plan.mode = *mode;
-                plan.file = Some(PathBuf::from(path));
-                plan.overwrite = *overwrite;
-                plan.open().map_err(|e| e.0)
-            }
-        }
+/// Opens `what` on the target, for the bridge: as a local controller
+/// would, but only at an absolute path, since a relative one would depend
+/// on where the bridge happens to run.
+fn open_for_bridge(what: &FileRequest) -> Result<Opened, String> {
+    let path = what.path();
+    if !path.is_absolute() {
+        return Err(format!(
+            "the log file '{}' on a target must be an absolute path (it is the target's)",
+            path.display()
+        ));
     }
+    what.open().map_err(|e| e.0)
 }
 
 /// The controller's end of an SSH link to a target's bridge.
@@ -368,7 +340,7 @@ impl Link {
 
     /// Asks the bridge to open `what` on the target; its descriptor goes
     /// with the next packet sent.
-    pub(crate) fn open_on_target(&self, what: &OpenOnTarget) -> Result<(), OpenError> {
+    pub(crate) fn open_on_target(&self, what: &FileRequest) -> Result<(), OpenError> {
         let bytes = proto::encode(what).map_err(|e| {
             OpenError::Link(LinkError {
                 target: self.target.to_string(),
@@ -528,8 +500,8 @@ pub fn bridge(
                     stale.undo();
                 }
                 let answer: Result<(), String> =
-                    match proto::decode_untrusted::<OpenOnTarget>(&bytes) {
-                        Ok(what) => what.open().map(|o| pending = Some(o)),
+                    match proto::decode_untrusted::<FileRequest>(&bytes) {
+                        Ok(what) => open_for_bridge(&what).map(|o| pending = Some(o)),
                         Err(e) => Err(format!(
                             "the controller's open request did not decode ({e})"
                         )),
