@@ -23,6 +23,7 @@ mod emit;
 mod export;
 mod fanout;
 mod fmt;
+mod pull;
 mod recover;
 mod tail;
 mod watch;
@@ -110,6 +111,8 @@ enum Command {
     Daemon(daemon::DaemonArgs),
     /// The live trace viewer: sessions on top, their messages below; or log files
     View(ViewArgs),
+    /// Bring a log file of a --target home, so that fmt and export read it here
+    Pull(pull::PullArgs),
     /// Relay a controller's SSH channel to this host's daemon (what --target runs on the target)
     #[command(hide = true)]
     Bridge,
@@ -215,6 +218,7 @@ fn fan_out(
         Command::Demo(_) => "demo",
         Command::Daemon(_) => "daemon",
         Command::Bridge => "bridge",
+        Command::Pull(_) => "pull",
         _ => return fanout::run(targets, &args, shape),
     };
     anyhow::bail!(
@@ -284,6 +288,7 @@ fn main() -> ExitCode {
             .local("daemon")
             .and_then(|s| daemon::run_foreground(s.to_path_buf(), a)),
         Command::Bridge => at.local("bridge").and_then(daemon::bridge),
+        Command::Pull(a) => pull::run(&at, a),
         Command::View(a) => {
             let at = at.clone();
             ferret_view::run(std::sync::Arc::new(move || daemon::connect(&at)), a.files)

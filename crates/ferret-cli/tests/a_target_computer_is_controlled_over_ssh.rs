@@ -93,6 +93,29 @@ fn sessions_on_a_target_start_stop_and_log_every_event() {
     let seqs: Vec<u64> = decoded.events.iter().filter_map(|e| e.seq).collect();
     assert_eq!(seqs, (0..1000).collect::<Vec<u64>>());
 
+    // The log comes home through the same channel, byte for byte.
+    let home = tempfile::tempdir().expect("tempdir");
+    let local = home.path().join("web-home.etl");
+    let pulled = ok_json(&sshd, &target, &["pull", path(&log), "-o", path(&local)]);
+    assert_eq!(pulled["bytes"], std::fs::metadata(&log).expect("log").len());
+    assert_eq!(
+        std::fs::read(&local).expect("pulled"),
+        std::fs::read(&log).expect("log")
+    );
+    // A file that is not there, or a relative path, is one line and leaves
+    // nothing here.
+    let missing = home.path().join("missing.etl");
+    let e = fails(
+        &sshd,
+        &target,
+        &["pull", "/nonexistent/web.etl", "-o", path(&missing)],
+    );
+    assert!(e.contains("cannot read /nonexistent/web.etl"), "{e}");
+    assert!(!missing.exists());
+    let e = fails(&sshd, &target, &["pull", "web.etl", "-o", path(&missing)]);
+    assert!(e.contains("must be an absolute path"), "{e}");
+    assert!(!missing.exists());
+
     // Stop by LoggerID.
     let db_log = env.path("db.etl");
     let id = ok_json(

@@ -133,6 +133,18 @@ impl Client {
         }
     }
 
+    /// Copies a file of the target's (an absolute path there, read as the
+    /// remote user) into `out`: how a target's logs come home. Returns its
+    /// size.
+    pub fn fetch(&mut self, path: &str, out: &mut dyn io::Write) -> Result<u64, ClientError> {
+        match &self.conn {
+            Chan::Local(_) => Err(ClientError::NotOverTarget(format!(
+                "{path} is on this host already; fetching is for files of a --target"
+            ))),
+            Chan::Remote(link) => Ok(link.fetch(path, out)?),
+        }
+    }
+
     fn hello(conn: Chan) -> Result<Client, ClientError> {
         let mut client = Client {
             conn,

@@ -41,6 +41,20 @@ const PACKET: u8 = 0;
 const OPEN: u8 = 1;
 /// The bridge's answer to [`OPEN`]: `Ok(())` or the reason, in one line.
 const OPENED: u8 = 2;
+/// A frame asking the bridge for a file on the target (its absolute path,
+/// encoded): the bridge answers [`FETCHED`], then [`DATA`] frames, then
+/// [`FETCH_END`], holding its output for the whole transfer.
+const FETCH: u8 = 3;
+/// The bridge's answer to [`FETCH`]: `Ok(())` once the file is open, or
+/// the reason.
+const FETCHED: u8 = 4;
+/// A chunk of a fetched file.
+const DATA: u8 = 5;
+/// The end of a fetched file: `Ok(total bytes sent)` or why reading stopped.
+const FETCH_END: u8 = 6;
+
+/// The most bytes one [`DATA`] frame carries.
+const CHUNK: usize = 256 * 1024;
 
 /// A host that runs a Ferret daemon, reached over SSH:
 /// `ssh://[user@]host[:port][/path/of/the/daemon/socket]`.
@@ -367,6 +381,54 @@ impl Link {
         }
     }
 
+    /// Copies the target's file at `path` into `out`; returns its size.
+    pub(crate) fn fetch(&self, path: &str, out: &mut dyn Write) -> Result<u64, LinkError> {
+        let fail = |why: String| LinkError {
+            target: self.target.to_string(),
+            why,
+        };
+        let bytes = proto::encode(&path.to_string()).map_err(|e| fail(e.to_string()))?;
+        self.write(FETCH, &bytes)?;
+        let mut got = 0u64;
+        let mut opened = false;
+        loop {
+            let (kind, bytes) = match self.read() {
+                Ok(frame) => frame,
+                Err(RecvError::Link(e)) => return Err(e),
+                Err(RecvError::TimedOut) => continue,
+            };
+            match kind {
+                FETCHED if !opened => {
+                    let answer: Result<(), String> = proto::decode_untrusted(&bytes)
+                        .map_err(|e| fail(format!("the bridge's answer did not decode ({e})")))?;
+                    answer.map_err(fail)?;
+                    opened = true;
+                }
+                DATA if opened => {
+                    out.write_all(&bytes)
+                        .map_err(|e| fail(format!("cannot write what came of {path}: {e}")))?;
+                    got += bytes.len() as u64;
+                }
+                FETCH_END if opened => {
+                    let end: Result<u64, String> = proto::decode_untrusted(&bytes)
+                        .map_err(|e| fail(format!("the bridge's answer did not decode ({e})")))?;
+                    let sent = end.map_err(fail)?;
+                    if sent != got {
+                        return Err(fail(format!(
+                            "the bridge sent {got} bytes of {path} but counted {sent}"
+                        )));
+                    }
+                    return Ok(got);
+                }
+                _ => {
+                    return Err(fail(format!(
+                        "the bridge sent a frame of kind {kind} in the middle of a file"
+                    )));
+                }
+            }
+        }
+    }
+
     pub(crate) fn set_recv_timeout(&self, t: Option<Duration>) {
         *self.recv_timeout.lock().unwrap_or_else(|p| p.into_inner()) = t;
     }
@@ -512,6 +574,12 @@ pub fn bridge(
                     break Ok(());
                 }
             }
+            (FETCH, bytes) => {
+                let mut w = output.lock().unwrap_or_else(|p| p.into_inner());
+                if send_file(&bytes, &mut *w).is_err() {
+                    break Ok(());
+                }
+            }
             (kind, _) => {
                 break Err(format!(
                     "the controller sent a frame of unknown kind {kind}"
@@ -527,6 +595,57 @@ pub fn bridge(
     let _ = to_daemon.shutdown();
     let _ = replies.join();
     result
+}
+
+/// Answers a [`FETCH`]: the file at the absolute path `request` names,
+/// read as this process's user and never through a link at the end, in
+/// [`DATA`] frames. Fails only when the controller's stream does.
+fn send_file(request: &[u8], w: &mut impl Write) -> std::io::Result<()> {
+    let opened = proto::decode_untrusted::<String>(request)
+        .map_err(|e| format!("the controller's fetch request did not decode ({e})"))
+        .and_then(|path| open_to_send(&path).map(|f| (path, f)));
+    let (path, mut file) = match opened {
+        Ok(ok) => ok,
+        Err(why) => {
+            let answer: Result<(), String> = Err(why);
+            return write_frame(w, FETCHED, &proto::encode(&answer).unwrap_or_default());
+        }
+    };
+    let ok: Result<(), String> = Ok(());
+    write_frame(w, FETCHED, &proto::encode(&ok).unwrap_or_default())?;
+    let mut buf = vec![0u8; CHUNK];
+    let mut sent = 0u64;
+    let end: Result<u64, String> = loop {
+        match file.read(&mut buf) {
+            Ok(0) => break Ok(sent),
+            Ok(n) => {
+                write_frame(w, DATA, &buf[..n])?;
+                sent += n as u64;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => break Err(format!("reading {path} failed after {sent} bytes: {e}")),
+        }
+    };
+    write_frame(w, FETCH_END, &proto::encode(&end).unwrap_or_default())
+}
+
+fn open_to_send(path: &str) -> Result<std::fs::File, String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if !std::path::Path::new(path).is_absolute() {
+        return Err(format!(
+            "'{path}' on a target must be an absolute path (it is the target's)"
+        ));
+    }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|e| format!("cannot read {path}: {e}"))?;
+    match file.metadata() {
+        Ok(m) if m.is_file() => Ok(file),
+        Ok(_) => Err(format!("{path} is not a regular file")),
+        Err(e) => Err(format!("cannot read {path}: {e}")),
+    }
 }
 
 #[cfg(test)]
