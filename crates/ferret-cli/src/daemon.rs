@@ -2,6 +2,7 @@
 //! when a command finds none.
 
 use std::fs::OpenOptions;
+use std::os::fd::AsFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
@@ -103,7 +104,15 @@ pub fn bridge(socket: &Path) -> Result<ExitCode> {
     drop(connect_local(socket)?);
     let conn = ferret_client::Conn::connect_to_daemon(socket)
         .map_err(|e| anyhow!("cannot reach a Ferret daemon on {}: {e}", socket.display()))?;
-    ferret_client::remote::bridge(conn, std::io::stdin().lock(), std::io::stdout())
+    // Standard output as a plain file: `Stdout` is line-buffered, and
+    // would cut binary frames at every newline byte into separate writes.
+    let out = std::fs::File::from(
+        std::io::stdout()
+            .as_fd()
+            .try_clone_to_owned()
+            .context("cannot use standard output")?,
+    );
+    ferret_client::remote::bridge(conn, std::io::stdin().lock(), out)
         .map_err(anyhow::Error::msg)?;
     Ok(ExitCode::SUCCESS)
 }

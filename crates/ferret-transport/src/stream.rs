@@ -36,11 +36,15 @@ pub fn write_frame(w: &mut impl Write, kind: u8, payload: &[u8]) -> io::Result<(
         ));
     }
     let len = (payload.len() + 1) as u32;
-    let mut head = [0u8; 5];
-    head[..4].copy_from_slice(&len.to_le_bytes());
-    head[4] = kind;
-    w.write_all(&head)?;
-    w.write_all(payload)?;
+    // One write for the whole frame: a head and a payload written apart
+    // go out as two TCP segments over SSH, and Nagle's algorithm holds the
+    // second until the first is acknowledged (tens of milliseconds of
+    // delayed ACK per reply).
+    let mut frame = Vec::with_capacity(payload.len() + 5);
+    frame.extend_from_slice(&len.to_le_bytes());
+    frame.push(kind);
+    frame.extend_from_slice(payload);
+    w.write_all(&frame)?;
     w.flush()
 }
 
