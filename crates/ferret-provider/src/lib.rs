@@ -54,9 +54,14 @@
 //! It does not decode, store or filter events beyond the enable check; the
 //! daemon does that.
 
+// Ferret's gdb commands travel in every program that links this crate
+// (.debug_gdb_scripts), so that `ferret stop` works in any debugger session
+// that allows auto-loaded scripts.
+#![debugger_visualizer(gdb_script_file = "../gdb/ferret.py")]
 pub mod activity;
 mod buffer;
 mod clock;
+mod debug;
 mod dynamic;
 mod field;
 mod lazy;

@@ -221,6 +221,7 @@ fn setup_global() -> Option<&'static Global> {
     let _setup = lock(&SETUP);
     *GLOBAL.get_or_init(|| {
         let options = lock(&OPTIONS).take().unwrap_or_default();
+        crate::debug::set_socket(&options.socket);
         // SAFETY: a fresh anonymous read-only reservation that this process
         // keeps for its whole life; later MAP_FIXED calls replace its pages
         // in place and never unmap it.
@@ -603,6 +604,8 @@ fn attach(g: &'static Global) -> Result<Conn, String> {
         .map_enable_table(&memfd, g.table as *mut u8)
         .map_err(|e| e.0)?;
     let generation = GENERATION.load(Ordering::Relaxed) + 1;
+    let (addr, len) = region.mapping();
+    crate::debug::set_region(addr, len);
     *lock(&g.region) = Some(Arc::new(region));
     GENERATION.store(generation, Ordering::Release);
     let mut link = lock(&g.link);
@@ -662,6 +665,7 @@ fn serve(g: &'static Global, conn: &mut Conn) {
 fn detach(g: &'static Global) {
     map_zero_table(g);
     g.link_fd.store(-1, Ordering::Relaxed);
+    crate::debug::set_region(0, 0);
     *lock(&g.region) = None;
     GENERATION.fetch_add(1, Ordering::Release);
     let mut link = lock(&g.link);

@@ -67,6 +67,11 @@ unsafe impl Sync for Region {}
 pub(crate) struct AttachError(pub(crate) String);
 
 impl Region {
+    /// Where the region is mapped and its length, for debuggers.
+    pub(crate) fn mapping(&self) -> (usize, usize) {
+        (self.base.as_ptr() as usize, self.len)
+    }
+
     /// Maps the memfd and checks its header.
     pub(crate) fn map(
         memfd: &OwnedFd,

@@ -783,6 +783,7 @@ impl Env {
     }
 }
 
+pub mod debuggee;
 pub mod hostile;
 pub mod inprocess;
 pub mod logbuild;

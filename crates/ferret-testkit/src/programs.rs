@@ -1,6 +1,7 @@
 //! The test programs: a provider process that attacks its daemon
-//! ([`hostile`](crate::hostile)) and one that registers many providers
-//! ([`many_providers`](crate::many_providers)).
+//! ([`hostile`](crate::hostile)), one that registers many providers
+//! ([`many_providers`](crate::many_providers)) and one to debug
+//! ([`debuggee`](crate::debuggee)).
 //!
 //! A test runs one as a process of its own by running *its own test binary*
 //! again, with a test called [`ENTRY`] that does nothing but call
@@ -34,6 +35,9 @@ pub enum Program {
     /// [`crate::many_providers`]: registers many providers and writes from
     /// those a session enables.
     ManyProviders,
+    /// [`crate::debuggee`]: writes events around a breakpoint's location,
+    /// for the gdb commands' tests.
+    Debuggee,
 }
 
 impl Program {
@@ -41,13 +45,18 @@ impl Program {
         match self {
             Program::HostileProvider => "ferret-hostile-provider",
             Program::ManyProviders => "ferret-many-providers",
+            Program::Debuggee => "ferret-debuggee",
         }
     }
 
     fn from_name(name: &str) -> Option<Program> {
-        [Program::HostileProvider, Program::ManyProviders]
-            .into_iter()
-            .find(|p| p.name() == name)
+        [
+            Program::HostileProvider,
+            Program::ManyProviders,
+            Program::Debuggee,
+        ]
+        .into_iter()
+        .find(|p| p.name() == name)
     }
 
     /// A command that runs this program with `args` in a process of its
@@ -90,6 +99,7 @@ pub fn serve() {
     let code = match program {
         Program::HostileProvider => crate::hostile::main(args.into_iter()),
         Program::ManyProviders => crate::many_providers::main(args.into_iter()),
+        Program::Debuggee => crate::debuggee::main(args.into_iter()),
     };
     // Exiting here keeps the test harness from printing its summary after
     // the report, so the report is the last line of the output.

@@ -1,0 +1,179 @@
+//! Ferret's gdb commands, the analog of ETW's `!wmitrace.stop`: from a real
+//! gdb attached to a provider program, `ferret stop` stops the session at
+//! once while the program stays stopped, with every event it wrote in the
+//! log; `ferret break-stop` stops a session when the program reaches a
+//! location and lets it run on. The commands load from the program's own
+//! `.debug_gdb_scripts` section, or from the script file.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use ferret_testkit as util;
+use util::programs::Program;
+
+#[test]
+fn test_program() {
+    util::programs::serve();
+}
+
+/// Whether gdb runs here; without it the test is skipped, or fails when
+/// FERRET_REQUIRE_TOOLS=1, as CI sets it.
+fn have_gdb() -> bool {
+    let ok = Command::new("gdb")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            std::env::var("FERRET_REQUIRE_TOOLS").as_deref() != Ok("1"),
+            "gdb is not installed, and FERRET_REQUIRE_TOOLS=1"
+        );
+        println!("skipped: gdb is not installed");
+    }
+    ok
+}
+
+/// gdb in batch mode, allowed to load the scripts programs carry, with
+/// Ferret's commands told where `ferret` is.
+fn gdb() -> Command {
+    let mut cmd = Command::new("gdb");
+    cmd.args(["-q", "-batch", "-nx", "-iex", "set auto-load safe-path /"])
+        .env("FERRET_GDB_FERRET", util::ferret_bin())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// The script as a file, for gdb sessions whose program does not carry it.
+fn script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../ferret-provider/gdb/ferret.py")
+}
+
+#[test]
+fn a_stop_from_the_debugger_completes_while_the_program_stays_stopped() {
+    if !have_gdb() {
+        return;
+    }
+    let env = util::Env::new();
+    let log = env.path("web.etl");
+    env.start("web", "E2E.Debuggee", &log, &[]);
+    let socket = env.socket.to_str().expect("socket").to_string();
+    let mut program = Program::Debuggee
+        .command(&[socket.as_str(), "1000", "0", "wait"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("debuggee");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = program.stdout.take().expect("stdout");
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line == "ready" {
+                let _ = tx.send(());
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(60))
+        .expect("the program wrote its events");
+    env.wait_events("web", 1000);
+
+    // Attaching stops the program; the stop is asked of the daemon, which
+    // drains the program's rings from shared memory while it stays stopped.
+    let pid = program.id();
+    let out = gdb()
+        .args(["-p", &pid.to_string()])
+        .args(["-ex", "ferret stop web"])
+        .args(["-ex", &format!("shell grep State /proc/{pid}/status")])
+        .args(["-ex", "ferret query web"])
+        .output()
+        .expect("run gdb");
+    let shown = text(&out);
+    let stopped = shown
+        .find("Events Lost")
+        .expect("the stop's final counters");
+    let traced = shown
+        .find("State:\tt (tracing stop)")
+        .unwrap_or_else(|| panic!("the program was stopped by gdb during the stop:\n{shown}"));
+    assert!(stopped < traced, "{shown}");
+    assert!(
+        shown[traced..].contains("State                 : STOPPED"),
+        "{shown}"
+    );
+    util::terminate(&mut program);
+
+    let seqs: Vec<u64> = util::decode(&log)
+        .events
+        .iter()
+        .filter_map(|e| e.seq)
+        .collect();
+    assert_eq!(seqs, (0..1000).collect::<Vec<u64>>());
+}
+
+#[test]
+fn a_breakpoint_stops_the_session_and_the_program_runs_on() {
+    if !have_gdb() {
+        return;
+    }
+    let env = util::Env::new();
+    let log = env.path("web.etl");
+    env.start("web", "E2E.Debuggee", &log, &[]);
+    let socket = env.socket.to_str().expect("socket").to_string();
+    let program = Program::Debuggee.command(&[socket.as_str(), "500", "500"]);
+    let mut cmd = gdb();
+    cmd.args(["-ex", "ferret break-stop ferret_testkit_checkpoint web"])
+        .args(["-ex", "run"])
+        .arg("--args")
+        .arg(program.get_program())
+        .args(program.get_args());
+    for (k, v) in program.get_envs() {
+        if let Some(v) = v {
+            cmd.env(k, v);
+        }
+    }
+    let out = cmd.output().expect("run gdb");
+    let shown = text(&out);
+    assert!(
+        shown.contains("breakpoint 1 reached: stopping session web"),
+        "{shown}"
+    );
+    // The program ran to its end: the session was stopped at the
+    // checkpoint, so it wrote nothing after it.
+    assert!(shown.contains(r#"{"before":500,"after":0}"#), "{shown}");
+    assert_eq!(env.session("web").state.name(), "STOPPED");
+    let seqs: Vec<u64> = util::decode(&log)
+        .events
+        .iter()
+        .filter_map(|e| e.seq)
+        .collect();
+    assert_eq!(seqs, (0..500).collect::<Vec<u64>>());
+}
+
+#[test]
+fn a_program_without_ferret_gets_one_line() {
+    if !have_gdb() {
+        return;
+    }
+    let out = gdb()
+        .args(["-ex", &format!("source {}", script().display())])
+        .args(["-ex", "ferret stop web"])
+        .arg("/bin/true")
+        .output()
+        .expect("run gdb");
+    let shown = text(&out);
+    assert!(
+        shown.contains("ferret: this program does not link ferret-provider"),
+        "{shown}"
+    );
+}

@@ -1,0 +1,185 @@
+# Ferret's gdb commands, the analog of ETW's !wmitrace: control the trace
+# sessions of the daemon the program being debugged writes to, from the
+# debugger, while the program stays stopped.
+#
+#   ferret sessions                        the daemon's sessions (ferret list)
+#   ferret stop {LoggerID|LoggerName}      stop a session now
+#   ferret flush|query {LoggerID|LoggerName}
+#   ferret start NAME ARGS...              as 'ferret start'
+#   ferret info                            the program's daemon socket and region
+#   ferret break-stop LOCATION {LoggerID|LoggerName}
+#                                          a breakpoint that stops a session and
+#                                          lets the program run on
+#
+# The commands ask the daemon through the `ferret` program (FERRET_GDB_FERRET,
+# else `ferret` on PATH), never through the stopped program: the daemon drains
+# the program's rings from shared memory, so a stop completes while it stays
+# stopped. The program says which daemon it talks to in FERRET_DEBUG_INFO, a
+# static of ferret-provider (docs/ABI.md, "Debugger info").
+#
+# Loaded automatically from a program's .debug_gdb_scripts section where
+# gdb's auto-load safe-path allows, or by hand: `source ferret.py`.
+
+import os
+import re
+import shutil
+import struct
+import subprocess
+
+import gdb
+
+DEBUG_INFO = "FERRET_DEBUG_INFO"
+MAGIC = b"FERRETDB"
+HEAD = struct.Struct("<8sIIQQ")
+SOCKET_BYTES = 256
+TIMEOUT_S = 30
+
+
+class FerretError(Exception):
+    """One line for the user."""
+
+
+def debug_info():
+    """(socket path, region address, region length) from the inferior."""
+    try:
+        where = gdb.execute("info address " + DEBUG_INFO, to_string=True)
+    except gdb.error:
+        raise FerretError(
+            "this program does not link ferret-provider (no symbol %s)" % DEBUG_INFO
+        )
+    found = re.search(r"0x[0-9a-fA-F]+", where)
+    if not found:
+        raise FerretError("cannot find the address of %s: %s" % (DEBUG_INFO, where.strip()))
+    addr = int(found.group(0), 16)
+    try:
+        raw = bytes(gdb.selected_inferior().read_memory(addr, HEAD.size + SOCKET_BYTES))
+    except gdb.MemoryError as e:
+        raise FerretError("cannot read %s: %s (is the program running?)" % (DEBUG_INFO, e))
+    magic, version, socket_len, region_addr, region_len = HEAD.unpack_from(raw)
+    if magic != MAGIC or version != 1:
+        raise FerretError("%s is not a layout this script knows (version %d)" % (DEBUG_INFO, version))
+    if socket_len == 0 or socket_len > SOCKET_BYTES:
+        raise FerretError(
+            "this program has registered no Ferret provider yet, so it names no daemon"
+        )
+    socket = raw[HEAD.size:HEAD.size + socket_len].decode("utf-8", "replace")
+    return socket, region_addr, region_len
+
+
+def ferret_program():
+    prog = os.environ.get("FERRET_GDB_FERRET") or shutil.which("ferret")
+    if not prog:
+        raise FerretError("no ferret program: put it on PATH or set FERRET_GDB_FERRET")
+    return prog
+
+
+def run_cli(args):
+    """Runs `ferret --socket SOCKET ARGS...` and shows what it printed."""
+    socket, _, _ = debug_info()
+    cmd = [ferret_program(), "--socket", socket] + list(args)
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise FerretError(
+            "the daemon on %s did not answer within %d s; if the program being "
+            "debugged is the daemon itself, it cannot answer while stopped" % (socket, TIMEOUT_S)
+        )
+    except OSError as e:
+        raise FerretError("cannot run %s: %s" % (cmd[0], e))
+    if done.stdout:
+        gdb.write(done.stdout)
+    if done.stderr:
+        gdb.write(done.stderr, gdb.STDERR)
+    return done.returncode == 0
+
+
+def guarded(fn):
+    """Turns a FerretError into one line, as a gdb error."""
+
+    def call(*args):
+        try:
+            return fn(*args)
+        except FerretError as e:
+            raise gdb.GdbError("ferret: %s" % e)
+
+    return call
+
+
+class FerretPrefix(gdb.Command):
+    """Ferret trace sessions of the program being debugged (see 'help ferret')."""
+
+    def __init__(self):
+        super().__init__("ferret", gdb.COMMAND_USER, prefix=True)
+
+
+class Passthrough(gdb.Command):
+    def __init__(self, name, verb, doc, fixed=()):
+        self.__doc__ = doc
+        super().__init__("ferret " + name, gdb.COMMAND_USER)
+        self.verb = verb
+        self.fixed = list(fixed)
+
+    def invoke(self, arg, from_tty):
+        args = gdb.string_to_argv(arg)
+        guarded(lambda: run_cli([self.verb] + self.fixed + args))()
+
+
+class Info(gdb.Command):
+    """The daemon socket the program writes to, and where its region is mapped."""
+
+    def __init__(self):
+        super().__init__("ferret info", gdb.COMMAND_USER)
+
+    def invoke(self, arg, from_tty):
+        def show():
+            socket, addr, length = debug_info()
+            gdb.write("socket %s\n" % socket)
+            if addr:
+                gdb.write("region 0x%x, %d bytes\n" % (addr, length))
+            else:
+                gdb.write("region none (not attached to a daemon)\n")
+
+        guarded(show)()
+
+
+class StopBreakpoint(gdb.Breakpoint):
+    """Stops a session when reached, then lets the program run on."""
+
+    def __init__(self, spec, target):
+        super().__init__(spec)
+        self.target = target
+
+    def stop(self):
+        # Only the debugger talks to the daemon here: the inferior is not
+        # touched, which a stop() method must not do.
+        gdb.write("ferret: breakpoint %d reached: stopping session %s\n" % (self.number, self.target))
+        try:
+            run_cli(["stop", self.target])
+        except FerretError as e:
+            gdb.write("ferret: %s\n" % e, gdb.STDERR)
+        return False
+
+
+class BreakStop(gdb.Command):
+    """ferret break-stop LOCATION {LoggerID|LoggerName}: a breakpoint that
+stops the session when the program reaches LOCATION, and lets it run on."""
+
+    def __init__(self):
+        super().__init__("ferret break-stop", gdb.COMMAND_BREAKPOINTS)
+
+    def invoke(self, arg, from_tty):
+        args = gdb.string_to_argv(arg)
+        if len(args) != 2:
+            raise gdb.GdbError("ferret: usage: ferret break-stop LOCATION {LoggerID|LoggerName}")
+        bp = StopBreakpoint(args[0], args[1])
+        gdb.write("ferret: breakpoint %d stops session %s at %s\n" % (bp.number, args[1], args[0]))
+
+
+FerretPrefix()
+Passthrough("sessions", "list", "The sessions of the program's daemon (ferret list).")
+Passthrough("stop", "stop", "ferret stop {LoggerID|LoggerName}: stop a session now.")
+Passthrough("flush", "flush", "ferret flush {LoggerID|LoggerName}: write its buffered events.")
+Passthrough("query", "query", "ferret query {LoggerID|LoggerName}: every property and counter.")
+Passthrough("start", "start", "ferret start NAME ARGS...: start a session, as 'ferret start'.")
+Info()
+BreakStop()
