@@ -486,7 +486,14 @@ pub const ABI_MAJOR: u16 = 1;
 /// control protocol pages the session and provider lists (`ListPage`,
 /// `ProvidersPage`) and tells a watch that fell behind (`WatchLagged`,
 /// `WatchResynced`); regions are as in 3.
-pub const ABI_MINOR: u16 = 4;
+pub const ABI_MINOR: u16 = 5;
+
+/// Offset in the region's header of the daemon's clock line (since 1.5):
+/// five u64, the clock kind, the anchor's ticks, monotonic and real-time
+/// nanoseconds, and ticks per second (docs/FORMAT.md's clock fields),
+/// written once with the header. With it a region read from a core file
+/// or a debugger converts its own timestamps, with no daemon to ask.
+pub const CLOCK_LINE_OFFSET: usize = 256;
 /// The first region minor version whose daemon reads event records with
 /// activity ids.
 pub const MINOR_ACTIVITY_IDS: u16 = 2;

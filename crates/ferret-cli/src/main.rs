@@ -113,6 +113,9 @@ enum Command {
     View(ViewArgs),
     /// Bring a log file of a --target home, so that fmt and export read it here
     Pull(pull::PullArgs),
+    /// Read a region a debugger copied out of a program (what the gdb commands ferret rings and ferret dump run)
+    #[command(hide = true)]
+    DumpImage(recover::ImageArgs),
     /// Relay a controller's SSH channel to this host's daemon (what --target runs on the target)
     #[command(hide = true)]
     Bridge,
@@ -219,6 +222,7 @@ fn fan_out(
         Command::Daemon(_) => "daemon",
         Command::Bridge => "bridge",
         Command::Pull(_) => "pull",
+        Command::DumpImage(_) => "dump-image",
         _ => return fanout::run(targets, &args, shape),
     };
     anyhow::bail!(
@@ -289,6 +293,7 @@ fn main() -> ExitCode {
             .and_then(|s| daemon::run_foreground(s.to_path_buf(), a)),
         Command::Bridge => at.local("bridge").and_then(daemon::bridge),
         Command::Pull(a) => pull::run(&at, a),
+        Command::DumpImage(a) => at.local("dump-image").and_then(|_| recover::run_image(a)),
         Command::View(a) => {
             let at = at.clone();
             ferret_view::run(std::sync::Arc::new(move || daemon::connect(&at)), a.files)

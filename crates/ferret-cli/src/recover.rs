@@ -97,3 +97,127 @@ pub fn run(socket: &Path, a: RecoverArgs) -> Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// `ferret dump-image`: what the gdb commands `ferret rings` and `ferret
+/// dump` run on a region they copied out of a live process or a core file.
+#[derive(Args, Debug)]
+pub struct ImageArgs {
+    /// The region image (the region's layout, holes where nothing was copied)
+    pub image: PathBuf,
+    /// The process's PROVIDER records (FERRET_DEBUG_PROVIDERS)
+    #[arg(long, value_name = "FILE")]
+    pub providers: Option<PathBuf>,
+    /// The process id [default: the one the region's header names]
+    #[arg(long, default_value_t = 0)]
+    pub pid: u32,
+    /// The process's name
+    #[arg(long, default_value = "")]
+    pub process: String,
+    /// Write the records no log file has to this log file
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_name = "FILE",
+        conflicts_with = "rings"
+    )]
+    pub output: Option<PathBuf>,
+    /// Replace the output file if it exists
+    #[arg(long)]
+    pub overwrite: bool,
+    /// List the providers and the rings holding records no log file has
+    #[arg(long)]
+    pub rings: bool,
+    /// Print the result as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run_image(a: ImageArgs) -> Result<ExitCode> {
+    let image = std::fs::File::open(&a.image)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", a.image.display()))?;
+    let providers = match &a.providers {
+        Some(p) => {
+            std::fs::read(p).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()))?
+        }
+        None => Vec::new(),
+    };
+    let region = ferret_daemon::RegionImage::open(&image, &providers, a.pid, &a.process)?;
+    let Some(output) = a.output else {
+        if !a.rings {
+            bail!("give -o FILE to write the records no log file has, or --rings to list them");
+        }
+        let providers = region.providers();
+        let rings = region.rings();
+        if a.json {
+            let v = serde_json::json!({
+                "providers": providers.iter().map(|(slot, name)| serde_json::json!({"slot": slot, "name": name})).collect::<Vec<_>>(),
+                "rings": rings.iter().map(|r| serde_json::json!({
+                    "ring": r.ring, "tid": r.tid, "from": r.from, "head": r.head,
+                    "unwritten_bytes": r.head.saturating_sub(r.from), "lapped": r.lapped,
+                })).collect::<Vec<_>>(),
+            });
+            outln!("{}", serde_json::to_string_pretty(&v)?);
+        } else {
+            for (slot, name) in &providers {
+                outln!(
+                    "provider {slot:<4} {}",
+                    ferret_abi::text::printable_name(name)
+                );
+            }
+            if rings.is_empty() {
+                outln!("no ring holds records that no log file has");
+            }
+            for r in &rings {
+                outln!(
+                    "ring {:<4} tid {:<8} {} bytes no log file has (positions {} to {}){}",
+                    r.ring,
+                    r.tid,
+                    r.head.saturating_sub(r.from),
+                    r.from,
+                    r.head,
+                    if r.lapped {
+                        ", lapped: older ones were overwritten"
+                    } else {
+                        ""
+                    }
+                );
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    };
+    let file = ferret_client::plan::open_log(&output, a.overwrite)?;
+    let r = match region.write(&file) {
+        Ok(r) => r,
+        Err(e) => {
+            drop(file);
+            if !a.overwrite {
+                let _ = std::fs::remove_file(&output);
+            }
+            bail!("{e}");
+        }
+    };
+    if a.json {
+        let v = serde_json::json!({
+            "rings": r.rings,
+            "events": r.events,
+            "unusable": r.unusable,
+            "buffers": r.buffers,
+            "lapped_rings": r.lapped,
+            "log_file": output.display().to_string(),
+        });
+        outln!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        outln!(
+            "ferret: dumped {} events no log file has, from {} ring(s), into {}{}",
+            r.events,
+            r.rings,
+            output.display(),
+            if r.unusable > 0 {
+                format!(" ({} records unusable, counted as lost)", r.unusable)
+            } else {
+                String::new()
+            }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -584,7 +584,7 @@ impl Control {
     fn attach_provider(&mut self, conn: ConnId, peer: &Peer) -> Reply {
         let id = RegionId(self.next_region);
         self.next_region += 1;
-        let region = match ShmRegion::create(id, peer.pid, self.region_params, self.clock.kind) {
+        let region = match ShmRegion::create(id, peer.pid, self.region_params, &self.clock.info()) {
             Ok(r) => Arc::new(r),
             Err(e) => {
                 return Reply::Msg(refuse(

@@ -27,7 +27,7 @@ mod wire;
 mod writer;
 
 pub use keeper::LINGER as KEEPER_LINGER;
-pub use recover::{RecoverError, Recovered, kept_daemons, recover};
+pub use recover::{RecoverError, Recovered, RegionImage, RingState, kept_daemons, recover};
 
 use std::path::PathBuf;
 use std::sync::Arc;

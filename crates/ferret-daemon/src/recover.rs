@@ -71,6 +71,193 @@ pub enum RecoverError {
     /// Writing the log failed.
     #[error("writing the recovered log: {0}")]
     Write(#[from] std::io::Error),
+    /// A region image is not one this version reads.
+    #[error("{0}")]
+    Image(String),
+}
+
+/// One ring of a region image, as `ferret rings` shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RingState {
+    /// Its index in the region.
+    pub ring: u32,
+    /// The thread writing where the unwritten records start.
+    pub tid: u32,
+    /// The position the unwritten records start at.
+    pub from: u64,
+    /// The producer's head.
+    pub head: u64,
+    /// True if the producer lapped records the daemon had not written.
+    pub lapped: bool,
+}
+
+/// A region as a debugger copied it out of a live process or a core file:
+/// the region's layout in a file, holes where nothing was copied, and the
+/// process's PROVIDER records (`FERRET_DEBUG_PROVIDERS`, docs/ABI.md).
+pub struct RegionImage {
+    region: Region,
+    clock: ferret_format::ClockInfo,
+}
+
+impl std::fmt::Debug for RegionImage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegionImage")
+            .field("pid", &self.region.shm.pid)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Reads the field of `len` bytes at `at` of a header copy.
+fn field(h: &[u8], at: usize, len: usize) -> u64 {
+    let mut b = [0u8; 8];
+    b[..len].copy_from_slice(&h[at..at + len]);
+    u64::from_le_bytes(b)
+}
+
+impl RegionImage {
+    /// Opens an image; `pid` 0 takes the pid its header names. Everything
+    /// in it is untrusted, as a live region is.
+    pub fn open(
+        image: &File,
+        providers: &[u8],
+        pid: u32,
+        process: &str,
+    ) -> Result<RegionImage, RecoverError> {
+        use ferret_abi::shm::{ABI_MAJOR, CLOCK_LINE_OFFSET, HEADER_BYTES, REGION_MAGIC};
+        let bad = |why: &str| RecoverError::Image(format!("not a Ferret region image: {why}"));
+        let mut h = vec![0u8; HEADER_BYTES];
+        image
+            .read_exact_at(&mut h, 0)
+            .map_err(|_| bad("shorter than a header"))?;
+        if h[..8] != REGION_MAGIC || field(&h, 8, 2) != u64::from(ABI_MAJOR) {
+            return Err(bad("no region magic of this major version"));
+        }
+        let params = RegionParams {
+            ring_count: field(&h, 80, 4) as u32,
+            ring_capacity: field(&h, 96, 8),
+            meta_capacity: field(&h, 64, 8),
+        };
+        let layout = RegionLayout::new(params).map_err(|e| bad(&e.to_string()))?;
+        let size = image.metadata()?.len();
+        if field(&h, 16, 8) != layout.region_size || size < layout.region_size {
+            return Err(bad("its size does not match its layout"));
+        }
+        let mut w = [0u64; 5];
+        for (i, word) in w.iter_mut().enumerate() {
+            *word = field(&h, CLOCK_LINE_OFFSET + 8 * i, 8);
+        }
+        if w[0] == 0 {
+            return Err(RecoverError::Image(
+                "the region has no clock line (its daemon predates ABI 1.5), so its times cannot be read".into(),
+            ));
+        }
+        let clock = clock_from_words(w);
+        let pid = if pid == 0 {
+            field(&h, 28, 4) as u32
+        } else {
+            pid
+        };
+        let memfd = copy_to_memfd(image, layout.region_size)?;
+        let shm = ShmRegion::adopt(RegionId(1), pid, layout, memfd)?;
+        let mut names = BTreeMap::new();
+        let mut at = 0;
+        while at < providers.len() {
+            match record::parse_untrusted(&providers[at..]) {
+                Ok((Record::Provider(p), n)) => {
+                    names.insert(p.provider, (p.name, p.guid));
+                    at += n;
+                }
+                _ => break,
+            }
+        }
+        Ok(RegionImage {
+            region: Region {
+                shm,
+                process: process.to_string(),
+                providers: names,
+            },
+            clock,
+        })
+    }
+
+    /// The process's providers, by slot.
+    pub fn providers(&self) -> Vec<(u32, String)> {
+        self.region
+            .providers
+            .iter()
+            .map(|(slot, (name, _))| (*slot, name.clone()))
+            .collect()
+    }
+
+    /// The rings holding records no log file has.
+    pub fn rings(&self) -> Vec<RingState> {
+        (0..self.region.shm.layout.params.ring_count as usize)
+            .filter_map(|i| {
+                let s = span(&self.region.shm, i)?;
+                Some(RingState {
+                    ring: i as u32,
+                    tid: s.tid,
+                    from: s.from,
+                    head: s.head,
+                    lapped: s.lapped,
+                })
+            })
+            .collect()
+    }
+
+    /// Writes the records no log file has to `out` (an empty file) as a
+    /// sequential log of a session called `dump-PID`.
+    pub fn write(&self, out: &File) -> Result<Recovered, RecoverError> {
+        let pid = self.region.shm.pid;
+        let regions = BTreeMap::from([(1u64, self.region_ref())]);
+        let name = format!("dump-{pid}");
+        write_log_of(&regions, 0, self.clock, &name, out)
+    }
+
+    fn region_ref(&self) -> &Region {
+        &self.region
+    }
+}
+
+/// Copies the data of `image` (its holes stay holes) into a memfd sealed
+/// as the daemon seals regions, so that it can be mapped like one.
+fn copy_to_memfd(image: &File, size: u64) -> Result<std::os::fd::OwnedFd, RecoverError> {
+    use rustix::fs::{MemfdFlags, SealFlags, SeekFrom};
+    let memfd = rustix::fs::memfd_create(
+        "ferret-image",
+        MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
+    )
+    .map_err(std::io::Error::from)?;
+    rustix::fs::ftruncate(&memfd, size).map_err(std::io::Error::from)?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut pos = 0u64;
+    while pos < size {
+        let start = match rustix::fs::seek(image, SeekFrom::Data(pos)) {
+            Ok(s) => s,
+            // ENXIO: no data after `pos`.
+            Err(_) => break,
+        };
+        if start >= size {
+            break;
+        }
+        let end = rustix::fs::seek(image, SeekFrom::Hole(start))
+            .map_err(std::io::Error::from)?
+            .min(size);
+        let mut at = start;
+        while at < end {
+            let n = ((end - at) as usize).min(buf.len());
+            image.read_exact_at(&mut buf[..n], at)?;
+            rustix::io::pwrite(&memfd, &buf[..n], at).map_err(std::io::Error::from)?;
+            at += n as u64;
+        }
+        pos = end;
+    }
+    rustix::fs::fcntl_add_seals(
+        &memfd,
+        SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL,
+    )
+    .map_err(std::io::Error::from)?;
+    Ok(memfd)
 }
 
 /// The sockets of keepers waiting to hand over the rings of a daemon that
@@ -168,8 +355,27 @@ pub fn recover(keeper: &Path, out: &File) -> Result<Recovered, RecoverError> {
     }
     let (daemon_pid, clock) = daemon.ok_or_else(|| fail("no daemon description".into()))?;
 
+    let regions: BTreeMap<u64, &Region> = regions.iter().map(|(k, r)| (*k, r)).collect();
+    write_log_of(
+        &regions,
+        daemon_pid,
+        clock,
+        &format!("recovered-{daemon_pid}"),
+        out,
+    )
+}
+
+/// Writes the undrained records of `regions` to `out` (an empty file) as a
+/// sequential log whose session is called `name`.
+fn write_log_of(
+    regions: &BTreeMap<u64, &Region>,
+    daemon_pid: u32,
+    clock: ferret_format::ClockInfo,
+    name: &str,
+    out: &File,
+) -> Result<Recovered, RecoverError> {
     let header = FileHeader {
-        session_name: format!("recovered-{daemon_pid}"),
+        session_name: name.to_string(),
         host: rustix::system::uname()
             .nodename()
             .to_string_lossy()
@@ -568,7 +774,14 @@ fn one_ring_region(
         ring_capacity: CAPACITY,
         meta_capacity: 4096,
     };
-    let shm = ShmRegion::create(id, 42, params, CLOCK_MONOTONIC)?;
+    let clock = ferret_format::ClockInfo {
+        kind: CLOCK_MONOTONIC,
+        anchor_ticks: 0,
+        anchor_mono_ns: 0,
+        anchor_unix_ns: 0,
+        ticks_per_sec: 1_000_000_000,
+    };
+    let shm = ShmRegion::create(id, 42, params, &clock)?;
     let fd = shm.memfd();
     rustix::io::pwrite(
         fd,

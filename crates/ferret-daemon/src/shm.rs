@@ -42,7 +42,7 @@ impl ShmRegion {
         id: RegionId,
         pid: u32,
         params: RegionParams,
-        clock: u32,
+        clock: &ferret_format::ClockInfo,
     ) -> io::Result<ShmRegion> {
         let layout = RegionLayout::new(params)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
@@ -64,7 +64,11 @@ impl ShmRegion {
         unsafe {
             base.as_ptr()
                 .cast::<RegionHeader>()
-                .write(layout.header(clock, pid))
+                .write(layout.header(clock.kind, pid));
+            base.as_ptr()
+                .add(ferret_abi::shm::CLOCK_LINE_OFFSET)
+                .cast::<[u64; 5]>()
+                .write_unaligned(crate::keeper::clock_words(clock));
         };
         let eventfd = rustix::event::eventfd(
             0,

@@ -3,13 +3,19 @@
 //! scripts find its ring pointer. It tells Ferret's gdb commands which
 //! daemon this process talks to and where its region is mapped, in a live
 //! process and in a core file alike. Plain atomics, written by the link
-//! thread as it attaches and detaches; nothing in the process reads them.
+//! thread as it attaches and detaches and by registration; nothing in the
+//! process reads them.
 
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 
 /// The most bytes of the socket path kept (a `sockaddr_un` path is at most
 /// 108).
 const SOCKET_BYTES: usize = 256;
+
+/// Room for the PROVIDER records of every provider a process may register
+/// (1024 slots, each record at most about 300 bytes). Zero-initialised, so
+/// it costs no memory until written.
+const PROVIDER_BYTES: usize = 320 * 1024;
 
 /// The layout `FERRET_DEBUG_INFO` has.
 #[repr(C)]
@@ -25,6 +31,11 @@ pub struct DebugInfo {
     region_addr: AtomicU64,
     /// Its length in bytes.
     region_len: AtomicU64,
+    /// Where [`FERRET_DEBUG_PROVIDERS`] is: the process's providers.
+    providers_addr: AtomicU64,
+    /// Bytes of it in use.
+    providers_len: AtomicU32,
+    reserved: u32,
     /// The daemon's control socket this process connects to.
     socket: [AtomicU8; SOCKET_BYTES],
 }
@@ -40,8 +51,49 @@ pub static FERRET_DEBUG_INFO: DebugInfo = DebugInfo {
     socket_len: AtomicU32::new(0),
     region_addr: AtomicU64::new(0),
     region_len: AtomicU64::new(0),
+    providers_addr: AtomicU64::new(0),
+    providers_len: AtomicU32::new(0),
+    reserved: 0,
     socket: [const { AtomicU8::new(0) }; SOCKET_BYTES],
 };
+
+/// The PROVIDER records (docs/FORMAT.md, with source 0 and pid 0) of the
+/// providers this process registered, in slot order: what names a region's
+/// slots when its events are read from a debugger, with no daemon to ask.
+#[unsafe(no_mangle)]
+#[used]
+pub static FERRET_DEBUG_PROVIDERS: [AtomicU8; PROVIDER_BYTES] =
+    [const { AtomicU8::new(0) }; PROVIDER_BYTES];
+
+/// Appends a registered provider to [`FERRET_DEBUG_PROVIDERS`]. Called under
+/// the providers' lock, so appends never race; one that does not fit is
+/// left out (a debugger then names the slot by number).
+pub(crate) fn add_provider(slot: u32, name: &str, guid: ferret_abi::Guid) {
+    let meta = ferret_abi::record::ProviderMeta {
+        source: 0,
+        provider: slot,
+        pid: 0,
+        guid,
+        name: name.to_string(),
+    };
+    let mut bytes = Vec::new();
+    if ferret_abi::record::encode_provider(&meta, &mut bytes).is_err() {
+        return;
+    }
+    let used = FERRET_DEBUG_INFO.providers_len.load(Ordering::Relaxed) as usize;
+    let Some(room) = FERRET_DEBUG_PROVIDERS.get(used..used + bytes.len()) else {
+        return;
+    };
+    for (slot, b) in room.iter().zip(&bytes) {
+        slot.store(*b, Ordering::Relaxed);
+    }
+    FERRET_DEBUG_INFO
+        .providers_addr
+        .store(FERRET_DEBUG_PROVIDERS.as_ptr() as u64, Ordering::Relaxed);
+    FERRET_DEBUG_INFO
+        .providers_len
+        .store((used + bytes.len()) as u32, Ordering::Release);
+}
 
 /// Records the socket path, once the options are known.
 pub(crate) fn set_socket(path: &std::path::Path) {
@@ -77,7 +129,9 @@ mod tests {
         assert_eq!(std::mem::offset_of!(DebugInfo, socket_len), 12);
         assert_eq!(std::mem::offset_of!(DebugInfo, region_addr), 16);
         assert_eq!(std::mem::offset_of!(DebugInfo, region_len), 24);
-        assert_eq!(std::mem::offset_of!(DebugInfo, socket), 32);
-        assert_eq!(std::mem::size_of::<DebugInfo>(), 32 + SOCKET_BYTES);
+        assert_eq!(std::mem::offset_of!(DebugInfo, providers_addr), 32);
+        assert_eq!(std::mem::offset_of!(DebugInfo, providers_len), 40);
+        assert_eq!(std::mem::offset_of!(DebugInfo, socket), 48);
+        assert_eq!(std::mem::size_of::<DebugInfo>(), 48 + SOCKET_BYTES);
     }
 }

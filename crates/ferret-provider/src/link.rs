@@ -445,6 +445,9 @@ impl Global {
                 words,
             }));
             providers.push(inner);
+            if slot != u32::MAX {
+                crate::debug::add_provider(slot, name, inner.guid);
+            }
             inner
         };
         if inner.slot == u32::MAX {

@@ -1,12 +1,12 @@
 //! The debuggee program (see [`crate::programs`]): a provider process for
 //! the tests of Ferret's gdb commands. Given `SOCKET BEFORE AFTER` and
-//! optionally `wait`, it registers provider `E2E.Debuggee`, waits until a
-//! session enables it, writes BEFORE events (one `u64` field, `seq`, from
-//! 0), prints `ready` on a line of its own, calls
-//! [`ferret_testkit_checkpoint`] (where a test sets a breakpoint), writes
-//! AFTER more, and then exits, or with `wait` sleeps until killed. Its
-//! report is `{"before":..,"after":..}`, the events it wrote while
-//! enabled.
+//! optionally `gate` and `wait`, it registers provider `E2E.Debuggee`,
+//! waits until a session enables it, writes BEFORE events (one `u64`
+//! field, `seq`, from 0), prints `ready` on a line of its own, with `gate`
+//! reads a line from standard input, calls [`ferret_testkit_checkpoint`]
+//! (where a test sets a breakpoint), writes AFTER more, prints its report
+//! `{"before":..,"after":..}` (the events it wrote while enabled), and
+//! then exits, or with `wait` sleeps until killed.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -46,10 +46,12 @@ fn write(p: &Provider, from: u64, n: u64) -> u64 {
 /// Runs the program with `args`; returns its exit status.
 pub fn main(mut args: impl Iterator<Item = String>) -> i32 {
     let (Some(socket), Some(before), Some(after)) = (args.next(), args.next(), args.next()) else {
-        eprintln!("debuggee: SOCKET BEFORE AFTER [wait]");
+        eprintln!("debuggee: SOCKET BEFORE AFTER [gate] [wait]");
         return 2;
     };
-    let wait = args.next().as_deref() == Some("wait");
+    let flags: Vec<String> = args.collect();
+    let wait = flags.iter().any(|f| f == "wait");
+    let gate = flags.iter().any(|f| f == "gate");
     let (Ok(before), Ok(after)) = (before.parse::<u64>(), after.parse::<u64>()) else {
         eprintln!("debuggee: BEFORE and AFTER are counts");
         return 2;
@@ -70,6 +72,10 @@ pub fn main(mut args: impl Iterator<Item = String>) -> i32 {
     let written_before = write(&p, 0, before);
     println!("ready");
     let _ = std::io::stdout().flush();
+    if gate {
+        let mut line = String::new();
+        let _ = std::io::stdin().read_line(&mut line);
+    }
     ferret_testkit_checkpoint(written_before);
     let written_after = write(&p, before, after);
     println!("{{\"before\":{written_before},\"after\":{written_after}}}");

@@ -194,8 +194,9 @@ mod tests {
         let a = rig.start("a");
         rig.settle();
         let params = rig.region.layout.params;
-        let other =
-            Arc::new(ShmRegion::create(RegionId(2), 4242, params, rig.drain.clock.kind).unwrap());
+        let other = Arc::new(
+            ShmRegion::create(RegionId(2), 4242, params, &rig.drain.clock.info()).unwrap(),
+        );
         rig.drain.command(DrainCmd::AddRegion {
             region: other,
             process: "other".into(),

@@ -846,8 +846,9 @@ mod tests {
                 ring_capacity: 64 << 10,
                 meta_capacity: 64 << 10,
             };
-            let region =
-                Arc::new(ShmRegion::create(RegionId(1), 4242, params, clock.kind).expect("region"));
+            let region = Arc::new(
+                ShmRegion::create(RegionId(1), 4242, params, &clock.info()).expect("region"),
+            );
             let mut drain = Drain::new(cmds, wake, writer, returned, clock);
             drain.command(DrainCmd::AddRegion {
                 region: region.clone(),
