@@ -268,6 +268,40 @@ fn a_watch_from_here_sees_the_targets_sessions_change() {
 }
 
 #[test]
+fn a_consumer_whose_link_drops_says_so_and_is_not_taken_for_the_end() {
+    let env = util::Env::new();
+    let Some(sshd) = Sshd::start() else { return };
+    let target = sshd.target(&env.socket);
+    ok_json(
+        &sshd,
+        &target,
+        &["start", "live", "-p", "E2E.Drop", "--mode", "real-time"],
+    );
+    let mut tail = remote(&sshd, &target, &["tail", "live", "--format", "json"])
+        .spawn()
+        .expect("tail");
+    util::wait_until(
+        Duration::from_secs(30),
+        "the remote consumer to attach",
+        || env.session("live").consumers == 1,
+    );
+    // The far end goes away: the bridge on the target is killed.
+    let bridges = Command::new("pkill")
+        .args(["-KILL", "-f", &format!("{} bridge", env.socket.display())])
+        .status()
+        .expect("pkill");
+    assert!(bridges.success(), "a bridge was running");
+    let status = tail.wait().expect("tail");
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut tail.stderr.take().expect("stderr"), &mut err)
+        .expect("stderr");
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(err.contains(&format!("target {target}: ")), "{err}");
+    // The session itself runs on.
+    assert_eq!(env.session("live").state.name(), "RUNNING");
+}
+
+#[test]
 fn log_files_on_a_target_follow_the_targets_rules() {
     let env = util::Env::new();
     let Some(sshd) = Sshd::start() else { return };
@@ -426,6 +460,36 @@ fn a_target_that_cannot_be_reached_is_one_line_naming_it() {
         "{err}"
     );
     assert!(err.contains("/nonexistent/ferret"), "{err}");
+
+    // A key the target does not accept, and a host that does not exist.
+    let stranger = sshd.dir().join("stranger_key");
+    let made = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&stranger)
+        .status()
+        .expect("ssh-keygen");
+    assert!(made.success());
+    let out = remote(&sshd, &target, &["list"])
+        .env(
+            "FERRET_SSH_COMMAND",
+            sshd.ssh_command().replace("user_key", "stranger_key"),
+        )
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with(&format!("ferret: target {target}: ")),
+        "{err}"
+    );
+    assert!(err.contains("Permission denied"), "{err}");
+    let nowhere = "ssh://nosuchhost.invalid";
+    let e = fails(&sshd, nowhere, &["list"]);
+    assert!(
+        e.starts_with("ferret: target ssh://nosuchhost.invalid: "),
+        "{e}"
+    );
 
     // A target URL that is not one: a usage error, before any ssh runs.
     let out = run(&sshd, "web-1", &["list"]);
