@@ -500,3 +500,98 @@ fn a_target_that_cannot_be_reached_is_one_line_naming_it() {
     let e = fails(&sshd, &target, &["emit", "--provider", "P", "--count", "1"]);
     assert!(e.contains("works on this host only"), "{e}");
 }
+
+#[test]
+fn the_viewer_over_a_target_starts_shows_and_stops_its_own_sessions() {
+    use util::tmux::{Tmux, session_line, tmux_available};
+    if !tmux_available() {
+        assert!(
+            std::env::var("FERRET_REQUIRE_TOOLS").as_deref() != Ok("1"),
+            "tmux is not installed, and FERRET_REQUIRE_TOOLS=1"
+        );
+        println!("skipped: tmux is not installed");
+        return;
+    }
+    let env = util::Env::new();
+    let Some(sshd) = Sshd::start() else { return };
+    let target = sshd.target(&env.socket);
+    env.start("cli", "E2E.RView", &env.path("cli.etl"), &[]);
+
+    let tmux = Tmux {
+        socket: env.path("tmux.sock"),
+    };
+    let view = format!(
+        "env FERRET_SSH_COMMAND='{}' FERRET_REMOTE_FERRET={} FERRET_SOCKET=/nonexistent/ferret-local.sock {} --target {target} view",
+        sshd.ssh_command(),
+        util::ferret_bin().display(),
+        util::ferret_bin().display(),
+    );
+    tmux.ok(&[
+        "-f",
+        "/dev/null",
+        "new-session",
+        "-d",
+        "-s",
+        "view",
+        "-x",
+        "100",
+        "-y",
+        "30",
+        &view,
+    ]);
+    tmux.wait_screen("the target's session listed RUNNING", |s| {
+        session_line(s, "cli").is_some_and(|l| l.contains("RUNNING"))
+    });
+
+    // A session started from the viewer's form, its file opened there.
+    let mine_log = env.path("mine.etl");
+    tmux.keys(&["n"]);
+    tmux.wait_screen("the start form", |s| s.contains("Start a trace session"));
+    tmux.type_text("mine");
+    tmux.keys(&["Tab"]);
+    tmux.type_text("E2E.RView:5");
+    tmux.keys(&["Tab"]);
+    tmux.type_text(path(&mine_log));
+    tmux.keys(&["Enter"]);
+    tmux.wait_screen("the viewer's own session on the target", |s| {
+        session_line(s, "mine").is_some_and(|l| l.contains("RUNNING") && l.contains("yes"))
+    });
+
+    // Live messages from a provider on the target arrive over the link,
+    // once the viewer's consumer (a link of its own) has attached.
+    util::wait_until(
+        Duration::from_secs(30),
+        "the viewer's consumer to attach",
+        || env.session("mine").consumers == 1,
+    );
+    env.emit("E2E.RView", 20, &["--level", "warning"]);
+    tmux.wait_screen("live messages from the target", |s| {
+        s.contains("E2E.RView/Sample") && s.contains("seq=19")
+    });
+
+    // The viewer stops only what it started, over the target as here.
+    tmux.right_click(10, tmux.row_of("cli"));
+    tmux.wait_screen("the context menu", |s| s.contains("Stop Trace"));
+    tmux.keys(&["Enter"]);
+    tmux.wait_screen("the hint naming the command", |s| {
+        s.contains("stop it with 'ferret stop cli'")
+    });
+    tmux.keys(&["Down", "s"]);
+    tmux.wait_screen("the viewer's session STOPPED", |s| {
+        session_line(s, "mine").is_some_and(|l| l.contains("STOPPED"))
+    });
+    assert_eq!(env.session("cli").state.name(), "RUNNING");
+    assert_eq!(env.session("mine").state.name(), "STOPPED");
+    assert_eq!(
+        util::decode(&mine_log)
+            .events
+            .iter()
+            .filter(|e| e.provider == "E2E.RView")
+            .count(),
+        20
+    );
+    tmux.keys(&["q"]);
+    util::wait_until(Duration::from_secs(30), "the viewer to exit", || {
+        !tmux.cmd(&["has-session", "-t", "view"]).status.success()
+    });
+}

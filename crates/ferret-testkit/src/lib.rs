@@ -791,3 +791,4 @@ pub mod many_providers;
 pub mod programs;
 pub mod sshd;
 pub mod stall;
+pub mod tmux;
