@@ -48,19 +48,9 @@ pub fn run(socket: &Path, a: RecoverArgs) -> Result<ExitCode> {
             }
         }
     };
-    let file = ferret_client::plan::open_log(&a.output, a.overwrite)?;
-    let r = match ferret_daemon::recover(&keeper, &file) {
-        Ok(r) => r,
-        Err(e) => {
-            // A refused recovery leaves no empty log behind that would
-            // read as "nothing was left to save".
-            drop(file);
-            if !a.overwrite {
-                let _ = std::fs::remove_file(&a.output);
-            }
-            bail!("{e}");
-        }
-    };
+    let r = into_new_log(&a.output, a.overwrite, |file| {
+        ferret_daemon::recover(&keeper, file)
+    })?;
     if a.json {
         let v = serde_json::json!({
             "daemon_pid": r.daemon_pid,
@@ -96,6 +86,27 @@ pub fn run(socket: &Path, a: RecoverArgs) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Creates the log file `path` (with the rules of every log file) and
+/// fills it with `write`; a write that fails leaves no empty log behind
+/// that would read as "nothing was left to save".
+fn into_new_log(
+    path: &Path,
+    overwrite: bool,
+    write: impl FnOnce(&std::fs::File) -> Result<ferret_daemon::Recovered, ferret_daemon::RecoverError>,
+) -> Result<ferret_daemon::Recovered> {
+    let file = ferret_client::plan::open_log(path, overwrite)?;
+    match write(&file) {
+        Ok(r) => Ok(r),
+        Err(e) => {
+            drop(file);
+            if !overwrite {
+                let _ = std::fs::remove_file(path);
+            }
+            bail!("{e}");
+        }
+    }
 }
 
 /// `ferret dump-image`: what the gdb commands `ferret rings` and `ferret
@@ -185,17 +196,7 @@ pub fn run_image(a: ImageArgs) -> Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     };
-    let file = ferret_client::plan::open_log(&output, a.overwrite)?;
-    let r = match region.write(&file) {
-        Ok(r) => r,
-        Err(e) => {
-            drop(file);
-            if !a.overwrite {
-                let _ = std::fs::remove_file(&output);
-            }
-            bail!("{e}");
-        }
-    };
+    let r = into_new_log(&output, a.overwrite, |file| region.write(file))?;
     if a.json {
         let v = serde_json::json!({
             "rings": r.rings,

@@ -526,33 +526,14 @@ fn the_viewer_over_a_target_starts_shows_and_stops_its_own_sessions() {
         util::ferret_bin().display(),
         util::ferret_bin().display(),
     );
-    tmux.ok(&[
-        "-f",
-        "/dev/null",
-        "new-session",
-        "-d",
-        "-s",
-        "view",
-        "-x",
-        "100",
-        "-y",
-        "30",
-        &view,
-    ]);
+    tmux.new_view(&view);
     tmux.wait_screen("the target's session listed RUNNING", |s| {
         session_line(s, "cli").is_some_and(|l| l.contains("RUNNING"))
     });
 
     // A session started from the viewer's form, its file opened there.
     let mine_log = env.path("mine.etl");
-    tmux.keys(&["n"]);
-    tmux.wait_screen("the start form", |s| s.contains("Start a trace session"));
-    tmux.type_text("mine");
-    tmux.keys(&["Tab"]);
-    tmux.type_text("E2E.RView:5");
-    tmux.keys(&["Tab"]);
-    tmux.type_text(path(&mine_log));
-    tmux.keys(&["Enter"]);
+    tmux.start_from_form("mine", "E2E.RView:5", &mine_log);
     tmux.wait_screen("the viewer's own session on the target", |s| {
         session_line(s, "mine").is_some_and(|l| l.contains("RUNNING") && l.contains("yes"))
     });

@@ -45,33 +45,14 @@ fn the_viewer_stops_what_it_started_and_explains_the_rest() {
         ferret_bin().display(),
         env.socket.to_str().expect("socket path")
     );
-    tmux.ok(&[
-        "-f",
-        "/dev/null",
-        "new-session",
-        "-d",
-        "-s",
-        "view",
-        "-x",
-        "100",
-        "-y",
-        "30",
-        &view_cmd,
-    ]);
+    tmux.new_view(&view_cmd);
     tmux.wait_screen("the CLI session listed RUNNING", |s| {
         session_line(s, "cli").is_some_and(|l| l.contains("RUNNING"))
     });
 
     // Start a real-time session with a log file from the viewer's form.
     let mine_log = env.path("mine.ferret");
-    tmux.keys(&["n"]);
-    tmux.wait_screen("the start form", |s| s.contains("Start a trace session"));
-    tmux.type_text("mine");
-    tmux.keys(&["Tab"]);
-    tmux.type_text("E2E.View:5");
-    tmux.keys(&["Tab"]);
-    tmux.type_text(mine_log.to_str().expect("log path"));
-    tmux.keys(&["Enter"]);
+    tmux.start_from_form("mine", "E2E.View:5", &mine_log);
     tmux.wait_screen("the viewer's own session, marked as started here", |s| {
         session_line(s, "mine").is_some_and(|l| l.contains("RUNNING") && l.contains("yes"))
     });
@@ -148,19 +129,7 @@ fn the_viewer_shows_the_messages_of_log_files() {
         env.socket.to_str().expect("socket path"),
         log.to_str().expect("log path")
     );
-    tmux.ok(&[
-        "-f",
-        "/dev/null",
-        "new-session",
-        "-d",
-        "-s",
-        "view",
-        "-x",
-        "100",
-        "-y",
-        "30",
-        &view_cmd,
-    ]);
+    tmux.new_view(&view_cmd);
     let screen = tmux.wait_screen("the file's events and its name", |s| {
         s.contains("old.ferret") && s.contains("E2E.File/Sample") && s.contains("seq=9")
     });
@@ -339,19 +308,7 @@ fn a_session_switched_away_from_keeps_receiving_its_messages() {
         ferret_bin().display(),
         env.socket.to_str().expect("socket path")
     );
-    tmux.ok(&[
-        "-f",
-        "/dev/null",
-        "new-session",
-        "-d",
-        "-s",
-        "view",
-        "-x",
-        "100",
-        "-y",
-        "30",
-        &view_cmd,
-    ]);
+    tmux.new_view(&view_cmd);
     tmux.wait_screen("both sessions listed", |s| {
         session_line(s, "one").is_some() && session_line(s, "two").is_some()
     });

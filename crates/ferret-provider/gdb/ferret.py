@@ -171,15 +171,12 @@ def run_image(args):
 
     with tempfile.TemporaryDirectory(prefix="ferret-gdb-") as d:
         image, providers = copy_region(d)
-        cmd = [ferret_program(), "dump-image", image, "--providers", providers] + process_args() + list(args)
-        try:
-            done = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S)
-        except OSError as e:
-            raise FerretError("cannot run %s: %s" % (cmd[0], e))
-        if done.stdout:
-            gdb.write(done.stdout)
-        if done.stderr:
-            gdb.write(done.stderr, gdb.STDERR)
+        show_run(
+            [ferret_program(), "dump-image", image, "--providers", providers]
+            + process_args()
+            + list(args),
+            "ferret dump-image did not finish within %d s" % TIMEOUT_S,
+        )
 
 
 def ferret_program():
@@ -189,17 +186,13 @@ def ferret_program():
     return prog
 
 
-def run_cli(args):
-    """Runs `ferret --socket SOCKET ARGS...` and shows what it printed."""
-    socket, _, _ = debug_info()
-    cmd = [ferret_program(), "--socket", socket] + list(args)
+def show_run(cmd, timed_out):
+    """Runs CMD and shows what it printed; TIMED_OUT is the line for a run
+    that takes longer than TIMEOUT_S."""
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S)
     except subprocess.TimeoutExpired:
-        raise FerretError(
-            "the daemon on %s did not answer within %d s; if the program being "
-            "debugged is the daemon itself, it cannot answer while stopped" % (socket, TIMEOUT_S)
-        )
+        raise FerretError(timed_out)
     except OSError as e:
         raise FerretError("cannot run %s: %s" % (cmd[0], e))
     if done.stdout:
@@ -207,6 +200,16 @@ def run_cli(args):
     if done.stderr:
         gdb.write(done.stderr, gdb.STDERR)
     return done.returncode == 0
+
+
+def run_cli(args):
+    """Runs `ferret --socket SOCKET ARGS...` and shows what it printed."""
+    socket, _, _ = debug_info()
+    return show_run(
+        [ferret_program(), "--socket", socket] + list(args),
+        "the daemon on %s did not answer within %d s; if the program being "
+        "debugged is the daemon itself, it cannot answer while stopped" % (socket, TIMEOUT_S),
+    )
 
 
 def guarded(fn):

@@ -44,6 +44,37 @@ impl Tmux {
             .into_owned()
     }
 
+    /// Starts the server with one window `view`, 100 by 30, running
+    /// `command` (through the shell).
+    pub fn new_view(&self, command: &str) {
+        self.ok(&[
+            "-f",
+            "/dev/null",
+            "new-session",
+            "-d",
+            "-s",
+            "view",
+            "-x",
+            "100",
+            "-y",
+            "30",
+            command,
+        ]);
+    }
+
+    /// Fills `ferret view`'s start form (`n`) with a name, a provider spec
+    /// and a log file, and submits it.
+    pub fn start_from_form(&self, name: &str, provider: &str, file: &std::path::Path) {
+        self.keys(&["n"]);
+        self.wait_screen("the start form", |s| s.contains("Start a trace session"));
+        self.type_text(name);
+        self.keys(&["Tab"]);
+        self.type_text(provider);
+        self.keys(&["Tab"]);
+        self.type_text(file.to_str().expect("log path"));
+        self.keys(&["Enter"]);
+    }
+
     /// Types text literally (no key names).
     pub fn type_text(&self, text: &str) {
         self.ok(&["send-keys", "-t", "view", "-l", text]);
