@@ -23,6 +23,7 @@ mod emit;
 mod export;
 mod fanout;
 mod fmt;
+mod forward;
 mod pull;
 mod recover;
 mod tail;
@@ -111,6 +112,8 @@ enum Command {
     Daemon(daemon::DaemonArgs),
     /// The live trace viewer: sessions on top, their messages below; or log files
     View(ViewArgs),
+    /// Send a real-time session's events, live, to an OpenTelemetry collector (OTLP/HTTP)
+    Forward(forward::ForwardArgs),
     /// Bring a log file of a --target home, so that fmt and export read it here
     Pull(pull::PullArgs),
     /// Read a region a debugger copied out of a program (what the gdb commands ferret rings and ferret dump run)
@@ -293,6 +296,7 @@ fn main() -> ExitCode {
             .and_then(|s| daemon::run_foreground(s.to_path_buf(), a)),
         Command::Bridge => at.local("bridge").and_then(daemon::bridge),
         Command::Pull(a) => pull::run(&at, a),
+        Command::Forward(a) => forward::run(&at, a),
         Command::DumpImage(a) => at.local("dump-image").and_then(|_| recover::run_image(a)),
         Command::View(a) => {
             let at = at.clone();

@@ -12,6 +12,7 @@
 
 mod chrome;
 mod ctf;
+pub mod otlp;
 mod perfetto;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};

@@ -1,0 +1,343 @@
+//! `ferret forward`: a real-time consumer that sends a session's events,
+//! live, to an OpenTelemetry collector as OTLP log records over HTTP
+//! (protobuf), the collector's default receiver. The mapping is
+//! ferret-export's `otlp` (docs/OTLP.md).
+//!
+//! Reading never waits for the collector: requests go through a bounded
+//! queue to a sender thread that retries with backoff, so a slow or absent
+//! collector costs counted losses (queue full, rejected, undeliverable),
+//! never a stalled stream; and the stream's own misses, if this consumer
+//! falls behind the session, are counted as for `ferret tail`.
+
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use ferret_abi::proto::SessionRef;
+use ferret_client::TailItem;
+use ferret_decode::{Entry, StreamDecoder};
+use ferret_export::otlp::{Batch, Origin};
+
+use crate::daemon::{self, Endpoint};
+
+#[derive(Args, Debug)]
+pub struct ForwardArgs {
+    /// LoggerID or LoggerName of a real-time session
+    pub target: String,
+    /// The collector's OTLP/HTTP endpoint, http://HOST:PORT[/PATH] (/v1/logs when no path is given)
+    #[arg(long, value_name = "URL")]
+    pub to: String,
+    /// A header for every request (an API key, say), NAME=VALUE; may be repeated
+    #[arg(long = "header", value_name = "NAME=VALUE")]
+    pub headers: Vec<String>,
+    /// The most records in one request
+    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub batch: u32,
+    /// How long the end of the session waits for queued records to be
+    /// delivered, in seconds
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    pub drain_timeout: u64,
+    /// Print the final counts as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Requests waiting for the sender; past this, records are dropped and
+/// counted rather than held without bound.
+const QUEUE: usize = 64;
+
+/// What became of the records.
+#[derive(Default)]
+struct Counts {
+    delivered: AtomicU64,
+    queue_full: AtomicU64,
+    rejected: AtomicU64,
+    undeliverable: AtomicU64,
+    requests: AtomicU64,
+    /// Bytes of the requests the collector accepted.
+    bytes: AtomicU64,
+    last_error: Mutex<Option<String>>,
+}
+
+impl Counts {
+    fn error(&self, e: String) {
+        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+    }
+}
+
+/// The endpoint URL with the logs path when none is given; only plain
+/// HTTP so far.
+fn endpoint(to: &str) -> Result<String> {
+    let Some(rest) = to.strip_prefix("http://") else {
+        if to.starts_with("https://") {
+            bail!(
+                "--to {to}: https is not supported yet; use an http:// endpoint (a collector on loopback, or a TLS proxy in front of it)"
+            );
+        }
+        bail!("--to {to} is not an http://HOST:PORT endpoint");
+    };
+    if rest.is_empty() || rest.starts_with('/') {
+        bail!("--to {to} names no host");
+    }
+    Ok(match rest.find('/') {
+        None => format!("{to}/v1/logs"),
+        Some(i) if &rest[i..] == "/" => format!("http://{}/v1/logs", &rest[..i]),
+        Some(_) => to.to_string(),
+    })
+}
+
+fn headers(given: &[String]) -> Result<Vec<(String, String)>> {
+    given
+        .iter()
+        .map(|h| match h.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() && !h.contains(['\r', '\n']) => {
+                Ok((k.trim().to_string(), v.to_string()))
+            }
+            _ => bail!("--header {h:?} is not NAME=VALUE"),
+        })
+        .collect()
+}
+
+fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// Posts each request, retrying what may succeed later with backoff until
+/// it is delivered or, once `ended` is set, the drain deadline passes.
+fn send_loop(
+    url: String,
+    headers: Vec<(String, String)>,
+    rx: Receiver<(Vec<u8>, u64)>,
+    counts: Arc<Counts>,
+    deadline: Arc<Mutex<Option<Instant>>>,
+) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(10)))
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let past_deadline = || {
+        deadline
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some_and(|d| Instant::now() >= d)
+    };
+    for (body, records) in rx {
+        let mut wait = Duration::from_millis(100);
+        loop {
+            if past_deadline() {
+                counts.undeliverable.fetch_add(records, Ordering::Relaxed);
+                break;
+            }
+            let mut req = agent
+                .post(&url)
+                .header("Content-Type", "application/x-protobuf");
+            for (k, v) in &headers {
+                req = req.header(k, v);
+            }
+            counts.requests.fetch_add(1, Ordering::Relaxed);
+            let retry = match req.send(&body[..]) {
+                Ok(resp) => {
+                    let status = resp.status().as_u16();
+                    if (200..300).contains(&status) {
+                        counts.delivered.fetch_add(records, Ordering::Relaxed);
+                        counts.bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
+                        break;
+                    }
+                    counts.error(format!("the collector answered HTTP {status}"));
+                    // OTLP/HTTP: 429, 502, 503 and 504 may be retried; any
+                    // other refusal will not change.
+                    matches!(status, 429 | 502 | 503 | 504)
+                }
+                Err(e) => {
+                    counts.error(format!("cannot reach {url}: {e}"));
+                    true
+                }
+            };
+            if !retry {
+                counts.rejected.fetch_add(records, Ordering::Relaxed);
+                break;
+            }
+            std::thread::sleep(wait);
+            wait = (wait * 2).min(Duration::from_secs(5));
+        }
+    }
+}
+
+pub fn run(at: &Endpoint, a: ForwardArgs) -> Result<ExitCode> {
+    let url = endpoint(&a.to)?;
+    let headers = headers(&a.headers)?;
+    let client = daemon::connect(at)?;
+    let mut tail = client.tail(&SessionRef::parse(&a.target))?;
+    let name = tail.session.name.clone();
+    let mut decoder = StreamDecoder::from_header_bytes(&tail.header)
+        .with_context(|| format!("the daemon sent a bad stream header for session '{name}'"))?;
+    let host = rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned();
+    let mut batch = Batch::new(Origin {
+        host,
+        session: name.clone(),
+        logger_id: tail.session.logger_id,
+    });
+    let counts = Arc::new(Counts::default());
+    let deadline = Arc::new(Mutex::new(None));
+    let (tx, rx): (SyncSender<(Vec<u8>, u64)>, _) = std::sync::mpsc::sync_channel(QUEUE);
+    let sender = {
+        let (url, counts, deadline) = (url.clone(), Arc::clone(&counts), Arc::clone(&deadline));
+        std::thread::spawn(move || send_loop(url, headers, rx, counts, deadline))
+    };
+    let queue = |batch: &mut Batch| {
+        if batch.is_empty() {
+            return;
+        }
+        let records = batch.len() as u64;
+        match tx.try_send((batch.take_request(), records)) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                counts.queue_full.fetch_add(records, Ordering::Relaxed);
+                counts.error(
+                    "the collector is slower than the session: requests were dropped".into(),
+                );
+            }
+        }
+    };
+    let (mut events, mut missed) = (0u64, 0u64);
+    let finish = loop {
+        let item = tail
+            .next()
+            .with_context(|| format!("the stream of session '{name}' broke off"))?;
+        match item {
+            Some(TailItem::Data {
+                buffer,
+                missed_events,
+                ..
+            }) => {
+                missed = missed.max(missed_events);
+                let observed = now_ns();
+                decoder.feed(&buffer, |entry| {
+                    match entry {
+                        Entry::Event(e) => {
+                            batch.push_event(&e, observed);
+                            events += 1;
+                        }
+                        Entry::Lost {
+                            timestamp_ns,
+                            pid,
+                            provider,
+                            reason,
+                            count,
+                        } => batch.push_lost(timestamp_ns, pid, provider, reason, count, observed),
+                        _ => {}
+                    }
+                    if batch.len() >= a.batch as usize {
+                        queue(&mut batch);
+                    }
+                    Ok(())
+                })?;
+                // Each chunk the daemon sends is sent on at once: chunks
+                // come as buffers fill or the flush timer fires.
+                queue(&mut batch);
+            }
+            Some(TailItem::End {
+                session,
+                missed_events,
+                ..
+            }) => {
+                missed = missed.max(missed_events);
+                break session;
+            }
+            None => bail!("the stream of session '{name}' ended without its end message"),
+        }
+    };
+    queue(&mut batch);
+    drop(tx);
+    *deadline.lock().unwrap_or_else(|p| p.into_inner()) =
+        Some(Instant::now() + Duration::from_secs(a.drain_timeout));
+    let _ = sender.join();
+    let c = &counts;
+    let (delivered, queue_full, rejected, undeliverable) = (
+        c.delivered.load(Ordering::Relaxed),
+        c.queue_full.load(Ordering::Relaxed),
+        c.rejected.load(Ordering::Relaxed),
+        c.undeliverable.load(Ordering::Relaxed),
+    );
+    let last_error = c
+        .last_error
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let lost = queue_full + rejected + undeliverable;
+    if a.json {
+        let v = serde_json::json!({
+            "session": finish.name,
+            "state": finish.state.name(),
+            "endpoint": url,
+            "events": events,
+            "delivered": delivered,
+            "requests": c.requests.load(Ordering::Relaxed),
+            "bytes": c.bytes.load(Ordering::Relaxed),
+            "lost": { "queue_full": queue_full, "rejected": rejected, "undeliverable": undeliverable },
+            "missed_events": missed,
+            "last_error": last_error,
+        });
+        outln!("{}", serde_json::to_string_pretty(&v)?);
+    }
+    eprintln!(
+        "ferret: session '{}' {}: {events} events received, {delivered} records delivered to {url}, {lost} lost ({queue_full} queue full, {rejected} rejected, {undeliverable} undeliverable), {missed} events missed{}",
+        finish.name,
+        finish.state.name(),
+        last_error
+            .map(|e| format!("; last error: {e}"))
+            .unwrap_or_default()
+    );
+    // Anything not delivered is a failure a script must see.
+    Ok(if lost > 0 || missed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_get_the_logs_path_when_they_have_none() {
+        assert_eq!(
+            endpoint("http://127.0.0.1:4318").unwrap(),
+            "http://127.0.0.1:4318/v1/logs"
+        );
+        assert_eq!(endpoint("http://c:4318/").unwrap(), "http://c:4318/v1/logs");
+        assert_eq!(
+            endpoint("http://c:4318/otlp/v1/logs").unwrap(),
+            "http://c:4318/otlp/v1/logs"
+        );
+        assert!(
+            endpoint("https://c")
+                .unwrap_err()
+                .to_string()
+                .contains("https is not supported")
+        );
+        assert!(endpoint("c:4318").is_err());
+        assert!(endpoint("http://").is_err());
+    }
+
+    #[test]
+    fn headers_are_name_value_pairs() {
+        assert_eq!(
+            headers(&["api-key=s3cret".into()]).unwrap(),
+            vec![("api-key".into(), "s3cret".into())]
+        );
+        assert!(headers(&["nokey".into()]).is_err());
+        assert!(headers(&["a=b\r\nX: y".into()]).is_err());
+    }
+}

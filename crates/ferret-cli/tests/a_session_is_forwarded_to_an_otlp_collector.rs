@@ -1,0 +1,206 @@
+//! `ferret forward` against a real OpenTelemetry collector no one here
+//! wrote: rotel-agent (PyPI's `rotel`, which `.ci/run` installs), on
+//! loopback, printing what it receives. Every event of a session arrives
+//! as one log record with its fields and their types; an endpoint where no
+//! collector listens loses every record, counted, with a line that says
+//! why and a failing exit status.
+
+use std::io::Read;
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use ferret_testkit as util;
+
+/// rotel-agent, from the Python package on PATH's python3; None (and the
+/// test skipped) without it, unless FERRET_REQUIRE_TOOLS=1, as CI sets it.
+fn rotel() -> Option<PathBuf> {
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import os, rotel; print(os.path.join(os.path.dirname(rotel.__file__), 'rotel-agent'))",
+        ])
+        .output()
+        .ok()?;
+    let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    if out.status.success() && path.is_file() {
+        return Some(path);
+    }
+    assert!(
+        std::env::var("FERRET_REQUIRE_TOOLS").as_deref() != Ok("1"),
+        "rotel (PyPI) is not installed, and FERRET_REQUIRE_TOOLS=1"
+    );
+    println!("skipped: rotel is not installed (pip install rotel)");
+    None
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// A collector printing every log record it receives into `out`.
+struct Collector {
+    child: Child,
+    out: PathBuf,
+    port: u16,
+}
+
+impl Collector {
+    fn start(rotel: &PathBuf, dir: &std::path::Path) -> Collector {
+        let (grpc, port) = (free_port(), free_port());
+        let out = dir.join("rotel.out");
+        let child = Command::new(rotel)
+            .args(["start", "--otlp-grpc-endpoint"])
+            .arg(format!("127.0.0.1:{grpc}"))
+            .arg("--otlp-http-endpoint")
+            .arg(format!("127.0.0.1:{port}"))
+            .args([
+                "--exporter",
+                "blackhole",
+                "--debug-log",
+                "logs",
+                "--debug-log-verbosity",
+                "detailed",
+            ])
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&out).expect("rotel output"))
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run rotel-agent");
+        util::wait_until(Duration::from_secs(30), "the collector to listen", || {
+            TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        Collector { child, out, port }
+    }
+
+    fn printed(&self) -> String {
+        let mut s = String::new();
+        if let Ok(mut f) = std::fs::File::open(&self.out) {
+            let _ = f.read_to_string(&mut s);
+        }
+        s
+    }
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        util::terminate(&mut self.child);
+    }
+}
+
+#[test]
+fn every_event_reaches_the_collector_with_its_fields_and_types() {
+    let Some(rotel) = rotel() else { return };
+    let env = util::Env::new();
+    let collector = Collector::start(&rotel, env.dir.path());
+    env.start_with("otlp", &["-p", "E2E.Otlp", "--mode", "real-time"]);
+    let to = format!("http://127.0.0.1:{}", collector.port);
+    let mut forward = env.spawn(&["forward", "otlp", "--to", &to, "--json"]);
+    util::wait_until(Duration::from_secs(30), "the forwarder to attach", || {
+        env.session("otlp").consumers == 1
+    });
+    env.emit("E2E.Otlp", 100, &["--level", "warning"]);
+    env.wait_events("otlp", 100);
+    env.ok(&["stop", "otlp"]);
+    let lines = forward.read_to_end(Duration::from_secs(60));
+    let report: serde_json::Value =
+        serde_json::from_str(&lines.join("\n")).expect("forward's JSON report");
+    assert_eq!(report["events"], 100, "{report}");
+    assert_eq!(report["delivered"], 100, "{report}");
+    assert_eq!(report["lost"]["queue_full"], 0, "{report}");
+    assert_eq!(report["missed_events"], 0, "{report}");
+    assert!(forward.wait(Duration::from_secs(30)).success());
+
+    // The collector printed one record per event, with the event's name,
+    // severity, typed fields and the session on the resource.
+    util::wait_until(
+        Duration::from_secs(30),
+        "the collector to print 100 records",
+        || {
+            collector
+                .printed()
+                .matches("EventName: E2E.Otlp/Sample")
+                .count()
+                == 100
+        },
+    );
+    let printed = collector.printed();
+    let mut seqs: Vec<u64> = printed
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("-> seq: Int("))
+        .map(|n| n.trim_end_matches(')').parse().expect("seq"))
+        .collect();
+    seqs.sort_unstable();
+    assert_eq!(seqs, (0..100).collect::<Vec<u64>>());
+    assert_eq!(
+        printed
+            .matches("SeverityNumber: SEVERITY_NUMBER_WARN(13)")
+            .count(),
+        100
+    );
+    assert!(printed.contains("-> msg: Str("), "{printed}");
+    assert!(
+        printed.contains("-> ferret.session.name: Str(otlp)"),
+        "{printed}"
+    );
+    assert!(printed.contains("-> process.pid: Int("), "{printed}");
+}
+
+#[test]
+fn an_endpoint_with_no_collector_loses_every_record_counted() {
+    let env = util::Env::new();
+    let closed = free_port();
+    env.start_with("nowhere", &["-p", "E2E.Nowhere", "--mode", "real-time"]);
+    let to = format!("http://127.0.0.1:{closed}");
+    let mut forward = env.spawn(&[
+        "forward",
+        "nowhere",
+        "--to",
+        &to,
+        "--json",
+        "--drain-timeout",
+        "1",
+    ]);
+    util::wait_until(Duration::from_secs(30), "the forwarder to attach", || {
+        env.session("nowhere").consumers == 1
+    });
+    env.emit("E2E.Nowhere", 10, &[]);
+    env.wait_events("nowhere", 10);
+    env.ok(&["stop", "nowhere"]);
+    let lines = forward.read_to_end(Duration::from_secs(60));
+    let report: serde_json::Value =
+        serde_json::from_str(&lines.join("\n")).expect("forward's JSON report");
+    assert_eq!(report["delivered"], 0, "{report}");
+    let lost = &report["lost"];
+    let total = lost["queue_full"].as_u64().unwrap()
+        + lost["rejected"].as_u64().unwrap()
+        + lost["undeliverable"].as_u64().unwrap();
+    assert_eq!(total, 10, "{report}");
+    assert!(
+        report["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("cannot reach")),
+        "{report}"
+    );
+    assert_eq!(forward.wait(Duration::from_secs(30)).code(), Some(1));
+    let err = forward.stderr();
+    assert!(err.contains("10 lost"), "{err}");
+}
+
+#[test]
+fn bad_endpoints_are_refused_in_one_line() {
+    let env = util::Env::new();
+    env.start_with("bad", &["-p", "P", "--mode", "real-time"]);
+    for (to, says) in [
+        ("https://collector:4318", "https is not supported yet"),
+        ("collector:4318", "is not an http://HOST:PORT endpoint"),
+    ] {
+        let e = env.fails(&["forward", "bad", "--to", to]);
+        assert_eq!(util::one_line(&e), e.trim_end(), "{e}");
+        assert!(e.contains(says), "{to}: {e}");
+    }
+}
