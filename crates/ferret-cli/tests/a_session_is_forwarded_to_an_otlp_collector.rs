@@ -51,8 +51,13 @@ struct Collector {
 
 impl Collector {
     fn start(rotel: &PathBuf, dir: &std::path::Path) -> Collector {
-        let (grpc, port) = (free_port(), free_port());
-        let out = dir.join("rotel.out");
+        Collector::start_on(rotel, dir, free_port(), "rotel.out")
+    }
+
+    /// A collector on `port`, printing into `dir/out`.
+    fn start_on(rotel: &PathBuf, dir: &std::path::Path, port: u16, out: &str) -> Collector {
+        let grpc = free_port();
+        let out = dir.join(out);
         let child = Command::new(rotel)
             .args(["start", "--otlp-grpc-endpoint"])
             .arg(format!("127.0.0.1:{grpc}"))
@@ -129,13 +134,7 @@ fn every_event_reaches_the_collector_with_its_fields_and_types() {
         },
     );
     let printed = collector.printed();
-    let mut seqs: Vec<u64> = printed
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("-> seq: Int("))
-        .map(|n| n.trim_end_matches(')').parse().expect("seq"))
-        .collect();
-    seqs.sort_unstable();
-    assert_eq!(seqs, (0..100).collect::<Vec<u64>>());
+    assert_eq!(printed_seqs(&printed), (0..100).collect::<Vec<u64>>());
     assert_eq!(
         printed
             .matches("SeverityNumber: SEVERITY_NUMBER_WARN(13)")
@@ -148,6 +147,55 @@ fn every_event_reaches_the_collector_with_its_fields_and_types() {
         "{printed}"
     );
     assert!(printed.contains("-> process.pid: Int("), "{printed}");
+}
+
+/// The seq fields of the records a collector printed, sorted.
+fn printed_seqs(printed: &str) -> Vec<u64> {
+    let mut seqs: Vec<u64> = printed
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("-> seq: Int("))
+        .map(|n| n.trim_end_matches(')').parse().expect("seq"))
+        .collect();
+    seqs.sort_unstable();
+    seqs
+}
+
+#[test]
+fn a_collector_restarted_mid_session_gets_what_it_missed() {
+    let Some(rotel) = rotel() else { return };
+    let env = util::Env::new();
+    let first = Collector::start(&rotel, env.dir.path());
+    let port = first.port;
+    env.start_with("restart", &["-p", "E2E.Restart", "--mode", "real-time"]);
+    let to = format!("http://127.0.0.1:{port}");
+    let mut forward = env.spawn(&["forward", "restart", "--to", &to, "--json"]);
+    util::wait_until(Duration::from_secs(30), "the forwarder to attach", || {
+        env.session("restart").consumers == 1
+    });
+    env.emit("E2E.Restart", 50, &[]);
+    util::wait_until(
+        Duration::from_secs(30),
+        "the first collector to print 50 records",
+        || printed_seqs(&first.printed()).len() == 50,
+    );
+    // The collector goes away; the next events wait in the forwarder,
+    // retried, until one listens on the port again.
+    drop(first);
+    env.emit("E2E.Restart", 50, &[]);
+    env.wait_events("restart", 100);
+    let second = Collector::start_on(&rotel, env.dir.path(), port, "rotel-2.out");
+    util::wait_until(
+        Duration::from_secs(60),
+        "the second collector to print the rest",
+        || printed_seqs(&second.printed()) == (0..50).collect::<Vec<u64>>(),
+    );
+    env.ok(&["stop", "restart"]);
+    let lines = forward.read_to_end(Duration::from_secs(60));
+    let report: serde_json::Value =
+        serde_json::from_str(&lines.join("\n")).expect("forward's JSON report");
+    assert_eq!(report["delivered"], 100, "{report}");
+    assert_eq!(report["lost"]["undeliverable"], 0, "{report}");
+    assert!(forward.wait(Duration::from_secs(30)).success());
 }
 
 #[test]
