@@ -37,6 +37,17 @@ pub struct ForwardArgs {
     /// The most records in one request
     #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..=65536))]
     pub batch: u32,
+    /// Requests held in memory while the collector is slow or away
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub queue: u32,
+    /// A directory for requests that do not fit the queue, sent in order
+    /// when the collector takes them again [default: none: they are dropped
+    /// and counted]
+    #[arg(long, value_name = "DIR")]
+    pub spool: Option<std::path::PathBuf>,
+    /// The most bytes the spool holds (K, M, G suffixes)
+    #[arg(long, value_name = "SIZE", default_value = "256M")]
+    pub spool_size: String,
     /// How long the end of the session waits for queued records to be
     /// delivered, in seconds
     #[arg(long, value_name = "SECONDS", default_value_t = 10)]
@@ -46,15 +57,13 @@ pub struct ForwardArgs {
     pub json: bool,
 }
 
-/// Requests waiting for the sender; past this, records are dropped and
-/// counted rather than held without bound.
-const QUEUE: usize = 64;
-
 /// What became of the records.
 #[derive(Default)]
 struct Counts {
     delivered: AtomicU64,
     queue_full: AtomicU64,
+    spool_full: AtomicU64,
+    spooled: AtomicU64,
     rejected: AtomicU64,
     undeliverable: AtomicU64,
     requests: AtomicU64,
@@ -102,6 +111,96 @@ fn headers(given: &[String]) -> Result<Vec<(String, String)>> {
         .collect()
 }
 
+/// Requests on disk, oldest first: once one is there, every later request
+/// goes there too until the sender has sent them all, so that the
+/// collector gets records in the order they came.
+struct Spool {
+    dir: std::path::PathBuf,
+    limit: u64,
+    state: Mutex<SpoolState>,
+}
+
+#[derive(Default)]
+struct SpoolState {
+    /// (file index, records, bytes), oldest first.
+    files: std::collections::VecDeque<(u64, u64, u64)>,
+    next: u64,
+    bytes: u64,
+}
+
+impl Spool {
+    fn open(dir: &std::path::Path, limit: u64) -> Result<Spool> {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("cannot create the spool {}", dir.display()))?;
+        if std::fs::read_dir(dir)?.next().is_some() {
+            bail!(
+                "the spool {} is not empty; give an empty directory (another forwarder may be using it)",
+                dir.display()
+            );
+        }
+        Ok(Spool {
+            dir: dir.to_path_buf(),
+            limit,
+            state: Mutex::new(SpoolState::default()),
+        })
+    }
+
+    fn path(&self, index: u64) -> std::path::PathBuf {
+        self.dir.join(format!("{index:012}.otlp"))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, SpoolState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether requests must go to disk now to keep the order.
+    fn active(&self) -> bool {
+        !self.lock().files.is_empty()
+    }
+
+    /// Stores a request; Err with the reason if it does not fit or cannot
+    /// be written.
+    fn push(&self, body: &[u8], records: u64) -> Result<(), String> {
+        let mut st = self.lock();
+        if st.bytes + body.len() as u64 > self.limit {
+            return Err(format!(
+                "the spool {} is full ({} bytes)",
+                self.dir.display(),
+                self.limit
+            ));
+        }
+        let index = st.next;
+        std::fs::write(self.path(index), body)
+            .map_err(|e| format!("cannot write to the spool {}: {e}", self.dir.display()))?;
+        st.next += 1;
+        st.bytes += body.len() as u64;
+        st.files.push_back((index, records, body.len() as u64));
+        Ok(())
+    }
+
+    /// The oldest request on disk, if any, without taking it off.
+    fn oldest(&self) -> Option<(u64, Vec<u8>, u64)> {
+        let (index, records, _) = *self.lock().files.front()?;
+        let body = std::fs::read(self.path(index)).unwrap_or_default();
+        Some((index, body, records))
+    }
+
+    /// Takes the oldest request off, once it is sent or given up.
+    fn pop(&self, index: u64) {
+        let mut st = self.lock();
+        if st.files.front().is_some_and(|f| f.0 == index) {
+            if let Some((_, _, bytes)) = st.files.pop_front() {
+                st.bytes -= bytes;
+            }
+            let _ = std::fs::remove_file(self.path(index));
+        }
+    }
+}
+
 fn now_ns() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -116,6 +215,7 @@ fn send_loop(
     rx: Receiver<(Vec<u8>, u64)>,
     counts: Arc<Counts>,
     deadline: Arc<Mutex<Option<Instant>>>,
+    spool: Option<Arc<Spool>>,
 ) {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(Duration::from_secs(10)))
@@ -128,12 +228,14 @@ fn send_loop(
             .unwrap_or_else(|p| p.into_inner())
             .is_some_and(|d| Instant::now() >= d)
     };
-    for (body, records) in rx {
+    // Posts one request until it is delivered, refused for good, or the
+    // drain deadline passes.
+    let send = |body: &[u8], records: u64| {
         let mut wait = Duration::from_millis(100);
         loop {
             if past_deadline() {
                 counts.undeliverable.fetch_add(records, Ordering::Relaxed);
-                break;
+                return;
             }
             let mut req = agent
                 .post(&url)
@@ -142,13 +244,13 @@ fn send_loop(
                 req = req.header(k, v);
             }
             counts.requests.fetch_add(1, Ordering::Relaxed);
-            let retry = match req.send(&body[..]) {
+            let retry = match req.send(body) {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
                     if (200..300).contains(&status) {
                         counts.delivered.fetch_add(records, Ordering::Relaxed);
                         counts.bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
-                        break;
+                        return;
                     }
                     counts.error(format!("the collector answered HTTP {status}"));
                     // OTLP/HTTP: 429, 502, 503 and 504 may be retried; any
@@ -162,10 +264,33 @@ fn send_loop(
             };
             if !retry {
                 counts.rejected.fetch_add(records, Ordering::Relaxed);
-                break;
+                return;
             }
             std::thread::sleep(wait);
             wait = (wait * 2).min(Duration::from_secs(5));
+        }
+    };
+    // The queue holds what came before anything was spooled, so it goes
+    // first; then the spool, oldest first; the order is the stream's.
+    let mut open = true;
+    loop {
+        match rx.recv_timeout(Duration::from_millis(50)) {
+            Ok((body, records)) => {
+                send(&body, records);
+                continue;
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => open = false,
+        }
+        match spool.as_deref().and_then(Spool::oldest) {
+            Some((index, body, records)) => {
+                send(&body, records);
+                if let Some(sp) = spool.as_deref() {
+                    sp.pop(index);
+                }
+            }
+            None if !open => return,
+            None => {}
         }
     }
 }
@@ -187,24 +312,53 @@ pub fn run(at: &Endpoint, a: ForwardArgs) -> Result<ExitCode> {
         session: name.clone(),
         logger_id: tail.session.logger_id,
     });
+    let spool = match &a.spool {
+        Some(dir) => {
+            let limit = ferret_client::plan::parse_size(&a.spool_size)
+                .map_err(|e| anyhow::anyhow!("--spool-size: {e}"))?;
+            Some(Arc::new(Spool::open(dir, limit)?))
+        }
+        None => None,
+    };
     let counts = Arc::new(Counts::default());
     let deadline = Arc::new(Mutex::new(None));
-    let (tx, rx): (SyncSender<(Vec<u8>, u64)>, _) = std::sync::mpsc::sync_channel(QUEUE);
+    let (tx, rx): (SyncSender<(Vec<u8>, u64)>, _) = std::sync::mpsc::sync_channel(a.queue as usize);
     let sender = {
         let (url, counts, deadline) = (url.clone(), Arc::clone(&counts), Arc::clone(&deadline));
-        std::thread::spawn(move || send_loop(url, headers, rx, counts, deadline))
+        let spool = spool.clone();
+        std::thread::spawn(move || send_loop(url, headers, rx, counts, deadline, spool))
     };
     let queue = |batch: &mut Batch| {
         if batch.is_empty() {
             return;
         }
         let records = batch.len() as u64;
-        match tx.try_send((batch.take_request(), records)) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+        let body = batch.take_request();
+        // Once anything is spooled, later requests follow it to disk.
+        let body = match &spool {
+            Some(sp) if sp.active() => body,
+            _ => match tx.try_send((body, records)) {
+                Ok(()) => return,
+                Err(TrySendError::Full((body, _))) | Err(TrySendError::Disconnected((body, _))) => {
+                    body
+                }
+            },
+        };
+        match &spool {
+            Some(sp) => match sp.push(&body, records) {
+                Ok(()) => {
+                    counts.spooled.fetch_add(records, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    counts.spool_full.fetch_add(records, Ordering::Relaxed);
+                    counts.error(e);
+                }
+            },
+            None => {
                 counts.queue_full.fetch_add(records, Ordering::Relaxed);
                 counts.error(
-                    "the collector is slower than the session: requests were dropped".into(),
+                    "the collector is slower than the session: requests were dropped (give --spool DIR to keep them)"
+                        .into(),
                 );
             }
         }
@@ -263,9 +417,10 @@ pub fn run(at: &Endpoint, a: ForwardArgs) -> Result<ExitCode> {
         Some(Instant::now() + Duration::from_secs(a.drain_timeout));
     let _ = sender.join();
     let c = &counts;
-    let (delivered, queue_full, rejected, undeliverable) = (
+    let (delivered, queue_full, spool_full, rejected, undeliverable) = (
         c.delivered.load(Ordering::Relaxed),
         c.queue_full.load(Ordering::Relaxed),
+        c.spool_full.load(Ordering::Relaxed),
         c.rejected.load(Ordering::Relaxed),
         c.undeliverable.load(Ordering::Relaxed),
     );
@@ -274,7 +429,7 @@ pub fn run(at: &Endpoint, a: ForwardArgs) -> Result<ExitCode> {
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .clone();
-    let lost = queue_full + rejected + undeliverable;
+    let lost = queue_full + spool_full + rejected + undeliverable;
     if a.json {
         let v = serde_json::json!({
             "session": finish.name,
@@ -284,14 +439,20 @@ pub fn run(at: &Endpoint, a: ForwardArgs) -> Result<ExitCode> {
             "delivered": delivered,
             "requests": c.requests.load(Ordering::Relaxed),
             "bytes": c.bytes.load(Ordering::Relaxed),
-            "lost": { "queue_full": queue_full, "rejected": rejected, "undeliverable": undeliverable },
+            "spooled": c.spooled.load(Ordering::Relaxed),
+            "lost": {
+                "queue_full": queue_full,
+                "spool_full": spool_full,
+                "rejected": rejected,
+                "undeliverable": undeliverable,
+            },
             "missed_events": missed,
             "last_error": last_error,
         });
         outln!("{}", serde_json::to_string_pretty(&v)?);
     }
     eprintln!(
-        "ferret: session '{}' {}: {events} events received, {delivered} records delivered to {url}, {lost} lost ({queue_full} queue full, {rejected} rejected, {undeliverable} undeliverable), {missed} events missed{}",
+        "ferret: session '{}' {}: {events} events received, {delivered} records delivered to {url}, {lost} lost ({queue_full} queue full, {spool_full} spool full, {rejected} rejected, {undeliverable} undeliverable), {missed} events missed{}",
         finish.name,
         finish.state.name(),
         last_error

@@ -198,6 +198,133 @@ fn a_collector_restarted_mid_session_gets_what_it_missed() {
     assert!(forward.wait(Duration::from_secs(30)).success());
 }
 
+/// The timestamps of the records a collector printed, in the order printed.
+fn printed_times(printed: &str) -> Vec<u64> {
+    printed
+        .lines()
+        .filter_map(|l| l.strip_prefix("Timestamp: "))
+        .map(|t| t.trim().parse().expect("timestamp"))
+        .collect()
+}
+
+#[test]
+fn what_the_queue_cannot_hold_waits_in_the_spool_and_arrives_in_order() {
+    let Some(rotel) = rotel() else { return };
+    let env = util::Env::new();
+    let port = free_port();
+    let spool = env.path("spool");
+    // Small buffers: the stream comes in many chunks, each a request.
+    env.start_with(
+        "spooled",
+        &[
+            "-p",
+            "E2E.Spool",
+            "--mode",
+            "real-time",
+            "--buffer-size",
+            "4",
+        ],
+    );
+    let to = format!("http://127.0.0.1:{port}");
+    let spool_arg = spool.to_str().expect("path").to_string();
+    let mut forward = env.spawn(&[
+        "forward", "spooled", "--to", &to, "--json", "--queue", "1", "--spool", &spool_arg,
+    ]);
+    util::wait_until(Duration::from_secs(30), "the forwarder to attach", || {
+        env.session("spooled").consumers == 1
+    });
+    // No collector yet: one request is retried, one waits in the queue and
+    // the rest go to the spool.
+    for i in 1..=3u64 {
+        env.emit("E2E.Spool", 2000, &[]);
+        env.wait_events("spooled", 2000 * i);
+    }
+    util::wait_until(Duration::from_secs(30), "requests in the spool", || {
+        std::fs::read_dir(&spool).is_ok_and(|d| d.count() > 0)
+    });
+    let collector = Collector::start_on(&rotel, env.dir.path(), port, "rotel.out");
+    util::wait_until(
+        Duration::from_secs(60),
+        "all 6000 records at the collector",
+        || printed_seqs(&collector.printed()).len() == 6000,
+    );
+    env.ok(&["stop", "spooled"]);
+    let lines = forward.read_to_end(Duration::from_secs(60));
+    let report: serde_json::Value =
+        serde_json::from_str(&lines.join("\n")).expect("forward's JSON report");
+    assert_eq!(report["delivered"], 6000, "{report}");
+    assert!(report["spooled"].as_u64().unwrap() > 0, "{report}");
+    assert!(forward.wait(Duration::from_secs(30)).success());
+    // In the order they were written, across queue and spool.
+    let times = printed_times(&collector.printed());
+    assert_eq!(times.len(), 6000);
+    assert!(
+        times.windows(2).all(|w| w[0] <= w[1]),
+        "records out of order"
+    );
+    assert_eq!(
+        std::fs::read_dir(&spool).expect("spool").count(),
+        0,
+        "the spool is empty again"
+    );
+}
+
+#[test]
+fn past_the_spool_records_are_lost_exactly_as_counted() {
+    let env = util::Env::new();
+    let closed = free_port();
+    let spool = env.path("spool");
+    env.start_with(
+        "full",
+        &[
+            "-p",
+            "E2E.Full",
+            "--mode",
+            "real-time",
+            "--buffer-size",
+            "4",
+        ],
+    );
+    let to = format!("http://127.0.0.1:{closed}");
+    let spool_arg = spool.to_str().expect("path").to_string();
+    let mut forward = env.spawn(&[
+        "forward",
+        "full",
+        "--to",
+        &to,
+        "--json",
+        "--queue",
+        "1",
+        "--spool",
+        &spool_arg,
+        "--spool-size",
+        "1",
+        "--drain-timeout",
+        "1",
+    ]);
+    util::wait_until(Duration::from_secs(30), "the forwarder to attach", || {
+        env.session("full").consumers == 1
+    });
+    for i in 1..=3u64 {
+        env.emit("E2E.Full", 2000, &[]);
+        env.wait_events("full", 2000 * i);
+    }
+    env.ok(&["stop", "full"]);
+    let lines = forward.read_to_end(Duration::from_secs(60));
+    let report: serde_json::Value =
+        serde_json::from_str(&lines.join("\n")).expect("forward's JSON report");
+    let lost = &report["lost"];
+    assert!(lost["spool_full"].as_u64().unwrap() > 0, "{report}");
+    assert_eq!(
+        lost["spool_full"].as_u64().unwrap() + lost["undeliverable"].as_u64().unwrap(),
+        6000,
+        "{report}"
+    );
+    assert_eq!(report["delivered"], 0, "{report}");
+    assert!(report["last_error"].is_string(), "{report}");
+    assert_eq!(forward.wait(Duration::from_secs(30)).code(), Some(1));
+}
+
 #[test]
 fn an_endpoint_with_no_collector_loses_every_record_counted() {
     let env = util::Env::new();
