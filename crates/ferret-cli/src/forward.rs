@@ -99,6 +99,34 @@ fn endpoint(to: &str) -> Result<String> {
     })
 }
 
+/// Whether something accepts connections at the endpoint now: where a
+/// wrong address can be known at start, the user hears of it at start.
+fn probe(url: &str) -> Result<(), String> {
+    use std::net::{TcpStream, ToSocketAddrs};
+    let rest = url.strip_prefix("http://").unwrap_or(url);
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let with_port = if authority
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+    {
+        authority.to_string()
+    } else {
+        format!("{authority}:80")
+    };
+    let addrs: Vec<_> = with_port
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {authority}: {e}"))?
+        .collect();
+    let mut last = String::from("no address");
+    for a in addrs {
+        match TcpStream::connect_timeout(&a, Duration::from_secs(2)) {
+            Ok(_) => return Ok(()),
+            Err(e) => last = format!("{a}: {e}"),
+        }
+    }
+    Err(last)
+}
+
 fn headers(given: &[String]) -> Result<Vec<(String, String)>> {
     given
         .iter()
@@ -298,6 +326,11 @@ fn send_loop(
 pub fn run(at: &Endpoint, a: ForwardArgs) -> Result<ExitCode> {
     let url = endpoint(&a.to)?;
     let headers = headers(&a.headers)?;
+    if let Err(why) = probe(&url) {
+        eprintln!(
+            "ferret: warning: no collector answers at {url} ({why}); forwarding anyway: requests wait and are retried, and what cannot be delivered is counted"
+        );
+    }
     let client = daemon::connect(at)?;
     let mut tail = client.tail(&SessionRef::parse(&a.target))?;
     let name = tail.session.name.clone();

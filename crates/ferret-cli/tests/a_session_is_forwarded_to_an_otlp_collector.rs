@@ -364,6 +364,13 @@ fn an_endpoint_with_no_collector_loses_every_record_counted() {
     assert_eq!(forward.wait(Duration::from_secs(30)).code(), Some(1));
     let err = forward.stderr();
     assert!(err.contains("10 lost"), "{err}");
+    // Where it could be known at start, it was said at start.
+    assert!(
+        err.lines()
+            .next()
+            .is_some_and(|l| l.starts_with("ferret: warning: no collector answers at")),
+        "{err}"
+    );
 }
 
 #[test]
