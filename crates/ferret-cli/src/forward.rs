@@ -31,6 +31,10 @@ pub struct ForwardArgs {
     /// The collector's OTLP/HTTP endpoint, http://HOST:PORT[/PATH] (/v1/logs when no path is given)
     #[arg(long, value_name = "URL")]
     pub to: String,
+    /// The CA certificate(s), PEM, to trust for an https endpoint [default:
+    /// the system's roots]
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<std::path::PathBuf>,
     /// A header for every request (an API key, say), NAME=VALUE; may be repeated
     #[arg(long = "header", value_name = "NAME=VALUE")]
     pub headers: Vec<String>,
@@ -78,25 +82,44 @@ impl Counts {
     }
 }
 
-/// The endpoint URL with the logs path when none is given; only plain
-/// HTTP so far.
+/// The endpoint URL with the logs path when none is given.
 fn endpoint(to: &str) -> Result<String> {
-    let Some(rest) = to.strip_prefix("http://") else {
-        if to.starts_with("https://") {
-            bail!(
-                "--to {to}: https is not supported yet; use an http:// endpoint (a collector on loopback, or a TLS proxy in front of it)"
-            );
-        }
-        bail!("--to {to} is not an http://HOST:PORT endpoint");
+    let (scheme, rest) = match to.split_once("://") {
+        Some((s @ ("http" | "https"), rest)) => (s, rest),
+        _ => bail!("--to {to} is not an http://HOST:PORT or https://HOST:PORT endpoint"),
     };
     if rest.is_empty() || rest.starts_with('/') {
         bail!("--to {to} names no host");
     }
     Ok(match rest.find('/') {
         None => format!("{to}/v1/logs"),
-        Some(i) if &rest[i..] == "/" => format!("http://{}/v1/logs", &rest[..i]),
+        Some(i) if &rest[i..] == "/" => format!("{scheme}://{}/v1/logs", &rest[..i]),
         Some(_) => to.to_string(),
     })
+}
+
+/// The roots an https endpoint is checked against: the certificates of
+/// `ca`, or the platform's.
+fn tls(ca: Option<&std::path::Path>) -> Result<ureq::tls::TlsConfig> {
+    use ureq::tls::{PemItem, RootCerts, TlsConfig};
+    let roots = match ca {
+        None => RootCerts::PlatformVerifier,
+        Some(path) => {
+            let pem = std::fs::read(path)
+                .with_context(|| format!("cannot read the CA file {}", path.display()))?;
+            let certs: Vec<_> = ureq::tls::parse_pem(&pem)
+                .filter_map(|item| match item {
+                    Ok(PemItem::Certificate(c)) => Some(c),
+                    _ => None,
+                })
+                .collect();
+            if certs.is_empty() {
+                bail!("{} holds no PEM certificate", path.display());
+            }
+            RootCerts::Specific(Arc::new(certs))
+        }
+    };
+    Ok(TlsConfig::builder().root_certs(roots).build())
 }
 
 /// Whether something accepts connections at the endpoint now: where a
@@ -239,6 +262,7 @@ fn now_ns() -> u64 {
 /// it is delivered or, once `ended` is set, the drain deadline passes.
 fn send_loop(
     url: String,
+    tls: ureq::tls::TlsConfig,
     headers: Vec<(String, String)>,
     rx: Receiver<(Vec<u8>, u64)>,
     counts: Arc<Counts>,
@@ -248,6 +272,7 @@ fn send_loop(
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(Duration::from_secs(10)))
         .http_status_as_error(false)
+        .tls_config(tls)
         .build()
         .into();
     let past_deadline = || {
@@ -325,6 +350,7 @@ fn send_loop(
 
 pub fn run(at: &Endpoint, a: ForwardArgs) -> Result<ExitCode> {
     let url = endpoint(&a.to)?;
+    let tls = tls(a.ca.as_deref())?;
     let headers = headers(&a.headers)?;
     if let Err(why) = probe(&url) {
         eprintln!(
@@ -359,7 +385,7 @@ pub fn run(at: &Endpoint, a: ForwardArgs) -> Result<ExitCode> {
     let sender = {
         let (url, counts, deadline) = (url.clone(), Arc::clone(&counts), Arc::clone(&deadline));
         let spool = spool.clone();
-        std::thread::spawn(move || send_loop(url, headers, rx, counts, deadline, spool))
+        std::thread::spawn(move || send_loop(url, tls, headers, rx, counts, deadline, spool))
     };
     let queue = |batch: &mut Batch| {
         if batch.is_empty() {
@@ -515,12 +541,8 @@ mod tests {
             endpoint("http://c:4318/otlp/v1/logs").unwrap(),
             "http://c:4318/otlp/v1/logs"
         );
-        assert!(
-            endpoint("https://c")
-                .unwrap_err()
-                .to_string()
-                .contains("https is not supported")
-        );
+        assert_eq!(endpoint("https://c").unwrap(), "https://c/v1/logs");
+        assert!(endpoint("ftp://c").is_err());
         assert!(endpoint("c:4318").is_err());
         assert!(endpoint("http://").is_err());
     }

@@ -57,6 +57,33 @@ fn text(out: &Output) -> String {
     )
 }
 
+/// A debuggee that is killed however the test ends, so that a failed
+/// assertion leaves no program behind.
+struct Debuggee(std::process::Child);
+
+impl Drop for Debuggee {
+    fn drop(&mut self) {
+        util::terminate(&mut self.0);
+    }
+}
+
+/// A daemon stopped with SIGSTOP, continued however the test ends.
+struct Frozen(rustix::process::Pid);
+
+impl Frozen {
+    fn freeze(pid: u32) -> Frozen {
+        let pid = rustix::process::Pid::from_raw(pid as i32).expect("pid");
+        rustix::process::kill_process(pid, rustix::process::Signal::STOP).expect("SIGSTOP");
+        Frozen(pid)
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        let _ = rustix::process::kill_process(self.0, rustix::process::Signal::CONT);
+    }
+}
+
 /// The script as a file, for gdb sessions whose program does not carry it.
 fn script() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../ferret-provider/gdb/ferret.py")
@@ -71,15 +98,17 @@ fn a_stop_from_the_debugger_completes_while_the_program_stays_stopped() {
     let log = env.path("web.etl");
     env.start("web", "E2E.Debuggee", &log, &[]);
     let socket = env.socket.to_str().expect("socket").to_string();
-    let mut program = Program::Debuggee
-        .command(&[socket.as_str(), "1000", "0", "wait"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("debuggee");
+    let mut program = Debuggee(
+        Program::Debuggee
+            .command(&[socket.as_str(), "1000", "0", "wait"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("debuggee"),
+    );
     let (tx, rx) = std::sync::mpsc::channel();
-    let stdout = program.stdout.take().expect("stdout");
+    let stdout = program.0.stdout.take().expect("stdout");
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             if line == "ready" {
@@ -93,7 +122,7 @@ fn a_stop_from_the_debugger_completes_while_the_program_stays_stopped() {
 
     // Attaching stops the program; the stop is asked of the daemon, which
     // drains the program's rings from shared memory while it stays stopped.
-    let pid = program.id();
+    let pid = program.0.id();
     let out = gdb()
         .args(["-p", &pid.to_string()])
         .args(["-ex", "ferret stop web"])
@@ -113,7 +142,7 @@ fn a_stop_from_the_debugger_completes_while_the_program_stays_stopped() {
         shown[traced..].contains("State                 : STOPPED"),
         "{shown}"
     );
-    util::terminate(&mut program);
+    drop(program);
 
     let seqs: Vec<u64> = util::decode(&log)
         .events
@@ -218,23 +247,25 @@ fn a_dump_from_the_program_or_its_core_holds_exactly_what_no_log_has() {
     );
     let socket = env.socket.to_str().expect("socket").to_string();
     let (before, after) = (3000u64, 200u64);
-    let mut program = Program::Debuggee
-        .command(&[
-            socket.as_str(),
-            &before.to_string(),
-            &after.to_string(),
-            "gate",
-            "wait",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("debuggee");
-    let rx = lines(program.stdout.take().expect("stdout"));
+    let mut program = Debuggee(
+        Program::Debuggee
+            .command(&[
+                socket.as_str(),
+                &before.to_string(),
+                &after.to_string(),
+                "gate",
+                "wait",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("debuggee"),
+    );
+    let rx = lines(program.0.stdout.take().expect("stdout"));
     wait_line(&rx, |l| l == "ready");
     env.wait_events("web", before);
-    let pid = program.id().to_string();
+    let pid = program.0.id().to_string();
 
     // Wait until the daemon has marked in the rings what its log holds: a
     // dump of the live program then starts where the log ends.
@@ -267,11 +298,10 @@ fn a_dump_from_the_program_or_its_core_holds_exactly_what_no_log_has() {
 
     // The daemon freezes; the program writes more, which only its ring
     // now holds.
-    let daemon = rustix::process::Pid::from_raw(env.daemon_pid() as i32).expect("pid");
-    rustix::process::kill_process(daemon, rustix::process::Signal::STOP).expect("SIGSTOP");
+    let frozen = Frozen::freeze(env.daemon_pid());
     {
         use std::io::Write;
-        let stdin = program.stdin.as_mut().expect("stdin");
+        let stdin = program.0.stdin.as_mut().expect("stdin");
         stdin.write_all(b"go\n").expect("go");
         stdin.flush().expect("flush");
     }
@@ -316,8 +346,8 @@ fn a_dump_from_the_program_or_its_core_holds_exactly_what_no_log_has() {
     assert_eq!(seqs(&core_dump), rest);
     assert_eq!(util::decode(&core_dump).events[0].provider, "E2E.Debuggee");
 
-    rustix::process::kill_process(daemon, rustix::process::Signal::CONT).expect("SIGCONT");
-    util::terminate(&mut program);
+    drop(frozen);
+    drop(program);
 }
 
 #[test]

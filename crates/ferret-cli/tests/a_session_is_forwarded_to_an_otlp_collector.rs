@@ -378,11 +378,210 @@ fn bad_endpoints_are_refused_in_one_line() {
     let env = util::Env::new();
     env.start_with("bad", &["-p", "P", "--mode", "real-time"]);
     for (to, says) in [
-        ("https://collector:4318", "https is not supported yet"),
-        ("collector:4318", "is not an http://HOST:PORT endpoint"),
+        (
+            "ftp://collector:4318",
+            "is not an http://HOST:PORT or https://HOST:PORT endpoint",
+        ),
+        (
+            "collector:4318",
+            "is not an http://HOST:PORT or https://HOST:PORT endpoint",
+        ),
+        ("http://", "names no host"),
     ] {
         let e = env.fails(&["forward", "bad", "--to", to]);
         assert_eq!(util::one_line(&e), e.trim_end(), "{e}");
         assert!(e.contains(says), "{to}: {e}");
     }
+}
+
+/// A TLS front for the collector, as a load balancer would put before
+/// one: Python's `ssl` terminates TLS with `cert`/`key` and relays the
+/// bytes to `upstream`. Prints its port.
+const TLS_RELAY: &str = r#"
+import socket, ssl, sys, threading
+cert, key, upstream = sys.argv[1], sys.argv[2], int(sys.argv[3])
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(cert, key)
+srv = socket.socket()
+srv.bind(("127.0.0.1", 0))
+srv.listen(16)
+print(srv.getsockname()[1], flush=True)
+def pipe(a, b):
+    try:
+        while True:
+            data = a.recv(65536)
+            if not data:
+                break
+            b.sendall(data)
+    except OSError:
+        pass
+    for s in (a, b):
+        try:
+            s.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+def serve(conn):
+    try:
+        tls = ctx.wrap_socket(conn, server_side=True)
+    except (ssl.SSLError, OSError):
+        conn.close()
+        return
+    up = socket.create_connection(("127.0.0.1", upstream))
+    threading.Thread(target=pipe, args=(tls, up), daemon=True).start()
+    pipe(up, tls)
+while True:
+    conn, _ = srv.accept()
+    threading.Thread(target=serve, args=(conn,), daemon=True).start()
+"#;
+
+#[test]
+fn an_https_endpoint_is_trusted_through_the_given_ca_only() {
+    let Some(rotel) = rotel() else { return };
+    let env = util::Env::new();
+    let collector = Collector::start(&rotel, env.dir.path());
+    // A CA of the test's own, and a server certificate for 127.0.0.1 it
+    // signed, as a collector behind TLS would have.
+    let p = |name: &str| env.path(name).to_str().expect("path").to_string();
+    let (ca, ca_key, cert, key, csr, ext) = (
+        p("ca.pem"),
+        p("ca.key"),
+        p("cert.pem"),
+        p("key.pem"),
+        p("server.csr"),
+        p("server.ext"),
+    );
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut args = vec!["req", "-x509", "-days", "1", "-subj", "/CN=ferret-test-ca"];
+    args.extend(ec);
+    args.extend(["-keyout", &ca_key, "-out", &ca]);
+    openssl(&args);
+    let mut args = vec!["req", "-subj", "/CN=127.0.0.1"];
+    args.extend(ec);
+    args.extend(["-keyout", &key, "-out", &csr]);
+    openssl(&args);
+    std::fs::write(
+        &ext,
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .expect("extensions");
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &csr,
+        "-CA",
+        &ca,
+        "-CAkey",
+        &ca_key,
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        &ext,
+        "-out",
+        &cert,
+    ]);
+    let mut relay = Relay(
+        Command::new("python3")
+            .args(["-c", TLS_RELAY])
+            .arg(&cert)
+            .arg(&key)
+            .arg(collector.port.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("TLS relay"),
+    );
+    let mut port = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(relay.0.stdout.take().expect("stdout")),
+        &mut port,
+    )
+    .expect("the relay's port");
+    let to = format!("https://127.0.0.1:{}", port.trim());
+
+    // Trusted through --ca: every record arrives.
+    env.start_with("tls", &["-p", "E2E.Tls", "--mode", "real-time"]);
+    let mut forward = env.spawn(&["forward", "tls", "--to", &to, "--ca", &ca, "--json"]);
+    util::wait_until(Duration::from_secs(30), "the forwarder to attach", || {
+        env.session("tls").consumers == 1
+    });
+    env.emit("E2E.Tls", 20, &[]);
+    env.wait_events("tls", 20);
+    env.ok(&["stop", "tls"]);
+    let lines = forward.read_to_end(Duration::from_secs(60));
+    let report: serde_json::Value =
+        serde_json::from_str(&lines.join("\n")).expect("forward's JSON report");
+    assert_eq!(report["delivered"], 20, "{report}");
+    util::wait_until(
+        Duration::from_secs(30),
+        "the collector to print 20 records",
+        || printed_seqs(&collector.printed()).len() == 20,
+    );
+
+    // Without it the system's roots do not know the certificate: nothing
+    // is sent to a server that cannot prove who it is, and the reason says so.
+    env.start_with("untrusted", &["-p", "E2E.Untrusted", "--mode", "real-time"]);
+    let mut forward = env.spawn(&[
+        "forward",
+        "untrusted",
+        "--to",
+        &to,
+        "--json",
+        "--drain-timeout",
+        "1",
+    ]);
+    util::wait_until(Duration::from_secs(30), "the forwarder to attach", || {
+        env.session("untrusted").consumers == 1
+    });
+    env.emit("E2E.Untrusted", 5, &[]);
+    env.wait_events("untrusted", 5);
+    env.ok(&["stop", "untrusted"]);
+    let lines = forward.read_to_end(Duration::from_secs(60));
+    let report: serde_json::Value =
+        serde_json::from_str(&lines.join("\n")).expect("forward's JSON report");
+    assert_eq!(report["delivered"], 0, "{report}");
+    assert_eq!(report["lost"]["undeliverable"], 5, "{report}");
+    let why = report["last_error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_lowercase();
+    assert!(
+        why.contains("certificate") || why.contains("issuer"),
+        "{report}"
+    );
+    assert_eq!(
+        printed_seqs(&collector.printed()).len(),
+        20,
+        "nothing more arrived"
+    );
+}
+
+/// The TLS relay, stopped however the test ends.
+struct Relay(Child);
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        util::terminate(&mut self.0);
+    }
+}
+
+/// Runs openssl with `args`, asserting success.
+fn openssl(args: &[&str]) {
+    let ok = Command::new("openssl")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("run openssl")
+        .success();
+    assert!(ok, "openssl {args:?}");
 }
