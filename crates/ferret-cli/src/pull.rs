@@ -1,7 +1,6 @@
 //! `ferret pull`: brings a target's log file home through the target's
 //! bridge, so that `fmt` and `export` read it here.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -50,7 +49,6 @@ pub fn run(at: &Endpoint, a: PullArgs) -> Result<ExitCode> {
         .map_err(anyhow::Error::from)
         .and_then(|n| {
             file.sync_all()?;
-            file.flush()?;
             Ok(n)
         });
     let bytes = match copied {

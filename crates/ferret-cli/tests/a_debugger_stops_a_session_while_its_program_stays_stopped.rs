@@ -107,17 +107,8 @@ fn a_stop_from_the_debugger_completes_while_the_program_stays_stopped() {
             .spawn()
             .expect("debuggee"),
     );
-    let (tx, rx) = std::sync::mpsc::channel();
-    let stdout = program.0.stdout.take().expect("stdout");
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line == "ready" {
-                let _ = tx.send(());
-            }
-        }
-    });
-    rx.recv_timeout(Duration::from_secs(60))
-        .expect("the program wrote its events");
+    let rx = lines(program.0.stdout.take().expect("stdout"));
+    wait_line(&rx, |l| l == "ready");
     env.wait_events("web", 1000);
 
     // Attaching stops the program; the stop is asked of the daemon, which

@@ -97,6 +97,19 @@ impl Drop for Collector {
     }
 }
 
+/// Waits until the forwarder of session `name` is attached as its consumer.
+fn wait_attached(env: &util::Env, name: &str) {
+    util::wait_until(Duration::from_secs(30), "the forwarder to attach", || {
+        env.session(name).consumers == 1
+    });
+}
+
+/// The forwarder's JSON report, printed when its session ends.
+fn final_report(forward: &mut util::Background) -> serde_json::Value {
+    let lines = forward.read_to_end(Duration::from_secs(60));
+    serde_json::from_str(&lines.join("\n")).expect("forward's JSON report")
+}
+
 #[test]
 fn every_event_reaches_the_collector_with_its_fields_and_types() {
     let Some(rotel) = rotel() else { return };
@@ -105,15 +118,11 @@ fn every_event_reaches_the_collector_with_its_fields_and_types() {
     env.start_with("otlp", &["-p", "E2E.Otlp", "--mode", "real-time"]);
     let to = format!("http://127.0.0.1:{}", collector.port);
     let mut forward = env.spawn(&["forward", "otlp", "--to", &to, "--json"]);
-    util::wait_until(Duration::from_secs(30), "the forwarder to attach", || {
-        env.session("otlp").consumers == 1
-    });
+    wait_attached(&env, "otlp");
     env.emit("E2E.Otlp", 100, &["--level", "warning"]);
     env.wait_events("otlp", 100);
     env.ok(&["stop", "otlp"]);
-    let lines = forward.read_to_end(Duration::from_secs(60));
-    let report: serde_json::Value =
-        serde_json::from_str(&lines.join("\n")).expect("forward's JSON report");
+    let report = final_report(&mut forward);
     assert_eq!(report["events"], 100, "{report}");
     assert_eq!(report["delivered"], 100, "{report}");
     assert_eq!(report["lost"]["queue_full"], 0, "{report}");
@@ -169,9 +178,7 @@ fn a_collector_restarted_mid_session_gets_what_it_missed() {
     env.start_with("restart", &["-p", "E2E.Restart", "--mode", "real-time"]);
     let to = format!("http://127.0.0.1:{port}");
     let mut forward = env.spawn(&["forward", "restart", "--to", &to, "--json"]);
-    util::wait_until(Duration::from_secs(30), "the forwarder to attach", || {
-        env.session("restart").consumers == 1
-    });
+    wait_attached(&env, "restart");
     env.emit("E2E.Restart", 50, &[]);
     util::wait_until(
         Duration::from_secs(30),
@@ -190,9 +197,7 @@ fn a_collector_restarted_mid_session_gets_what_it_missed() {
         || printed_seqs(&second.printed()) == (0..50).collect::<Vec<u64>>(),
     );
     env.ok(&["stop", "restart"]);
-    let lines = forward.read_to_end(Duration::from_secs(60));
-    let report: serde_json::Value =
-        serde_json::from_str(&lines.join("\n")).expect("forward's JSON report");
+    let report = final_report(&mut forward);
     assert_eq!(report["delivered"], 100, "{report}");
     assert_eq!(report["lost"]["undeliverable"], 0, "{report}");
     assert!(forward.wait(Duration::from_secs(30)).success());
@@ -230,9 +235,7 @@ fn what_the_queue_cannot_hold_waits_in_the_spool_and_arrives_in_order() {
     let mut forward = env.spawn(&[
         "forward", "spooled", "--to", &to, "--json", "--queue", "1", "--spool", &spool_arg,
     ]);
-    util::wait_until(Duration::from_secs(30), "the forwarder to attach", || {
-        env.session("spooled").consumers == 1
-    });
+    wait_attached(&env, "spooled");
     // No collector yet: one request is retried, one waits in the queue and
     // the rest go to the spool.
     for i in 1..=3u64 {
@@ -249,9 +252,7 @@ fn what_the_queue_cannot_hold_waits_in_the_spool_and_arrives_in_order() {
         || printed_seqs(&collector.printed()).len() == 6000,
     );
     env.ok(&["stop", "spooled"]);
-    let lines = forward.read_to_end(Duration::from_secs(60));
-    let report: serde_json::Value =
-        serde_json::from_str(&lines.join("\n")).expect("forward's JSON report");
+    let report = final_report(&mut forward);
     assert_eq!(report["delivered"], 6000, "{report}");
     assert!(report["spooled"].as_u64().unwrap() > 0, "{report}");
     assert!(forward.wait(Duration::from_secs(30)).success());
@@ -302,17 +303,13 @@ fn past_the_spool_records_are_lost_exactly_as_counted() {
         "--drain-timeout",
         "1",
     ]);
-    util::wait_until(Duration::from_secs(30), "the forwarder to attach", || {
-        env.session("full").consumers == 1
-    });
+    wait_attached(&env, "full");
     for i in 1..=3u64 {
         env.emit("E2E.Full", 2000, &[]);
         env.wait_events("full", 2000 * i);
     }
     env.ok(&["stop", "full"]);
-    let lines = forward.read_to_end(Duration::from_secs(60));
-    let report: serde_json::Value =
-        serde_json::from_str(&lines.join("\n")).expect("forward's JSON report");
+    let report = final_report(&mut forward);
     let lost = &report["lost"];
     assert!(lost["spool_full"].as_u64().unwrap() > 0, "{report}");
     assert_eq!(
@@ -340,15 +337,11 @@ fn an_endpoint_with_no_collector_loses_every_record_counted() {
         "--drain-timeout",
         "1",
     ]);
-    util::wait_until(Duration::from_secs(30), "the forwarder to attach", || {
-        env.session("nowhere").consumers == 1
-    });
+    wait_attached(&env, "nowhere");
     env.emit("E2E.Nowhere", 10, &[]);
     env.wait_events("nowhere", 10);
     env.ok(&["stop", "nowhere"]);
-    let lines = forward.read_to_end(Duration::from_secs(60));
-    let report: serde_json::Value =
-        serde_json::from_str(&lines.join("\n")).expect("forward's JSON report");
+    let report = final_report(&mut forward);
     assert_eq!(report["delivered"], 0, "{report}");
     let lost = &report["lost"];
     let total = lost["queue_full"].as_u64().unwrap()
@@ -510,15 +503,11 @@ fn an_https_endpoint_is_trusted_through_the_given_ca_only() {
     // Trusted through --ca: every record arrives.
     env.start_with("tls", &["-p", "E2E.Tls", "--mode", "real-time"]);
     let mut forward = env.spawn(&["forward", "tls", "--to", &to, "--ca", &ca, "--json"]);
-    util::wait_until(Duration::from_secs(30), "the forwarder to attach", || {
-        env.session("tls").consumers == 1
-    });
+    wait_attached(&env, "tls");
     env.emit("E2E.Tls", 20, &[]);
     env.wait_events("tls", 20);
     env.ok(&["stop", "tls"]);
-    let lines = forward.read_to_end(Duration::from_secs(60));
-    let report: serde_json::Value =
-        serde_json::from_str(&lines.join("\n")).expect("forward's JSON report");
+    let report = final_report(&mut forward);
     assert_eq!(report["delivered"], 20, "{report}");
     util::wait_until(
         Duration::from_secs(30),
@@ -538,15 +527,11 @@ fn an_https_endpoint_is_trusted_through_the_given_ca_only() {
         "--drain-timeout",
         "1",
     ]);
-    util::wait_until(Duration::from_secs(30), "the forwarder to attach", || {
-        env.session("untrusted").consumers == 1
-    });
+    wait_attached(&env, "untrusted");
     env.emit("E2E.Untrusted", 5, &[]);
     env.wait_events("untrusted", 5);
     env.ok(&["stop", "untrusted"]);
-    let lines = forward.read_to_end(Duration::from_secs(60));
-    let report: serde_json::Value =
-        serde_json::from_str(&lines.join("\n")).expect("forward's JSON report");
+    let report = final_report(&mut forward);
     assert_eq!(report["delivered"], 0, "{report}");
     assert_eq!(report["lost"]["undeliverable"], 5, "{report}");
     let why = report["last_error"]

@@ -12,7 +12,7 @@
 
 use std::fmt;
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::AsFd;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -447,9 +447,10 @@ impl Link {
 
 impl Drop for Link {
     fn drop(&mut self) {
-        // The last handle reaps ssh, which exits once its input closes.
+        // The last handle ends ssh and reaps it; the bridge on the target
+        // then sees its input close, and the daemon the controller's
+        // connection close, as for a local controller.
         if Arc::strong_count(&self.child) == 1 {
-            drop(self.input.lock().map(|mut w| w.flush()));
             if let Ok(mut c) = self.child.lock() {
                 let _ = c.kill();
                 let _ = c.wait();
@@ -543,13 +544,11 @@ pub fn bridge(
         };
         match frame {
             (PACKET, bytes) => {
-                let fds: Vec<OwnedFd> = Vec::new();
                 let opened = pending.take();
                 let sent = match opened.as_ref().and_then(|o| o.fd()) {
                     Some(fd) => to_daemon.send_bytes(&bytes, &[fd]),
                     None => to_daemon.send_bytes(&bytes, &[]),
                 };
-                drop(fds);
                 if let Some(o) = opened {
                     *armed.lock().unwrap_or_else(|p| p.into_inner()) = Some(o);
                 }

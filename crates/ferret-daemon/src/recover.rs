@@ -209,13 +209,9 @@ impl RegionImage {
     /// sequential log of a session called `dump-PID`.
     pub fn write(&self, out: &File) -> Result<Recovered, RecoverError> {
         let pid = self.region.shm.pid;
-        let regions = BTreeMap::from([(1u64, self.region_ref())]);
+        let regions = BTreeMap::from([(1u64, &self.region)]);
         let name = format!("dump-{pid}");
         write_log_of(&regions, 0, self.clock, &name, out)
-    }
-
-    fn region_ref(&self) -> &Region {
-        &self.region
     }
 }
 
